@@ -1,0 +1,1 @@
+"""Management plane: registry, configs, logs, supervision. Never imports flask, ccxt or strategies."""

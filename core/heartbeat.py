@@ -1,0 +1,35 @@
+"""The heartbeat protocol: the bot touches a file every loop; the supervisor reads its mtime.
+
+A file's mtime costs the bot one syscall per loop and works for any program in any language,
+so a supervised program opts in to hang detection simply by touching $LOG_DIR/heartbeat.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def beat(path: Path) -> None:
+    """Record that the loop turned just now."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+
+def last_beat(path: Path) -> float | None:
+    """Wall-clock time of the last beat, or None if the bot never beat."""
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def age(path: Path, since: float | None = None) -> float | None:
+    """Seconds since the last beat; None if there was none (at or after `since`, if given)."""
+    ts = last_beat(path)
+    if ts is None or (since is not None and ts < since):
+        return None
+    return max(0.0, time.time() - ts)

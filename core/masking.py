@@ -1,0 +1,43 @@
+"""Secret masking: no API key or secret is ever printed in full, anywhere."""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+SECRET_KEY_RE = re.compile(r"(key|secret|password|passphrase|token|private)", re.IGNORECASE)
+
+
+def mask(value: Any) -> str:
+    """'abcdef123456' -> '****3456'; short or empty values reveal nothing."""
+    text = "" if value is None else str(value)
+    if not text:
+        return ""
+    return "****" + (text[-4:] if len(text) >= 12 else "")
+
+
+def mask_config(obj: Any) -> Any:
+    """A deep copy of a config with every secret-looking field masked."""
+    if isinstance(obj, dict):
+        return {
+            k: (mask(v) if SECRET_KEY_RE.search(str(k)) and isinstance(v, (str, int)) and v != "" else mask_config(v))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [mask_config(v) for v in obj]
+    return obj
+
+
+class Masker:
+    """Replaces known secret values inside free text (log lines, error messages)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for s in self._secrets:
+            if s in text:
+                text = text.replace(s, mask(s))
+        return text
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)

@@ -1,0 +1,85 @@
+"""Where things live.
+
+Code paths (run.py, the interpreter) resolve against the repository; runtime paths (config/,
+logs/, database/) resolve against the project home, so tests and several fleets stay apart.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOME_ENV = "GRIDBOT_HOME"
+INSTANCE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+# The environment contract between a supervisor and the bot it runs.
+ENV_INSTANCE_ID = "INSTANCE_ID"
+ENV_DB_PATH = "DB_PATH"
+ENV_WEB_PORT = "WEB_PORT"
+ENV_LOG_DIR = "LOG_DIR"
+ENV_API_KEY = "EXCHANGE_API_KEY"
+ENV_SECRET_KEY = "EXCHANGE_SECRET_KEY"
+
+
+def project_home(explicit: str | os.PathLike | None = None) -> Path:
+    """--home beats GRIDBOT_HOME beats the repository root."""
+    chosen = explicit or os.environ.get(HOME_ENV) or REPO_ROOT
+    return Path(chosen).expanduser().resolve()
+
+
+def resolve_runtime(home: Path, value: str | os.PathLike) -> Path:
+    """A runtime path (log_dir, db_path, a config named relative) against the home."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (home / p)
+
+
+def resolve_code(value: str | os.PathLike) -> Path:
+    """A code path (script_path) against the repository."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (REPO_ROOT / p)
+
+
+def registry_path(home: Path) -> Path:
+    return home / "logs" / "instances.json"
+
+
+@dataclass(frozen=True)
+class InstancePaths:
+    """Every file one instance owns inside its log directory."""
+
+    instance_id: str
+    log_dir: Path
+
+    @classmethod
+    def for_instance(cls, home: Path, instance_id: str, log_dir: str | os.PathLike | None = None) -> "InstancePaths":
+        chosen = log_dir if log_dir else Path("logs") / instance_id
+        return cls(instance_id, resolve_runtime(home, chosen))
+
+    @property
+    def daemon_pid(self) -> Path:
+        return self.log_dir / "daemon.pid"
+
+    @property
+    def bot_pid(self) -> Path:
+        return self.log_dir / "bot.pid"
+
+    @property
+    def heartbeat(self) -> Path:
+        """Touched by the bot every loop; its mtime is the heartbeat."""
+        return self.log_dir / "heartbeat"
+
+    @property
+    def web_port_file(self) -> Path:
+        """Written by the bot with the port its page really bound."""
+        return self.log_dir / "web.port"
+
+    @property
+    def web_token(self) -> Path:
+        """The bearer token for the page's write API (mode 0600)."""
+        return self.log_dir / "web.token"
+
+    def dated_dir(self, day: date | None = None) -> Path:
+        return self.log_dir / (day or date.today()).isoformat()

@@ -1,0 +1,189 @@
+"""The exchange interface every bot trades through.
+
+Strategies see only this module's types, so the paper exchange and a real one (through ccxt) are
+interchangeable. Prices and quantities are floats already rounded to the market's tick and step.
+Times are milliseconds since the epoch. Sides are 'buy' and 'sell'. A position's qty is signed:
+positive long, negative short.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Sequence
+
+
+# ---- errors: each one has a defined reaction in the bot -------------------------------------
+class ExchangeError(Exception):
+    """Anything the exchange refused or failed to do."""
+
+
+class AuthenticationError(ExchangeError):
+    """Bad or missing keys: retrying cannot help, the bot stops with a clear message."""
+
+
+class InsufficientMargin(ExchangeError):
+    """Not enough margin for this order: skip the level."""
+
+
+class InvalidOrder(ExchangeError):
+    """Price or quantity the market refuses (tick, step, minimum, price band): skip the level."""
+
+
+class PostOnlyRejected(InvalidOrder):
+    """A postOnly order that would have crossed the book: retry next loop at the same level."""
+
+
+class OrderNotFound(ExchangeError):
+    """Cancel or query of an order the exchange does not know (already filled or cancelled)."""
+
+
+class RateLimited(ExchangeError):
+    """HTTP 429 or the shared budget is spent: wait `retry_after` seconds, then go on."""
+
+    def __init__(self, message: str = "rate limited", retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ExchangeUnavailable(ExchangeError):
+    """Timeout, network loss, 5xx: retry with backoff, never crash-loop."""
+
+
+# ---- data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Market:
+    symbol: str                 # as the user writes it, e.g. SOL_USDC_PERP
+    base: str
+    quote: str
+    tick_size: float
+    step_size: float
+    min_qty: float
+    maker_fee: float = 0.0002
+    taker_fee: float = 0.0005
+
+
+@dataclass(frozen=True)
+class Ticker:
+    symbol: str
+    last: float
+    bid: float
+    ask: float
+    timestamp: int
+
+
+@dataclass
+class Order:
+    id: str
+    symbol: str
+    side: str                   # 'buy' | 'sell'
+    type: str                   # 'limit' | 'market'
+    price: float                # limit price; average fill price for market orders
+    qty: float
+    filled_qty: float = 0.0
+    status: str = "open"        # 'open' | 'filled' | 'canceled' | 'rejected'
+    client_id: int | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    timestamp: int = 0
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.qty - self.filled_qty)
+
+
+@dataclass(frozen=True)
+class Fill:
+    trade_id: str               # unique per exchange: a replay never counts twice
+    order_id: str
+    symbol: str
+    side: str
+    price: float
+    qty: float
+    fee: float                  # in quote currency, positive = paid
+    is_maker: bool
+    timestamp: int
+    client_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    qty: float = 0.0            # signed
+    entry_price: float = 0.0
+    unrealized_pnl: float = 0.0
+    realized_pnl: float = 0.0
+
+
+@dataclass(frozen=True)
+class Balance:
+    asset: str
+    total: float
+    free: float
+    used: float = 0.0
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """One order of a batch; `type` 'limit' needs a price."""
+
+    symbol: str
+    side: str
+    qty: float
+    price: float | None = None
+    type: str = "limit"
+    post_only: bool = True
+    reduce_only: bool = False
+    client_id: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# ---- the interface ---------------------------------------------------------------------------
+class Exchange(abc.ABC):
+    """One account on one venue. Implementations: paper (default) and ccxt."""
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    def market(self, symbol: str) -> Market: ...
+
+    @abc.abstractmethod
+    def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    @abc.abstractmethod
+    def place_order(self, request: OrderRequest) -> Order:
+        """Place one limit or market order; raises the errors above."""
+
+    def place_orders(self, requests: Sequence[OrderRequest]) -> list[Order | ExchangeError]:
+        """Batch placement where the venue has it; one result (order or error) per request."""
+        results: list[Order | ExchangeError] = []
+        for req in requests:
+            try:
+                results.append(self.place_order(req))
+            except (InvalidOrder, InsufficientMargin) as exc:
+                results.append(exc)
+        return results
+
+    @abc.abstractmethod
+    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
+        """Cancel by exchange id or client id; OrderNotFound if it is already gone."""
+
+    @abc.abstractmethod
+    def cancel_all_orders(self, symbol: str) -> int:
+        """Cancel every open order of this symbol; returns how many."""
+
+    @abc.abstractmethod
+    def fetch_open_orders(self, symbol: str) -> list[Order]: ...
+
+    @abc.abstractmethod
+    def fetch_position(self, symbol: str) -> Position: ...
+
+    @abc.abstractmethod
+    def fetch_balance(self) -> Balance:
+        """The margin (quote) asset."""
+
+    @abc.abstractmethod
+    def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
+        """Fills at or after `since_ms`, oldest first."""
+
+    def close(self) -> None:
+        """Release connections and files."""
