@@ -1,0 +1,393 @@
+"""ConfigManager: load an instance config, expand ${VAR}, validate, fill defaults.
+
+A mistake in a config must be caught before anything starts, so every problem is collected and
+reported at once, each naming the field path, the bad value and the rule. The JSON Schema in
+config/schema/instance.schema.json is the published contract (editors check configs with it);
+the rules a schema cannot express (lower < upper, ...) live here. jsonschema and python-dotenv
+are imported only when a config is really loaded, so `list`/`status` stay fast.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from core.masking import SECRET_KEY_RE, Masker, mask_config
+from core.paths import INSTANCE_ID_RE, REPO_ROOT, resolve_code, resolve_runtime
+
+SCHEMA_PATH = REPO_ROOT / "config" / "schema" / "instance.schema.json"
+SECTIONS = ("metadata", "daemon_config", "exchange_config", "strategy_config")
+VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+ID_RULE = "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ (letters, digits, '_', '.', '-'; it names directories)"
+
+# Legacy flat format: the run.py flags of `bot_args` that describe the instance.
+LEGACY_META_FLAGS = {"--exchange": "exchange", "--symbol": "symbol", "--strategy": "strategy"}
+LEGACY_STRATEGY_FLAGS = {
+    "--grid-lower": ("grid_lower_price", float), "--grid-upper": ("grid_upper_price", float),
+    "--grid-num": ("grid_num", int), "--max-position": ("max_position", float),
+    "--quantity": ("quantity", float), "--duration": ("duration", float),
+    "--interval": ("interval", float), "--grid-mode": ("grid_mode", str),
+    "--grid-type": ("grid_type", str), "--stop-loss": ("stop_loss", float),
+    "--take-profit": ("take_profit", float), "--boundary-action": ("boundary_action", str),
+}
+API_KEY_FIELDS = ("api_key", "apiKey", "key")
+SECRET_FIELDS = ("secret_key", "secret", "api_secret", "private_key", "privateKey")
+
+
+class ConfigError(Exception):
+    """Every problem found in one config; str() lists them one per line."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+@dataclass
+class InstanceConfig:
+    """A loaded, expanded, validated config with every default filled."""
+
+    instance_id: str
+    source_path: Path
+    legacy: bool
+    metadata: dict
+    daemon: dict
+    exchange: dict
+    strategy: dict
+    used_vars: dict[str, str] = field(default_factory=dict)
+
+    def secrets(self) -> list[str]:
+        """Secret strings of this config, for core.masking.Masker."""
+        found = [str(v) for k, v in self.exchange.items() if SECRET_KEY_RE.search(k) and v not in (None, "")]
+        found += [v for k, v in self.daemon.get("environment", {}).items() if SECRET_KEY_RE.search(k) and v]
+        found += [v for k, v in self.used_vars.items() if SECRET_KEY_RE.search(k) and v]
+        return sorted(set(found))
+
+    def as_dict(self) -> dict:
+        return {"metadata": self.metadata, "daemon_config": self.daemon,
+                "exchange_config": self.exchange, "strategy_config": self.strategy}
+
+    def masked(self) -> dict:
+        """The whole config with secrets masked: safe for status, info and error output."""
+        masker = Masker(self.secrets())
+        return json.loads(masker(json.dumps(mask_config(self.as_dict()))))
+
+    @property
+    def api_key(self) -> str | None:
+        return _first(self.exchange, API_KEY_FIELDS)
+
+    @property
+    def secret_key(self) -> str | None:
+        return _first(self.exchange, SECRET_FIELDS)
+
+    @property
+    def account(self) -> str | None:
+        """Fingerprint of exchange + API key (never the key); None for paper, whose account is its db."""
+        if self.metadata["exchange"] == "paper" or not self.api_key:
+            return None
+        return hashlib.sha256(f"{self.metadata['exchange']}:{self.api_key}".encode()).hexdigest()[:16]
+
+    def bot_argv(self) -> list[str]:
+        """The command the supervisor runs: python script --config /abs/config [bot_args]."""
+        return [self.daemon["python_path"], self.daemon["script_path"], "--config", str(self.source_path),
+                *self.daemon.get("bot_args", [])]
+
+
+def _first(d: Mapping, keys: tuple[str, ...]) -> str | None:
+    for k in keys:
+        if d.get(k):
+            return str(d[k])
+    return None
+
+
+class ConfigManager:
+    """Configs of one project home: load/validate, and the templates/active/archived dirs."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.templates_dir = self.home / "config" / "templates"
+        self.active_dir = self.home / "config" / "active"
+        self.archived_dir = self.home / "config" / "archived"
+        self._dotenv: dict[str, str] | None = None
+
+    # -- loading ---------------------------------------------------------------------------
+    def resolve_path(self, path: str | os.PathLike) -> Path:
+        """A config named relative resolves against the home, or against the cwd if it exists there."""
+        p = Path(path).expanduser()
+        if not p.is_absolute() and not (self.home / p).exists() and p.exists():
+            return p.resolve()
+        return resolve_runtime(self.home, p).resolve()
+
+    def read_json(self, path: str | os.PathLike) -> dict:
+        source = self.resolve_path(path)
+        try:
+            text = source.read_text()
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read config file ({exc.strerror or exc})"]) from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError([f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
+        if not isinstance(doc, dict):
+            raise ConfigError([f"{path}: the config must be a JSON object, got {type(doc).__name__}"])
+        return doc
+
+    def instance_id_of(self, path: str | os.PathLike, instance_id: str | None = None) -> str:
+        """The instance id a config names, without expanding or validating it (for stop/status)."""
+        if instance_id:
+            return instance_id
+        doc = self.read_json(path)
+        meta = doc.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("instance_id"), str) and meta["instance_id"]:
+            return meta["instance_id"]
+        return self.resolve_path(path).stem
+
+    def load(self, path: str | os.PathLike, instance_id: str | None = None) -> InstanceConfig:
+        """Read, expand, validate and complete one config; raise ConfigError listing every problem."""
+        source = self.resolve_path(path)
+        raw = self.read_json(path)
+        legacy = is_legacy(raw)
+        doc = legacy_to_sections(raw) if legacy else raw
+        errors: list[str] = []
+        used: dict[str, str] = {}
+        doc = self._expand(doc, "", errors, used)
+        errors += schema_errors(doc)
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        iid, id_errors = _choose_instance_id(instance_id, meta, source)
+        errors += id_errors
+        strategy = doc.get("strategy_config") if isinstance(doc.get("strategy_config"), dict) else {}
+        errors += strategy_rules(strategy)
+        if errors:
+            masker = Masker(_secret_values(doc) + [v for k, v in used.items() if SECRET_KEY_RE.search(k)])
+            raise ConfigError([masker(e) for e in _unique(errors)])
+        schema = load_schema()
+        cfg = InstanceConfig(
+            instance_id=iid, source_path=source, legacy=legacy,
+            metadata={**_defaults(schema, "metadata"), **meta, "instance_id": iid, "name": meta.get("name", iid)},
+            daemon=self._daemon_defaults(doc.get("daemon_config", {}), iid, schema),
+            exchange=dict(doc.get("exchange_config") or {}),
+            strategy={**_defaults(schema, "strategy_config"), **strategy},
+            used_vars=used,
+        )
+        return cfg
+
+    def validate_strategy_config(self, d: dict) -> list[str]:
+        """The same rules as load(), for run.py after its CLI flags overrode the config."""
+        return _unique(schema_errors({"strategy_config": d}, section="strategy_config") + strategy_rules(d))
+
+    def _daemon_defaults(self, daemon: dict, iid: str, schema: dict) -> dict:
+        out = {**_defaults(schema, "daemon_config"), **copy.deepcopy(daemon)}
+        out["python_path"] = str(resolve_code(daemon["python_path"])) if daemon.get("python_path") else sys.executable
+        out["script_path"] = str(resolve_code(daemon.get("script_path") or "run.py"))
+        out["working_dir"] = str(resolve_runtime(self.home, daemon.get("working_dir") or "."))
+        out["log_dir"] = str(resolve_runtime(self.home, daemon.get("log_dir") or f"logs/{iid}"))
+        out["db_path"] = str(resolve_runtime(self.home, daemon.get("db_path") or f"database/{iid}.db"))
+        out.setdefault("web_port", None)
+        return out
+
+    # -- ${VAR} expansion ----------------------------------------------------------------------
+    def env_values(self) -> dict[str, str]:
+        """os.environ over the home's .env, read without loading .env into os.environ."""
+        if self._dotenv is None:
+            env_file = self.home / ".env"
+            if env_file.is_file():
+                from dotenv import dotenv_values
+                self._dotenv = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+            else:
+                self._dotenv = {}
+        return {**self._dotenv, **os.environ}
+
+    def _expand(self, obj: Any, where: str, errors: list[str], used: dict[str, str]) -> Any:
+        if isinstance(obj, dict):
+            return {k: self._expand(v, f"{where}.{k}" if where else str(k), errors, used) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self._expand(v, f"{where}[{i}]", errors, used) for i, v in enumerate(obj)]
+        if not isinstance(obj, str) or "${" not in obj:
+            return obj
+        env = self.env_values()
+
+        def sub(m: re.Match) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                used[name] = env[name]
+                return env[name]
+            if default is not None:
+                return default
+            errors.append(f"{where}: environment variable ${{{name}}} is not set (in the environment or {self.home / '.env'})")
+            return ""
+
+        return VAR_RE.sub(sub, obj)
+
+    # -- templates / active / archived ---------------------------------------------------------
+    def list_active(self) -> list[Path]:
+        return sorted(self.active_dir.glob("*.json"))
+
+    def list_templates(self) -> list[Path]:
+        return sorted(self.templates_dir.glob("*.json"))
+
+    def find_active(self, instance_id: str) -> Path | None:
+        """The active config of an instance: by file name first, then by metadata.instance_id."""
+        direct = self.active_dir / f"{instance_id}.json"
+        if direct.is_file():
+            return direct
+        for p in self.list_active():
+            try:
+                if self.instance_id_of(p) == instance_id:
+                    return p
+            except ConfigError:
+                continue
+        return None
+
+    def archive(self, instance_id: str) -> Path:
+        """Move config/active/<id>.json to config/archived/<id>-<timestamp>.json (kept, not deleted)."""
+        src = self.find_active(instance_id)
+        if src is None:
+            raise ConfigError([f"instance_id: {instance_id!r} has no config in {self.active_dir}"])
+        self.archived_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.archived_dir / f"{src.stem}-{datetime.now():%Y%m%dT%H%M%S}.json"
+        shutil.move(str(src), dest)
+        return dest
+
+    def create_from_template(self, template: str, instance_id: str, overrides: dict | None = None) -> Path:
+        """Copy a template to config/active/<id>.json with the id set; validated before it is written."""
+        if not INSTANCE_ID_RE.match(instance_id):
+            raise ConfigError([f"instance_id: {instance_id!r} {ID_RULE}"])
+        src = self.templates_dir / (template if template.endswith(".json") else f"{template}.json")
+        doc = self.read_json(src)
+        doc.setdefault("metadata", {})["instance_id"] = instance_id
+        for section, values in (overrides or {}).items():
+            doc.setdefault(section, {}).update(values)
+        dest = self.active_dir / f"{instance_id}.json"
+        if dest.exists():
+            raise ConfigError([f"instance_id: {instance_id!r} already has a config at {dest}"])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        try:
+            self.load(tmp, instance_id=instance_id)
+        except ConfigError:
+            tmp.unlink()
+            raise
+        os.replace(tmp, dest)
+        return dest
+
+
+# -- validation helpers (module level so run.py and tests can use them alone) -------------------
+_SCHEMA: dict | None = None
+
+
+def load_schema() -> dict:
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = json.loads(SCHEMA_PATH.read_text())
+    return _SCHEMA
+
+
+def _defaults(schema: dict, section: str) -> dict:
+    props = schema["properties"][section]["properties"]
+    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+
+
+def schema_errors(doc: dict, section: str | None = None) -> list[str]:
+    """JSON Schema errors as 'path: value rule' lines (jsonschema imported here, lazily)."""
+    from jsonschema import Draft202012Validator
+
+    schema = load_schema()
+    if section:
+        schema = {"type": "object", "properties": {section: schema["properties"][section]}}
+    out = []
+    for err in sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        out.append(f"{where}: {_describe(err)}")
+    return out
+
+
+def _describe(err) -> str:
+    """A readable rule for one jsonschema error, including the bad value."""
+    v, rule = err.instance, err.validator_value
+    shown = json.dumps(v) if not isinstance(v, (dict, list)) else type(v).__name__
+    if err.validator == "required":
+        return err.message.replace("is a required property", "is required (missing)")
+    if err.validator == "enum":
+        return f"{shown} is not one of {', '.join(map(str, rule))}"
+    if err.validator == "additionalProperties":
+        return err.message
+    if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        word = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[err.validator]
+        return f"{shown} must be {word} {rule}"
+    if err.validator == "type":
+        return f"{shown} must be of type {rule if isinstance(rule, str) else ' or '.join(rule)}"
+    if err.validator == "pattern":
+        return f"{shown} must match {rule}"
+    return f"{shown}: {err.message}"
+
+
+def strategy_rules(s: dict) -> list[str]:
+    """What the schema cannot say about a grid."""
+    out = []
+    lo, hi = s.get("grid_lower_price"), s.get("grid_upper_price")
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (lo, hi))
+    if not s.get("auto_price"):
+        for name, value in (("grid_lower_price", lo), ("grid_upper_price", hi)):
+            if value is None:
+                out.append(f"strategy_config.{name}: is required (missing) unless auto_price is true")
+    if numeric and lo >= hi:
+        out.append(f"strategy_config.grid_lower_price: {lo} must be below grid_upper_price ({hi})")
+    q, mp = s.get("quantity"), s.get("max_position")
+    if isinstance(q, (int, float)) and isinstance(mp, (int, float)) and q > mp:
+        out.append(f"strategy_config.quantity: {q} must not exceed max_position ({mp})")
+    return out
+
+
+def is_legacy(doc: dict) -> bool:
+    """The old single-bot format: flat daemon keys and `bot_args`, no sections."""
+    return not any(k in doc for k in SECTIONS)
+
+
+def legacy_to_sections(doc: dict) -> dict:
+    """Rebuild the sections of a legacy flat config from its keys and its run.py flags."""
+    args = doc.get("bot_args") or []
+    meta: dict[str, Any] = {}
+    strategy: dict[str, Any] = {}
+    pairs = list(zip(args, args[1:])) if isinstance(args, list) else []
+    for flag, value in pairs:
+        if flag in LEGACY_META_FLAGS:
+            meta[LEGACY_META_FLAGS[flag]] = value
+        elif flag in LEGACY_STRATEGY_FLAGS:
+            name, kind = LEGACY_STRATEGY_FLAGS[flag]
+            try:
+                strategy[name] = kind(value)
+            except ValueError:
+                strategy[name] = value  # reported by the schema with the flag's value
+    meta.setdefault("exchange", "paper")
+    for key in ("instance_id", "name", "symbol"):
+        if key in doc:
+            meta[key] = doc[key]
+    daemon = {k: v for k, v in doc.items() if k not in ("instance_id", "name", "symbol", "$schema")}
+    return {"metadata": meta, "daemon_config": daemon, "exchange_config": {}, "strategy_config": strategy}
+
+
+def _choose_instance_id(flag: str | None, meta: dict, source: Path) -> tuple[str, list[str]]:
+    """flag > metadata.instance_id > file stem; the schema already checked metadata's own."""
+    if flag:
+        return flag, ([] if INSTANCE_ID_RE.match(flag) else [f"--instance-id: {flag!r} {ID_RULE}"])
+    if isinstance(meta.get("instance_id"), str) and meta["instance_id"]:
+        return meta["instance_id"], []
+    stem = source.stem
+    return stem, ([] if INSTANCE_ID_RE.match(stem) else [f"instance_id (from file name): {stem!r} {ID_RULE}"])
+
+
+def _secret_values(doc: dict) -> list[str]:
+    ex = doc.get("exchange_config")
+    return [str(v) for k, v in ex.items() if SECRET_KEY_RE.search(k) and v] if isinstance(ex, dict) else []
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
