@@ -1,0 +1,198 @@
+"""The page of one bot: dashboard, JSON API, grid adjustment, health and metrics.
+
+Served from the bot process by `start_web`, on a Werkzeug threaded server in a daemon thread, so
+the page dies with its bot and never reports on anything but this bot's own runtime.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_socketio import SocketIO
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import make_server
+
+from core.paths import InstancePaths, project_home, registry_path
+from core.web_token import ensure_token
+from web.binding import bind_first_free, choose_host, write_port_file
+from web.events import EventRelay
+from web.metrics import CONTENT_TYPE, render
+from web.validation import BadRequest, parse_adjustment, parse_limit
+
+log = logging.getLogger(__name__)
+
+STALE_ENV = "WEB_STALE_AFTER"
+# The supervisor's default heartbeat_timeout: past it the bot is hung for everyone.
+DEFAULT_STALE_AFTER = 60.0
+MAX_FILLS = 1000
+MAX_PNL_POINTS = 5000
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+def _finite(value: Any) -> float | None:
+    """JSON has no Infinity: an unknown age is null."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def stale_after_from_env() -> float:
+    """How old the last loop may be before /health says 503 (WEB_STALE_AFTER seconds)."""
+    raw = os.environ.get(STALE_ENV)
+    if not raw:
+        return DEFAULT_STALE_AFTER
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{STALE_ENV}={raw!r} must be a positive number of seconds")
+    return value
+
+
+def restart_count(instance_id: str) -> int | None:
+    """The supervisor's restart count for this instance, if a registry records it."""
+    try:
+        record = json.loads(registry_path(project_home()).read_text()).get(instance_id) or {}
+        return int(record["restart_count"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def bearer_ok(header: str | None, token: str) -> bool:
+    """Constant-time check of `Authorization: Bearer <token>`."""
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTER) -> tuple[Flask, SocketIO]:
+    """The Flask app and its Socket.IO server around one BotRuntime (docs/internals.md)."""
+    here = Path(__file__).resolve().parent
+    app = Flask(__name__, template_folder=str(here / "templates"), static_folder=str(here / "static"))
+    app.config["MAX_CONTENT_LENGTH"] = 4096
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the snapshot's own order
+    # cors_allowed_origins=None: engine.io accepts only the origin matching the Host header, i.e. the
+    # page's own origin, whatever local port an SSH tunnel maps it to.
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None, logger=False, engineio_logger=False)
+
+    def error(status: int, message: str) -> tuple[Response, int]:
+        return jsonify(error=message), status
+
+    @app.after_request
+    def headers(resp: Response) -> Response:
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        if request.path.startswith("/api/") or request.path in ("/health", "/metrics"):
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        return error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(BadRequest)
+    def bad_request(exc: BadRequest) -> tuple[Response, int]:
+        return error(400, str(exc))
+
+    @app.get("/")
+    def index() -> str:
+        snap = runtime.snapshot()
+        return render_template("index.html", instance_id=runtime.instance_id, symbol=snap.get("symbol", ""))
+
+    @app.get("/health")
+    def health() -> tuple[Response, int]:
+        age = _finite(runtime.loop_age())
+        fresh = age is not None and age <= stale_after
+        body = {"status": "ok" if fresh else "stale", "instance_id": runtime.instance_id,
+                "uptime_s": round(time.time() - runtime.started_at, 3),
+                "loop_age_s": None if age is None else round(age, 3), "stale_after_s": stale_after}
+        return jsonify(body), 200 if fresh else 503
+
+    @app.get("/api/status")
+    def status() -> Response:
+        return jsonify(runtime.snapshot())
+
+    @app.get("/api/orders")
+    def orders() -> Response:
+        return jsonify(runtime.open_orders())
+
+    @app.get("/api/fills")
+    def fills() -> Response:
+        return jsonify(runtime.recent_fills(parse_limit(request.args.get("limit"), 50, MAX_FILLS)))
+
+    @app.get("/api/pnl")
+    def pnl() -> Response:
+        return jsonify(runtime.pnl_history(parse_limit(request.args.get("limit"), 500, MAX_PNL_POINTS)))
+
+    @app.post("/api/grid/adjust")
+    def adjust() -> Response | tuple[Response, int]:
+        if not bearer_ok(request.headers.get("Authorization"), token):
+            resp, code = error(401, "missing or wrong token: send Authorization: Bearer <token> "
+                                    "(shown by `daemon_manager.py info ID`)")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="gridbot"'
+            return resp, code
+        body = request.get_json(silent=True)
+        if body is None:
+            raise BadRequest("body must be JSON (Content-Type: application/json), e.g. "
+                             '{"grid_lower_price": 140, "grid_upper_price": 160}')
+        snap = runtime.snapshot()
+        grid = snap.get("grid") or {}
+        lower, upper = parse_adjustment(body, float(grid["lower"]), float(grid["upper"]), _finite(snap.get("price")))
+        try:
+            new_grid = runtime.adjust_grid(lower, upper)
+        except ValueError as exc:
+            raise BadRequest(f"rejected by the strategy: {exc}") from None
+        log.info("web: grid adjusted to %s..%s", new_grid.get("lower"), new_grid.get("upper"))
+        return jsonify(ok=True, grid=new_grid)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        text = render(runtime.snapshot(), _finite(runtime.loop_age()) or float("inf"), restart_count(runtime.instance_id))
+        return Response(text, content_type=CONTENT_TYPE)
+
+    return app, socketio
+
+
+def _live_status(runtime: Any) -> dict:
+    """What a status_update carries: the /api/status body plus when it was taken."""
+    snap = dict(runtime.snapshot())
+    snap["ts"] = time.time()
+    snap["loop_age_s"] = _finite(runtime.loop_age())
+    return snap
+
+
+def start_web(runtime: Any, host: str | None, port: int, paths: InstancePaths) -> int:
+    """Serve the page of `runtime` in a daemon thread; return the port actually bound.
+
+    `host` None means WEB_HOST, else 127.0.0.1. A port held by a stranger moves the page to the
+    next free one; the bound port is written to web.port for the supervisor to show.
+    """
+    token = ensure_token(paths.web_token)
+    app, socketio = create_app(runtime, token, stale_after_from_env())
+    host = choose_host(host)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per poll
+    sock = bind_first_free(host, port)
+    try:
+        server = make_server(host, sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+    finally:
+        sock.close()  # the server holds its own duplicate of the descriptor
+    bound = int(server.port)
+    relay = EventRelay(socketio.emit, lambda: _live_status(runtime))
+    runtime.subscribe(relay.on_event)
+    threading.Thread(target=relay.run, name="web-events", daemon=True).start()
+    threading.Thread(target=server.serve_forever, name="web-server", daemon=True).start()
+    write_port_file(paths.web_port_file, bound)
+    print(f"web page of {runtime.instance_id}: http://{host}:{bound}/", flush=True)
+    return bound

@@ -1,0 +1,317 @@
+/* Live page of one grid bot: fetches the JSON API, then follows Socket.IO events.
+   After a dropped connection it refetches everything on reconnect, so nothing is missed. */
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const instance = document.body.dataset.instance;
+  const tokenKey = "gridbot-token:" + instance;
+  const MAX_POINTS = 3000;
+
+  const state = { snap: null, series: [], fills: [], orders: [], lastUpdate: 0, decimals: 2, seenFills: new Set() };
+
+  /* ---------- formatting ---------- */
+  const fmt = (v, d) => (v === null || v === undefined || !isFinite(v)) ? "—"
+    : Number(v).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+  const price = (v) => fmt(v, state.decimals);
+  const money = (v) => (v > 0 ? "+" : "") + fmt(v, 2);
+  const qty = (v) => (v === null || v === undefined) ? "—" : String(+Number(v).toFixed(6));
+  const signClass = (el, v) => { el.classList.toggle("pos", v > 0); el.classList.toggle("neg", v < 0); };
+  const clock = (ts) => new Date(ts * 1000).toLocaleTimeString("en-GB", { hour12: false });
+  function duration(s) {
+    if (s === null || s === undefined || !isFinite(s)) return "—";
+    s = Math.max(0, Math.floor(s));
+    const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    if (d) return d + "d " + h + "h";
+    if (h) return h + "h " + m + "m";
+    if (m) return m + "m " + (s % 60) + "s";
+    return s + "s";
+  }
+  function decimalsFor(grid) {
+    const levels = (grid && grid.levels) || [];
+    const step = levels.length > 1 ? Math.abs(levels[1] - levels[0]) : (grid ? (grid.upper - grid.lower) / Math.max(1, grid.num) : 1);
+    return Math.min(6, Math.max(2, Math.ceil(-Math.log10(step || 1)) + 1));
+  }
+
+  /* ---------- data ---------- */
+  async function getJSON(path) {
+    const r = await fetch(path, { cache: "no-store" });
+    if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+    return r.json();
+  }
+
+  function addPoint(t, p) {
+    if (!isFinite(p)) return;
+    const last = state.series[state.series.length - 1];
+    if (last && t <= last.t) return;
+    state.series.push({ t: t, p: p });
+    if (state.series.length > MAX_POINTS) state.series.splice(0, state.series.length - MAX_POINTS);
+  }
+
+  async function refetchAll() {
+    try {
+      const [snap, pnl, orders, fills] = await Promise.all([
+        getJSON("/api/status"), getJSON("/api/pnl?limit=" + MAX_POINTS), getJSON("/api/orders"), getJSON("/api/fills?limit=100"),
+      ]);
+      state.series = [];
+      pnl.forEach((row) => addPoint(row.timestamp, row.price));
+      state.orders = orders;
+      setFills(fills);
+      applyStatus(snap, Date.now() / 1000);
+    } catch (e) {
+      setConn("down", "cannot reach the bot");
+    }
+  }
+
+  let ordersTimer = null;
+  function refetchOrdersAndFills() {
+    if (ordersTimer) return;  // one fetch for a burst of fills
+    ordersTimer = setTimeout(async () => {
+      ordersTimer = null;
+      try {
+        const [orders, fills] = await Promise.all([getJSON("/api/orders"), getJSON("/api/fills?limit=100")]);
+        state.orders = orders; setFills(fills); renderOrders(); draw();
+      } catch (e) { /* the next status or reconnect tries again */ }
+    }, 250);
+  }
+
+  /* ---------- rendering ---------- */
+  function applyStatus(s, ts) {
+    const prev = state.snap;
+    state.snap = s;
+    state.lastUpdate = Date.now();
+    state.decimals = decimalsFor(s.grid);
+    addPoint(ts, s.price);
+
+    $("symbol").textContent = s.symbol || "";
+    $("exchange").textContent = s.exchange || "";
+    const st = $("state");
+    st.textContent = s.state || "unknown";
+    st.className = "pill " + (s.state || "");
+    $("uptime").textContent = duration(s.uptime_s);
+    if (s.loop_age_s !== undefined) $("loop-age").textContent = s.loop_age_s === null ? "—" : s.loop_age_s.toFixed(1) + "s ago";
+
+    const g = s.grid || {};
+    $("price").textContent = price(s.price);
+    const inside = s.price >= g.lower && s.price <= g.upper;
+    $("price-sub").textContent = g.lower === undefined ? "" : (inside ? "inside the grid" : (s.price < g.lower ? "below the grid" : "above the grid"));
+
+    const pos = s.position || {};
+    const p = $("position");
+    p.textContent = qty(pos.qty);
+    p.className = "value " + (pos.qty > 0 ? "pos" : pos.qty < 0 ? "neg" : "");
+    $("entry").textContent = pos.qty ? (pos.qty > 0 ? "long" : "short") + " · entry " + price(pos.entry_price) : "flat";
+
+    [["upnl", s.unrealized_pnl], ["rpnl", s.realized_pnl], ["gprofit", s.grid_profit]].forEach(([id, v]) => {
+      const el = $(id); el.textContent = money(v); signClass(el, v);
+    });
+    $("upnl-sub").textContent = pos.qty && s.price ? "at " + price(s.price) : "";
+    $("fees").textContent = "fees " + fmt(s.fees, 2);
+    $("fill-count").textContent = (s.fill_count || 0) + " fills";
+    $("equity").textContent = fmt(s.equity, 2);
+    $("volume").textContent = "volume " + fmt(s.volume, 0);
+
+    $("range").textContent = price(g.lower) + " – " + price(g.upper);
+    $("grid-meta").textContent = [g.num ? g.num + " grids" : "", g.mode, g.type].filter(Boolean).join(" · ");
+    const lo = $("lower"), up = $("upper");
+    if (document.activeElement !== lo && document.activeElement !== up && !formDirty) {
+      lo.value = g.lower; up.value = g.upper;
+    }
+    if (prev && (prev.open_order_count !== s.open_order_count || prev.fill_count !== s.fill_count)) refetchOrdersAndFills();
+    renderOrders();
+    draw();
+  }
+
+  function renderOrders() {
+    const bids = state.orders.filter((o) => o.side === "buy").map((o) => o.price);
+    const asks = state.orders.filter((o) => o.side === "sell").map((o) => o.price);
+    $("order-count").textContent = state.orders.length + " resting";
+    $("best-bid").textContent = bids.length ? price(Math.max(...bids)) : "—";
+    $("best-ask").textContent = asks.length ? price(Math.min(...asks)) : "—";
+    $("bids").textContent = bids.length + " buys";
+    $("asks").textContent = asks.length + " sells";
+  }
+
+  function setFills(fills) {
+    const fresh = state.fills.length > 0;
+    state.fills = fills.slice().sort((a, b) => b.timestamp - a.timestamp);
+    const body = $("fills").tBodies[0];
+    body.textContent = "";
+    if (!state.fills.length) {
+      body.innerHTML = '<tr class="empty"><td colspan="5">No fills yet</td></tr>';
+    }
+    state.fills.forEach((f) => {
+      const tr = document.createElement("tr");
+      if (fresh && !state.seenFills.has(f.trade_id)) tr.className = "fresh";
+      [[clock(f.timestamp), ""], [f.side, f.side === "buy" ? "buy" : "sell"], [price(f.price), "r"], [qty(f.qty), "r"], [fmt(f.fee, 4), "r"]]
+        .forEach(([text, cls]) => { const td = document.createElement("td"); td.textContent = text; td.className = cls; tr.appendChild(td); });
+      body.appendChild(tr);
+    });
+    state.seenFills = new Set(state.fills.map((f) => f.trade_id));
+    $("fills-meta").textContent = state.fills.length ? "last " + state.fills.length : "";
+  }
+
+  /* ---------- chart (canvas, drawn here: no library) ---------- */
+  const canvas = $("chart");
+  function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+  function niceStep(span, count) {
+    const raw = span / Math.max(1, count), mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const n = raw / mag;
+    return (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * mag;
+  }
+
+  function draw() {
+    const s = state.snap;
+    const dpr = window.devicePixelRatio || 1;
+    const W = canvas.clientWidth, H = canvas.clientHeight;
+    if (!W || !H) return;
+    if (canvas.width !== Math.round(W * dpr) || canvas.height !== Math.round(H * dpr)) {
+      canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, W, H);
+    if (!s) return;
+    const col = { text: css("--muted"), grid: css("--grid"), line: css("--line"), accent: css("--accent"),
+      buy: css("--buy"), sell: css("--sell"), bound: css("--bound"), card: css("--card") };
+    const g = s.grid || {}, levels = g.levels || [];
+    const pad = { l: 8, r: 78, t: 10, b: 24 };
+    const pw = W - pad.l - pad.r, ph = H - pad.t - pad.b;
+
+    const pts = state.series;
+    const now = pts.length ? pts[pts.length - 1].t : Date.now() / 1000;
+    const t0 = pts.length > 1 ? pts[0].t : now - 60;
+    const t1 = Math.max(now, t0 + 1);
+    let lo = Math.min(g.lower, ...pts.map((q) => q.p)), hi = Math.max(g.upper, ...pts.map((q) => q.p));
+    if (!isFinite(lo) || !isFinite(hi)) { lo = s.price * 0.99; hi = s.price * 1.01; }
+    const margin = (hi - lo) * 0.06 || 1;
+    lo -= margin; hi += margin;
+    const x = (t) => pad.l + (t - t0) / (t1 - t0) * pw;
+    const y = (p) => pad.t + (hi - p) / (hi - lo) * ph;
+
+    ctx.font = "11px " + css("--mono");
+    ctx.textBaseline = "middle";
+
+    // price axis ticks (right) and faint horizontal guides
+    const step = niceStep(hi - lo, 6);
+    ctx.fillStyle = col.text;
+    ctx.textAlign = "left";
+    for (let v = Math.ceil(lo / step) * step; v <= hi; v += step) {
+      ctx.fillText(fmt(v, Math.max(0, Math.min(state.decimals, -Math.floor(Math.log10(step)) + 1))), W - pad.r + 30, y(v));
+    }
+    // time axis
+    ctx.textAlign = "center"; ctx.textBaseline = "top";
+    for (let i = 0; i <= 4; i++) {
+      const t = t0 + (t1 - t0) * i / 4;
+      ctx.fillText(clock(t), Math.min(Math.max(x(t), pad.l + 26), pad.l + pw - 26), H - pad.b + 8);
+    }
+    ctx.textBaseline = "middle";
+
+    // grid levels, tinted by the side of the order resting there
+    const sideAt = new Map();
+    state.orders.forEach((o) => sideAt.set(Number(o.price).toFixed(state.decimals), o.side));
+    levels.forEach((lv) => {
+      const side = sideAt.get(Number(lv).toFixed(state.decimals));
+      ctx.strokeStyle = side === "buy" ? col.buy : side === "sell" ? col.sell : col.grid;
+      ctx.globalAlpha = side ? 0.35 : 1;
+      ctx.lineWidth = 1;
+      ctx.beginPath(); ctx.moveTo(pad.l, Math.round(y(lv)) + 0.5); ctx.lineTo(pad.l + pw, Math.round(y(lv)) + 0.5); ctx.stroke();
+      ctx.globalAlpha = 1;
+    });
+    // range bounds
+    ctx.setLineDash([6, 4]); ctx.strokeStyle = col.bound; ctx.lineWidth = 1.5;
+    [["upper", g.upper], ["lower", g.lower]].forEach(([name, v]) => {
+      if (!isFinite(v)) return;
+      ctx.beginPath(); ctx.moveTo(pad.l, y(v)); ctx.lineTo(pad.l + pw, y(v)); ctx.stroke();
+      ctx.fillStyle = col.bound; ctx.textAlign = "left";
+      ctx.fillText(name + " " + price(v), pad.l + 6, y(v) + (name === "upper" ? -9 : 9));
+    });
+    ctx.setLineDash([]);
+
+    // open orders: a small marker per order on the right edge of the plot
+    state.orders.forEach((o) => {
+      const yy = y(o.price), xx = pad.l + pw + 4;
+      ctx.fillStyle = o.side === "buy" ? col.buy : col.sell;
+      ctx.beginPath(); ctx.moveTo(xx, yy); ctx.lineTo(xx + 7, yy - 4); ctx.lineTo(xx + 7, yy + 4); ctx.closePath(); ctx.fill();
+    });
+
+    // price line
+    if (pts.length > 1) {
+      ctx.strokeStyle = col.accent; ctx.lineWidth = 2; ctx.lineJoin = "round";
+      ctx.beginPath();
+      pts.forEach((q, i) => (i ? ctx.lineTo(x(q.t), y(q.p)) : ctx.moveTo(x(q.t), y(q.p))));
+      ctx.stroke();
+    }
+    // fills as dots where they happened
+    state.fills.forEach((f) => {
+      if (f.timestamp < t0 || f.timestamp > t1) return;
+      ctx.fillStyle = f.side === "buy" ? col.buy : col.sell;
+      ctx.strokeStyle = col.card; ctx.lineWidth = 1.5;
+      ctx.beginPath(); ctx.arc(x(f.timestamp), y(f.price), 4, 0, Math.PI * 2); ctx.fill(); ctx.stroke();
+    });
+    // last price tag on the axis
+    if (isFinite(s.price)) {
+      const yy = y(s.price), label = price(s.price);
+      const w = ctx.measureText(label).width + 12;
+      ctx.fillStyle = col.accent;
+      ctx.fillRect(W - pad.r + 26, yy - 9, w, 18);
+      ctx.fillStyle = "#fff"; ctx.textAlign = "left";
+      ctx.fillText(label, W - pad.r + 32, yy);
+      ctx.strokeStyle = col.accent; ctx.globalAlpha = 0.4; ctx.setLineDash([2, 3]); ctx.lineWidth = 1;
+      ctx.beginPath(); ctx.moveTo(pad.l, yy); ctx.lineTo(pad.l + pw, yy); ctx.stroke();
+      ctx.setLineDash([]); ctx.globalAlpha = 1;
+    }
+  }
+  new ResizeObserver(draw).observe(canvas.parentElement);
+
+  /* ---------- adjusting the range ---------- */
+  let formDirty = false;
+  ["lower", "upper"].forEach((id) => $(id).addEventListener("input", () => { formDirty = true; }));
+  function message(text, kind) { const m = $("adjust-msg"); m.textContent = text; m.className = "msg " + (kind || ""); }
+  function askToken(why) { $("token-row").hidden = false; $("token").focus(); message(why, "err"); }
+
+  $("adjust").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const typed = $("token").value.trim();
+    if (typed) sessionStorage.setItem(tokenKey, typed);
+    const token = sessionStorage.getItem(tokenKey);
+    if (!token) { askToken("Enter this bot's token once (kept for this tab only)."); return; }
+    const body = {};
+    const lo = $("lower").value.trim(), up = $("upper").value.trim();
+    const g = (state.snap && state.snap.grid) || {};
+    if (lo !== "" && Number(lo) !== g.lower) body.grid_lower_price = Number(lo);
+    if (up !== "" && Number(up) !== g.upper) body.grid_upper_price = Number(up);
+    if (!Object.keys(body).length) { message("Change the lower or upper price first.", "err"); return; }
+    $("apply").disabled = true; message("Adjusting…");
+    try {
+      const r = await fetch("/api/grid/adjust", {
+        method: "POST", headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token },
+        body: JSON.stringify(body),
+      });
+      const answer = await r.json().catch(() => ({}));
+      if (r.status === 401) { sessionStorage.removeItem(tokenKey); $("token").value = ""; askToken("Token rejected: check `daemon_manager.py info " + instance + "`."); return; }
+      if (!r.ok) { message(answer.error || "HTTP " + r.status, "err"); return; }
+      $("token-row").hidden = true; $("token").value = "";
+      formDirty = false;
+      message("Range now " + price(answer.grid.lower) + " – " + price(answer.grid.upper), "ok");
+      refetchAll();
+    } catch (e) {
+      message("Bot unreachable; try again when it reconnects.", "err");
+    } finally {
+      $("apply").disabled = false;
+    }
+  });
+
+  /* ---------- live updates ---------- */
+  function setConn(kind, text) { $("conn-dot").className = "dot " + kind; $("conn-text").textContent = text; }
+  const socket = io({ reconnectionDelayMax: 5000 });
+  socket.on("connect", () => { setConn("live", "live"); refetchAll(); });
+  socket.on("disconnect", () => setConn("down", "reconnecting…"));
+  socket.io.on("reconnect_attempt", () => setConn("down", "reconnecting…"));
+  socket.on("status_update", (s) => applyStatus(s, s.ts || Date.now() / 1000));
+  socket.on("fill", () => refetchOrdersAndFills());
+  socket.on("grid_adjusted", () => refetchAll());
+  setInterval(() => {
+    if (socket.connected && state.lastUpdate && Date.now() - state.lastUpdate > 15000) setConn("down", "no update for " + duration((Date.now() - state.lastUpdate) / 1000));
+  }, 5000);
+  refetchAll();
+})();
