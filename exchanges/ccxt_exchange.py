@@ -1,0 +1,327 @@
+"""Real exchanges through ccxt: any ccxt exchange id, Backpack first.
+
+This is the only module that imports ccxt, and `exchanges.create_exchange` imports it only for a
+config that names a real exchange, so paper bots and the CLI never pay ccxt's import time.
+The adapter maps the user's symbols (SOL_USDC_PERP) to ccxt's (SOL/USDC:USDC), ccxt's errors to
+the interface's (each has a defined reaction in the bot), retries idempotent reads itself, and
+takes every request from the account's budget shared by all bots on this machine.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import ccxt
+
+from core.masking import Masker
+from core.paths import ENV_API_KEY, ENV_SECRET_KEY, project_home
+from exchanges import base
+from exchanges.base import (Balance, Exchange, ExchangeError, Fill, Market, Order, OrderRequest, Position,
+                            Ticker)
+from exchanges.rate_limit import Budget, SharedRateLimiter
+
+# Documented per-account budgets; other exchanges fall back to ccxt's own pacing (`rateLimit` ms).
+ACCOUNT_BUDGETS: dict[str, tuple[float, float]] = {"backpack": (2000, 60)}
+POST_ONLY_HINTS = ("post only", "post-only", "postonly", "immediately match", "would take")
+NOT_FOUND_HINTS = ("resource_not_found", "not found")
+ORDER_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled",
+                "expired": "canceled", "rejected": "rejected"}
+
+
+def build_client(exchange_id: str, config: dict[str, Any], *, api_key: str = "", secret: str = "") -> ccxt.Exchange:
+    """A ccxt client for `exchange_id`, pointed at `urls`/`base_url` when the config gives them."""
+    if exchange_id not in ccxt.exchanges:
+        raise ValueError(f"metadata.exchange: '{exchange_id}' is not an exchange ccxt knows "
+                         f"(use 'paper' or a ccxt id such as 'backpack')")
+    options: dict[str, Any] = {"timeout": int(config.get("timeout_ms", 10_000)), "enableRateLimit": True}
+    if api_key:
+        options.update(apiKey=api_key, secret=secret)
+    client = getattr(ccxt, exchange_id)(options)
+    api_urls = client.urls.get("api")
+    if config.get("base_url"):
+        url = str(config["base_url"]).rstrip("/")
+        client.urls["api"] = {k: url for k in api_urls} if isinstance(api_urls, dict) else url
+    if config.get("urls"):
+        client.urls["api"] = {**(client.urls["api"] if isinstance(client.urls["api"], dict) else {}),
+                              **config["urls"]}
+    return client
+
+
+def resolve_market(client: ccxt.Exchange, symbol: str) -> dict[str, Any]:
+    """The ccxt market for a symbol as the user writes it: exchange id, unified, or BASE_QUOTE[_PERP]."""
+    client.load_markets()
+    by_id = client.markets_by_id.get(symbol) or []
+    if by_id:
+        return next((m for m in by_id if m.get("swap")), by_id[0])
+    if symbol in client.markets:
+        return client.markets[symbol]
+    parts = symbol.replace("-", "_").upper().split("_")
+    if len(parts) == 3 and parts[2] in ("PERP", "SWAP") and f"{parts[0]}/{parts[1]}:{parts[1]}" in client.markets:
+        return client.markets[f"{parts[0]}/{parts[1]}:{parts[1]}"]
+    if len(parts) == 2 and f"{parts[0]}/{parts[1]}" in client.markets:
+        return client.markets[f"{parts[0]}/{parts[1]}"]
+    examples = ", ".join(sorted(m["id"] for m in client.markets.values() if m.get("swap"))[:5])
+    raise ValueError(f"metadata.symbol: '{symbol}' is not a market on {client.id} (perpetuals there: {examples})")
+
+
+def _unit(client: ccxt.Exchange, precision: Any) -> float:
+    """ccxt gives precision as a tick (TICK_SIZE mode) or as a number of digits: make it a tick."""
+    if precision is None:
+        return 0.0
+    if client.precisionMode == ccxt.TICK_SIZE:
+        return float(precision)
+    return 10.0 ** -int(precision)
+
+
+class CcxtExchange(Exchange):
+    """One account on one ccxt exchange."""
+
+    def __init__(self, client: ccxt.Exchange, *, instance_id: str, limiter: SharedRateLimiter | None = None,
+                 read_attempts: int = 3, backoff: float = 0.25, masker: Masker | None = None) -> None:
+        self.client = client
+        self.name = client.id
+        self.instance_id = instance_id
+        self.limiter = limiter
+        self.read_attempts = read_attempts
+        self.backoff = backoff
+        self.masker = masker or Masker()
+        self._markets: dict[str, dict[str, Any]] = {}
+        if limiter is not None:
+            client.throttle = limiter.acquire   # every request, public or private, takes a shared token
+
+    @classmethod
+    def from_config(cls, name: str, config: dict[str, Any], *, instance_id: str, db: Any = None) -> "CcxtExchange":
+        """Build from the instance's expanded exchange_config; keys may also come from the env.
+
+        Refuses to build without keys (AuthenticationError naming what is missing): a real exchange
+        cannot trade anonymously, and retrying cannot make a key appear.
+        """
+        api_key = str(config.get("api_key") or os.environ.get(ENV_API_KEY) or "")
+        secret = str(config.get("secret_key") or os.environ.get(ENV_SECRET_KEY) or "")
+        missing = [f"exchange_config.{field} (or {env})"
+                   for field, env, value in (("api_key", ENV_API_KEY, api_key), ("secret_key", ENV_SECRET_KEY, secret))
+                   if not value]
+        if missing:
+            raise base.AuthenticationError(f"exchange '{name}' needs API keys; missing or empty: {', '.join(missing)}. "
+                                           f"Put e.g. \"api_key\": \"${{BACKPACK_KEY}}\" in exchange_config and export the variable")
+        client = build_client(name, config, api_key=api_key, secret=secret)
+        limits = config.get("rate_limit") or {}
+        requests, per_seconds = ACCOUNT_BUDGETS.get(name, (1000.0 / client.rateLimit, 1.0))
+        budget = Budget(requests=float(limits.get("requests", requests)),
+                        per_seconds=float(limits.get("per_seconds", per_seconds)),
+                        max_wait=float(limits.get("max_wait", 5.0)))
+        limiter = SharedRateLimiter.for_account(project_home(), name, api_key, budget)
+        return cls(client, instance_id=instance_id, limiter=limiter, masker=Masker([api_key, secret]))
+
+    # ---- plumbing ------------------------------------------------------------------------
+    def _retry_after(self) -> float:
+        headers = self.client.last_response_headers or {}
+        try:
+            return max(0.1, float(headers.get("Retry-After") or 1.0))
+        except (TypeError, ValueError):
+            return 1.0
+
+    def translate(self, exc: ccxt.BaseError) -> ExchangeError:
+        """ccxt's exception -> the interface's, whose class decides the bot's reaction."""
+        text = self.masker(str(exc))
+        low = text.lower()
+        if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
+            retry_after = self._retry_after()
+            if self.limiter is not None:
+                self.limiter.penalize(retry_after)
+            return base.RateLimited(text, retry_after=retry_after)
+        if isinstance(exc, ccxt.AuthenticationError):
+            return base.AuthenticationError(text)
+        if isinstance(exc, ccxt.InsufficientFunds):
+            return base.InsufficientMargin(text)
+        if isinstance(exc, ccxt.OrderNotFound) or (
+                isinstance(exc, ccxt.ExchangeNotAvailable) and any(h in low for h in NOT_FOUND_HINTS)):
+            return base.OrderNotFound(text)
+        if isinstance(exc, ccxt.OrderImmediatelyFillable) or (
+                isinstance(exc, (ccxt.InvalidOrder, ccxt.BadRequest)) and any(h in low for h in POST_ONLY_HINTS)):
+            return base.PostOnlyRejected(text)
+        if isinstance(exc, (ccxt.InvalidOrder, ccxt.BadRequest, ccxt.OperationRejected)):
+            return base.InvalidOrder(text)
+        if isinstance(exc, ccxt.OperationFailed):   # NetworkError, RequestTimeout, ExchangeNotAvailable, BadResponse
+            return base.ExchangeUnavailable(text)
+        return ExchangeError(text)
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A request that changes state: exactly one attempt, errors translated."""
+        try:
+            return fn(*args)
+        except ccxt.BaseError as exc:
+            raise self.translate(exc) from exc
+
+    def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """An idempotent read: short backoff retries on transient errors before giving up."""
+        for attempt in range(self.read_attempts):
+            try:
+                return self._call(fn, *args)
+            except (base.ExchangeUnavailable, base.RateLimited) as err:
+                pause = err.retry_after if isinstance(err, base.RateLimited) else self.backoff * 2 ** attempt
+                if attempt == self.read_attempts - 1 or pause > 2.0:
+                    raise
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _market(self, symbol: str) -> dict[str, Any]:
+        if symbol not in self._markets:
+            self._markets[symbol] = self._read(resolve_market, self.client, symbol)
+        return self._markets[symbol]
+
+    # ---- conversions -----------------------------------------------------------------------
+    @staticmethod
+    def _client_id(raw: Any) -> int | None:
+        try:
+            return int(raw) if raw is not None and str(raw) != "" else None
+        except (TypeError, ValueError):
+            return None                          # not one of ours (some venues use strings)
+
+    def _order(self, o: dict[str, Any], symbol: str, request: OrderRequest | None = None) -> Order:
+        price = o.get("price") or o.get("average") or (request.price if request else None) or 0.0
+        client_id = self._client_id(o.get("clientOrderId"))
+        return Order(
+            id=str(o["id"]), symbol=symbol, side=o.get("side") or (request.side if request else ""),
+            type=o.get("type") or (request.type if request else "limit"), price=float(price),
+            qty=float(o.get("amount") or (request.qty if request else 0.0)), filled_qty=float(o.get("filled") or 0.0),
+            status=ORDER_STATUS.get(str(o.get("status")), "open"),
+            client_id=client_id if client_id is not None else (request.client_id if request else None),
+            post_only=bool(o.get("postOnly") if o.get("postOnly") is not None else (request and request.post_only)),
+            reduce_only=bool(o.get("reduceOnly") if o.get("reduceOnly") is not None else (request and request.reduce_only)),
+            timestamp=int(o.get("timestamp") or 0),
+        )
+
+    def _order_args(self, req: OrderRequest) -> tuple[str, str, str, float, float | None, dict[str, Any]]:
+        params: dict[str, Any] = {}
+        if req.post_only and req.type == "limit":
+            params["postOnly"] = True
+        if req.reduce_only:
+            params["reduceOnly"] = True
+        if req.client_id is not None:
+            params["clientOrderId"] = req.client_id
+        params.update(req.extra)
+        price = req.price if req.type == "limit" else None
+        return self._market(req.symbol)["symbol"], req.type, req.side, req.qty, price, params
+
+    # ---- the interface ---------------------------------------------------------------------
+    def market(self, symbol: str) -> Market:
+        m = self._market(symbol)
+        step = _unit(self.client, m["precision"].get("amount"))
+        return Market(
+            symbol=symbol, base=m["base"], quote=m.get("settle") or m["quote"],
+            tick_size=_unit(self.client, m["precision"].get("price")), step_size=step,
+            min_qty=float(m["limits"]["amount"].get("min") or step),
+            maker_fee=float(m["maker"]) if m.get("maker") is not None else Market.maker_fee,
+            taker_fee=float(m["taker"]) if m.get("taker") is not None else Market.taker_fee,
+        )
+
+    def fetch_ticker(self, symbol: str) -> Ticker:
+        t = self._read(self.client.fetch_ticker, self._market(symbol)["symbol"])
+        last = float(t.get("last") or t.get("close"))
+        return Ticker(symbol=symbol, last=last, bid=float(t.get("bid") or last), ask=float(t.get("ask") or last),
+                      timestamp=int(t.get("timestamp") or time.time() * 1000))
+
+    def place_order(self, request: OrderRequest) -> Order:
+        o = self._call(self.client.create_order, *self._order_args(request))
+        return self._order(o, request.symbol, request)
+
+    def place_orders(self, requests: Sequence[OrderRequest]) -> list[Order | ExchangeError]:
+        """One `createOrders` call per chunk where ccxt has it; results in the order of `requests`."""
+        if len(requests) < 2 or not self.client.has.get("createOrders"):
+            return super().place_orders(requests)
+        chunk = int(((self.client.features or {}).get("default", {}).get("createOrders") or {}).get("max") or 20)
+        results: list[Order | ExchangeError] = []
+        for start in range(0, len(requests), chunk):
+            batch = list(requests[start:start + chunk])
+            calls = []
+            for req in batch:
+                sym, kind, side, qty, price, params = self._order_args(req)
+                calls.append({"symbol": sym, "type": kind, "side": side, "amount": qty, "price": price, "params": params})
+            self.client.enableLastJsonResponse = True
+            try:
+                self._call(self.client.create_orders, calls)
+            except (base.InvalidOrder, base.InsufficientMargin) as exc:
+                results.extend(exc for _ in batch)
+                continue
+            raw = self.client.last_json_response
+            for req, item in zip(batch, raw if isinstance(raw, list) else []):
+                results.append(self._batch_item(req, item))
+        return results
+
+    def _batch_item(self, request: OrderRequest, item: dict[str, Any]) -> Order | ExchangeError:
+        """One element of a batch answer: an order, or an error object the venue put in its place."""
+        if isinstance(item, dict) and item.get("code") and not item.get("id"):
+            error_class = self.client.exceptions.get("exact", {}).get(item["code"], ccxt.ExchangeError)
+            return self.translate(error_class(f"{self.client.id} {item.get('code')}: {item.get('message')}"))
+        return self._order(self.client.parse_order(item, self._market(request.symbol)), request.symbol, request)
+
+    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
+        if order_id is None and client_id is None:
+            raise ValueError("cancel_order needs an order_id or a client_id")
+        m = self._market(symbol)
+        if order_id is None and self.client.id == "backpack":
+            # ccxt's cancelOrder always sends an orderId; Backpack cancels by clientId on its own.
+            self._call(self.client.privateDeleteApiV1Order, {"symbol": m["id"], "clientId": client_id})
+        else:
+            params = {} if order_id is not None else {"clientOrderId": client_id}
+            self._call(self.client.cancel_order, order_id, m["symbol"], params)
+
+    def cancel_all_orders(self, symbol: str) -> int:
+        return len(self._call(self.client.cancel_all_orders, self._market(symbol)["symbol"]) or [])
+
+    def fetch_open_orders(self, symbol: str) -> list[Order]:
+        orders = self._read(self.client.fetch_open_orders, self._market(symbol)["symbol"])
+        return [self._order(o, symbol) for o in orders]
+
+    def fetch_position(self, symbol: str) -> Position:
+        unified = self._market(symbol)["symbol"]
+        for p in self._read(self.client.fetch_positions, [unified]):
+            if p.get("symbol") != unified:
+                continue
+            info = p.get("info") or {}
+            if info.get("netQuantity") is not None:
+                qty = float(info["netQuantity"])
+            else:
+                qty = float(p.get("contracts") or 0.0) * (-1.0 if p.get("side") == "short" else 1.0)
+            return Position(symbol=symbol, qty=qty, entry_price=float(p.get("entryPrice") or 0.0),
+                            unrealized_pnl=float(p.get("unrealizedPnl") or 0.0),
+                            realized_pnl=float(p.get("realizedPnl") or 0.0))
+        return Position(symbol=symbol)
+
+    def fetch_balance(self) -> Balance:
+        balances = self._read(self.client.fetch_balance)
+        markets = list(self._markets.values())
+        asset = (markets[0].get("settle") or markets[0]["quote"]) if markets else "USDC"
+        entry = balances.get(asset) or {}
+        free, used = float(entry.get("free") or 0.0), float(entry.get("used") or 0.0)
+        return Balance(asset=asset, total=float(entry.get("total") or free + used), free=free, used=used)
+
+    def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
+        """Every fill at or after `since_ms`, paging on by time until a short page."""
+        m = self._market(symbol)
+        limit = 1000
+        seen: dict[str, Fill] = {}
+        since = since_ms
+        while True:
+            trades = self._read(self.client.fetch_my_trades, m["symbol"], since, limit)
+            for t in trades:
+                fee = (t.get("fee") or {}).get("cost")
+                seen[str(t["id"])] = Fill(
+                    trade_id=str(t["id"]), order_id=str(t.get("order")), symbol=symbol, side=t["side"],
+                    price=float(t["price"]), qty=float(t["amount"]), fee=float(fee or 0.0),
+                    is_maker=t.get("takerOrMaker") == "maker", timestamp=int(t["timestamp"]),
+                    client_id=self._client_id((t.get("info") or {}).get("clientId")))
+            if len(trades) < limit:
+                break
+            newest = max(int(t["timestamp"]) for t in trades)
+            if newest <= since:
+                break
+            since = newest
+        return sorted((f for f in seen.values() if f.timestamp >= since_ms), key=lambda f: (f.timestamp, f.trade_id))
+
+    def close(self) -> None:
+        session = getattr(self.client, "session", None)
+        if session is not None:
+            session.close()

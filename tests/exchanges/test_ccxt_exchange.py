@@ -1,0 +1,227 @@
+"""The ccxt adapter against the local Backpack server: real HTTP, real ED25519 signatures."""
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+
+import ccxt
+import pytest
+
+from exchanges import create_exchange
+from exchanges import base
+from exchanges.base import OrderRequest
+from exchanges.ccxt_exchange import CcxtExchange
+from tests.conftest import REPO, free_port
+from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer, keypair_from_seed
+
+SYMBOL = "SOL_USDC_PERP"
+
+
+@pytest.fixture
+def server():
+    with BackpackServer(price=150.0) as srv:
+        yield srv
+
+
+@pytest.fixture
+def exchange(server, home, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    ex = create_exchange("backpack", {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64,
+                                      "base_url": server.url}, instance_id="bp_test")
+    yield ex
+    ex.close()
+
+
+def buy(price: float, qty: float = 0.5, client_id: int | None = None, **kw) -> OrderRequest:
+    return OrderRequest(SYMBOL, "buy", qty, price, client_id=client_id, **kw)
+
+
+def test_markets_map_user_symbols_and_carry_tick_step_and_minimum(exchange):
+    m = exchange.market(SYMBOL)
+    assert (m.symbol, m.base, m.quote, m.tick_size, m.step_size, m.min_qty) == (SYMBOL, "SOL", "USDC", 0.01, 0.01, 0.01)
+    assert exchange._market(SYMBOL)["symbol"] == "SOL/USDC:USDC"
+    assert exchange._market("SOL/USDC:USDC")["id"] == SYMBOL
+    assert exchange._market("sol-usdc-perp")["id"] == SYMBOL
+    with pytest.raises(ValueError, match=r"metadata.symbol: 'DOGE_USDC_PERP' is not a market on backpack.*SOL_USDC_PERP"):
+        exchange.market("DOGE_USDC_PERP")
+
+
+def test_ticker_follows_the_venue(exchange, server):
+    assert exchange.fetch_ticker(SYMBOL).last == 150.0
+    server.set_price(151.25)
+    assert exchange.fetch_ticker(SYMBOL).last == 151.25
+
+
+def test_place_sends_post_only_reduce_only_and_u32_client_id_as_backpack_wants(exchange, server):
+    order = exchange.place_order(buy(149.0, client_id=4_000_000_001))
+    assert (order.status, order.client_id, order.post_only, order.price, order.qty) == ("open", 4_000_000_001, True, 149.0, 0.5)
+    sent = server.orders[-1]
+    assert (sent["clientId"], sent["postOnly"], sent["side"], sent["price"], sent["quantity"]) == (4_000_000_001, True, "Bid", "149", "0.5")
+    server.set_price(148.0)                                # fills: long 0.5
+    closing = exchange.place_order(OrderRequest(SYMBOL, "sell", 0.5, 149.5, reduce_only=True, client_id=7))
+    assert server.orders[-1]["reduceOnly"] is True and closing.reduce_only
+    assert [o.client_id for o in exchange.fetch_open_orders(SYMBOL)] == [7]
+
+
+def test_market_order_fills_at_once(exchange, server):
+    order = exchange.place_order(OrderRequest(SYMBOL, "buy", 1.0, type="market", post_only=False))
+    assert order.status == "filled" and order.filled_qty == 1.0
+    assert exchange.fetch_position(SYMBOL).qty == 1.0
+
+
+@pytest.mark.parametrize("request_, error", [
+    (buy(150.5), base.PostOnlyRejected),                            # would cross the book
+    (buy(149.0, qty=0.001), base.InvalidOrder),                     # below the minimum quantity
+    (buy(100.0, qty=2000.0), base.InsufficientMargin),              # 200k notional on 10k collateral at 10x
+    (OrderRequest(SYMBOL, "sell", 1.0, 151.0, reduce_only=True), base.InvalidOrder),   # nothing to reduce
+])
+def test_rejections_map_to_the_interface_errors(exchange, request_, error):
+    with pytest.raises(error):
+        exchange.place_order(request_)
+
+
+def test_batch_is_one_request_with_a_result_per_order_in_order(exchange, server):
+    requests_ = [buy(149.0, client_id=1), buy(150.5, client_id=2), buy(100.0, qty=2000.0, client_id=3),
+                 OrderRequest(SYMBOL, "sell", 0.5, 151.0, client_id=4)]
+    results = exchange.place_orders(requests_)
+    assert server.hits["POST /api/v1/orders"] == 1 and server.hits["POST /api/v1/order"] == 0
+    assert isinstance(results[0], base.Order) and results[0].client_id == 1
+    assert isinstance(results[1], base.PostOnlyRejected)
+    assert isinstance(results[2], base.InsufficientMargin)
+    assert isinstance(results[3], base.Order) and results[3].side == "sell" and results[3].client_id == 4
+    assert sorted(o.client_id for o in exchange.fetch_open_orders(SYMBOL)) == [1, 4]
+
+
+def test_batches_are_cut_at_the_venues_maximum(exchange, server):
+    results = exchange.place_orders([buy(140.0 - i * 0.1, qty=0.01, client_id=i) for i in range(25)])
+    assert server.hits["POST /api/v1/orders"] == 2 and all(isinstance(r, base.Order) for r in results)
+    assert [r.client_id for r in results] == list(range(25))
+
+
+def test_cancel_by_id_by_client_id_all_and_unknown(exchange, server):
+    a = exchange.place_order(buy(149.0, client_id=11))
+    exchange.place_order(buy(148.0, client_id=12))
+    exchange.place_order(buy(147.0, client_id=13))
+    exchange.cancel_order(SYMBOL, order_id=a.id)
+    exchange.cancel_order(SYMBOL, client_id=12)
+    assert [o.client_id for o in exchange.fetch_open_orders(SYMBOL)] == [13]
+    with pytest.raises(base.OrderNotFound):
+        exchange.cancel_order(SYMBOL, client_id=12)
+    assert exchange.cancel_all_orders(SYMBOL) == 1
+    assert exchange.fetch_open_orders(SYMBOL) == []
+
+
+def test_fills_position_and_balance_after_trading(exchange, server):
+    exchange.place_order(buy(149.0, client_id=21))
+    exchange.place_order(buy(148.0, client_id=22))
+    server.set_price(147.0)
+    fills = exchange.fetch_fills(SYMBOL, 0)
+    assert [(f.client_id, f.price, f.qty, f.side, f.is_maker) for f in fills] == [(21, 149.0, 0.5, "buy", True),
+                                                                                 (22, 148.0, 0.5, "buy", True)]
+    assert fills[0].fee == pytest.approx(149.0 * 0.5 * 0.0002)
+    assert exchange.fetch_fills(SYMBOL, fills[-1].timestamp + 1) == []
+    pos = exchange.fetch_position(SYMBOL)
+    assert (pos.qty, pos.entry_price) == (1.0, 148.5) and pos.unrealized_pnl == pytest.approx(-1.5)
+    exchange.place_order(OrderRequest(SYMBOL, "sell", 1.0, 146.0, post_only=False, reduce_only=True))
+    assert exchange.fetch_position(SYMBOL).qty == 0.0
+    bal = exchange.fetch_balance()
+    assert bal.asset == "USDC" and bal.total < 10_000
+
+
+def test_wrong_key_and_wrong_secret_are_authentication_errors(server, home, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    stranger_key, stranger_secret = keypair_from_seed(base64.b64encode(b"\x02" * 32).decode())
+    for key, secret in ((stranger_key, stranger_secret), (TEST_PUBLIC_B64, stranger_secret)):
+        ex = create_exchange("backpack", {"api_key": key, "secret_key": secret, "base_url": server.url}, instance_id="x")
+        with pytest.raises(base.AuthenticationError) as info:
+            ex.fetch_open_orders(SYMBOL)
+        assert secret not in str(info.value)
+    assert server.hits["GET /api/v1/orders"] == 2      # auth failures are not retried
+
+
+@pytest.mark.parametrize("config, env, missing", [
+    ({}, {}, "exchange_config.api_key (or EXCHANGE_API_KEY), exchange_config.secret_key (or EXCHANGE_SECRET_KEY)"),
+    ({"api_key": "k" * 44, "secret_key": ""}, {}, "exchange_config.secret_key (or EXCHANGE_SECRET_KEY)"),
+])
+def test_missing_keys_refuse_to_build_naming_the_field(config, env, missing, monkeypatch):
+    monkeypatch.delenv("EXCHANGE_API_KEY", raising=False)
+    monkeypatch.delenv("EXCHANGE_SECRET_KEY", raising=False)
+    with pytest.raises(base.AuthenticationError, match="missing or empty: " + missing.replace("(", r"\(").replace(")", r"\)")):
+        create_exchange("backpack", config, instance_id="x")
+
+
+def test_keys_may_come_from_the_supervisor_environment(server, home, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    monkeypatch.setenv("EXCHANGE_API_KEY", TEST_PUBLIC_B64)
+    monkeypatch.setenv("EXCHANGE_SECRET_KEY", TEST_SEED_B64)
+    ex = create_exchange("backpack", {"base_url": server.url}, instance_id="x")
+    assert ex.fetch_open_orders(SYMBOL) == []
+
+
+def test_unknown_exchange_is_a_config_error():
+    with pytest.raises(ValueError, match="'notanexchange' is not an exchange ccxt knows"):
+        create_exchange("notanexchange", {"api_key": "a", "secret_key": "b"}, instance_id="x")
+
+
+def test_429_storm_reads_retry_writes_raise_rate_limited_and_every_process_backs_off(exchange, server):
+    exchange.market(SYMBOL)
+    server.storm(0.3)
+    assert exchange.fetch_open_orders(SYMBOL) == []          # retried after Retry-After: 1
+    server.storm(30)
+    with pytest.raises(base.RateLimited) as info:
+        exchange.place_order(buy(149.0))
+    assert info.value.retry_after == 1.0
+    import json
+    assert json.loads(exchange.limiter.path.read_text())["blocked_until"] > 0   # shared penalty written
+
+
+def test_network_loss_is_exchange_unavailable_after_read_retries(home, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    ex = create_exchange("backpack", {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64,
+                                      "base_url": f"http://127.0.0.1:{free_port()}"}, instance_id="x")
+    ex.backoff = 0.01
+    with pytest.raises(base.ExchangeUnavailable):
+        ex.fetch_ticker(SYMBOL)
+
+
+@pytest.mark.parametrize("ccxt_error, expected", [
+    (ccxt.InsufficientFunds, base.InsufficientMargin),
+    (ccxt.InvalidOrder, base.InvalidOrder),
+    (ccxt.BadRequest, base.InvalidOrder),
+    (ccxt.OrderImmediatelyFillable, base.PostOnlyRejected),
+    (ccxt.OrderNotFound, base.OrderNotFound),
+    (ccxt.DDoSProtection, base.RateLimited),
+    (ccxt.RateLimitExceeded, base.RateLimited),
+    (ccxt.RequestTimeout, base.ExchangeUnavailable),
+    (ccxt.NetworkError, base.ExchangeUnavailable),
+    (ccxt.ExchangeNotAvailable, base.ExchangeUnavailable),
+    (ccxt.OnMaintenance, base.ExchangeUnavailable),
+    (ccxt.AuthenticationError, base.AuthenticationError),
+    (ccxt.PermissionDenied, base.AuthenticationError),
+    (ccxt.ExchangeError, base.ExchangeError),
+])
+def test_error_mapping(ccxt_error, expected):
+    ex = CcxtExchange(ccxt.backpack(), instance_id="x")
+    mapped = ex.translate(ccxt_error("backpack something"))
+    assert type(mapped) is expected
+
+
+@pytest.mark.parametrize("message, expected", [
+    ('backpack {"code":"INVALID_ORDER","message":"Order would immediately match and take."}', base.PostOnlyRejected),
+    ('backpack {"code":"INVALID_PRICE","message":"Price is too far from the last active price"}', base.InvalidOrder),
+])
+def test_invalid_order_texts(message, expected):
+    assert type(CcxtExchange(ccxt.backpack(), instance_id="x").translate(ccxt.InvalidOrder(message))) is expected
+
+
+def test_resource_not_found_on_a_cancel_is_order_not_found():
+    err = ccxt.ExchangeNotAvailable('backpack {"code":"RESOURCE_NOT_FOUND","message":"Order not found"}')
+    assert type(CcxtExchange(ccxt.backpack(), instance_id="x").translate(err)) is base.OrderNotFound
+
+
+def test_ccxt_is_imported_only_for_a_real_exchange():
+    code = ("import sys, exchanges, exchanges.base, exchanges.client_ids, exchanges.rate_limit, exchanges.paper_prices;"
+            "print('ccxt' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

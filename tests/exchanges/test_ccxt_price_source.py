@@ -1,0 +1,56 @@
+"""Paper trading with live public prices: the price source against the local server's ticker."""
+from __future__ import annotations
+
+import pytest
+
+from exchanges import ccxt_price_source
+from exchanges.base import ExchangeUnavailable
+from tests.exchanges.backpack_server import BackpackServer
+
+SYMBOL = "SOL_USDC_PERP"
+
+
+def test_follows_the_public_ticker_without_keys_and_polls_at_most_once_per_interval():
+    with BackpackServer(price=150.0) as server:
+        source = ccxt_price_source.from_config({"exchange": "backpack", "symbol": SYMBOL, "base_url": server.url,
+                                                "min_interval": 0})
+        assert source.next()[1] == 150.0
+        server.set_price(152.5)
+        ts, price = source.next()
+        assert price == 152.5 and ts > 0
+        assert server.signed_ok == 0 and server.hits["GET /api/v1/ticker"] == 2
+        source.min_interval = 3600
+        server.set_price(153.0)
+        assert source.next()[1] == 152.5 and server.hits["GET /api/v1/ticker"] == 2
+        assert source.state() == {"kind": "live", "exchange": "backpack", "symbol": SYMBOL, "price": 152.5}
+        source.close()
+
+
+def test_survives_a_venue_outage_with_the_last_price_but_not_without_one():
+    with BackpackServer(price=150.0) as server:
+        source = ccxt_price_source.from_config({"exchange": "backpack", "symbol": SYMBOL, "base_url": server.url,
+                                                "min_interval": 0})
+        source.exchange.backoff = 0.01
+        source.restore({"kind": "live", "symbol": SYMBOL, "price": 149.0})
+        assert source.next()[1] == 150.0
+    # server gone
+    assert source.next()[1] == 150.0
+    fresh = ccxt_price_source.LivePriceSource(source.exchange, SYMBOL)
+    with pytest.raises(ExchangeUnavailable, match="price source backpack SOL_USDC_PERP"):
+        fresh.next()
+
+
+@pytest.mark.parametrize("source, message", [
+    ({"exchange": "backpack"}, "price_source needs"),
+    ("backpack", "price_source needs"),
+    ({"exchange": "nope", "symbol": SYMBOL}, "'nope' is not an exchange ccxt knows"),
+])
+def test_bad_config_names_the_field(source, message):
+    with pytest.raises(ValueError, match=message):
+        ccxt_price_source.from_config(source)
+
+
+def test_bad_symbol_is_refused_at_once_listing_the_markets():
+    with BackpackServer(price=150.0) as server:
+        with pytest.raises(ValueError, match="'DOGE_USDC_PERP' is not a market on backpack.*SOL_USDC_PERP"):
+            ccxt_price_source.from_config({"exchange": "backpack", "symbol": "DOGE_USDC_PERP", "base_url": server.url})
