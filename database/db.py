@@ -1,0 +1,193 @@
+"""The per-instance SQLite store: orders, fills, grid state, equity snapshots, events.
+
+One file per instance in WAL mode, so the web thread reads while the trading loop writes. Each
+thread gets its own connection (sqlite3 connections must not be shared across threads); writes
+happen in explicit transactions, so a SIGKILL leaves either the whole step or none of it.
+Fills are keyed by the exchange's trade id: replaying the same fills never counts them twice.
+Other components (the paper exchange) add their own tables through `ensure_schema`.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY, client_id INTEGER, level INTEGER, role INTEGER, side TEXT,
+    price REAL, qty REAL, filled_qty REAL DEFAULT 0, status TEXT, created_ms INTEGER,
+    updated_ms INTEGER);
+CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
+CREATE TABLE IF NOT EXISTS fills (
+    trade_id TEXT PRIMARY KEY, order_id TEXT, client_id INTEGER, level INTEGER, role INTEGER,
+    side TEXT, price REAL, qty REAL, fee REAL, is_maker INTEGER, timestamp INTEGER);
+CREATE INDEX IF NOT EXISTS fills_ts ON fills(timestamp);
+CREATE TABLE IF NOT EXISTS grid_state (key TEXT PRIMARY KEY, value TEXT, updated_ms INTEGER);
+CREATE TABLE IF NOT EXISTS snapshots (
+    timestamp INTEGER, price REAL, equity REAL, realized REAL, unrealized REAL,
+    grid_profit REAL, position REAL, fees REAL);
+CREATE TABLE IF NOT EXISTS events (timestamp INTEGER, kind TEXT, message TEXT, data TEXT);
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Database:
+    """Thread-safe access to one instance's SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.ensure_schema(SCHEMA)
+
+    # ---- connections and transactions ------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            self._local.depth = 0
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All writes inside commit together; nested uses join the outer transaction."""
+        conn = self._conn()
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield conn
+            finally:
+                self._local.depth -= 1
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        self._local.depth = 1
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+        finally:
+            self._local.depth = 0
+
+    def ensure_schema(self, script: str) -> None:
+        self._conn().executescript(script)
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, params).fetchall()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file (at exit), so a copied .db file is complete."""
+        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    # ---- fills -----------------------------------------------------------------------------
+    def record_fill(self, fill: Any, level: int | None, role: int | None) -> bool:
+        """Store a fill once; False if this trade id was already stored (a replay)."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (fill.trade_id, fill.order_id, fill.client_id, level, role, fill.side, fill.price,
+                 fill.qty, fill.fee, int(fill.is_maker), fill.timestamp))
+            return cur.rowcount == 1
+
+    def has_fill(self, trade_id: str) -> bool:
+        return bool(self.query("SELECT 1 FROM fills WHERE trade_id=?", (trade_id,)))
+
+    def last_fill_ts(self) -> int:
+        row = self.query("SELECT MAX(timestamp) AS ts FROM fills")
+        return int(row[0]["ts"] or 0)
+
+    def recent_fills(self, limit: int = 50) -> list[dict]:
+        rows = self.query("SELECT trade_id, side, price, qty, fee, timestamp, level, role FROM fills "
+                          "ORDER BY timestamp DESC, rowid DESC LIMIT ?", (int(limit),))
+        return [dict(r) for r in rows]
+
+    def fill_totals(self) -> dict:
+        row = self.query("SELECT COUNT(*) AS n, COALESCE(SUM(fee),0) AS fees, "
+                         "COALESCE(SUM(price*qty),0) AS volume FROM fills")[0]
+        return {"fill_count": row["n"], "fees": row["fees"], "volume": row["volume"]}
+
+    # ---- orders ----------------------------------------------------------------------------
+    def upsert_order(self, order: Any, level: int | None, role: int | None) -> None:
+        ts = now_ms()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                "filled_qty=excluded.filled_qty, status=excluded.status, updated_ms=excluded.updated_ms",
+                (order.id, order.client_id, level, role, order.side, order.price, order.qty,
+                 order.filled_qty, order.status, order.timestamp or ts, ts))
+
+    def set_order_status(self, order_id: str, status: str, filled_qty: float | None = None) -> None:
+        with self.transaction() as conn:
+            if filled_qty is None:
+                conn.execute("UPDATE orders SET status=?, updated_ms=? WHERE id=?", (status, now_ms(), order_id))
+            else:
+                conn.execute("UPDATE orders SET status=?, filled_qty=?, updated_ms=? WHERE id=?",
+                             (status, filled_qty, now_ms(), order_id))
+
+    def orders(self, status: str | None = None) -> list[dict]:
+        if status is None:
+            rows = self.query("SELECT * FROM orders ORDER BY created_ms")
+        else:
+            rows = self.query("SELECT * FROM orders WHERE status=? ORDER BY created_ms", (status,))
+        return [dict(r) for r in rows]
+
+    # ---- grid state ------------------------------------------------------------------------
+    def save_state(self, key: str, value: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO grid_state VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                         "value=excluded.value, updated_ms=excluded.updated_ms",
+                         (key, json.dumps(value), now_ms()))
+
+    def load_state(self, key: str) -> Any:
+        rows = self.query("SELECT value FROM grid_state WHERE key=?", (key,))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    # ---- snapshots and events --------------------------------------------------------------
+    def add_snapshot(self, timestamp: int, price: float, equity: float, realized: float,
+                     unrealized: float, grid_profit: float, position: float, fees: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO snapshots VALUES (?,?,?,?,?,?,?,?)",
+                         (timestamp, price, equity, realized, unrealized, grid_profit, position, fees))
+
+    def snapshots(self, limit: int = 500) -> list[dict]:
+        rows = self.query("SELECT timestamp, price, equity, realized, unrealized, grid_profit FROM "
+                          "(SELECT rowid AS r, * FROM snapshots ORDER BY rowid DESC LIMIT ?) ORDER BY r",
+                          (int(limit),))
+        return [dict(r) for r in rows]
+
+    def add_event(self, kind: str, message: str, data: dict | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO events VALUES (?,?,?,?)",
+                         (now_ms(), kind, message, json.dumps(data) if data else None))
+
+    def events(self, limit: int = 100) -> list[dict]:
+        rows = self.query("SELECT * FROM events ORDER BY rowid DESC LIMIT ?", (int(limit),))
+        return [dict(r) for r in rows]

@@ -1,0 +1,425 @@
+"""The embedded paper exchange: a simulated perpetual market with a real matching engine.
+
+Rules (the same for a live paper bot and for the backtest):
+- a resting buy fills when the price trades at or below its limit, at its limit price, paying
+  the maker fee; a resting sell symmetrically; `max_fill_qty` (optional) caps what one order
+  fills per step, so partial fills happen;
+- market orders, and limit orders that cross without postOnly, fill at once at the last price
+  and pay the taker fee; a postOnly order that would cross is rejected (PostOnlyRejected);
+- reduceOnly orders never grow the position (rejected, or trimmed when they fill);
+- opening orders need margin: notional / leverage, against equity less the margin of the
+  position and of the other resting opening orders (InsufficientMargin);
+- one perpetual position (signed qty, average entry, realized PnL), fees, and optional funding
+  (`funding_rate` charged every `funding_interval_h` hours on the position's notional).
+
+The account lives in the instance database (tables paper_*), committed with every change, so a
+restarted bot finds its balance, position and resting orders where it left them. Without a
+database (the backtest) it lives in memory. The market is one simulated price; the symbol is a
+label taken from the bot's config.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import asdict
+from typing import Any
+
+from exchanges.base import (Balance, Exchange, Fill, InsufficientMargin, InvalidOrder, Market, Order,
+                            OrderNotFound, OrderRequest, Position, PostOnlyRejected, Ticker)
+from exchanges.paper_prices import PriceSource, build_price_source, wall_clock_ms
+
+EPS = 1e-9
+PAPER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS paper_account (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT);
+CREATE TABLE IF NOT EXISTS paper_orders (id TEXT PRIMARY KEY, status TEXT, data TEXT);
+CREATE TABLE IF NOT EXISTS paper_fills (trade_id TEXT PRIMARY KEY, timestamp INTEGER, data TEXT);
+CREATE INDEX IF NOT EXISTS paper_fills_ts ON paper_fills(timestamp);
+"""
+
+
+def _split_symbol(symbol: str) -> tuple[str, str]:
+    """'SOL_USDC_PERP' or 'SOL/USDC:USDC' -> ('SOL', 'USDC')."""
+    parts = symbol.replace("/", "_").replace(":", "_").split("_")
+    return parts[0], parts[1] if len(parts) > 1 else "USDC"
+
+
+class PaperExchange(Exchange):
+    """One simulated account on one simulated perpetual market."""
+
+    name = "paper"
+
+    def __init__(self, source: PriceSource, *, balance: float = 10000.0, leverage: float = 10.0,
+                 maker_fee: float = 0.0002, taker_fee: float = 0.0005, tick_size: float = 0.01,
+                 step_size: float = 0.01, min_qty: float = 0.01, max_fill_qty: float | None = None,
+                 funding_rate: float = 0.0, funding_interval_h: float = 8.0, db: Any = None) -> None:
+        if leverage <= 0 or balance < 0:
+            raise ValueError("paper exchange: leverage must be > 0 and balance >= 0")
+        self.source = source
+        self.leverage = float(leverage)
+        self.maker_fee, self.taker_fee = float(maker_fee), float(taker_fee)
+        self.tick_size, self.step_size, self.min_qty = float(tick_size), float(step_size), float(min_qty)
+        self.max_fill_qty = float(max_fill_qty) if max_fill_qty else None
+        self.funding_rate = float(funding_rate)
+        self.funding_ms = int(funding_interval_h * 3600 * 1000)
+        self.db = db
+        self.exhausted = False
+        # account
+        self.balance = float(balance)     # cash: deposits + realized - fees - funding
+        self.pos_qty = 0.0
+        self.entry = 0.0
+        self.realized = 0.0
+        self.fees = 0.0
+        self.funding = 0.0
+        self.order_seq = 0
+        self.trade_seq = 0
+        self.price = self._round_price(getattr(source, "price", 0.0) or 0.0)
+        self.ts = wall_clock_ms()
+        self.next_funding_ts = 0
+        self.orders: dict[str, Order] = {}
+        self._fills: list[Fill] = []          # memory mode only
+        self._fill_ts: list[int] = []
+        self._best: tuple[float, float] | None = None
+        if db is not None:
+            db.ensure_schema(PAPER_SCHEMA)
+            self._load()
+        if not self.price:
+            self.step()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], *, instance_id: str, db: Any = None,
+                    source: PriceSource | None = None) -> "PaperExchange":
+        """Build from an instance's exchange_config (see the module docstring for the keys)."""
+        known = {"balance", "leverage", "maker_fee", "taker_fee", "tick_size", "step_size", "min_qty",
+                 "max_fill_qty", "funding_rate", "funding_interval_h"}
+        kwargs = {k: config[k] for k in known if config.get(k) is not None}
+        return cls(source or build_price_source(config, instance_id), db=db, **kwargs)
+
+    # ---- persistence -----------------------------------------------------------------------
+    def _account(self) -> dict:
+        return {"balance": self.balance, "pos_qty": self.pos_qty, "entry": self.entry,
+                "realized": self.realized, "fees": self.fees, "funding": self.funding,
+                "order_seq": self.order_seq, "trade_seq": self.trade_seq, "price": self.price,
+                "ts": self.ts, "next_funding_ts": self.next_funding_ts, "source": self.source.state()}
+
+    def _load(self) -> None:
+        rows = self.db.query("SELECT data FROM paper_account WHERE id = 1")
+        if not rows:
+            self._save_account()
+            return
+        acct = json.loads(rows[0]["data"])
+        for key in ("balance", "pos_qty", "entry", "realized", "fees", "funding", "price"):
+            setattr(self, key, float(acct[key]))
+        for key in ("order_seq", "trade_seq", "ts", "next_funding_ts"):
+            setattr(self, key, int(acct[key]))
+        if acct.get("source", {}).get("kind") == self.source.state().get("kind"):
+            self.source.restore(acct["source"])
+        for row in self.db.query("SELECT data FROM paper_orders WHERE status = 'open'"):
+            order = Order(**json.loads(row["data"]))
+            self.orders[order.id] = order
+
+    def _save_account(self) -> None:
+        if self.db is not None:
+            with self.db.transaction() as conn:
+                conn.execute("INSERT OR REPLACE INTO paper_account VALUES (1, ?)", (json.dumps(self._account()),))
+
+    def _save_order(self, order: Order) -> None:
+        if self.db is not None:
+            with self.db.transaction() as conn:
+                conn.execute("INSERT OR REPLACE INTO paper_orders VALUES (?, ?, ?)",
+                             (order.id, order.status, json.dumps(asdict(order))))
+
+    def _save_fill(self, fill: Fill) -> None:
+        if self.db is None:
+            self._fills.append(fill)
+            self._fill_ts.append(fill.timestamp)
+            return
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO paper_fills VALUES (?, ?, ?)",
+                         (fill.trade_id, fill.timestamp, json.dumps(asdict(fill))))
+
+    # ---- market data -----------------------------------------------------------------------
+    def _round_price(self, price: float) -> float:
+        return round(round(price / self.tick_size) * self.tick_size, 10)
+
+    def market(self, symbol: str) -> Market:
+        base, quote = _split_symbol(symbol)
+        return Market(symbol, base, quote, self.tick_size, self.step_size, self.min_qty,
+                      self.maker_fee, self.taker_fee)
+
+    def fetch_ticker(self, symbol: str) -> Ticker:
+        return Ticker(symbol, self.price, self.price, self.price, self.ts)
+
+    # ---- simulation ------------------------------------------------------------------------
+    def step(self) -> bool:
+        """Advance the price one step and match resting orders; False once a replay has ended."""
+        nxt = self.source.next()
+        if nxt is None:
+            self.exhausted = True
+            return False
+        with self._batch_writes():
+            self._tick(nxt[0], nxt[1])
+        return True
+
+    def _batch_writes(self):
+        """One database transaction around a whole step (a no-op context in memory mode)."""
+        from contextlib import nullcontext
+
+        return self.db.transaction() if self.db is not None else nullcontext()
+
+    def _tick(self, ts: int, raw_price: float) -> None:
+        self.ts, self.price = int(ts), self._round_price(raw_price)
+        if self.funding_rate and self.funding_ms:
+            self._charge_funding()
+        self._match()
+        self._save_account()
+
+    def best_bid_ask(self) -> tuple[float, float]:
+        """Highest resting buy and lowest resting sell (-inf / inf when none)."""
+        if self._best is None:
+            bids = [o.price for o in self.orders.values() if o.side == "buy"]
+            asks = [o.price for o in self.orders.values() if o.side == "sell"]
+            self._best = (max(bids, default=float("-inf")), min(asks, default=float("inf")))
+        return self._best
+
+    def _charge_funding(self) -> None:
+        if not self.next_funding_ts:
+            self.next_funding_ts = (self.ts // self.funding_ms + 1) * self.funding_ms
+        while self.ts >= self.next_funding_ts:
+            payment = self.pos_qty * self.price * self.funding_rate  # longs pay a positive rate
+            self.balance -= payment
+            self.funding += payment
+            self.next_funding_ts += self.funding_ms
+
+    def _match(self) -> None:
+        bid, ask = self.best_bid_ask()
+        if self.price > bid and self.price < ask:
+            return
+        for order in sorted(self.orders.values(), key=lambda o: o.timestamp):
+            crosses = self.price <= order.price if order.side == "buy" else self.price >= order.price
+            if not crosses:
+                continue
+            qty = order.remaining if self.max_fill_qty is None else min(order.remaining, self.max_fill_qty)
+            if order.reduce_only:
+                qty = min(qty, self._reducible(order.side))
+                if qty <= EPS:
+                    self._finish(order, "canceled")
+                    continue
+            self._execute(order, qty, order.price, is_maker=True)
+        self._drop_spent_reduce_only()
+
+    def _drop_spent_reduce_only(self) -> None:
+        """A reduceOnly order with no position left to reduce is cancelled, as venues do."""
+        for order in [o for o in self.orders.values() if o.reduce_only and self._reducible(o.side) <= EPS]:
+            self._finish(order, "canceled")
+
+    def _reducible(self, side: str) -> float:
+        """How much an order of this side can reduce the position (0 if it would grow it)."""
+        if side == "buy" and self.pos_qty < 0:
+            return -self.pos_qty
+        if side == "sell" and self.pos_qty > 0:
+            return self.pos_qty
+        return 0.0
+
+    def _execute(self, order: Order, qty: float, price: float, is_maker: bool) -> Fill:
+        qty = round(qty, 10)
+        fee = price * qty * (self.maker_fee if is_maker else self.taker_fee)
+        self._apply_trade(order.side, qty, price)
+        self.balance -= fee
+        self.fees += fee
+        self.trade_seq += 1
+        fill = Fill(f"P{self.trade_seq}", order.id, order.symbol, order.side, price, qty, fee, is_maker,
+                    self.ts, order.client_id)
+        order.filled_qty = round(order.filled_qty + qty, 10)
+        if order.remaining <= EPS:
+            self._finish(order, "filled")
+        else:
+            self._save_order(order)
+        self._save_fill(fill)
+        return fill
+
+    def _finish(self, order: Order, status: str) -> None:
+        order.status = status
+        self.orders.pop(order.id, None)
+        self._best = None
+        self._save_order(order)
+
+    def _apply_trade(self, side: str, qty: float, price: float) -> None:
+        signed = qty if side == "buy" else -qty
+        old = self.pos_qty
+        if old == 0 or (old > 0) == (signed > 0):
+            self.entry = (abs(old) * self.entry + qty * price) / (abs(old) + qty)
+        else:
+            closed = min(qty, abs(old))
+            pnl = closed * (price - self.entry) * (1 if old > 0 else -1)
+            self.realized += pnl
+            self.balance += pnl
+            if qty > abs(old) + EPS:
+                self.entry = price            # flipped: the rest opens at this price
+        self.pos_qty = round(old + signed, 10)
+        if abs(self.pos_qty) <= EPS:
+            self.pos_qty, self.entry = 0.0, 0.0
+
+    # ---- account ---------------------------------------------------------------------------
+    def unrealized(self) -> float:
+        return self.pos_qty * (self.price - self.entry) if self.pos_qty else 0.0
+
+    def equity(self) -> float:
+        return self.balance + self.unrealized()
+
+    def _opening_notional(self, side: str, extra_qty: float = 0.0, extra_price: float = 0.0) -> float:
+        """Notional of the resting orders of one side beyond what would merely close the position."""
+        resting = [(o.price, o.remaining) for o in self.orders.values() if o.side == side and not o.reduce_only]
+        if extra_qty:
+            resting.append((extra_price, extra_qty))
+        qty = sum(q for _, q in resting)
+        if qty <= EPS:
+            return 0.0
+        opening = max(0.0, qty - self._reducible(side))
+        return opening * sum(p * q for p, q in resting) / qty
+
+    def _used_margin(self) -> float:
+        orders = self._opening_notional("buy") + self._opening_notional("sell")
+        return (abs(self.pos_qty) * self.entry + orders) / self.leverage
+
+    def fetch_position(self, symbol: str) -> Position:
+        return Position(symbol, self.pos_qty, self.entry, self.unrealized(), self.realized)
+
+    def fetch_balance(self) -> Balance:
+        used = self._used_margin()
+        total = self.equity()
+        return Balance("USDC", total, max(0.0, total - used), used)
+
+    # ---- orders ----------------------------------------------------------------------------
+    def _validate(self, req: OrderRequest) -> None:
+        if req.side not in ("buy", "sell"):
+            raise InvalidOrder(f"side must be buy or sell (got {req.side!r})")
+        if req.qty < self.min_qty - EPS:
+            raise InvalidOrder(f"quantity {req.qty} below the market minimum {self.min_qty}")
+        if abs(req.qty / self.step_size - round(req.qty / self.step_size)) > 1e-6:
+            raise InvalidOrder(f"quantity {req.qty} is not a multiple of the step size {self.step_size}")
+        if req.type == "limit":
+            if req.price is None or req.price <= 0:
+                raise InvalidOrder(f"limit order needs a price > 0 (got {req.price})")
+            if abs(req.price / self.tick_size - round(req.price / self.tick_size)) > 1e-6:
+                raise InvalidOrder(f"price {req.price} is not a multiple of the tick size {self.tick_size}")
+        elif req.type != "market":
+            raise InvalidOrder(f"order type must be limit or market (got {req.type!r})")
+        if req.client_id is not None and any(o.client_id == req.client_id for o in self.orders.values()):
+            raise InvalidOrder(f"client id {req.client_id} is already used by an open order")
+        if req.reduce_only and self._reducible(req.side) <= EPS:
+            raise InvalidOrder("reduceOnly order would open or grow the position")
+
+    def place_order(self, request: OrderRequest) -> Order:
+        self._validate(request)
+        crosses = request.type == "market" or (
+            request.price >= self.price if request.side == "buy" else request.price <= self.price)
+        if crosses and request.post_only and request.type == "limit":
+            raise PostOnlyRejected(f"postOnly {request.side} at {request.price} would cross the price {self.price}")
+        if not request.reduce_only:
+            price = request.price if request.type == "limit" and not crosses else self.price
+            need = (self._opening_notional(request.side, request.qty, price)
+                    - self._opening_notional(request.side)) / self.leverage
+            free = self.equity() - self._used_margin()
+            if need > free + EPS:
+                raise InsufficientMargin(f"order needs {need:.2f} margin, {max(free, 0):.2f} free")
+        self.order_seq += 1
+        order = Order(f"O{self.order_seq}", request.symbol, request.side, request.type,
+                      float(request.price if request.type == "limit" else self.price), float(request.qty),
+                      client_id=request.client_id, post_only=request.post_only,
+                      reduce_only=request.reduce_only, timestamp=self.ts)
+        with self._batch_writes():
+            if crosses:
+                qty = min(order.qty, self._reducible(order.side)) if order.reduce_only else order.qty
+                order.price = self.price
+                self._execute(order, qty, self.price, is_maker=False)
+                if order.status == "open":       # trimmed reduceOnly remainder
+                    self._finish(order, "canceled")
+                self._drop_spent_reduce_only()
+            else:
+                self.orders[order.id] = order
+                self._best = None
+                self._save_order(order)
+            self._save_account()
+        return order
+
+    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
+        order = self.orders.get(order_id) if order_id else next(
+            (o for o in self.orders.values() if client_id is not None and o.client_id == client_id), None)
+        if order is None:
+            raise OrderNotFound(f"no open order {order_id or client_id}")
+        self._finish(order, "canceled")
+
+    def cancel_all_orders(self, symbol: str) -> int:
+        with self._batch_writes():
+            orders = list(self.orders.values())
+            for order in orders:
+                self._finish(order, "canceled")
+        return len(orders)
+
+    def fetch_open_orders(self, symbol: str) -> list[Order]:
+        return [Order(**asdict(o)) for o in self.orders.values()]
+
+    def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
+        if self.db is None:
+            return self._fills[bisect.bisect_left(self._fill_ts, since_ms):]
+        rows = self.db.query("SELECT data FROM paper_fills WHERE timestamp >= ? ORDER BY rowid", (since_ms,))
+        return [Fill(**json.loads(r["data"])) for r in rows]
+
+    def close(self) -> None:
+        closer = getattr(self.source, "close", None)
+        if closer is not None:
+            closer()
+
+    # ---- backtest fast path ----------------------------------------------------------------
+    def advance(self, wake_low: float, wake_high: float, max_ticks: int):
+        """Consume ticks up to the first one that can change anything, and step on it.
+
+        A tick "can change anything" when it trades at or through a resting order, at or beyond
+        a strategy wake price (stop levels, boundaries), or reaches a funding time. Ticks before it
+        match nothing under the rules above, so only the price moves over them. Returns the numpy
+        array of prices consumed (for drawdown), or None when the source has run out.
+        """
+        import numpy as np
+
+        bid, ask = self.best_bid_ask()
+        low = max(bid, wake_low)
+        high = min(ask, wake_high)
+        funding_at = self.next_funding_ts if (self.funding_rate and self.funding_ms and self.next_funding_ts) else None
+        window = 256
+        parts = []
+        consumed = 0
+        while consumed < max_ticks:
+            ts, px = self._take(min(window, max_ticks - consumed))
+            if px.size == 0:
+                self.exhausted = True
+                return np.concatenate(parts) if parts else None
+            rounded = np.round(px / self.tick_size) * self.tick_size
+            hit = (rounded <= low + EPS) | (rounded >= high - EPS)
+            if funding_at is not None:
+                hit |= ts >= funding_at
+            idx = np.flatnonzero(hit)
+            if idx.size:
+                k = int(idx[0])
+                self._give_back(ts[k + 1:], px[k + 1:])
+                parts.append(rounded[:k + 1])
+                self._tick(int(ts[k]), float(px[k]))
+                return np.concatenate(parts)
+            parts.append(rounded)
+            consumed += px.size
+            self.ts, self.price = int(ts[-1]), float(rounded[-1])
+            window *= 4
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def _take(self, n: int):
+        """n ticks from the buffered block of the source (refilled in large blocks)."""
+        buf = getattr(self, "_buf", None)
+        if buf is None or buf[2] >= buf[1].size:
+            ts, px = self.source.batch(1 << 16, self.ts)
+            buf = self._buf = [ts, px, 0]
+        start = buf[2]
+        end = min(start + n, buf[1].size)
+        buf[2] = end
+        return buf[0][start:end], buf[1][start:end]
+
+    def _give_back(self, ts, px) -> None:
+        self._buf[2] -= px.size

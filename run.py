@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""The bot process: args + config -> exchange + strategy + database + web page, and the loop.
+
+Started by the supervisor as `python run.py --config /abs/config.json` with INSTANCE_ID, DB_PATH,
+WEB_PORT, LOG_DIR (and the config's own exchange keys) in the environment, or by hand. Exit codes
+(docs/internals.md): 0 normal end (duration reached, strategy stopped, SIGTERM handled), 2 bad
+arguments or config (nothing placed), 3 authentication failure, 1 anything else.
+
+`--backtest` runs the same strategy on the paper exchange as fast as possible and prints a report.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import signal
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from core import heartbeat  # noqa: E402
+from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # noqa: E402
+from core.masking import Masker  # noqa: E402
+from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY,  # noqa: E402
+                        ENV_WEB_PORT, InstancePaths, project_home, resolve_runtime)
+from exchanges.base import (AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable,  # noqa: E402
+                            RateLimited)
+from strategies.grid_math import round_to  # noqa: E402
+from strategies.grid_params import BOUNDARY_ACTIONS, GRID_TYPES, GridParams, check_params  # noqa: E402
+from strategies.grid_math import GRID_MODES  # noqa: E402
+from strategies.perp_grid_strategy import PerpGridStrategy  # noqa: E402
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
+SNAPSHOT_EVERY_S = 10.0
+RECONCILE_EVERY_LOOPS = 30
+MAX_BACKOFF_S = 60.0
+DEFAULT_BACKTEST_TICKS = 100_000
+
+# flag dest -> strategy_config key
+STRATEGY_FLAGS = {
+    "grid_lower": "grid_lower_price", "grid_upper": "grid_upper_price", "grid_num": "grid_num",
+    "grid_mode": "grid_mode", "grid_type": "grid_type", "quantity": "quantity",
+    "max_position": "max_position", "stop_loss": "stop_loss", "take_profit": "take_profit",
+    "boundary_action": "boundary_action", "boundary_tolerance": "boundary_tolerance",
+    "price_range": "price_range", "duration": "duration", "interval": "interval",
+}
+
+
+class UsageError(Exception):
+    """Bad arguments or parameters: exit 2 with the message, before any order."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="run.py", description="Run one perpetual grid bot (paper by default).")
+    p.add_argument("--config", "-c", help="instance config (JSON); flags below override it")
+    p.add_argument("--instance-id", help="instance id (default: $INSTANCE_ID, metadata.instance_id, file stem)")
+    p.add_argument("--exchange", help="paper (default) or a ccxt exchange id")
+    p.add_argument("--symbol", help="market symbol, e.g. SOL_USDC_PERP")
+    p.add_argument("--strategy", choices=["perp_grid"], help="strategy (only perp_grid)")
+    p.add_argument("--grid-lower", type=float)
+    p.add_argument("--grid-upper", type=float)
+    p.add_argument("--grid-num", type=int)
+    p.add_argument("--grid-mode", choices=list(GRID_MODES))
+    p.add_argument("--grid-type", choices=list(GRID_TYPES))
+    p.add_argument("--quantity", type=float, help="order size per level (base currency)")
+    p.add_argument("--max-position", type=float, help="cap on the absolute position")
+    p.add_argument("--stop-loss", type=float, help="stop when unrealized PnL <= -X (quote)")
+    p.add_argument("--take-profit", type=float, help="stop when unrealized PnL >= X (quote)")
+    p.add_argument("--boundary-action", choices=list(BOUNDARY_ACTIONS))
+    p.add_argument("--boundary-tolerance", type=float, help="fraction beyond the range before acting")
+    p.add_argument("--auto-price", action="store_true", help="centre the range on the current price")
+    p.add_argument("--price-range", type=float, help="with --auto-price: half-width as a fraction (0.05 = +-5%%)")
+    p.add_argument("--duration", type=float, help="seconds to run, 0 = forever")
+    p.add_argument("--interval", type=float, help="seconds between loop turns")
+    p.add_argument("--backtest", action="store_true", help="run on simulated prices as fast as possible")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--ticks", type=int, help=f"backtest length (default {DEFAULT_BACKTEST_TICKS:,})")
+    group.add_argument("--prices", help="backtest on a CSV of time,price")
+    p.add_argument("--db-path", help="instance SQLite file (default: $DB_PATH or the config's db_path)")
+    p.add_argument("--web-port", type=int, help="serve the page on this port (default: $WEB_PORT)")
+    p.add_argument("--no-web", action="store_true", help="never serve the page")
+    p.add_argument("--summary-interval", type=float, default=300.0, help="seconds between summaries")
+    args = p.parse_args(argv)
+    if (args.ticks is not None or args.prices) and not args.backtest:
+        p.error("--ticks and --prices need --backtest")
+    if args.ticks is not None and args.ticks <= 0:
+        p.error(f"--ticks: {args.ticks} must be > 0")
+    return args
+
+
+# ---- configuration ----------------------------------------------------------------------------
+def load_config(args: argparse.Namespace, home: Path) -> InstanceConfig:
+    """The instance config with the CLI flags applied and validated again (ConfigError if bad)."""
+    cm = ConfigManager(home)
+    instance_id = args.instance_id or os.environ.get(ENV_INSTANCE_ID) or None
+    if args.config:
+        cfg = cm.load(args.config, instance_id=instance_id)
+    else:
+        doc = {"metadata": {"exchange": args.exchange or "paper", "symbol": args.symbol or "SOL_USDC_PERP"},
+               "strategy_config": {k: v for k, v in strategy_overrides(args).items()
+                                   if k in ("grid_num", "grid_lower_price", "grid_upper_price")} or {"grid_num": 2}}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump(doc, fh)
+        try:
+            cfg = cm.load(fh.name, instance_id=instance_id or "paper_bot")
+        finally:
+            os.unlink(fh.name)
+    if args.exchange:
+        cfg.metadata["exchange"] = args.exchange
+    if args.symbol:
+        cfg.metadata["symbol"] = args.symbol
+    cfg.strategy.update(strategy_overrides(args))
+    errors = cm.validate_strategy_config(cfg.strategy)
+    if "quantity" not in cfg.strategy:
+        errors.append("strategy_config.quantity: is required (missing): the order size per level")
+    if errors:
+        raise ConfigError(errors)
+    for env, key in ((ENV_API_KEY, "api_key"), (ENV_SECRET_KEY, "secret_key")):
+        if os.environ.get(env):
+            cfg.exchange[key] = os.environ[env]
+    return cfg
+
+
+def strategy_overrides(args: argparse.Namespace) -> dict:
+    out = {key: getattr(args, dest) for dest, key in STRATEGY_FLAGS.items() if getattr(args, dest) is not None}
+    if args.auto_price:
+        out["auto_price"] = True
+    return out
+
+
+def grid_params(cfg: InstanceConfig, exchange: Exchange) -> GridParams:
+    """GridParams from the config; with auto_price the range is centred on the current price."""
+    s = dict(cfg.strategy)
+    symbol = cfg.metadata["symbol"]
+    if s.get("auto_price"):
+        r = s.get("price_range")
+        if not r or not 0 < r < 1:
+            raise UsageError(f"strategy_config.price_range: {r} is invalid: with auto_price it must be a "
+                             "fraction between 0 and 1 (0.05 = +-5% around the price)")
+        tick = exchange.market(symbol).tick_size
+        price = exchange.fetch_ticker(symbol).last
+        s["grid_lower_price"], s["grid_upper_price"] = round_to(price * (1 - r), tick), round_to(price * (1 + r), tick)
+    return GridParams.from_strategy_config(s, symbol)
+
+
+def validate_against_market(params: GridParams, exchange: Exchange) -> None:
+    errors = check_params(params, exchange.market(params.symbol), exchange.fetch_balance().total,
+                          float(getattr(exchange, "leverage", 1.0)))
+    if errors:
+        raise UsageError("\n".join(errors))
+
+
+# ---- the runtime the web page reads -----------------------------------------------------------
+class BotRuntime:
+    """What web/server.py consumes (docs/internals.md): read from any thread, changed on the loop's.
+
+    The loop publishes an immutable snapshot every turn; the page reads it (and the database,
+    through its own connection) without touching the strategy. Grid adjustments are queued and
+    executed by the loop thread, which answers through a Future.
+    """
+
+    def __init__(self, instance_id: str, db: Any) -> None:
+        self.instance_id = instance_id
+        self.started_at = time.time()
+        self._db = db
+        self._snapshot: dict = {"instance_id": instance_id, "state": "starting"}
+        self._orders: list[dict] = []
+        self._last_loop = time.time()
+        self._subscribers: list[Callable[[str, dict], None]] = []
+        self.requests: queue.Queue[tuple[float | None, float | None, Future]] = queue.Queue()
+
+    def snapshot(self) -> dict:
+        return {**self._snapshot, "uptime_s": round(time.time() - self.started_at, 3)}
+
+    def open_orders(self) -> list[dict]:
+        return list(self._orders)
+
+    def recent_fills(self, limit: int) -> list[dict]:
+        return self._db.recent_fills(limit)
+
+    def pnl_history(self, limit: int) -> list[dict]:
+        return self._db.snapshots(limit)
+
+    def loop_age(self) -> float:
+        return time.time() - self._last_loop
+
+    def adjust_grid(self, lower: float | None, upper: float | None) -> dict:
+        future: Future = Future()
+        self.requests.put((lower, upper, future))
+        return future.result(timeout=60)
+
+    def subscribe(self, callback: Callable[[str, dict], None]) -> None:
+        self._subscribers.append(callback)
+
+    # loop-thread side
+    def publish(self, snapshot: dict, orders: list[dict]) -> None:
+        self._snapshot, self._orders, self._last_loop = snapshot, orders, time.time()
+        self.emit("status_update", snapshot)
+
+    def emit(self, event: str, payload: dict) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event, payload)
+            except Exception as exc:  # a page problem must never stop trading
+                print(f"warning: subscriber failed on {event}: {exc}", file=sys.stderr)
+
+
+# ---- the bot ----------------------------------------------------------------------------------
+class Bot:
+    def __init__(self, cfg: InstanceConfig, args: argparse.Namespace, exchange: Exchange, db: Any,
+                 params: GridParams, paths: InstancePaths, say: Callable[[str], None]) -> None:
+        self.cfg, self.args, self.exchange, self.db, self.paths, self.say = cfg, args, exchange, db, paths, say
+        self.runtime = BotRuntime(cfg.instance_id, db)
+        self.strategy = PerpGridStrategy(exchange, params, cfg.instance_id, store=db, log=say,
+                                         on_fill=lambda f: self.runtime.emit("fill", f))
+        self.stop_event = threading.Event()
+        self.stop_reason = ""
+        self.interval = float(cfg.strategy.get("interval") or 5)
+        self.duration = float(cfg.strategy.get("duration") or 0)
+        self.equity = 0.0
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+        self.stop_event.set()
+
+    def snapshot(self) -> dict:
+        s = self.strategy.summary()
+        return {"instance_id": self.cfg.instance_id, "symbol": self.strategy.params.symbol,
+                "exchange": self.cfg.metadata["exchange"], "price": s["price"], "grid": self.strategy.grid_dict(),
+                "position": {"qty": s["position"], "entry_price": s["entry_price"],
+                             "unrealized_pnl": s["unrealized_pnl"]},
+                "realized_pnl": s["realized_pnl"], "unrealized_pnl": s["unrealized_pnl"],
+                "grid_profit": s["grid_profit"], "fees": s["fees"], "volume": s["volume"],
+                "fill_count": s["fill_count"], "equity": self.equity,
+                "open_order_count": len(self.strategy.open_orders()),
+                "uptime_s": round(time.time() - self.runtime.started_at, 3), "state": s["state"]}
+
+    def summary_line(self, label: str) -> str:
+        s = self.strategy.summary()
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return (f"[{now}] {label} {self.cfg.instance_id} {self.strategy.params.symbol}: price {s['price']:.4f} | "
+                f"position {s['position']:g} @ {s['entry_price']:.4f} | grid profit {s['grid_profit']:.4f} | "
+                f"realized {s['realized_pnl']:.4f} | unrealized {s['unrealized_pnl']:.4f} | fees {s['fees']:.4f} | "
+                f"volume {s['volume']:.2f} | fills {s['fill_count']} | open orders {len(self.strategy.open_orders())}")
+
+    def publish(self, force_snapshot: bool = False) -> None:
+        now = time.time()
+        if force_snapshot or now - getattr(self, "_last_snap", 0.0) >= SNAPSHOT_EVERY_S:
+            self._last_snap = now
+            self.equity = self.exchange.fetch_balance().total
+            s = self.strategy.summary()
+            self.db.add_snapshot(int(now * 1000), s["price"], self.equity, s["realized_pnl"], s["unrealized_pnl"],
+                                 s["grid_profit"], s["position"], s["fees"])
+        self.runtime.publish(self.snapshot(), self.strategy.open_orders())
+
+    def start(self) -> None:
+        with self.db.transaction():
+            self.strategy.start()
+        self.publish(force_snapshot=True)
+        heartbeat.beat(self.paths.heartbeat)
+        self.say(self.summary_line("START"))
+
+    def serve_adjustments(self) -> None:
+        while True:
+            try:
+                lower, upper, future = self.runtime.requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                with self.db.transaction():
+                    grid = self.strategy.adjust_grid_range(lower, upper)
+            except ValueError as exc:
+                future.set_exception(exc)
+            except ExchangeError as exc:
+                future.set_exception(ValueError(f"exchange error while adjusting: {exc}"))
+            else:
+                future.set_result(grid)
+                self.runtime.emit("grid_adjusted", grid)
+
+    def turn(self) -> None:
+        with self.db.transaction():
+            step = getattr(self.exchange, "step", None)
+            if step is not None and not step():
+                self.request_stop("the price replay reached its end")
+            self.strategy.step()
+            self.loops += 1
+            if self.loops % RECONCILE_EVERY_LOOPS == 0:
+                self.strategy.reconcile()
+
+    def run(self) -> int:
+        """The loop: returns the exit code."""
+        self.loops = 0
+        started = time.monotonic()
+        last_summary = time.monotonic()
+        parent = os.getppid()
+        supervised = bool(os.environ.get(ENV_INSTANCE_ID))
+        backoff = 0.0
+        while not self.stop_event.is_set():
+            turn_start = time.monotonic()
+            try:
+                self.serve_adjustments()
+                self.turn()
+                backoff = 0.0
+            except AuthenticationError as exc:
+                self.say(f"authentication failed: {exc}; check the exchange keys of this config")
+                self.shutdown("authentication failure", cancel=False)
+                return EXIT_AUTH
+            except RateLimited as exc:
+                self.say(f"rate limited: waiting {exc.retry_after:.1f} s")
+                self.stop_event.wait(exc.retry_after)
+            except (ExchangeUnavailable, ExchangeError) as exc:
+                backoff = min(MAX_BACKOFF_S, backoff * 2 or self.interval)
+                self.say(f"exchange error ({type(exc).__name__}: {exc}); retrying in {backoff:.0f} s")
+                self.stop_event.wait(backoff)
+            self.publish()
+            heartbeat.beat(self.paths.heartbeat)
+            if self.strategy.stopped:
+                self.request_stop(f"strategy stopped: {self.strategy.stop_reason}")
+            if self.duration and time.monotonic() - started >= self.duration:
+                self.request_stop(f"duration of {self.duration:g} s reached")
+            if supervised and os.getppid() != parent:
+                self.request_stop("the supervisor is gone")
+            if time.monotonic() - last_summary >= self.args.summary_interval:
+                last_summary = time.monotonic()
+                self.say(self.summary_line("SUMMARY"))
+            deadline = turn_start + self.interval
+            while not self.stop_event.is_set() and time.monotonic() < deadline:
+                if not self.runtime.requests.empty():
+                    self.serve_adjustments()
+                    self.publish()
+                self.stop_event.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        self.shutdown(self.stop_reason)
+        return EXIT_OK
+
+    def shutdown(self, reason: str, cancel: bool = True) -> None:
+        """Cancel every order, flush the database, print the final summary."""
+        self.say(f"stopping: {reason}")
+        if cancel:
+            try:
+                with self.db.transaction():
+                    self.strategy.shutdown(reason)
+            except ExchangeError as exc:
+                self.say(f"could not cancel the open orders: {exc}")
+        self.publish(force_snapshot=True)
+        self.say(self.summary_line("FINAL"))
+        self.db.checkpoint()
+
+
+# ---- entry points -----------------------------------------------------------------------------
+def make_say(masker: Masker) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        print(masker(message), flush=True)
+    return say
+
+
+def run_backtest_mode(cfg: InstanceConfig, args: argparse.Namespace, say: Callable[[str], None]) -> int:
+    from exchanges.paper_exchange import PaperExchange
+    from strategies.backtest import run_backtest
+
+    exchange_cfg = dict(cfg.exchange)
+    if args.prices:
+        exchange_cfg["price_csv"] = args.prices
+    exchange_cfg.pop("price_source", None)
+    if cfg.metadata["exchange"] != "paper":
+        say(f"backtest: simulating {cfg.metadata['exchange']} with the paper exchange's fees and sizes")
+    try:
+        exchange = PaperExchange.from_config(exchange_cfg, instance_id=cfg.instance_id)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"backtest prices: {exc}") from None
+    params = grid_params(cfg, exchange)
+    validate_against_market(params, exchange)
+    strategy = PerpGridStrategy(exchange, params, cfg.instance_id, log=lambda _m: None)
+    ticks = args.ticks or (10 ** 12 if args.prices else DEFAULT_BACKTEST_TICKS)
+    report = run_backtest(exchange, strategy, ticks)
+    say(f"backtest {cfg.instance_id}: {params.symbol} grid {params.lower}..{params.upper} x{params.num} "
+        f"{params.mode} {params.grid_type}, quantity {params.quantity}")
+    say(report.text())
+    return EXIT_OK
+
+
+def open_instance(cfg: InstanceConfig, args: argparse.Namespace, home: Path) -> tuple[Any, InstancePaths]:
+    from database.db import Database
+
+    db_path = args.db_path or os.environ.get(ENV_DB_PATH) or cfg.daemon.get("db_path") or f"database/{cfg.instance_id}.db"
+    log_dir = os.environ.get(ENV_LOG_DIR) or cfg.daemon.get("log_dir")
+    paths = (InstancePaths(cfg.instance_id, Path(log_dir)) if log_dir and Path(log_dir).is_absolute()
+             else InstancePaths.for_instance(home, cfg.instance_id, log_dir))
+    return Database(resolve_runtime(home, db_path)), paths
+
+
+def start_page(bot: Bot, args: argparse.Namespace, say: Callable[[str], None]) -> None:
+    port = args.web_port if args.web_port is not None else os.environ.get(ENV_WEB_PORT)
+    if args.no_web or port in (None, ""):
+        return
+    try:
+        from web.server import start_web
+    except ImportError as exc:
+        say(f"warning: the web page is not available ({exc}); running without it")
+        return
+    try:
+        start_web(bot.runtime, None, int(port), bot.paths)
+    except (OSError, ValueError) as exc:
+        say(f"warning: could not serve the web page on port {port}: {exc}; running without it")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    home = project_home()
+    masker = Masker()
+    say = make_say(masker)
+    try:
+        cfg = load_config(args, home)
+        masker = Masker(cfg.secrets() + [v for v in (cfg.exchange.get("api_key"), cfg.exchange.get("secret_key")) if v])
+        say = make_say(masker)
+        if args.backtest:
+            return run_backtest_mode(cfg, args, say)
+        db, paths = open_instance(cfg, args, home)
+        from exchanges import create_exchange
+
+        exchange = create_exchange(cfg.metadata["exchange"], cfg.exchange, instance_id=cfg.instance_id, db=db)
+        params = grid_params(cfg, exchange)
+        validate_against_market(params, exchange)
+    except ConfigError as exc:
+        print(masker("invalid configuration:\n  " + "\n  ".join(exc.errors)), file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(masker("invalid parameters:\n  " + str(exc).replace("\n", "\n  ")), file=sys.stderr)
+        return EXIT_USAGE
+    except AuthenticationError as exc:
+        print(masker(f"authentication failed: {exc}"), file=sys.stderr)
+        return EXIT_AUTH
+    except (ExchangeError, ValueError, OSError) as exc:
+        print(masker(f"cannot start: {type(exc).__name__}: {exc}"), file=sys.stderr)
+        return EXIT_FAIL
+
+    bot = Bot(cfg, args, exchange, db, params, paths, say)
+    signal.signal(signal.SIGTERM, lambda *_: bot.request_stop("SIGTERM received"))
+    signal.signal(signal.SIGINT, lambda *_: bot.request_stop("interrupted"))
+    say(f"starting {cfg.instance_id}: exchange {cfg.metadata['exchange']}, symbol {params.symbol}, "
+        f"grid {params.lower}..{params.upper} x{params.num} {params.mode} {params.grid_type}, "
+        f"quantity {params.quantity}, interval {bot.interval:g} s, db {db.path}")
+    try:
+        bot.start()
+        start_page(bot, args, say)
+        return bot.run()
+    except AuthenticationError as exc:
+        print(masker(f"authentication failed: {exc}"), file=sys.stderr)
+        return EXIT_AUTH
+    finally:
+        exchange.close()
+        db.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

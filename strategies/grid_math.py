@@ -1,0 +1,56 @@
+"""Grid arithmetic: price levels and the rounding every order needs.
+
+Kept apart from the strategy so the levels can be checked by hand in tests and reused by the
+web page (via the snapshot) and the backtest without pulling in any trading logic.
+"""
+from __future__ import annotations
+
+import math
+
+ARITHMETIC = "arithmetic"
+GEOMETRIC = "geometric"
+GRID_MODES = (ARITHMETIC, GEOMETRIC)
+
+
+def round_to(value: float, step: float) -> float:
+    """Nearest multiple of `step`, cleaned of float noise (0.1 + 0.2 style tails)."""
+    if step <= 0:
+        return value
+    decimals = max(0, -int(math.floor(math.log10(step))) + 2)
+    return round(round(value / step) * step, decimals)
+
+
+def floor_to(value: float, step: float) -> float:
+    """Largest multiple of `step` not above `value` (quantities must never be rounded up)."""
+    if step <= 0:
+        return value
+    decimals = max(0, -int(math.floor(math.log10(step))) + 2)
+    return round(math.floor(value / step + 1e-9) * step, decimals)
+
+
+def grid_levels(lower: float, upper: float, num: int, mode: str, tick: float) -> list[float]:
+    """`num` price lines from `lower` to `upper` inclusive, rounded to `tick`, deduplicated.
+
+    Arithmetic lines are evenly spaced in price, geometric lines evenly spaced in ratio (the same
+    percentage between neighbours). Rounding can merge neighbours on a fine grid with a coarse
+    tick; the duplicates are dropped, so callers check `len(result) >= 2`.
+    """
+    if num < 2:
+        raise ValueError(f"grid_num must be at least 2 (got {num})")
+    if not 0 < lower < upper:
+        raise ValueError(f"grid range must satisfy 0 < lower < upper (got {lower} .. {upper})")
+    if mode == ARITHMETIC:
+        step = (upper - lower) / (num - 1)
+        raw = [lower + i * step for i in range(num)]
+    elif mode == GEOMETRIC:
+        ratio = (upper / lower) ** (1.0 / (num - 1))
+        raw = [lower * ratio ** i for i in range(num)]
+    else:
+        raise ValueError(f"grid_mode must be one of {', '.join(GRID_MODES)} (got {mode!r})")
+    raw[-1] = upper  # no float drift at the top line
+    levels: list[float] = []
+    for price in raw:
+        rounded = round_to(price, tick)
+        if rounded > 0 and (not levels or rounded > levels[-1]):
+            levels.append(rounded)
+    return levels

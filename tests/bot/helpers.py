@@ -1,0 +1,46 @@
+"""Test helpers for the bot: a price source the test steers, and a paper exchange around it."""
+from __future__ import annotations
+
+from exchanges.paper_exchange import PaperExchange
+from strategies.grid_params import GridParams
+from strategies.perp_grid_strategy import PerpGridStrategy
+
+
+class StepPrices:
+    """A PriceSource whose next price the test sets: `move(p)` then `exchange.step()`."""
+
+    def __init__(self, price: float) -> None:
+        self.price = price
+        self.ts = 1_000_000
+
+    def next(self) -> tuple[int, float]:
+        self.ts += 1000
+        return self.ts, self.price
+
+    def state(self) -> dict:
+        return {"kind": "steered", "price": self.price, "ts": self.ts}
+
+    def restore(self, state: dict) -> None:
+        self.price, self.ts = state["price"], state["ts"]
+
+
+def paper(price: float, db=None, **kwargs) -> tuple[PaperExchange, StepPrices]:
+    source = StepPrices(price)
+    return PaperExchange(source, db=db, **kwargs), source
+
+
+def move(exchange: PaperExchange, source: StepPrices, price: float) -> None:
+    source.price = price
+    exchange.step()
+
+
+def grid(exchange: PaperExchange, store=None, **overrides) -> PerpGridStrategy:
+    """A strategy on lines 100, 101, 102, 103, 104 (quantity 1) unless overridden."""
+    values = dict(symbol="SOL_USDC_PERP", lower=100.0, upper=104.0, num=5, quantity=1.0)
+    values.update(overrides)
+    return PerpGridStrategy(exchange, GridParams(**values), "test_bot", store=store, log=lambda _m: None)
+
+
+def resting(exchange: PaperExchange) -> list[tuple[str, float, float]]:
+    """(side, price, remaining) of every resting order, sorted."""
+    return sorted((o.side, o.price, round(o.remaining, 10)) for o in exchange.fetch_open_orders("SOL_USDC_PERP"))

@@ -1,0 +1,80 @@
+"""The instance database: WAL, idempotent fills, state, snapshots, a reader thread beside a writer."""
+import sqlite3
+import threading
+
+from database.db import Database
+from exchanges.base import Fill, Order
+
+
+def fill(trade_id: str, ts: int = 1000) -> Fill:
+    return Fill(trade_id, "O1", "SOL_USDC_PERP", "buy", 100.0, 1.0, 0.02, True, ts, client_id=42)
+
+
+def test_wal_mode_and_schema(tmp_path):
+    db = Database(tmp_path / "x.db")
+    assert db.query("PRAGMA journal_mode")[0][0] == "wal"
+    tables = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"orders", "fills", "grid_state", "snapshots", "events"} <= tables
+
+
+def test_a_replayed_fill_is_never_counted_twice(tmp_path):
+    db = Database(tmp_path / "x.db")
+    assert db.record_fill(fill("T1"), level=3, role=0) is True
+    assert db.record_fill(fill("T1"), level=3, role=0) is False
+    assert db.record_fill(fill("T2", 2000), level=3, role=1) is True
+    assert db.fill_totals() == {"fill_count": 2, "fees": 0.04, "volume": 200.0}
+    assert [f["trade_id"] for f in db.recent_fills(10)] == ["T2", "T1"]
+    assert db.last_fill_ts() == 2000
+    db.close()
+    again = Database(tmp_path / "x.db")      # and across a reopen
+    assert again.record_fill(fill("T1"), 3, 0) is False and again.has_fill("T2")
+
+
+def test_a_failed_transaction_leaves_nothing(tmp_path):
+    db = Database(tmp_path / "x.db")
+    try:
+        with db.transaction():
+            db.record_fill(fill("T1"), 1, 0)
+            db.save_state("k", {"a": 1})
+            raise RuntimeError("killed mid-step")
+    except RuntimeError:
+        pass
+    assert db.load_state("k") is None and not db.has_fill("T1")
+
+
+def test_orders_state_snapshots_events(tmp_path):
+    db = Database(tmp_path / "x.db")
+    db.upsert_order(Order("O1", "SOL_USDC_PERP", "buy", "limit", 99.0, 1.0, client_id=7, timestamp=5), 2, 0)
+    db.set_order_status("O1", "filled", 1.0)
+    assert db.orders("filled")[0]["level"] == 2
+    db.save_state("grid", {"cells": [1, 2]})
+    db.save_state("grid", {"cells": [3]})
+    assert db.load_state("grid") == {"cells": [3]}
+    for i in range(5):
+        db.add_snapshot(i, 100.0 + i, 10000.0 + i, 0.0, 0.0, float(i), 0.0, 0.0)
+    assert [s["timestamp"] for s in db.snapshots(3)] == [2, 3, 4]   # the latest, oldest first
+    db.add_event("start", "hello")
+    assert db.events(1)[0]["message"] == "hello"
+
+
+def test_reader_thread_sees_committed_rows_while_the_writer_writes(tmp_path):
+    db = Database(tmp_path / "x.db")
+    seen: list[int] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def reader():
+        try:
+            while not done.is_set():
+                seen.append(db.fill_totals()["fill_count"])
+        except sqlite3.Error as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for i in range(200):
+        with db.transaction():
+            db.record_fill(fill(f"T{i}", i), 0, 0)
+    done.set()
+    t.join()
+    assert not errors and seen == sorted(seen) and db.fill_totals()["fill_count"] == 200

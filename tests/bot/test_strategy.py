@@ -1,0 +1,255 @@
+"""Each reaction of PerpGridStrategy against hand-computed fills, fees and profit.
+
+The grid is lines 100, 101, 102, 103, 104 (cells 0..3), quantity 1, maker fee 0.02%, price
+102.4: neutral cells 0 and 1 are long (buys at 100 and 101), 2 and 3 short (sells at 103, 104).
+"""
+import pytest
+
+from database.db import Database
+from exchanges.base import AuthenticationError, ExchangeUnavailable, InvalidOrder
+from exchanges.paper_exchange import PaperExchange
+from tests.bot.helpers import StepPrices, grid, move, paper, resting
+
+MAKER = 0.0002
+INITIAL = [("buy", 100.0, 1.0), ("buy", 101.0, 1.0), ("sell", 103.0, 1.0), ("sell", 104.0, 1.0)]
+
+
+def run(ex, src, strat, *prices):
+    for p in prices:
+        move(ex, src, p)
+        strat.step()
+
+
+def test_neutral_grid_bids_below_and_asks_above_all_post_only():
+    ex, _ = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    assert resting(ex) == INITIAL
+    assert all(o.post_only for o in ex.fetch_open_orders("SOL_USDC_PERP"))
+
+
+def test_long_cycle_books_close_minus_open_less_both_fees_and_rearms():
+    ex, src = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    run(ex, src, strat, 101.0)              # buy at 101 opens cell 1 ...
+    assert resting(ex) == [("buy", 100.0, 1.0), ("sell", 102.0, 1.0), ("sell", 103.0, 1.0), ("sell", 104.0, 1.0)]
+    assert strat.totals.grid_profit == 0    # ... its close sits one level up, the level is locked
+    run(ex, src, strat, 102.0)              # the close fills
+    assert strat.totals.grid_profit == pytest.approx(1.0 - 101 * MAKER - 102 * MAKER)   # 0.9594
+    assert strat.totals.fees == pytest.approx(0.0406)
+    assert (strat.totals.fill_count, strat.totals.cycles, strat.position) == (2, 1, 0)
+    assert resting(ex) == INITIAL           # re-armed
+
+
+def test_short_cycle_books_its_profit():
+    ex, src = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    run(ex, src, strat, 103.0)
+    assert ("buy", 102.0, 1.0) in resting(ex) and ex.fetch_position("SOL_USDC_PERP").qty == -1
+    run(ex, src, strat, 102.0)
+    assert strat.totals.grid_profit == pytest.approx(1.0 - 103 * MAKER - 102 * MAKER)   # 0.959
+    assert resting(ex) == INITIAL
+
+
+def test_partial_opening_fills_grow_the_closing_order_and_profit_is_pro_rata():
+    ex, src = paper(102.4, max_fill_qty=0.4)
+    strat = grid(ex)
+    strat.start()
+    run(ex, src, strat, 101.0)
+    assert ("sell", 102.0, 0.4) in resting(ex) and ("buy", 101.0, 0.6) in resting(ex)
+    run(ex, src, strat, 101.0)
+    assert ("sell", 102.0, 0.8) in resting(ex)
+    run(ex, src, strat, 101.0)
+    assert ("sell", 102.0, 1.0) in resting(ex) and not any(p == 101.0 for _, p, _ in resting(ex))
+    run(ex, src, strat, 102.0)              # closes 0.4 of 1.0
+    first = 0.4 * 1.0 - 0.4 * 102 * MAKER - 0.4 * 101 * MAKER
+    assert strat.totals.grid_profit == pytest.approx(first)
+    assert ("sell", 102.0, 0.6) in resting(ex)
+    run(ex, src, strat, 102.0, 102.0)
+    assert strat.totals.grid_profit == pytest.approx(1.0 - 101 * MAKER - 102 * MAKER)
+    assert ("buy", 101.0, 1.0) in resting(ex) and strat.position == 0
+
+
+def test_long_grid_only_bids_and_short_grid_only_asks():
+    ex, _ = paper(102.4)
+    strat = grid(ex, grid_type="long")
+    strat.start()
+    assert resting(ex) == [("buy", 100.0, 1.0), ("buy", 101.0, 1.0), ("buy", 102.0, 1.0)]
+    ex2, _ = paper(102.4)
+    strat2 = grid(ex2, grid_type="short")
+    strat2.start()
+    assert resting(ex2) == [("sell", 103.0, 1.0), ("sell", 104.0, 1.0)]
+
+
+def test_max_position_caps_exposure_nearest_levels_first():
+    ex, src = paper(102.4)
+    strat = grid(ex, max_position=1.0)
+    strat.start()
+    assert resting(ex) == [("buy", 101.0, 1.0), ("sell", 103.0, 1.0)]
+    run(ex, src, strat, 101.0)             # long 1: the buy at 100 would make 2
+    assert resting(ex) == [("sell", 102.0, 1.0), ("sell", 103.0, 1.0)]
+    run(ex, src, strat, 100.5)
+    assert ex.fetch_position("SOL_USDC_PERP").qty == 1.0
+
+
+def test_stop_loss_on_unrealized_pnl_closes_at_market_and_stops():
+    ex, src = paper(102.4)
+    strat = grid(ex, stop_loss=1.5)
+    strat.start()
+    run(ex, src, strat, 101.0, 100.0)       # long 2 @ 100.5, unrealized -1
+    assert not strat.stopped
+    run(ex, src, strat, 99.7)               # unrealized 2 * (99.7 - 100.5) = -1.6
+    assert strat.stopped and "stop loss" in strat.stop_reason
+    pos = ex.fetch_position("SOL_USDC_PERP")
+    assert pos.qty == 0 and pos.realized_pnl == pytest.approx(-1.6)
+    assert resting(ex) == []
+
+
+def test_take_profit_on_unrealized_pnl():
+    ex, src = paper(102.4)
+    strat = grid(ex, take_profit=0.5, boundary_tolerance=0.5)
+    strat.start()
+    run(ex, src, strat, 103.0)              # short 1 @ 103, close buy at 102
+    run(ex, src, strat, 102.4)              # unrealized 0.6 >= 0.5
+    assert strat.stopped and "take profit" in strat.stop_reason
+    assert ex.fetch_position("SOL_USDC_PERP").qty == 0
+
+
+def test_boundary_stop_only_cancels_orders_and_keeps_the_position():
+    ex, src = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    run(ex, src, strat, 104.5)              # both sells fill, then the price is out
+    assert strat.stopped and "left the range" in strat.stop_reason
+    assert resting(ex) == [] and ex.fetch_position("SOL_USDC_PERP").qty == -2
+
+
+def test_boundary_tolerance_delays_the_action():
+    ex, src = paper(102.4)
+    strat = grid(ex, boundary_tolerance=0.01)   # 104 * 1.01 = 105.04
+    strat.start()
+    run(ex, src, strat, 104.5)
+    assert not strat.stopped
+    run(ex, src, strat, 105.1)
+    assert strat.stopped
+
+
+def test_boundary_emergency_close_flattens():
+    ex, src = paper(102.4)
+    strat = grid(ex, boundary_action="emergency_close")
+    strat.start()
+    run(ex, src, strat, 99.0)
+    assert strat.stopped and ex.fetch_position("SOL_USDC_PERP").qty == 0 and resting(ex) == []
+
+
+def test_boundary_adjust_range_recentres_the_grid():
+    ex, src = paper(102.4)
+    strat = grid(ex, boundary_action="adjust_range")
+    strat.start()
+    run(ex, src, strat, 99.0)               # buys at 101 and 100 filled: long 2, carried over
+    assert not strat.stopped
+    assert strat.grid_dict()["levels"] == [97.0, 98.0, 99.0, 100.0, 101.0]
+    assert resting(ex) == [("buy", 97.0, 1.0), ("buy", 98.0, 1.0), ("sell", 100.0, 1.0), ("sell", 101.0, 1.0)]
+    assert strat.carried == 2.0 and ex.fetch_position("SOL_USDC_PERP").qty == 2.0
+
+
+def test_adjust_grid_range_live_and_rejection_changes_nothing():
+    ex, _ = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    with pytest.raises(ValueError, match="lower must be below upper"):
+        strat.adjust_grid_range(105.0, 101.0)
+    assert resting(ex) == INITIAL
+    new = strat.adjust_grid_range(101.0, 105.0)
+    assert new["levels"] == [101.0, 102.0, 103.0, 104.0, 105.0]
+    assert resting(ex) == [("buy", 101.0, 1.0), ("sell", 103.0, 1.0), ("sell", 104.0, 1.0), ("sell", 105.0, 1.0)]
+
+
+class FailingAt(PaperExchange):
+    """A paper exchange that fails the way a venue does for chosen prices."""
+
+    def __init__(self, *args, fail: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fail = fail or {}
+
+    def place_order(self, request):
+        if request.price in self.fail:
+            raise self.fail[request.price]
+        return super().place_order(request)
+
+
+def test_adjust_rolls_back_to_the_old_range_when_the_rebuild_fails():
+    ex = FailingAt(StepPrices(102.4), fail={106.0: ExchangeUnavailable("timeout")})
+    strat = grid(ex)
+    strat.start()
+    with pytest.raises(ValueError, match="restored"):
+        strat.adjust_grid_range(100.0, 108.0)   # lines 100, 102, 104, 106, 108: 106 fails
+    assert strat.grid_dict()["lower"] == 100.0 and strat.grid_dict()["upper"] == 104.0
+    assert resting(ex) == INITIAL
+
+
+def test_invalid_order_and_margin_skip_the_level_without_crashing():
+    ex = FailingAt(StepPrices(102.4), fail={101.0: InvalidOrder("price band")})
+    strat = grid(ex)
+    strat.start()
+    assert resting(ex) == [("buy", 100.0, 1.0), ("sell", 103.0, 1.0), ("sell", 104.0, 1.0)]
+    poor, _ = paper(102.4, balance=150.0, leverage=1.0)    # margin for one order only
+    strat2 = grid(poor)
+    strat2.start()
+    assert len(resting(poor)) == 1
+    assert sum(c.blocked == "margin" for c in strat2.cells) == 3
+
+
+def test_post_only_rejection_retries_next_turn():
+    ex, src = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    run(ex, src, strat, 101.0)              # cell 1 holds 1, close at 102
+    ex.cancel_all_orders("SOL_USDC_PERP")   # say the venue dropped the orders ...
+    strat.reconcile()
+    move(ex, src, 102.5)                    # ... and the price gapped above the close price
+    strat.step()
+    assert ("sell", 102.0, 1.0) not in resting(ex)
+    run(ex, src, strat, 101.5)              # back below: the close is placed again
+    assert ("sell", 102.0, 1.0) in resting(ex)
+
+
+def test_authentication_error_propagates_to_the_loop():
+    class NoAuth(PaperExchange):
+        def fetch_ticker(self, symbol):
+            raise AuthenticationError("bad key")
+
+    strat = grid(NoAuth(StepPrices(102.4)))
+    with pytest.raises(AuthenticationError):
+        strat.start()
+
+
+def test_restart_adopts_unrecorded_orders_and_replays_missed_fills_once(tmp_path):
+    db = Database(tmp_path / "bot.db")
+    ex, src = paper(102.4, db=db)
+    strat = grid(ex, store=db)
+    strat.start()
+    run(ex, src, strat, 101.0)
+    # Killed after the exchange acted but before the strategy saved: forget the close order and
+    # let a fill happen that the strategy never read.
+    state = db.load_state("perp_grid")
+    state["cells"][1]["close_order"] = None
+    state["cells"][0]["open_order"] = None  # still resting at 100: must be adopted, not doubled
+    db.save_state("perp_grid", state)
+    move(ex, src, 103.0)                    # close at 102 and the short at 103 both fill
+    db.close()
+
+    db2 = Database(tmp_path / "bot.db")
+    ex2, src2 = paper(0.0, db=db2)
+    again = grid(ex2, store=db2)
+    again.start()
+    prices = [p for _, p, _ in resting(ex2)]
+    assert len(prices) == len(set(prices))  # no duplicate order at any price
+    assert ("buy", 100.0, 1.0) in resting(ex2)
+    assert again.totals.fill_count == 3 and len(ex2.fetch_fills("SOL_USDC_PERP", 0)) == 3
+    assert again.totals.grid_profit == pytest.approx(1.0 - 101 * MAKER - 102 * MAKER)
+    assert again.position == ex2.fetch_position("SOL_USDC_PERP").qty == -1
+    again.start()                           # a second reconcile changes nothing
+    assert again.totals.fill_count == 3 and [p for _, p, _ in resting(ex2)] == prices
