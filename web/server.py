@@ -154,12 +154,15 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
             new_grid = runtime.adjust_grid(lower, upper)
         except ValueError as exc:
             raise BadRequest(f"rejected by the strategy: {exc}") from None
+        except TimeoutError:
+            return error(503, "the bot's loop did not answer in time; the adjustment may still apply when it resumes")
         log.info("web: grid adjusted to %s..%s", new_grid.get("lower"), new_grid.get("upper"))
         return jsonify(ok=True, grid=new_grid)
 
     @app.get("/metrics")
     def metrics() -> Response:
-        text = render(runtime.snapshot(), _finite(runtime.loop_age()) or float("inf"), restart_count(runtime.instance_id))
+        age = _finite(runtime.loop_age())
+        text = render(runtime.snapshot(), float("inf") if age is None else age, restart_count(runtime.instance_id))
         return Response(text, content_type=CONTENT_TYPE)
 
     return app, socketio
@@ -168,7 +171,7 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
 def _live_status(runtime: Any) -> dict:
     """What a status_update carries: the /api/status body plus when it was taken."""
     snap = dict(runtime.snapshot())
-    snap["ts"] = time.time()
+    snap["ts"] = int(time.time() * 1000)  # epoch ms, like every timestamp of the API
     snap["loop_age_s"] = _finite(runtime.loop_age())
     return snap
 

@@ -17,6 +17,8 @@
   const qty = (v) => (v === null || v === undefined) ? "—" : String(+Number(v).toFixed(6));
   const signClass = (el, v) => { el.classList.toggle("pos", v > 0); el.classList.toggle("neg", v < 0); };
   const clock = (ts) => new Date(ts * 1000).toLocaleTimeString("en-GB", { hour12: false });
+  // The API speaks epoch milliseconds (as the exchange layer does); the chart works in seconds.
+  const seconds = (t) => (t > 1e11 ? t / 1000 : t);
   function duration(s) {
     if (s === null || s === undefined || !isFinite(s)) return "—";
     s = Math.max(0, Math.floor(s));
@@ -47,13 +49,20 @@
     if (state.series.length > MAX_POINTS) state.series.splice(0, state.series.length - MAX_POINTS);
   }
 
+  // History rows (one per ~10 s) and live points (one per status) interleave: merge, never reset,
+  // so a refetch after a reconnect or an adjustment keeps what the page has already drawn.
+  function mergeHistory(rows) {
+    const all = state.series.concat(rows.filter((r) => isFinite(r.price)).map((r) => ({ t: seconds(r.timestamp), p: r.price })));
+    all.sort((a, b) => a.t - b.t);
+    state.series = all.filter((q, i) => i === 0 || q.t !== all[i - 1].t).slice(-MAX_POINTS);
+  }
+
   async function refetchAll() {
     try {
       const [snap, pnl, orders, fills] = await Promise.all([
         getJSON("/api/status"), getJSON("/api/pnl?limit=" + MAX_POINTS), getJSON("/api/orders"), getJSON("/api/fills?limit=100"),
       ]);
-      state.series = [];
-      pnl.forEach((row) => addPoint(row.timestamp, row.price));
+      mergeHistory(pnl);
       state.orders = orders;
       setFills(fills);
       applyStatus(snap, Date.now() / 1000);
@@ -133,7 +142,7 @@
 
   function setFills(fills) {
     const fresh = state.fills.length > 0;
-    state.fills = fills.slice().sort((a, b) => b.timestamp - a.timestamp);
+    state.fills = fills.map((f) => Object.assign({}, f, { t: seconds(f.timestamp) })).sort((a, b) => b.t - a.t);
     const body = $("fills").tBodies[0];
     body.textContent = "";
     if (!state.fills.length) {
@@ -142,7 +151,7 @@
     state.fills.forEach((f) => {
       const tr = document.createElement("tr");
       if (fresh && !state.seenFills.has(f.trade_id)) tr.className = "fresh";
-      [[clock(f.timestamp), ""], [f.side, f.side === "buy" ? "buy" : "sell"], [price(f.price), "r"], [qty(f.qty), "r"], [fmt(f.fee, 4), "r"]]
+      [[clock(f.t), ""], [f.side, f.side === "buy" ? "buy" : "sell"], [price(f.price), "r"], [qty(f.qty), "r"], [fmt(f.fee, 4), "r"]]
         .forEach(([text, cls]) => { const td = document.createElement("td"); td.textContent = text; td.className = cls; tr.appendChild(td); });
       body.appendChild(tr);
     });
@@ -171,6 +180,8 @@
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, W, H);
     if (!s) return;
+    canvas.setAttribute("aria-label", "price " + price(s.price) + " against " + ((s.grid || {}).levels || []).length +
+      " grid levels from " + price((s.grid || {}).lower) + " to " + price((s.grid || {}).upper) + ", " + state.orders.length + " open orders");
     const col = { text: css("--muted"), grid: css("--grid"), line: css("--line"), accent: css("--accent"),
       buy: css("--buy"), sell: css("--sell"), bound: css("--bound"), card: css("--card") };
     const g = s.grid || {}, levels = g.levels || [];
@@ -243,10 +254,10 @@
     }
     // fills as dots where they happened
     state.fills.forEach((f) => {
-      if (f.timestamp < t0 || f.timestamp > t1) return;
+      if (f.t < t0 || f.t > t1) return;
       ctx.fillStyle = f.side === "buy" ? col.buy : col.sell;
       ctx.strokeStyle = col.card; ctx.lineWidth = 1.5;
-      ctx.beginPath(); ctx.arc(x(f.timestamp), y(f.price), 4, 0, Math.PI * 2); ctx.fill(); ctx.stroke();
+      ctx.beginPath(); ctx.arc(x(f.t), y(f.price), 4, 0, Math.PI * 2); ctx.fill(); ctx.stroke();
     });
     // last price tag on the axis
     if (isFinite(s.price)) {
@@ -307,7 +318,7 @@
   socket.on("connect", () => { setConn("live", "live"); refetchAll(); });
   socket.on("disconnect", () => setConn("down", "reconnecting…"));
   socket.io.on("reconnect_attempt", () => setConn("down", "reconnecting…"));
-  socket.on("status_update", (s) => applyStatus(s, s.ts || Date.now() / 1000));
+  socket.on("status_update", (s) => applyStatus(s, s.ts ? seconds(s.ts) : Date.now() / 1000));
   socket.on("fill", () => refetchOrdersAndFills());
   socket.on("grid_adjusted", () => refetchAll());
   setInterval(() => {
