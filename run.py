@@ -43,6 +43,7 @@ SNAPSHOT_EVERY_S = 10.0
 RECONCILE_EVERY_LOOPS = 30
 MAX_BACKOFF_S = 60.0
 DEFAULT_BACKTEST_TICKS = 100_000
+ADJUST_TIMEOUT_S = 30.0
 
 # flag dest -> strategy_config key
 STRATEGY_FLAGS = {
@@ -119,10 +120,11 @@ def load_config(args: argparse.Namespace, home: Path) -> InstanceConfig:
         cfg.metadata["symbol"] = args.symbol
     cfg.strategy.update(strategy_overrides(args))
     errors = cm.validate_strategy_config(cfg.strategy)
-    if "quantity" not in cfg.strategy:
-        errors.append("strategy_config.quantity: is required (missing): the order size per level")
     if errors:
         raise ConfigError(errors)
+    lo, hi = cfg.strategy.get("grid_lower_price"), cfg.strategy.get("grid_upper_price")
+    if cfg.metadata["exchange"] == "paper" and "initial_price" not in cfg.exchange and lo and hi:
+        cfg.exchange["initial_price"] = (lo + hi) / 2     # a simulation starts inside its grid
     for env, key in ((ENV_API_KEY, "api_key"), (ENV_SECRET_KEY, "secret_key")):
         if os.environ.get(env):
             cfg.exchange[key] = os.environ[env]
@@ -140,6 +142,8 @@ def grid_params(cfg: InstanceConfig, exchange: Exchange) -> GridParams:
     """GridParams from the config; with auto_price the range is centred on the current price."""
     s = dict(cfg.strategy)
     symbol = cfg.metadata["symbol"]
+    if s.get("quantity") is None:
+        s["quantity"] = exchange.market(symbol).min_qty   # legacy configs name no size: the smallest
     if s.get("auto_price"):
         r = s.get("price_range")
         if not r or not 0 < r < 1:
@@ -195,7 +199,11 @@ class BotRuntime:
     def adjust_grid(self, lower: float | None, upper: float | None) -> dict:
         future: Future = Future()
         self.requests.put((lower, upper, future))
-        return future.result(timeout=60)
+        try:
+            return future.result(timeout=ADJUST_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()                 # the loop will skip it: never applied late
+            raise
 
     def subscribe(self, callback: Callable[[str, dict], None]) -> None:
         self._subscribers.append(callback)
@@ -274,6 +282,8 @@ class Bot:
                 lower, upper, future = self.runtime.requests.get_nowait()
             except queue.Empty:
                 return
+            if not future.set_running_or_notify_cancel():
+                continue                    # the page gave up waiting
             try:
                 with self.db.transaction():
                     grid = self.strategy.adjust_grid_range(lower, upper)
