@@ -1,10 +1,15 @@
 """The web tests share one real paper bot where they only read it or adjust its grid."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.conftest import free_port, kill_home_processes
 from tests.web.paper_bot import Bot, start_bot, stop_bot
+
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +22,15 @@ def bot(tmp_path_factory) -> Bot:
     yield running
     stop_bot(running)
     kill_home_processes(home)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright (it cannot download its own here)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM}: run `make chromium`")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()

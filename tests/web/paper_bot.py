@@ -25,11 +25,12 @@ from tests.conftest import REPO, RUN_PY, home_env
 START_TIMEOUT = 30.0
 
 
-def write_paper_config(home: Path, instance_id: str, web_port: int, **strategy: float) -> Path:
+def write_paper_config(home: Path, instance_id: str, web_port: int, symbol: str = "SOL_USDC_PERP",
+                       **strategy: float) -> Path:
     """A paper perp grid around 150 that fills within seconds (fast loop, lively random walk)."""
     cfg = {
         "metadata": {"name": f"web test {instance_id}", "instance_id": instance_id, "exchange": "paper",
-                     "symbol": "SOL_USDC_PERP", "market_type": "perp", "strategy": "perp_grid"},
+                     "symbol": symbol, "market_type": "perp", "strategy": "perp_grid"},
         "daemon_config": {"web_port": web_port, "restart_delay": 1, "health_check_interval": 5},
         "exchange_config": {"initial_price": 150.0, "volatility": 0.004, "seed": 7, "balance": 10000},
         "strategy_config": {"grid_lower_price": 140, "grid_upper_price": 160, "grid_num": 20,
