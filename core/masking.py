@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
 
 SECRET_KEY_RE = re.compile(r"(key|secret|password|passphrase|token|private)", re.IGNORECASE)
 
 
-def mask(value: Any) -> str:
+def mask(value: object) -> str:
     """'abcdef123456' -> '****3456'; short or empty values reveal nothing."""
     text = "" if value is None else str(value)
     if not text:
@@ -15,7 +15,7 @@ def mask(value: Any) -> str:
     return "****" + (text[-4:] if len(text) >= 12 else "")
 
 
-def mask_config(obj: Any) -> Any:
+def mask_config(obj: object) -> object:
     """A deep copy of a config with every secret-looking field masked."""
     if isinstance(obj, dict):
         return {

@@ -1,0 +1,304 @@
+"""TradingBotDaemon: start, stop, restart and status of one instance (the seeds' API).
+
+`start` validates the config, then under the registry lock refuses conflicts with LIVE instances,
+picks a web port and registers a `starting` record, all in one critical section, so ten
+concurrent starts of one config give exactly one daemon. It then double-forks and execs the lean
+supervisor, and waits on a pipe until the supervisor says `ready ...` or `failed: ...`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from core import proc
+from core.config_manager import ConfigError, ConfigManager, InstanceConfig
+from core.instance_manager import InstanceRegistry, annotate, is_daemon_alive
+from core.masking import mask_config
+from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY, ENV_WEB_PORT,
+                        HOME_ENV, REPO_ROOT, InstancePaths)
+from core.pidfile import is_locked, read_pid
+
+FIRST_PORT = 5001
+SUPERVISOR = REPO_ROOT / "core" / "supervisor.py"
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN = 0, 1, 2, 3, 4
+
+
+@dataclass
+class Outcome:
+    """What a command did: an exit code and the line(s) to print."""
+
+    code: int
+    message: str
+
+
+class Refused(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def bot_environment(cfg: InstanceConfig, home: Path, web_port: int, base: dict[str, str]) -> dict[str, str]:
+    """The bot's env: the CLI's, minus other configs' keys, plus this instance's contract variables."""
+    env = {k: v for k, v in base.items() if k not in (ENV_API_KEY, ENV_SECRET_KEY)}
+    env.update(cfg.used_vars)
+    env.update(cfg.daemon.get("environment", {}))
+    env.update({ENV_INSTANCE_ID: cfg.instance_id, ENV_DB_PATH: cfg.daemon["db_path"], ENV_WEB_PORT: str(web_port),
+                ENV_LOG_DIR: cfg.daemon["log_dir"], HOME_ENV: str(home), "PYTHONUNBUFFERED": "1"})
+    if cfg.api_key:
+        env[ENV_API_KEY] = cfg.api_key
+    if cfg.secret_key:
+        env[ENV_SECRET_KEY] = cfg.secret_key
+    return env
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def live_records(data: dict[str, dict]) -> dict[str, dict]:
+    """Registry records whose daemon (or the CLI that is starting it) is alive right now."""
+    return {iid: rec for iid, rec in data.items() if is_daemon_alive(rec)}
+
+
+class TradingBotDaemon:
+    """One instance, named by a config file or by its id."""
+
+    def __init__(self, home: Path, config_file: str | None = None, instance_id: str | None = None) -> None:
+        self.home = Path(home)
+        self.config_file = config_file
+        self.flag_id = instance_id
+        self.cm = ConfigManager(self.home)
+        self.registry = InstanceRegistry(self.home)
+
+    @property
+    def instance_id(self) -> str:
+        if self.config_file:
+            return self.cm.instance_id_of(self.config_file, self.flag_id)
+        assert self.flag_id, "an instance needs a config file or an id"
+        return self.flag_id
+
+    def paths(self, rec: dict | None = None) -> InstancePaths:
+        return InstancePaths.for_instance(self.home, self.instance_id, (rec or {}).get("log_dir"))
+
+    # -- start -----------------------------------------------------------------------------
+    def start(self, daemonize: bool = True) -> Outcome:
+        try:
+            cfg = self.cm.load(self.config_file, instance_id=self.flag_id)
+        except ConfigError as exc:
+            return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(exc.errors))
+        try:
+            port = self.registry.mutate(lambda data: self._claim(data, cfg))
+        except Refused as exc:
+            return Outcome(exc.code, exc.message)
+        spec = self._spec(cfg, port)
+        if not daemonize:
+            return self._run_foreground(spec)
+        return self._spawn_daemon(spec)
+
+    def _claim(self, data: dict[str, dict], cfg: InstanceConfig) -> int:
+        """Under the registry lock: refuse conflicts, choose the port, register `starting`."""
+        iid, d = cfg.instance_id, cfg.daemon
+        pid_file = InstancePaths(iid, Path(d["log_dir"])).daemon_pid
+        live = live_records(data)
+        if iid in live:
+            raise Refused(EXIT_FAIL, f"{iid} is already running (pid {live[iid].get('pid')})")
+        if is_locked(pid_file):
+            raise Refused(EXIT_FAIL, f"{iid} is already running (pid {read_pid(pid_file)})")
+        port = d.get("web_port")
+        for other, rec in live.items():
+            if port and rec.get("web_port") == port:
+                raise Refused(EXIT_USAGE, f"daemon_config.web_port: {port} of {iid} is already used by instance {other}")
+            if rec.get("db_path") == d["db_path"]:
+                raise Refused(EXIT_USAGE, f"daemon_config.db_path: {d['db_path']} of {iid} is already used by instance {other}")
+            if cfg.account and rec.get("account") == cfg.account and rec.get("symbol") == cfg.metadata["symbol"]:
+                raise Refused(EXIT_USAGE, f"metadata.symbol: {cfg.metadata['symbol']} on the same {cfg.metadata['exchange']} "
+                                          f"account is already traded by instance {other} (wanted by {iid}); "
+                                          "two grids on one account and symbol would fight")
+        if not port:
+            taken = {rec.get("web_port") for rec in live.values()}
+            port = next(p for p in range(FIRST_PORT, 65536) if p not in taken and port_is_free(p))
+        me = psutil.Process()
+        data[iid] = {
+            "instance_id": iid, "config_file": str(cfg.source_path), "log_dir": d["log_dir"], "db_path": d["db_path"],
+            "web_port": port, "exchange": cfg.metadata["exchange"], "symbol": cfg.metadata["symbol"],
+            "account": cfg.account, "status": "starting", "pid": me.pid, "pid_create_time": me.create_time(),
+            "bot_pid": None, "bot_create_time": None, "restart_count": 0, "exit_code": None, "last_error": None,
+            "stop_timeout": d["stop_timeout"], "started_at": time.time(), "registered_at": time.time(),
+            "last_updated": time.time(),
+        }
+        return port
+
+    def _spec(self, cfg: InstanceConfig, port: int) -> dict:
+        d = cfg.daemon
+        record = {k: v for k, v in self.registry.load()[cfg.instance_id].items()
+                  if k not in ("pid", "pid_create_time", "status", "registered_at", "last_updated")}
+        Path(d["log_dir"]).mkdir(parents=True, exist_ok=True)
+        Path(d["db_path"]).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "instance_id": cfg.instance_id, "home": str(self.home), "log_dir": d["log_dir"], "cwd": d["working_dir"],
+            "argv": cfg.bot_argv(), "env": bot_environment(cfg, self.home, port, dict(os.environ)),
+            "secrets": cfg.secrets(), "settings": d, "record": record,
+        }
+
+    def _run_foreground(self, spec: dict) -> Outcome:
+        from core.supervisor import Supervisor
+
+        code = Supervisor(spec, lambda line: print(line, flush=True)).run()
+        rec = self.registry.get(spec["instance_id"]) or {}
+        return Outcome(code, f"{spec['instance_id']}: {rec.get('status')}"
+                             + (f" ({rec['last_error']})" if rec.get("last_error") else ""))
+
+    def _spawn_daemon(self, spec: dict) -> Outcome:
+        """fork, setsid, fork, exec the supervisor; wait for its one readiness line."""
+        ready_r, ready_w = os.pipe()
+        spec_r, spec_w = os.pipe()
+        site_dir = str(Path(psutil.__file__).resolve().parent.parent)
+        argv = [sys.executable, "-S", str(SUPERVISOR), os.pathsep.join([str(REPO_ROOT), site_dir]),
+                str(spec_r), str(ready_w)]
+        env = {**os.environ, HOME_ENV: str(self.home)}
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the forked children
+            try:
+                os.close(ready_r)
+                os.close(spec_w)
+                os.setsid()
+                if os.fork():
+                    os._exit(0)
+                os.chdir(str(self.home))
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                os.set_inheritable(spec_r, True)
+                os.set_inheritable(ready_w, True)
+                os.execve(sys.executable, argv, env)
+            finally:
+                os._exit(127)
+        os.close(spec_r)
+        os.close(ready_w)
+        with os.fdopen(spec_w, "w") as fh:
+            json.dump(spec, fh)
+        os.waitpid(pid, 0)
+        with os.fdopen(ready_r) as fh:
+            line = fh.readline().strip()
+        iid = spec["instance_id"]
+        if line.startswith("ready"):
+            return Outcome(EXIT_OK, f"{iid} started: {line}")
+        if not line:
+            line = "failed: the daemon exited without reporting (see its daemon.log)"
+            self._mark_failed(iid, line)
+        return Outcome(EXIT_FAIL, f"{iid} {line}")
+
+    def _mark_failed(self, iid: str, reason: str) -> None:
+        """If the record still names this CLI as its pid, no daemon took over: say so."""
+        def fix(data: dict[str, dict]) -> None:
+            rec = data.get(iid)
+            if rec and rec.get("pid") == os.getpid():
+                rec.update(status="fatal", last_error=reason, pid=None)
+        self.registry.mutate(fix)
+
+    # -- stop ------------------------------------------------------------------------------
+    def stop(self) -> Outcome:
+        iid = self.instance_id
+        rec = self.registry.get(iid)
+        if rec is None:
+            return Outcome(EXIT_UNKNOWN, f"{iid}: unknown instance")
+        if not rec["alive"]:
+            return Outcome(EXIT_NOT_RUNNING, f"{iid} is not running ({rec['state']})")
+        return stop_many(self.registry, [rec])[0]
+
+    def restart(self) -> Outcome:
+        rec = self.registry.get(self.instance_id)
+        if self.config_file is None and rec:
+            self.config_file = rec.get("config_file")
+        if not self.config_file:
+            return Outcome(EXIT_UNKNOWN, f"{self.instance_id}: unknown instance (no config to restart from)")
+        stopped = self.stop()
+        if stopped.code not in (EXIT_OK, EXIT_NOT_RUNNING, EXIT_UNKNOWN):
+            return stopped
+        started = self.start(daemonize=True)
+        return Outcome(started.code, f"{stopped.message}\n{started.message}")
+
+    # -- status ----------------------------------------------------------------------------
+    def status(self) -> tuple[int, dict]:
+        """Seed 001's JSON, with LSB exit codes: 0 running, 3 not running, 4 unknown."""
+        iid = self.instance_id
+        rec = self.registry.get(iid)
+        now = time.time()
+        out: dict = {"instance_id": iid, "running": False, "state": "unknown",
+                     "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))}
+        if rec is None:
+            known = bool(self.config_file) or self.cm.find_active(iid) is not None
+            out["state"] = "not started" if known else "unknown"
+            return (EXIT_NOT_RUNNING if known else EXIT_UNKNOWN), out
+        daemon = proc.get_process(rec.get("pid"), rec.get("pid_create_time"))
+        bot = proc.get_process(rec.get("bot_pid"), rec.get("bot_create_time"))
+        paths = self.paths(rec)
+        from core import heartbeat
+
+        hb = heartbeat.age(paths.heartbeat)
+        out.update({
+            "running": rec["alive"], "state": rec["state"], "pid": rec.get("pid") if daemon else None,
+            "process_info": proc.process_info(daemon),
+            "bot": {"pid": rec.get("bot_pid") if bot else None, "process_info": proc.process_info(bot)},
+            "restart_count": rec.get("restart_count", 0), "web_port": rec.get("web_port"),
+            "url": f"http://127.0.0.1:{rec['web_port']}/" if rec.get("web_port") else None,
+            "exit_code": rec.get("exit_code"), "last_error": rec.get("last_error"),
+            "cpu_warning": bool(rec.get("cpu_warning")), "cpu_percent": rec.get("cpu_percent"),
+            "memory_mb": rec.get("memory_mb"), "uptime_s": rec.get("uptime_s"),
+            "heartbeat_age_s": round(hb, 1) if hb is not None and bot else None,
+            "config_file": rec.get("config_file"), "config": self._masked_file(rec.get("config_file")),
+        })
+        return (EXIT_OK if rec["alive"] else EXIT_NOT_RUNNING), out
+
+    def _masked_file(self, path: str | None) -> dict | None:
+        """The config as written (placeholders, not expanded secrets), secret fields masked."""
+        if not path:
+            return None
+        try:
+            return mask_config(json.loads(Path(path).read_text()))
+        except (OSError, ValueError):
+            return None
+
+
+def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
+    """SIGTERM every daemon at once, wait for all, then force what is hung (identity-checked)."""
+    targets = []
+    for rec in recs:
+        daemon = proc.get_process(rec.get("pid"), rec.get("pid_create_time"))
+        if daemon is None:
+            continue
+        daemon.send_signal(signal.SIGTERM)
+        targets.append((rec, daemon))
+    timeout = max((float(r.get("stop_timeout") or 10) for r, _ in targets), default=0) + 5
+    _, alive = psutil.wait_procs([d for _, d in targets], timeout=timeout)
+    outcomes = []
+    for rec, daemon in targets:
+        iid = rec["instance_id"]
+        if daemon in alive:
+            proc.kill_group(rec.get("bot_pid"), rec.get("bot_create_time"))
+            try:
+                daemon.kill()
+            except psutil.Error:
+                pass
+            registry.update(iid, status="stopped", bot_pid=None, last_error="daemon hung on stop: killed")
+            outcomes.append(Outcome(EXIT_OK, f"{iid} stopped (daemon was hung: killed it and its bot)"))
+            continue
+        final = annotate(registry.load().get(iid, rec))
+        if final.get("status") not in ("stopped", "exited", "fatal"):
+            registry.update(iid, status="stopped", bot_pid=None)
+        outcomes.append(Outcome(EXIT_OK, f"{iid} stopped"))
+    return outcomes

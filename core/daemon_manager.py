@@ -1,0 +1,299 @@
+"""daemon-manager: the one command line for a fleet of grid bots (start, stop, list, ...).
+
+Runs as `python core/daemon_manager.py` from any directory (the repo root is put on sys.path
+here) and as the console script `daemon-manager`. `list` and `status` must stay fast enough for
+`watch -n 1`, so the heavy paths (config validation, forking) are imported only by the commands
+that need them; nothing here ever imports flask, ccxt, numpy or strategy code.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script: make `core` importable from any cwd
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from core.instance_manager import InstanceManager, InstanceRegistry
+from core.paths import project_home
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN = 0, 1, 2, 3, 4
+LIST_COLUMNS = ("ID", "STATE", "PID", "BOT", "UPTIME", "RESTARTS", "CPU%", "MEM(MB)", "PORT", "CONFIG")
+
+
+def fmt_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def rel(home: Path, path: str | None) -> str:
+    if not path:
+        return "-"
+    try:
+        return str(Path(path).relative_to(home))
+    except ValueError:
+        return path
+
+
+def dash(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def table(rows: list[tuple], header: tuple) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
+# -- commands --------------------------------------------------------------------------------
+def cmd_list(home: Path, args: argparse.Namespace) -> int:
+    recs = InstanceRegistry(home).list_instances(include_dead=True)
+    if not args.all:
+        recs = [r for r in recs if r["alive"] or r["needs_attention"]]
+    if args.json:
+        keys = ("instance_id", "state", "pid", "bot_pid", "web_port", "restart_count", "uptime_s", "cpu_percent",
+                "memory_mb", "config_file", "exit_code", "last_error", "cpu_warning")
+        out = [{**{k: r.get(k) for k in keys}, "status": r["state"],
+                "pid": r.get("pid") if r["alive"] else None,
+                "bot_pid": r.get("bot_pid") if r["bot_alive"] else None} for r in recs]
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    rows = []
+    for r in recs:
+        live_bot = r["bot_alive"]
+        rows.append((
+            r["instance_id"], r["state"] + ("!" if r.get("cpu_warning") and r["alive"] else ""),
+            dash(r.get("pid")) if r["alive"] else "-", dash(r.get("bot_pid")) if live_bot else "-",
+            fmt_uptime(r["uptime_s"]), r.get("restart_count", 0),
+            dash(r.get("cpu_percent")) if live_bot else "-", dash(r.get("memory_mb")) if live_bot else "-",
+            dash(r.get("web_port")), rel(home, r.get("config_file")),
+        ))
+    running = sum(1 for r in recs if r["alive"])
+    attention = sum(1 for r in recs if r["needs_attention"])
+    cpu = sum(r.get("cpu_percent") or 0 for r in recs if r["bot_alive"])
+    mem = sum(r.get("memory_mb") or 0 for r in recs if r["bot_alive"])
+    if rows:
+        print(table(rows, LIST_COLUMNS))
+    else:
+        print("no instances" + ("" if args.all else " (list --all shows stopped ones)"))
+    print(f"total: {len(recs)} shown, {running} live, {attention} need attention, CPU {cpu:.1f}%, MEM {mem:.1f} MB")
+    return EXIT_OK
+
+
+def _daemon(home: Path, args: argparse.Namespace):
+    from core.daemon import TradingBotDaemon
+
+    if not getattr(args, "config", None) and not getattr(args, "instance_id", None):
+        raise UsageError("name an instance with -c CONFIG or -i INSTANCE_ID")
+    return TradingBotDaemon(home, args.config, args.instance_id)
+
+
+class UsageError(Exception):
+    pass
+
+
+def cmd_start(home: Path, args: argparse.Namespace) -> int:
+    if not args.config:
+        raise UsageError("start needs -c CONFIG")
+    outcome = _daemon(home, args).start(daemonize=args.daemon)
+    print(outcome.message, file=sys.stdout if outcome.code == 0 else sys.stderr)
+    return outcome.code
+
+
+def cmd_stop(home: Path, args: argparse.Namespace) -> int:
+    outcome = _daemon(home, args).stop()
+    print(outcome.message, file=sys.stdout if outcome.code == 0 else sys.stderr)
+    return outcome.code
+
+
+def cmd_restart(home: Path, args: argparse.Namespace) -> int:
+    outcome = _daemon(home, args).restart()
+    print(outcome.message, file=sys.stdout if outcome.code == 0 else sys.stderr)
+    return outcome.code
+
+
+def cmd_status(home: Path, args: argparse.Namespace) -> int:
+    code, out = _daemon(home, args).status()
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return code
+
+
+def cmd_stop_all(home: Path, args: argparse.Namespace) -> int:
+    from core.daemon import stop_many
+
+    registry = InstanceRegistry(home)
+    live = registry.list_instances()
+    t0 = time.monotonic()
+    outcomes = stop_many(registry, live)
+    for o in outcomes:
+        print(o.message)
+    failed = sum(1 for o in outcomes if o.code != EXIT_OK)
+    print(f"stopped {len(outcomes) - failed} of {len(live)} instances in {time.monotonic() - t0:.1f}s")
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def cmd_cleanup(home: Path, args: argparse.Namespace) -> int:
+    registry = InstanceRegistry(home)
+    dead = [r for r in registry.list_instances(include_dead=True) if not r["alive"]]
+    if not dead:
+        print("nothing to clean up: no dead instance records")
+        return EXIT_OK
+    print("dead instance records: " + ", ".join(f"{r['instance_id']} ({r['state']})" for r in dead))
+    if not args.force and sys.stdin.isatty():
+        if input(f"remove {len(dead)} record(s)? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return EXIT_FAIL
+    print(f"removed {registry.cleanup_dead_instances()} dead instance record(s)")
+    return EXIT_OK
+
+
+def cmd_stats(home: Path, args: argparse.Namespace) -> int:
+    manager = InstanceManager(home)
+    if args.instance_id:
+        one = manager.get_instance_stats(args.instance_id)
+        if one is None:
+            print(f"{args.instance_id}: unknown instance", file=sys.stderr)
+            return EXIT_UNKNOWN
+        stats = [one]
+    else:
+        stats = manager.get_all_stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return EXIT_OK
+    header = ("ID", "STATE", "RESTARTS", "DAEMON PID", "D.CPU%", "D.MEM(MB)", "BOT PID", "B.CPU%", "B.MEM(MB)",
+              "B.THREADS", "B.UPTIME")
+    rows = []
+    for s in stats:
+        d, b = s["daemon"] or {}, s["bot"] or {}
+        rows.append((s["instance_id"], s["state"], s["restart_count"], dash(d.get("pid")), dash(d.get("cpu_percent")),
+                     dash(d.get("memory_mb")), dash(b.get("pid")), dash(b.get("cpu_percent")),
+                     dash(b.get("memory_mb")), dash(b.get("threads")), fmt_uptime(b.get("uptime_s"))))
+    print(table(rows, header) if rows else "no instances")
+    return EXIT_OK
+
+
+def cmd_info(home: Path, args: argparse.Namespace) -> int:
+    from core.paths import InstancePaths
+    from core.web_token import read_token
+
+    rec = InstanceRegistry(home).get(args.id)
+    if rec is None:
+        print(f"{args.id}: unknown instance", file=sys.stderr)
+        return EXIT_UNKNOWN
+    paths = InstancePaths.for_instance(home, args.id, rec.get("log_dir"))
+    info = {k: v for k, v in sorted(rec.items())}
+    info["web_token"] = read_token(paths.web_token)
+    info["url"] = f"http://127.0.0.1:{rec['web_port']}/" if rec.get("web_port") else None
+    info["logs"] = str(paths.dated_dir())
+    width = max(len(k) for k in info)
+    for k, v in info.items():
+        print(f"{k.ljust(width)}  {dash(v)}")
+    return EXIT_OK
+
+
+def cmd_validate(home: Path, args: argparse.Namespace) -> int:
+    from core.config_manager import ConfigError, ConfigManager
+
+    cm = ConfigManager(home)
+    if args.config:
+        targets = [(args.config, args.instance_id)]
+    elif args.instance_id:
+        rec = InstanceRegistry(home).get(args.instance_id)
+        path = (rec or {}).get("config_file") or cm.find_active(args.instance_id)
+        if not path:
+            print(f"{args.instance_id}: unknown instance (no registry record, no config in {cm.active_dir})",
+                  file=sys.stderr)
+            return EXIT_UNKNOWN
+        targets = [(path, args.instance_id)]
+    else:
+        targets = [(p, None) for p in cm.list_active()]
+        if not targets:
+            print(f"no configs in {rel(home, str(cm.active_dir))}")
+            return EXIT_OK
+    bad = 0
+    for path, iid in targets:
+        shown = rel(home, str(cm.resolve_path(path)))
+        try:
+            cfg = cm.load(path, instance_id=iid)
+        except ConfigError as exc:
+            bad += 1
+            print(f"INVALID  {shown}\n  " + "\n  ".join(exc.errors))
+            continue
+        print(f"OK       {shown}  ({cfg.instance_id}: {cfg.metadata['exchange']} {cfg.metadata['symbol']})")
+        if args.verbose:
+            print("  " + json.dumps(cfg.masked(), indent=2).replace("\n", "\n  "))
+    print(f"{len(targets) - bad} valid, {bad} invalid")
+    return EXIT_USAGE if bad else EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="daemon-manager", description="Start, supervise, list and stop grid bot instances.")
+    p.add_argument("--home", help="project home (config/, logs/, database/); default $GRIDBOT_HOME or the repository")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def instance_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-c", "--config", help="instance config file (relative to the home)")
+        sp.add_argument("-i", "--instance-id", dest="instance_id", help="instance id (overrides the config's)")
+
+    sp = sub.add_parser("start", help="validate a config and start its supervised bot")
+    instance_args(sp)
+    sp.add_argument("-d", "--daemon", action="store_true", help="detach (double fork); default: run in the foreground")
+    sp.set_defaults(func=cmd_start)
+    for name, func, text in (("stop", cmd_stop, "stop an instance gracefully"),
+                             ("restart", cmd_restart, "stop then start with the same config"),
+                             ("status", cmd_status, "JSON status (exit 0 running, 3 not running, 4 unknown)")):
+        sp = sub.add_parser(name, help=text)
+        instance_args(sp)
+        sp.set_defaults(func=func)
+    sp = sub.add_parser("list", help="one line per instance")
+    sp.add_argument("--all", action="store_true", help="include stopped and exited instances")
+    sp.add_argument("--json", action="store_true", help="JSON array for scripts")
+    sp.set_defaults(func=cmd_list)
+    sp = sub.add_parser("cleanup", help="forget records of dead instances")
+    sp.add_argument("--force", action="store_true", help="do not ask")
+    sp.set_defaults(func=cmd_cleanup)
+    sub.add_parser("stop-all", help="stop every running instance in parallel").set_defaults(func=cmd_stop_all)
+    sp = sub.add_parser("stats", help="CPU, memory, threads, uptime of daemons and bots")
+    sp.add_argument("-i", "--instance-id", dest="instance_id")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_stats)
+    sp = sub.add_parser("info", help="every registry field of one instance, its web URL and token")
+    sp.add_argument("id", help="instance id")
+    sp.set_defaults(func=cmd_info)
+    sp = sub.add_parser("validate", help="check configs (all of config/active when none is named)")
+    instance_args(sp)
+    sp.add_argument("-v", "--verbose", action="store_true", help="print each resolved config (secrets masked)")
+    sp.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    home = project_home(args.home)
+    try:
+        return args.func(home, args)
+    except UsageError as exc:
+        parser.error(str(exc))
+    except Exception as exc:  # a config named by -c that cannot be read, etc.
+        from core.config_manager import ConfigError
+
+        if isinstance(exc, ConfigError):
+            print(str(exc), file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Per-instance dated logs: logs/{id}/YYYY-MM-DD/{daemon,bot_stdout,bot_stderr}.log.
+
+Each file is bounded (rotated to .1 .. .N past a size) and dated directories older than
+log_retention_days are removed, so a bot left alone for months cannot fill the disk. Dates are
+ISO strings from time.strftime (datetime and shutil would cost the lean supervisor 1 MB).
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from core.paths import InstancePaths
+
+DATED_DIR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DAY = 86400
+
+
+def today() -> str:
+    """The local date as YYYY-MM-DD (ISO strings sort like dates)."""
+    return time.strftime("%Y-%m-%d")
+
+
+def stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class DatedLog:
+    """An append-only text log that follows the date and rotates past max_bytes."""
+
+    def __init__(self, paths: InstancePaths, name: str, max_bytes: int, backups: int = 3) -> None:
+        self.paths, self.name, self.max_bytes, self.backups = paths, name, max_bytes, backups
+        self._day: str | None = None
+        self._fh = None
+
+    def _open(self, day: str) -> None:
+        self.close()
+        d = self.paths.dated_dir(day)
+        d.mkdir(parents=True, exist_ok=True)
+        self._fh = open(d / self.name, "a", encoding="utf-8", errors="replace")
+        self._day = day
+
+    def ensure_open(self) -> None:
+        """Open (create) today's file, so `tail -f` works before the first line arrives."""
+        day = today()
+        if day != self._day:
+            self._open(day)
+
+    def write_line(self, line: str) -> None:
+        self.ensure_open()
+        self._fh.write(line if line.endswith("\n") else line + "\n")
+        self._fh.flush()
+        if self._fh.tell() >= self.max_bytes:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        path = Path(self._fh.name)
+        self.close()
+        for i in range(self.backups, 0, -1):
+            src = path if i == 1 else path.with_name(f"{path.name}.{i - 1}")
+            if src.exists():
+                os.replace(src, path.with_name(f"{path.name}.{i}"))
+        self._open(self._day or today())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def remove_old_dirs(log_dir: Path, retention_days: int, now: float | None = None) -> list[Path]:
+    """Delete dated dirs older than retention_days (today counts as day 1); returns what went."""
+    cutoff = time.strftime("%Y-%m-%d", time.localtime((now or time.time()) - (retention_days - 1) * DAY))
+    old = [d for d in sorted(Path(log_dir).glob("????-??-??"))
+           if d.is_dir() and DATED_DIR_RE.match(d.name) and d.name < cutoff]
+    if old:
+        import shutil
+
+        for d in old:
+            shutil.rmtree(d, ignore_errors=True)
+    return old

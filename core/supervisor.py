@@ -1,0 +1,453 @@
+"""The supervisor of one instance: runs the bot, watches it, restarts it, stops it.
+
+Exec'd by `daemon_manager.py start -d` as a lean program (`python -S core/supervisor.py ...`), so
+the long-lived daemon carries only the standard library and psutil (the bar is 15 MB RSS), or
+run in the foreground inside the CLI. One event loop (selectors) serves the bot's pipes, a pidfd
+that becomes readable the moment the bot dies, a signal wakeup fd and timers: no polling threads.
+Settings and the bot's environment (secrets included) arrive through a pipe, never via disk.
+"""
+import os
+import sys
+
+if __name__ == "__main__":  # -S skipped site: put the repo and psutil's site dir on sys.path first
+    sys.path[0:1] = sys.argv[1].split(os.pathsep)
+
+import ctypes
+import json
+import selectors
+import signal
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+from collections.abc import Callable
+
+from core import heartbeat, proc
+from core.instance_manager import InstanceRegistry
+from core.log_manager import DatedLog, remove_old_dirs, stamp, today
+from core.masking import Masker
+from core.paths import InstancePaths
+from core.pidfile import AlreadyLocked, PidLock, read_pid
+
+PR_SET_PDEATHSIG = 1
+STDERR_TAIL = 15
+READY_POLL = 0.05
+PORT_POLL = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """preexec_fn: the kernel SIGTERMs the bot if this supervisor dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def setup() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return setup
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class Supervisor:
+    """State machine: starting -> running -> (backoff -> starting)* -> stopping/stopped | exited | fatal."""
+
+    def __init__(self, spec: dict, report: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.iid: str = spec["instance_id"]
+        self.s: dict = spec["settings"]
+        self.paths = InstancePaths(self.iid, Path(spec["log_dir"]))
+        self.registry = InstanceRegistry(Path(spec["home"]))
+        self.masker = Masker(spec.get("secrets", []))
+        self._report_cb: Callable[[str], None] | None = report
+        max_bytes = int(float(self.s.get("log_max_mb", 20)) * 2**20)
+        self.daemon_log = DatedLog(self.paths, "daemon.log", max_bytes)
+        self.out_logs = {"stdout": DatedLog(self.paths, "bot_stdout.log", max_bytes),
+                         "stderr": DatedLog(self.paths, "bot_stderr.log", max_bytes)}
+        self.sel = selectors.DefaultSelector()
+        self.timers: dict[str, float] = {}
+        self.state = "starting"
+        self.bot: subprocess.Popen | None = None
+        self.cpu_meter: proc.CpuMeter | None = None
+        self.pidfd: int | None = None
+        self.pipes: dict[int, tuple[str, bytearray]] = {}
+        self.spawned_at = 0.0
+        self.ready = False
+        self.ever_ready = False
+        self.kill_reason: str | None = None
+        self.stopping = False
+        self.stop_flag = False
+        self.failures = 0
+        self.restart_count = 0
+        self.cpu_high = 0
+        self.cpu_warning = False
+        self.web_port = spec["record"].get("web_port")
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
+        self.exit_code: int | None = None
+        self.last_error: str | None = None
+        self.final: str | None = None
+        self.log_day = today()
+
+    # -- reporting -------------------------------------------------------------------------
+    def log(self, msg: str, level: str = "INFO") -> None:
+        self.daemon_log.write_line(self.masker(f"{stamp()} {level} {msg}"))
+
+    def report(self, line: str) -> None:
+        """Tell the waiting CLI once: 'ready ...' or 'failed: ...'."""
+        if self._report_cb is not None:
+            cb, self._report_cb = self._report_cb, None
+            cb(self.masker(line))
+
+    def record(self, **fields) -> None:
+        self.registry.update(self.iid, **fields)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def run(self) -> int:
+        lock = PidLock(self.paths.daemon_pid)
+        try:
+            lock.acquire()
+        except AlreadyLocked as exc:
+            self.report(f"failed: {self.iid} is already running (pid {exc.pid})")
+            return 1
+        try:
+            return self._run_locked()
+        except Exception as exc:  # noqa: BLE001 - the daemon must leave a reason behind
+            self.log(f"supervisor crashed: {exc!r}", "ERROR")
+            self.report(f"failed: supervisor error: {exc}")
+            self._kill_bot_group()
+            self.record(status="fatal", last_error=f"supervisor error: {exc}", bot_pid=None)
+            return 1
+        finally:
+            for f in self.out_logs.values():
+                f.close()
+            self.daemon_log.close()
+            lock.release()
+
+    def _run_locked(self) -> int:
+        removed = remove_old_dirs(self.paths.log_dir, int(self.s["log_retention_days"]))
+        me = os.getpid()
+        self.record(**{**self.spec["record"], "pid": me, "pid_create_time": proc.create_time(me),
+                       "status": "starting", "started_at": time.time(), "restart_count": 0, "exit_code": None,
+                       "last_error": None, "bot_pid": None, "bot_create_time": None, "cpu_warning": False,
+                       "cpu_percent": None, "memory_mb": None})
+        self.log(f"supervisor {me} started for {self.iid}; removed {len(removed)} old log dirs")
+        self._install_signals()
+        self.spawn()
+        self.timers["health"] = time.monotonic() + float(self.s["health_check_interval"])
+        while self.final is None:
+            self._loop_once()
+        self.log(f"supervisor exiting: {self.final}")
+        return 0 if self.final in ("stopped", "exited") else 1
+
+    def _install_signals(self) -> None:
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        self.sel.register(r, selectors.EVENT_READ, "signal")
+
+        def on_stop(signum, frame) -> None:
+            self.stop_flag = True
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, lambda *a: None)  # wakes select when pidfd is unavailable
+
+    def _loop_once(self) -> None:
+        now = time.monotonic()
+        timeout = max(0.0, min(self.timers.values(), default=now + 1.0) - now)
+        for key, _ in self.sel.select(min(timeout, 1.0)):
+            if key.data == "signal":
+                try:
+                    os.read(key.fd, 512)
+                except BlockingIOError:
+                    pass
+            elif key.data == "pidfd":
+                pass  # handled by _check_bot below
+            else:
+                self._read_pipe(key.fd)
+        if self.stop_flag and not self.stopping:
+            self.begin_stop()
+        self._check_bot()
+        now = time.monotonic()
+        for name, due in list(self.timers.items()):
+            if due <= now and self.timers.get(name) == due:
+                del self.timers[name]
+                getattr(self, f"on_{name}")()
+
+    # -- the bot ---------------------------------------------------------------------------
+    def spawn(self) -> None:
+        for stale in (self.paths.heartbeat, self.paths.web_port_file):
+            stale.unlink(missing_ok=True)
+        self.ready = False
+        self.kill_reason = None
+        self.spawned_at = time.time()
+        self._spawned_mono = time.monotonic()
+        try:
+            self.bot = subprocess.Popen(
+                self.spec["argv"], cwd=self.spec["cwd"], env=self.spec["env"], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
+            )
+        except OSError as exc:
+            self.finish("fatal", f"cannot start the bot {self.spec['argv'][:2]}: {exc}")
+            return
+        pid = self.bot.pid
+        bot_ct = proc.create_time(pid)
+        self.cpu_meter = proc.CpuMeter(pid)
+        self.paths.bot_pid.write_text(f"{pid}\n")
+        for name, stream in (("stdout", self.bot.stdout), ("stderr", self.bot.stderr)):
+            self.out_logs[name].ensure_open()
+            fd = stream.fileno()
+            os.set_blocking(fd, False)
+            self.pipes[fd] = (name, bytearray())
+            self.sel.register(fd, selectors.EVENT_READ, name)
+        try:
+            self.pidfd = os.pidfd_open(pid)
+            self.sel.register(self.pidfd, selectors.EVENT_READ, "pidfd")
+        except OSError:
+            self.pidfd = None
+        self.state = "starting"
+        self.record(status="starting", bot_pid=pid, bot_create_time=bot_ct, restart_count=self.restart_count)
+        self.log(f"bot started: pid {pid}: {' '.join(self.spec['argv'])}")
+        self.timers["ready"] = time.monotonic() + READY_POLL
+        self.timers["port"] = time.monotonic() + PORT_POLL
+
+    def _read_pipe(self, fd: int) -> bool:
+        """Log the complete lines available now; False when nothing more (EOF closes the pipe)."""
+        name, buf = self.pipes[fd]
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            self._close_pipe(fd)
+            return False
+        buf.extend(chunk)
+        *lines, rest = buf.split(b"\n")
+        self.pipes[fd] = (name, bytearray(rest))
+        for raw in lines:
+            self._emit(name, raw)
+        return True
+
+    def _emit(self, name: str, raw: bytes) -> None:
+        line = self.masker(raw.decode("utf-8", "replace").rstrip("\r"))
+        self.out_logs[name].write_line(line)
+        if name == "stderr":
+            self.stderr_tail.append(line)
+
+    def _close_pipe(self, fd: int) -> None:
+        name, buf = self.pipes.pop(fd)
+        if buf:
+            self._emit(name, bytes(buf))
+        self.sel.unregister(fd)
+        os.close(fd)
+
+    def _drain_pipes(self) -> None:
+        """Read what the dead bot left, then close: a grandchild may hold the pipes open."""
+        for fd in list(self.pipes):
+            while self._read_pipe(fd):
+                pass
+            if fd in self.pipes:
+                self._close_pipe(fd)
+
+    def _check_bot(self) -> None:
+        if self.bot is None or self.bot.poll() is None:
+            return
+        code = self.bot.returncode
+        self._drain_pipes()
+        if self.pidfd is not None:
+            self.sel.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+        self._kill_bot_group()
+        self.bot.stdout = self.bot.stderr = None
+        self.bot, self.cpu_meter = None, None
+        self.timers.pop("kill", None)
+        self.on_bot_exit(code, time.monotonic() - self._spawned_mono)
+
+    def _kill_bot_group(self) -> None:
+        """SIGKILL whatever the bot left in its process group (grandchildren too)."""
+        pid = self.bot.pid if self.bot else None
+        if pid:
+            proc.kill_group(pid, None)
+
+    def on_bot_exit(self, code: int, ran: float) -> None:
+        self.exit_code = code
+        reason = self.kill_reason or describe_exit(code)
+        tail = " | ".join(list(self.stderr_tail)[-5:])
+        self.log(f"bot {reason} after {ran:.1f}s" + (f"; stderr: {tail}" if tail and code else ""),
+                 "INFO" if code == 0 or self.stopping else "WARNING")
+        if self.stopping:
+            self.finish("stopped", None)
+            return
+        if code == 0 and not self.kill_reason:
+            self.finish("exited", "bot exited with code 0 (finished)")
+            return
+        detail = f"bot {reason}" + (f": {tail}" if tail else "")
+        if not self.ever_ready and code in (2, 3) and not self.kill_reason:
+            self.finish("fatal", f"{detail} (code {code} before ready: not retried)")
+            return
+        if not self.s.get("auto_restart", True):
+            self.finish("fatal", f"{detail} (auto_restart is off)")
+            return
+        self.failures = self.failures + 1 if ran < float(self.s["stable_uptime"]) else 1
+        limit = int(self.s["max_restart_attempts"])
+        if self.failures > limit:
+            self.finish("fatal", f"gave up after {self.failures} quick failures (max_restart_attempts {limit}); last: {detail}")
+            return
+        delay = min(float(self.s["restart_delay"]) * 2 ** (self.failures - 1), float(self.s["max_backoff"]))
+        self.state = "backoff"
+        self.last_error = detail
+        self.record(status="backoff", exit_code=code, last_error=detail, bot_pid=None, bot_create_time=None)
+        self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
+        self.timers.pop("ready", None)
+        self.timers["restart"] = time.monotonic() + delay
+
+    def on_restart(self) -> None:
+        self.restart_count += 1
+        self.spawn()
+
+    def on_ready(self) -> None:
+        if self.bot is None or self.ready:
+            return
+        beat = heartbeat.age(self.paths.heartbeat, since=self.spawned_at - 1) is not None
+        if not beat and time.time() - self.spawned_at < float(self.s["startsecs"]):
+            self.timers["ready"] = time.monotonic() + READY_POLL
+            return
+        self.ready = self.ever_ready = True
+        self.state = "running"
+        self._learn_port()
+        self.record(status="running", web_port=self.web_port)
+        self.log(f"bot {self.bot.pid} ready ({'first heartbeat' if beat else 'alive for startsecs'})")
+        self.report(f"ready pid={os.getpid()} bot={self.bot.pid} port={self.web_port}")
+
+    def on_port(self) -> None:
+        if self.bot is not None and not self._learn_port() and time.time() - self.spawned_at < 30:
+            self.timers["port"] = time.monotonic() + PORT_POLL
+
+    def _learn_port(self) -> bool:
+        port = read_pid(self.paths.web_port_file)
+        if port and port != self.web_port:
+            self.web_port = port
+            self.record(web_port=port)
+            self.log(f"bot page bound port {port}")
+        return bool(port)
+
+    # -- health ----------------------------------------------------------------------------
+    def on_health(self) -> None:
+        self.timers["health"] = time.monotonic() + float(self.s["health_check_interval"])
+        if today() != self.log_day:
+            self.log_day = today()
+            remove_old_dirs(self.paths.log_dir, int(self.s["log_retention_days"]))
+        if self.bot is None or self.cpu_meter is None or self.kill_reason:
+            return
+        rss, cpu = proc.rss_bytes(self.bot.pid), self.cpu_meter.percent()
+        if rss is None or cpu is None:
+            return
+        rss_mb = rss / 2**20
+        self._learn_port()
+        self.record(cpu_percent=round(cpu, 1), memory_mb=round(rss_mb, 1), cpu_warning=self.cpu_warning)
+        if rss_mb > float(self.s["memory_limit_mb"]):
+            self.kill_bot(f"memory {rss_mb:.0f} MB over memory_limit_mb {self.s['memory_limit_mb']}")
+            return
+        self._check_cpu(cpu)
+        age = heartbeat.age(self.paths.heartbeat, since=self.spawned_at - 1)
+        if age is not None and age > float(self.s["heartbeat_timeout"]):
+            self.kill_bot(f"hung: no heartbeat for {age:.1f}s (heartbeat_timeout {self.s['heartbeat_timeout']})")
+
+    def _check_cpu(self, cpu: float) -> None:
+        over = cpu > float(self.s["cpu_limit_percent"])
+        self.cpu_high = self.cpu_high + 1 if over else 0
+        warn = self.cpu_high >= 3
+        if warn != self.cpu_warning:
+            self.cpu_warning = warn
+            self.record(cpu_warning=warn)
+            if warn:
+                self.log(f"bot CPU {cpu:.0f}% over cpu_limit_percent {self.s['cpu_limit_percent']} for 3 checks", "WARNING")
+
+    def kill_bot(self, reason: str) -> None:
+        """Restart a misbehaving bot: SIGTERM now, SIGKILL its group after stop_timeout."""
+        if self.bot is None:
+            return
+        self.kill_reason = reason
+        self.log(f"restarting bot {self.bot.pid}: {reason}", "WARNING")
+        self._signal_bot(signal.SIGTERM)
+        self.timers["kill"] = time.monotonic() + float(self.s["stop_timeout"])
+
+    def _signal_bot(self, sig: int) -> None:
+        if self.bot is not None and self.bot.returncode is None:
+            try:
+                os.kill(self.bot.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def on_kill(self) -> None:
+        if self.bot is not None:
+            self.log(f"bot {self.bot.pid} still alive after stop_timeout: SIGKILL to its process group", "WARNING")
+            self._kill_bot_group()
+
+    # -- stopping --------------------------------------------------------------------------
+    def begin_stop(self) -> None:
+        self.stopping = True
+        self.state = "stopping"
+        self.timers.pop("restart", None)
+        self.record(status="stopping")
+        self.log("stop requested")
+        if self.bot is None:
+            self.finish("stopped", None)
+            return
+        self._signal_bot(signal.SIGTERM)
+        self.timers["kill"] = time.monotonic() + float(self.s["stop_timeout"])
+
+    def finish(self, state: str, error: str | None) -> None:
+        self.final = self.state = state
+        self.timers.clear()
+        if error:
+            self.last_error = error
+        self.record(status=state, exit_code=self.exit_code, last_error=self.last_error if state != "stopped" else None,
+                    bot_pid=None, bot_create_time=None, cpu_percent=None, memory_mb=None,
+                    restart_count=self.restart_count)
+        self.log(f"state {state}" + (f": {error}" if error else ""), "ERROR" if state == "fatal" else "INFO")
+        if state == "fatal":
+            self.report(f"failed: {error}")
+        else:
+            self.report(f"failed: bot {state} before it was ready" + (f" ({error})" if error else ""))
+
+
+def read_spec(fd: int) -> dict:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return json.loads(b"".join(chunks))
+
+
+def pipe_reporter(fd: int) -> Callable[[str], None]:
+    """Write the one readiness line to the CLI and close the pipe (the CLI then exits)."""
+
+    def send(line: str) -> None:
+        try:
+            os.write(fd, (line + "\n").encode())
+        except OSError:
+            pass  # the CLI is gone; nothing to tell
+        finally:
+            os.close(fd)
+
+    return send
+
+
+def main() -> int:
+    """argv: sys_path spec_fd ready_fd (set up by daemon_manager's double fork)."""
+    spec = read_spec(int(sys.argv[2]))
+    return Supervisor(spec, pipe_reporter(int(sys.argv[3]))).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

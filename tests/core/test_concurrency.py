@@ -1,0 +1,49 @@
+"""Concurrent starts: ten of one config give one daemon; twenty of different configs all register."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli
+from tests.core.util import list_json, registry, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def start_many(home, paths):
+    procs = [subprocess.Popen([sys.executable, str(DAEMON_MANAGER), "--home", str(home), "start", "-c", str(p), "-d"],
+                              cwd=str(REPO), env=home_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, text=True) for p in paths]
+    return [(p.wait(timeout=120), *p.communicate()) for p in procs]
+
+
+def test_ten_concurrent_starts_of_one_config(home):
+    path = write_config(home, "only_one")
+    results = start_many(home, [path] * 10)
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0] + [1] * 9, results
+    losers = [err for code, _, err in results if code == 1]
+    assert all("already running (pid" in err for err in losers)
+    rec = list_json(home)["only_one"]
+    assert rec["status"] == "running" and rec["bot_pid"]
+    supervisors = [p for p in psutil.process_iter(["cmdline", "environ"])
+                   if "core/supervisor.py" in " ".join(p.info["cmdline"] or [])
+                   and (p.info["environ"] or {}).get("GRIDBOT_HOME") == str(home)]
+    assert [p.pid for p in supervisors] == [rec["pid"]]
+    assert run_cli(home, "stop", "-i", "only_one").returncode == 0
+
+
+def test_twenty_concurrent_starts_of_different_configs(home):
+    paths = [write_config(home, f"bot_{n:02d}", startsecs=0.2) for n in range(20)]
+    results = start_many(home, paths)
+    assert [code for code, _, _ in results] == [0] * 20, [err for _, _, err in results if err]
+    reg = registry(home)
+    assert sorted(reg) == [f"bot_{n:02d}" for n in range(20)]
+    live = list_json(home)
+    assert len(live) == 20 and len({r["web_port"] for r in live.values()}) == 20
+    out = run_cli(home, "stop-all")
+    assert out.returncode == 0 and "stopped 20 of 20" in out.stdout
+    assert list_json(home) == {}

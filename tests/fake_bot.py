@@ -1,0 +1,111 @@
+"""A real, light process that the supervisor runs instead of run.py, made to misbehave on demand.
+
+    python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|ignore-term|grandchild|
+                                                secret|bind[,more]] [--after S] [--interval S] [--no-beat]
+                                         [--exit-code N] [--crash-times N] [--dump-env PATH] [--leak-mb N]
+
+It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
+$LOG_DIR/web.port when it binds $WEB_PORT, exits 0 on SIGTERM. Only the standard library, so fifty
+of them fit on a small machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from core.heartbeat import beat  # noqa: E402  (the real contract, not a copy)
+
+GRANDCHILD = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--config")
+    p.add_argument("--mode", default="run")
+    p.add_argument("--after", type=float, default=0.0, help="misbehave after this many seconds")
+    p.add_argument("--interval", type=float, default=0.1)
+    p.add_argument("--no-beat", action="store_true")
+    p.add_argument("--exit-code", type=int, default=1)
+    p.add_argument("--crash-times", type=int, default=None, help="crash only the first N runs")
+    p.add_argument("--dump-env")
+    p.add_argument("--leak-mb", type=float, default=20.0, help="MB leaked per second in leak mode")
+    return p.parse_args()
+
+
+def run_number(log_dir: str) -> int:
+    """How many times this instance's bot has started (kept in a file next to the heartbeat)."""
+    path = os.path.join(log_dir, "fake_bot.runs")
+    try:
+        n = int(open(path).read()) + 1
+    except (OSError, ValueError):
+        n = 1
+    with open(path, "w") as fh:
+        fh.write(str(n))
+    return n
+
+
+def bind_page(log_dir: str) -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", int(os.environ["WEB_PORT"])))
+    sock.listen()
+    tmp = os.path.join(log_dir, ".web.port.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(f"{sock.getsockname()[1]}\n")
+    os.replace(tmp, os.path.join(log_dir, "web.port"))
+    return sock
+
+
+def main() -> int:
+    args = parse()
+    modes = set(args.mode.split(","))
+    log_dir = os.environ["LOG_DIR"]
+    hb = Path(log_dir) / "heartbeat"
+    run = run_number(log_dir)
+    if args.dump_env:
+        with open(args.dump_env, "w") as fh:
+            json.dump(dict(os.environ), fh)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if "ignore-term" in modes else lambda *a: sys.exit(0))
+    print(f"fake bot {os.getpid()} run {run} modes {sorted(modes)} instance {os.environ.get('INSTANCE_ID')}", flush=True)
+    if "exit2" in modes:
+        print("config error: strategy_config.grid_num: 1 must be >= 2", file=sys.stderr, flush=True)
+        return 2
+    if "secret" in modes:
+        secret = os.environ.get("EXCHANGE_SECRET_KEY", "")
+        print(f"stdout leaks {secret}", flush=True)
+        print(f"stderr leaks {secret}", file=sys.stderr, flush=True)
+    keep = []
+    if "bind" in modes:
+        keep.append(bind_page(log_dir))
+    if "grandchild" in modes:
+        child = subprocess.Popen([sys.executable, "-c", GRANDCHILD])
+        with open(os.path.join(log_dir, "grandchild.pid"), "w") as fh:
+            fh.write(str(child.pid))
+    leak: list[bytes] = []
+    start = time.monotonic()
+    misbehave = args.crash_times is None or run <= args.crash_times
+    while True:
+        elapsed = time.monotonic() - start
+        due = misbehave and elapsed >= args.after
+        if due and "crash" in modes:
+            print(f"fake bot crashing with code {args.exit_code}", file=sys.stderr, flush=True)
+            return args.exit_code
+        if due and "exit0" in modes:
+            print("duration reached", flush=True)
+            return 0
+        if not (due and "hang" in modes) and not args.no_beat:
+            beat(hb)
+        if due and "leak" in modes:
+            leak.append(b"x" * int(args.leak_mb * args.interval * 2**20))
+        time.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
