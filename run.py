@@ -270,10 +270,10 @@ class Bot:
         self.runtime.publish(self.snapshot(), self.strategy.open_orders())
 
     def start(self) -> None:
+        heartbeat.beat(self.paths.heartbeat)    # validated, about to trade: the supervisor's "ready"
         with self.db.transaction():
             self.strategy.start()
         self.publish(force_snapshot=True)
-        heartbeat.beat(self.paths.heartbeat)
         self.say(self.summary_line("START"))
 
     def serve_adjustments(self) -> None:
@@ -464,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     except AuthenticationError as exc:
         print(masker(f"authentication failed: {exc}"), file=sys.stderr)
         return EXIT_AUTH
+    except ExchangeError as exc:
+        print(masker(f"cannot start trading: {type(exc).__name__}: {exc}"), file=sys.stderr)
+        return EXIT_FAIL
     finally:
         exchange.close()
         db.close()

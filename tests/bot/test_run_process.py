@@ -30,6 +30,15 @@ def test_bad_flags_and_impossible_parameters_exit_2_before_any_order(home, flags
     assert not (home / "logs" / "bot_t1" / "heartbeat").exists()
 
 
+def test_auto_price_centres_the_range_and_duration_ends_with_exit_0(home):
+    cfg = bot_config(home)
+    out = run_bot(home, "--config", str(cfg), "--no-web", "--auto-price", "--price-range", "0.05",
+                  "--grid-num", "11", "--duration", "0.3")
+    assert out.returncode == 0, out.stderr
+    assert "grid 142.5..157.5 x11" in out.stdout      # 150 +- 5%
+    assert "duration of 0.3 s reached" in out.stdout and "FINAL bot_t1" in out.stdout
+
+
 def test_a_missing_config_file_exits_2(home):
     out = run_bot(home, "--config", str(home / "nope.json"), "--no-web")
     assert out.returncode == 2 and "nope.json" in out.stderr
