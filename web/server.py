@@ -6,7 +6,6 @@ the page dies with its bot and never reports on anything but this bot's own runt
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import math
 import os
@@ -20,7 +19,8 @@ from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
-from core.paths import InstancePaths, project_home, registry_path
+from core.instance_manager import InstanceRegistry
+from core.paths import InstancePaths, project_home
 from core.web_token import ensure_token
 from web.binding import bind_first_free, choose_host, write_port_file
 from web.events import EventRelay
@@ -64,9 +64,8 @@ def stale_after_from_env() -> float:
 def restart_count(instance_id: str) -> int | None:
     """The supervisor's restart count for this instance, if a registry records it."""
     try:
-        record = json.loads(registry_path(project_home()).read_text()).get(instance_id) or {}
-        return int(record["restart_count"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return int(InstanceRegistry(project_home()).load()[instance_id]["restart_count"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 

@@ -66,7 +66,7 @@ class Bot:
         return requests.post(self.url + path, timeout=10, **kw)
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+def wait_for(predicate, timeout: float = 30, what: str = "a condition", interval: float = 0.1):
     """Poll until predicate() is truthy; fail naming what never happened."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

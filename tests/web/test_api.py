@@ -34,13 +34,13 @@ def test_status_has_everything_the_page_shows(bot: Bot):
 
 
 def test_orders_fills_and_pnl_lists(bot: Bot):
-    wait_for(lambda: bot.get("/api/status").json()["fill_count"] > 0, 60, "a first fill")
+    wait_for(lambda: bot.get("/api/status").json()["fill_count"] > 0, 60, what="a first fill")
     orders = bot.get("/api/orders").json()
     assert orders and {"side", "price", "qty"} <= set(orders[0])
     fills = bot.get("/api/fills", params={"limit": 5}).json()
     assert 1 <= len(fills) <= 5 and {"trade_id", "side", "price", "qty", "fee", "timestamp"} <= set(fills[0])
     assert len(bot.get("/api/fills", params={"limit": 1}).json()) == 1
-    pnl = wait_for(lambda: bot.get("/api/pnl").json(), 30, "a PnL history point")
+    pnl = wait_for(lambda: bot.get("/api/pnl").json(), 30, what="a PnL history point")
     assert {"timestamp", "price", "equity"} <= set(pnl[0])
 
 
@@ -104,7 +104,7 @@ def test_adjust_with_the_token_changes_the_live_grid(bot: Bot):
     assert (now["lower"], now["upper"]) == pytest.approx((lower, upper), abs=0.011) != (before["lower"], before["upper"])
     assert min(now["levels"]) == pytest.approx(now["lower"], abs=0.011)
     wait_for(lambda: all(lower - 0.011 <= o["price"] <= upper + 0.011 for o in bot.get("/api/orders").json()),
-             30, "the resting orders to move inside the new range")
+             30, what="the resting orders to move inside the new range")
 
 
 def test_page_and_assets_are_local_and_hardened(bot: Bot):

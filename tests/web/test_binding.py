@@ -33,8 +33,8 @@ def test_health_is_503_once_the_loop_is_older_than_the_bound(home):
     bot = start_bot(home, "paper_stale_01", free_port(), env={"WEB_STALE_AFTER": "2"}, wait_healthy=False,
                     interval=6)
     try:
-        wait_for(lambda: health_status(bot) == 200, 30, "/health to say 200 right after a loop turn")
-        wait_for(lambda: health_status(bot) == 503, 30, "/health to say 503")
+        wait_for(lambda: health_status(bot) == 200, 30, what="/health to say 200 right after a loop turn")
+        wait_for(lambda: health_status(bot) == 503, 30, what="/health to say 503")
         body = bot.get("/health").json()
         assert body["status"] == "stale" and body["instance_id"] == "paper_stale_01"
         assert body["loop_age_s"] > body["stale_after_s"] == 2

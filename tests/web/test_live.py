@@ -24,7 +24,7 @@ def next_event(events: queue.Queue, name: str, timeout: float = 60) -> dict:
         except queue.Empty:
             return None
         return data if event == name else None
-    return wait_for(pop, timeout, f"a {name!r} event", interval=0)
+    return wait_for(pop, timeout, what=f"a {name!r} event", interval=0)
 
 
 def test_client_receives_status_updates_and_fills(bot: Bot):
