@@ -41,7 +41,7 @@ from strategies.perp_grid_strategy import PerpGridStrategy  # noqa: E402
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
 SNAPSHOT_EVERY_S = 10.0
 RECONCILE_EVERY_LOOPS = 30
-MAX_BACKOFF_S = 60.0
+MAX_BACKOFF_S = 30.0
 DEFAULT_BACKTEST_TICKS = 100_000
 ADJUST_TIMEOUT_S = 30.0
 
@@ -180,6 +180,7 @@ class BotRuntime:
         self._last_loop = time.time()
         self._subscribers: list[Callable[[str, dict], None]] = []
         self.requests: queue.Queue[tuple[float | None, float | None, Future]] = queue.Queue()
+        self.wake = threading.Event()       # set when the loop has something to do before its next turn
 
     def snapshot(self) -> dict:
         return {**self._snapshot, "uptime_s": round(time.time() - self.started_at, 3)}
@@ -199,6 +200,7 @@ class BotRuntime:
     def adjust_grid(self, lower: float | None, upper: float | None) -> dict:
         future: Future = Future()
         self.requests.put((lower, upper, future))
+        self.wake.set()
         try:
             return future.result(timeout=ADJUST_TIMEOUT_S)
         except TimeoutError:
@@ -209,6 +211,10 @@ class BotRuntime:
         self._subscribers.append(callback)
 
     # loop-thread side
+    def touch(self) -> None:
+        """The loop is alive (waiting between turns counts)."""
+        self._last_loop = time.time()
+
     def publish(self, snapshot: dict, orders: list[dict]) -> None:
         self._snapshot, self._orders, self._last_loop = snapshot, orders, time.time()
         self.emit("status_update", snapshot)
@@ -238,6 +244,7 @@ class Bot:
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
         self.stop_event.set()
+        self.runtime.wake.set()
 
     def snapshot(self) -> dict:
         s = self.strategy.summary()
@@ -310,14 +317,15 @@ class Bot:
         self.loops = 0
         started = time.monotonic()
         last_summary = time.monotonic()
-        parent = os.getppid()
-        supervised = bool(os.environ.get(ENV_INSTANCE_ID))
+        self.parent = os.getppid()
         backoff = 0.0
         while not self.stop_event.is_set():
             turn_start = time.monotonic()
+            wait = self.interval
             try:
                 self.serve_adjustments()
                 self.turn()
+                self.publish()
                 backoff = 0.0
             except AuthenticationError as exc:
                 self.say(f"authentication failed: {exc}; check the exchange keys of this config")
@@ -325,30 +333,41 @@ class Bot:
                 return EXIT_AUTH
             except RateLimited as exc:
                 self.say(f"rate limited: waiting {exc.retry_after:.1f} s")
-                self.stop_event.wait(exc.retry_after)
-            except (ExchangeUnavailable, ExchangeError) as exc:
+                wait = exc.retry_after
+            except ExchangeError as exc:       # ExchangeUnavailable and the rest: never crash-loop
                 backoff = min(MAX_BACKOFF_S, backoff * 2 or self.interval)
                 self.say(f"exchange error ({type(exc).__name__}: {exc}); retrying in {backoff:.0f} s")
-                self.stop_event.wait(backoff)
-            self.publish()
-            heartbeat.beat(self.paths.heartbeat)
+                wait = backoff
             if self.strategy.stopped:
                 self.request_stop(f"strategy stopped: {self.strategy.stop_reason}")
             if self.duration and time.monotonic() - started >= self.duration:
                 self.request_stop(f"duration of {self.duration:g} s reached")
-            if supervised and os.getppid() != parent:
-                self.request_stop("the supervisor is gone")
             if time.monotonic() - last_summary >= self.args.summary_interval:
                 last_summary = time.monotonic()
                 self.say(self.summary_line("SUMMARY"))
-            deadline = turn_start + self.interval
-            while not self.stop_event.is_set() and time.monotonic() < deadline:
-                if not self.runtime.requests.empty():
-                    self.serve_adjustments()
-                    self.publish()
-                self.stop_event.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            self.pause(turn_start + wait)
         self.shutdown(self.stop_reason)
         return EXIT_OK
+
+    def pause(self, deadline: float) -> None:
+        """Wait for the next turn while staying alive to the supervisor, the page and signals.
+
+        The heartbeat and loop age are refreshed every second even with a long interval or
+        backoff, so a slow but healthy bot is never taken for a hung one.
+        """
+        supervised = bool(os.environ.get(ENV_INSTANCE_ID))
+        while True:
+            heartbeat.beat(self.paths.heartbeat)
+            self.runtime.touch()
+            if supervised and os.getppid() != self.parent:
+                self.request_stop("the supervisor is gone")
+            if self.stop_event.is_set() or time.monotonic() >= deadline:
+                return
+            if not self.runtime.requests.empty():
+                self.serve_adjustments()
+                self.publish()
+            self.runtime.wake.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+            self.runtime.wake.clear()
 
     def shutdown(self, reason: str, cancel: bool = True) -> None:
         """Cancel every order, flush the database, print the final summary."""

@@ -62,6 +62,24 @@ def test_sigterm_cancels_every_order_and_exits_0(home):
     assert "SIGTERM" in out and "FINAL bot_t1" in out and "grid profit" in out
 
 
+def test_a_long_interval_keeps_the_heartbeat_fresh_and_sigterm_is_prompt(home):
+    cfg = bot_config(home, strategy={"interval": 600})
+    beat = home / "logs" / "bot_t1" / "heartbeat"
+    proc = start_bot(home, cfg, "--no-web")
+    try:
+        wait_for(beat.exists, what="the first heartbeat")
+        first = beat.stat().st_mtime
+        wait_for(lambda: beat.stat().st_mtime > first, what="a heartbeat while waiting for the next turn")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)   # not 600 s: the wait is interruptible
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "FINAL bot_t1" in out
+
+
 def test_kill_9_and_restart_places_no_duplicates_and_matches_the_exchange(home):
     cfg = bot_config(home, exchange={"max_fill_qty": 0.2})        # partial fills too
     db = home / "database" / "bot_t1.db"
