@@ -8,6 +8,8 @@ takes every request from the account's budget shared by all bots on this machine
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import time
 from typing import Any, Callable, Sequence
@@ -46,6 +48,18 @@ def build_client(exchange_id: str, config: dict[str, Any], *, api_key: str = "",
         client.urls["api"] = {**(client.urls["api"] if isinstance(client.urls["api"], dict) else {}),
                               **config["urls"]}
     return client
+
+
+def check_secret(exchange_id: str, secret: str) -> None:
+    """Catch a secret that cannot sign before the first request (retrying would not fix it)."""
+    if exchange_id == "backpack":
+        try:
+            seed = base64.b64decode(secret, validate=True)
+        except (binascii.Error, ValueError):
+            seed = b""
+        if len(seed) < 32:
+            raise base.AuthenticationError("exchange_config.secret_key: not a Backpack API secret "
+                                           "(expected the base64 ED25519 private key Backpack shows once)")
 
 
 def resolve_market(client: ccxt.Exchange, symbol: str) -> dict[str, Any]:
@@ -105,6 +119,7 @@ class CcxtExchange(Exchange):
         if missing:
             raise base.AuthenticationError(f"exchange '{name}' needs API keys; missing or empty: {', '.join(missing)}. "
                                            f"Put e.g. \"api_key\": \"${{BACKPACK_KEY}}\" in exchange_config and export the variable")
+        check_secret(name, secret)
         client = build_client(name, config, api_key=api_key, secret=secret)
         limits = config.get("rate_limit") or {}
         requests, per_seconds = ACCOUNT_BUDGETS.get(name, (1000.0 / client.rateLimit, 1.0))
@@ -291,6 +306,13 @@ class CcxtExchange(Exchange):
         return Position(symbol=symbol)
 
     def fetch_balance(self) -> Balance:
+        if self.client.id == "backpack":
+            # Perpetual margin on Backpack is the whole account's net equity (unrealized PnL
+            # included), which the collateral endpoint reports; /capital lists spot holdings only.
+            c = self._read(self.client.privateGetApiV1CapitalCollateral)
+            if c.get("netEquity") is not None:
+                total, free = float(c["netEquity"]), float(c.get("netEquityAvailable") or c["netEquity"])
+                return Balance(asset="USDC", total=total, free=free, used=float(c.get("netEquityLocked") or total - free))
         balances = self._read(self.client.fetch_balance)
         markets = list(self._markets.values())
         asset = (markets[0].get("settle") or markets[0]["quote"]) if markets else "USDC"

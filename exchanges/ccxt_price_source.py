@@ -1,7 +1,8 @@
 """Live public prices for the paper exchange: simulated fills against the real market, no keys.
 
 `exchange_config.price_source: {"exchange": "backpack", "symbol": "SOL_USDC_PERP"}` (optional
-`base_url`/`urls`, `timeout_ms`, `min_interval` seconds) makes the paper exchange take its price
+`base_url`/`urls`, `timeout_ms`, `min_interval` seconds), or the short form
+`"price_source": "backpack:SOL_USDC_PERP"`, makes the paper exchange take its price
 from that venue's public ticker instead of its random walk. `exchanges.paper_prices` imports this
 module only when such a source is configured, so ccxt is loaded only then. The source follows the
 paper exchange's `PriceSource` protocol: `next()`, `state()`, `restore()`.
@@ -52,11 +53,20 @@ class LivePriceSource:
         self.exchange.close()
 
 
-def from_config(source: dict[str, Any]) -> LivePriceSource:
-    """Build from `exchange_config.price_source`; ValueError names the bad field or value."""
+def parse_source(source: Any) -> dict[str, Any]:
+    """`{"exchange": .., "symbol": ..}` or the short string form `"exchange:symbol"`."""
+    if isinstance(source, str) and ":" in source:
+        exchange, _, symbol = source.partition(":")
+        source = {"exchange": exchange.strip(), "symbol": symbol.strip()}
     if not isinstance(source, dict) or not source.get("exchange") or not source.get("symbol"):
-        raise ValueError("exchange_config.price_source needs {\"exchange\": <ccxt id>, \"symbol\": <market>}, "
-                         f"got {source!r}")
-    exchange = CcxtExchange(build_client(str(source["exchange"]), source), instance_id="price_source")
-    exchange.market(str(source["symbol"]))    # a bad symbol fails now, listing the venue's markets
-    return LivePriceSource(exchange, str(source["symbol"]), min_interval=float(source.get("min_interval", 1.0)))
+        raise ValueError("exchange_config.price_source needs {\"exchange\": <ccxt id>, \"symbol\": <market>} "
+                         f"or \"<ccxt id>:<market>\", got {source!r}")
+    return source
+
+
+def from_config(source: dict[str, Any] | str) -> LivePriceSource:
+    """Build from `exchange_config.price_source`; ValueError names the bad field or value."""
+    spec = parse_source(source)
+    exchange = CcxtExchange(build_client(str(spec["exchange"]), spec), instance_id="price_source")
+    exchange.market(str(spec["symbol"]))      # a bad symbol fails now, listing the venue's markets
+    return LivePriceSource(exchange, str(spec["symbol"]), min_interval=float(spec.get("min_interval", 1.0)))

@@ -357,7 +357,11 @@ class BackpackServer:
         if path == "/api/v1/capital":
             return self.capital(key)
         if path == "/api/v1/capital/collateral":
-            return {"netEquity": self.capital(key)["USDC"]["available"]}
+            account, mark = self.accounts[key], self.price_at(time.time())
+            equity = account.collateral + sum(q * (mark - account.entry[s]) for s, q in account.qty.items())
+            locked = float(self.capital(key)["USDC"]["locked"])
+            return {"netEquity": _fmt(equity), "netEquityAvailable": _fmt(equity - locked),
+                    "netEquityLocked": _fmt(locked)}
         if path == "/api/v1/position":
             return self.positions(key)
         if path == "/api/v1/orders" and method == "GET":

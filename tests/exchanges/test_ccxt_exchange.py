@@ -126,7 +126,16 @@ def test_fills_position_and_balance_after_trading(exchange, server):
     exchange.place_order(OrderRequest(SYMBOL, "sell", 1.0, 146.0, post_only=False, reduce_only=True))
     assert exchange.fetch_position(SYMBOL).qty == 0.0
     bal = exchange.fetch_balance()
-    assert bal.asset == "USDC" and bal.total < 10_000
+    assert bal.asset == "USDC" and bal.total < 10_000 and bal.free == bal.total and bal.used == 0
+
+
+def test_balance_is_net_equity_with_unrealized_pnl_and_locked_margin(exchange, server):
+    exchange.place_order(OrderRequest(SYMBOL, "buy", 1.0, type="market", post_only=False))   # long 1 @ 150
+    exchange.place_order(buy(140.0, qty=1.0))                                               # locks 14 at 10x
+    server.set_price(160.0)
+    bal = exchange.fetch_balance()
+    assert bal.total == pytest.approx(10_000 + 10 - 150 * 0.0005)
+    assert bal.used == pytest.approx(14.0) and bal.free == pytest.approx(bal.total - 14.0)
 
 
 def test_wrong_key_and_wrong_secret_are_authentication_errors(server, home, monkeypatch):
@@ -149,6 +158,14 @@ def test_missing_keys_refuse_to_build_naming_the_field(config, env, missing, mon
     monkeypatch.delenv("EXCHANGE_SECRET_KEY", raising=False)
     with pytest.raises(base.AuthenticationError, match="missing or empty: " + missing.replace("(", r"\(").replace(")", r"\)")):
         create_exchange("backpack", config, instance_id="x")
+
+
+def test_a_secret_that_cannot_sign_is_refused_before_any_request(monkeypatch):
+    monkeypatch.delenv("EXCHANGE_SECRET_KEY", raising=False)
+    for secret in ("not base64!", base64.b64encode(b"short").decode()):
+        with pytest.raises(base.AuthenticationError, match="exchange_config.secret_key: not a Backpack API secret") as info:
+            create_exchange("backpack", {"api_key": TEST_PUBLIC_B64, "secret_key": secret}, instance_id="x")
+        assert secret not in str(info.value)
 
 
 def test_keys_may_come_from_the_supervisor_environment(server, home, monkeypatch):

@@ -43,6 +43,7 @@ def test_survives_a_venue_outage_with_the_last_price_but_not_without_one():
 @pytest.mark.parametrize("source, message", [
     ({"exchange": "backpack"}, "price_source needs"),
     ("backpack", "price_source needs"),
+    ("backpack:", "price_source needs"),
     ({"exchange": "nope", "symbol": SYMBOL}, "'nope' is not an exchange ccxt knows"),
 ])
 def test_bad_config_names_the_field(source, message):
@@ -54,3 +55,32 @@ def test_bad_symbol_is_refused_at_once_listing_the_markets():
     with BackpackServer(price=150.0) as server:
         with pytest.raises(ValueError, match="'DOGE_USDC_PERP' is not a market on backpack.*SOL_USDC_PERP"):
             ccxt_price_source.from_config({"exchange": "backpack", "symbol": "DOGE_USDC_PERP", "base_url": server.url})
+
+
+def test_paper_exchange_fills_against_the_live_price():
+    """The paper exchange's seam: `price_source` in its config -> simulated fills at real prices."""
+    from exchanges.base import OrderRequest
+    from exchanges.paper_exchange import PaperExchange
+
+    with BackpackServer(price=150.0) as server:
+        paper = PaperExchange.from_config({"price_source": {"exchange": "backpack", "symbol": SYMBOL,
+                                                            "base_url": server.url, "min_interval": 0}},
+                                          instance_id="paper_live")
+        assert paper.fetch_ticker(SYMBOL).last == 150.0
+        paper.place_order(OrderRequest(SYMBOL, "buy", 1.0, 149.0, client_id=1))
+        server.set_price(148.5)
+        paper.step()
+        fills = paper.fetch_fills(SYMBOL, 0)
+        assert [(f.price, f.qty, f.client_id) for f in fills] == [(149.0, 1.0, 1)]
+        assert paper.fetch_position(SYMBOL).qty == 1.0
+        assert server.signed_ok == 0                       # public data only: no keys involved
+        paper.close()
+
+
+def test_string_form_exchange_colon_symbol():
+    """The published schema types price_source as a string: "backpack:SOL_USDC_PERP" means the same."""
+    assert ccxt_price_source.parse_source("backpack:SOL_USDC_PERP") == {"exchange": "backpack", "symbol": SYMBOL}
+    assert ccxt_price_source.parse_source({"exchange": "backpack", "symbol": SYMBOL, "min_interval": 2}) == {
+        "exchange": "backpack", "symbol": SYMBOL, "min_interval": 2}
+    with pytest.raises(ValueError, match="'nope' is not an exchange ccxt knows"):
+        ccxt_price_source.from_config(f"nope:{SYMBOL}")
