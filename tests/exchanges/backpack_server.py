@@ -151,6 +151,7 @@ class BackpackServer:
         self.rejected_auth = 0
         self.signed_ok = 0
         self.storm_until = 0.0
+        self.delay = 0.0                                 # seconds to sit on every request (timeouts)
         self.storm_answers = 0
         self.budget: tuple[int, float] | None = None     # (requests, window seconds) per key
         self.window_counts: dict[tuple[str, int], int] = defaultdict(int)
@@ -444,6 +445,7 @@ class BackpackServer:
                 body = json.loads(self.rfile.read(length)) if length else None
                 route = (method, parts.path)
                 server.hits[f"{method} {parts.path}"] += 1
+                time.sleep(server.delay)
                 if route not in ROUTES:
                     self._send(404, {"code": "RESOURCE_NOT_FOUND", "message": f"no route {method} {parts.path}"})
                     return

@@ -202,6 +202,21 @@ def test_network_loss_is_exchange_unavailable_after_read_retries(home, monkeypat
         ex.fetch_ticker(SYMBOL)
 
 
+def test_a_slow_venue_times_out_as_exchange_unavailable(server, home, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    ex = create_exchange("backpack", {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64,
+                                      "base_url": server.url, "timeout_ms": 200}, instance_id="x")
+    ex.market(SYMBOL)
+    ex.backoff = 0.01
+    server.delay = 0.5
+    with pytest.raises(base.ExchangeUnavailable):
+        ex.place_order(buy(149.0))
+    assert server.hits["POST /api/v1/order"] == 1                     # a write is never retried blindly
+    with pytest.raises(base.ExchangeUnavailable):
+        ex.fetch_open_orders(SYMBOL)
+    assert server.hits["GET /api/v1/orders"] == 3                     # a read is, with backoff
+
+
 @pytest.mark.parametrize("ccxt_error, expected", [
     (ccxt.InsufficientFunds, base.InsufficientMargin),
     (ccxt.InvalidOrder, base.InvalidOrder),
