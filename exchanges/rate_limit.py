@@ -85,7 +85,8 @@ class SharedRateLimiter:
             except (ValueError, KeyError, TypeError):   # new or torn file: start with a full bucket
                 tokens, stamp, blocked = self.budget.capacity, now, 0.0
             tokens = min(self.budget.capacity, tokens + max(0.0, now - stamp) * self.budget.rate)
-            blocked = max(blocked, now + penalty)
+            if penalty:
+                blocked = max(blocked, now + penalty)
             if blocked > now:
                 wait, reserved = blocked - now, False
             else:
