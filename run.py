@@ -291,19 +291,30 @@ class Bot:
                 return
             if not future.set_running_or_notify_cancel():
                 continue                    # the page gave up waiting
-            try:
-                with self.db.transaction():
-                    grid = self.strategy.adjust_grid_range(lower, upper)
-            except ValueError as exc:
-                future.set_exception(exc)
-            except ExchangeError as exc:
-                future.set_exception(ValueError(f"exchange error while adjusting: {exc}"))
+            grid, error = self.atomically(lambda: self.strategy.adjust_grid_range(lower, upper))
+            if isinstance(error, ExchangeError):
+                error = ValueError(f"exchange error while adjusting: {error}")
+            if error is not None:
+                future.set_exception(error)
             else:
                 future.set_result(grid)
                 self.runtime.emit("grid_adjusted", grid)
 
-    def turn(self) -> None:
+    def atomically(self, action: Callable[[], Any]) -> tuple[Any, Exception | None]:
+        """Run `action` in one transaction that commits even when it fails with an exchange error.
+
+        The strategy has already booked (in memory and in the same transaction) whatever happened
+        before the error; rolling that back would make it book the same fills again next turn.
+        Anything else (a bug) rolls back and ends the process, which restarts from the database.
+        """
         with self.db.transaction():
+            try:
+                return action(), None
+            except (ExchangeError, ValueError) as exc:
+                return None, exc
+
+    def turn(self) -> None:
+        def one_turn() -> None:
             step = getattr(self.exchange, "step", None)
             if step is not None and not step():
                 self.request_stop("the price replay reached its end")
@@ -311,6 +322,10 @@ class Bot:
             self.loops += 1
             if self.loops % RECONCILE_EVERY_LOOPS == 0:
                 self.strategy.reconcile()
+
+        _, error = self.atomically(one_turn)
+        if error is not None:
+            raise error
 
     def run(self) -> int:
         """The loop: returns the exit code."""

@@ -143,13 +143,15 @@ class PerpGridStrategy:
         """One turn of the loop: fills, risk rules, orders."""
         if self.stopped:
             return
-        self._refresh_market()
-        if self._sync_fills():
-            self._refresh_position()
-        self._check_risk()
-        if not self.stopped:
-            self._ensure_all()
-        self._save()
+        try:
+            self._refresh_market()
+            if self._sync_fills():
+                self._refresh_position()
+            self._check_risk()
+            if not self.stopped:
+                self._ensure_all()
+        finally:
+            self._save()                # what was booked before an exchange error stays booked
 
     def shutdown(self, reason: str = "shutdown") -> int:
         """Cancel our resting orders (positions stay with their cells) and save; returns how many."""
@@ -223,6 +225,7 @@ class PerpGridStrategy:
                 self._cancel(order.id)
                 self._event("stray_cancelled", f"cancelled stray order {order.id} at {order.price}")
         self._refresh_position()
+        self._save()
 
     def _adopt(self, order: Order) -> bool:
         """Attach an open order we placed but did not record (killed in between) to its cell."""

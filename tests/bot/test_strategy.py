@@ -216,6 +216,22 @@ def test_post_only_rejection_retries_next_turn():
     assert ("sell", 102.0, 1.0) in resting(ex)
 
 
+def test_a_transient_error_mid_turn_keeps_what_was_booked_and_never_books_it_twice(tmp_path):
+    db = Database(tmp_path / "bot.db")
+    ex = FailingAt(StepPrices(102.4), db=db)
+    strat = grid(ex, store=db)
+    strat.start()
+    ex.fail = {102.0: ExchangeUnavailable("timeout")}      # the close after the fill cannot be placed
+    ex.source.price = 101.0
+    ex.step()
+    with pytest.raises(ExchangeUnavailable):
+        strat.step()
+    assert db.load_state("perp_grid")["totals"]["fill_count"] == 1   # booked and saved before the error
+    ex.fail = {}
+    strat.step()
+    assert strat.totals.fill_count == 1 and ("sell", 102.0, 1.0) in resting(ex)
+
+
 def test_authentication_error_propagates_to_the_loop():
     class NoAuth(PaperExchange):
         def fetch_ticker(self, symbol):
