@@ -49,8 +49,9 @@
     if (state.series.length > MAX_POINTS) state.series.splice(0, state.series.length - MAX_POINTS);
   }
 
-  // History rows (one per ~10 s) and live points (one per status) interleave: merge, never reset,
-  // so a refetch after a reconnect or an adjustment keeps what the page has already drawn.
+  // History rows (one per ~10 s), fills (trades at their price) and live points (one per status)
+  // interleave: merge, never reset, so a refetch after a reconnect or an adjustment keeps what
+  // the page has already drawn, and the line passes through the fills drawn on it.
   function mergeHistory(rows) {
     const all = state.series.concat(rows.filter((r) => isFinite(r.price)).map((r) => ({ t: seconds(r.timestamp), p: r.price })));
     all.sort((a, b) => a.t - b.t);
@@ -62,7 +63,7 @@
       const [snap, pnl, orders, fills] = await Promise.all([
         getJSON("/api/status"), getJSON("/api/pnl?limit=" + MAX_POINTS), getJSON("/api/orders"), getJSON("/api/fills?limit=100"),
       ]);
-      mergeHistory(pnl);
+      mergeHistory(pnl.concat(fills));
       state.orders = orders;
       setFills(fills);
       applyStatus(snap, Date.now() / 1000);
@@ -78,7 +79,7 @@
       ordersTimer = null;
       try {
         const [orders, fills] = await Promise.all([getJSON("/api/orders"), getJSON("/api/fills?limit=100")]);
-        state.orders = orders; setFills(fills); renderOrders(); draw();
+        state.orders = orders; mergeHistory(fills); setFills(fills); renderOrders(); draw();
       } catch (e) { /* the next status or reconnect tries again */ }
     }, 250);
   }
@@ -106,7 +107,7 @@
 
     const pos = s.position || {};
     const p = $("position");
-    p.textContent = qty(pos.qty);
+    p.textContent = qty(pos.qty) + (pos.qty ? " " + String(s.symbol || "").split(/[_/:-]/)[0] : "");
     p.className = "value " + (pos.qty > 0 ? "pos" : pos.qty < 0 ? "neg" : "");
     $("entry").textContent = pos.qty ? (pos.qty > 0 ? "long" : "short") + " · entry " + price(pos.entry_price) : "flat";
 
