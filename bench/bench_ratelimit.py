@@ -3,7 +3,8 @@
 - cost of one token from the file-backed bucket (flock + JSON read/write), one process;
 - the same with 4 processes taking tokens from one bucket at once;
 - one signed private request through ccxt to the local Backpack server (sign + HTTP + parse);
-- two processes sharing a small budget: requests the server saw in its busiest window vs the limit.
+- two processes sharing a small budget: requests the server saw in its busiest window vs the limit;
+- what a paper bot saves by never importing ccxt (fresh interpreter: import time, peak RSS).
 
 Run: .venv/bin/python bench/bench_ratelimit.py
 """
@@ -34,7 +35,15 @@ def take(args: tuple[str, int]) -> float:
     return time.perf_counter() - start
 
 
+def import_cost(module: str) -> str:
+    code = (f"import resource, time; t = time.perf_counter(); import {module}; "
+            "print(f'{time.perf_counter() - t:.2f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB')")
+    return subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True).stdout.strip()
+
+
 def main() -> None:
+    print(f"import exchanges.paper_exchange: {import_cost('exchanges.paper_exchange')}")
+    print(f"import exchanges.ccxt_exchange:  {import_cost('exchanges.ccxt_exchange')}")
     from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer
 
     with tempfile.TemporaryDirectory() as tmp:
