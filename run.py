@@ -31,11 +31,9 @@ from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # no
 from core.masking import Masker  # noqa: E402
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY,  # noqa: E402
                         ENV_WEB_PORT, InstancePaths, project_home, resolve_runtime)
-from exchanges.base import (AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable,  # noqa: E402
-                            RateLimited)
-from strategies.grid_math import round_to  # noqa: E402
+from exchanges.base import AuthenticationError, Exchange, ExchangeError, RateLimited  # noqa: E402
+from strategies.grid_math import GRID_MODES, round_to  # noqa: E402
 from strategies.grid_params import BOUNDARY_ACTIONS, GRID_TYPES, GridParams, check_params  # noqa: E402
-from strategies.grid_math import GRID_MODES  # noqa: E402
 from strategies.perp_grid_strategy import PerpGridStrategy  # noqa: E402
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
@@ -105,9 +103,9 @@ def load_config(args: argparse.Namespace, home: Path) -> InstanceConfig:
     if args.config:
         cfg = cm.load(args.config, instance_id=instance_id)
     else:
+        # flags only: the same loader and rules, on a config made of the flags
         doc = {"metadata": {"exchange": args.exchange or "paper", "symbol": args.symbol or "SOL_USDC_PERP"},
-               "strategy_config": {k: v for k, v in strategy_overrides(args).items()
-                                   if k in ("grid_num", "grid_lower_price", "grid_upper_price")} or {"grid_num": 2}}
+               "strategy_config": strategy_overrides(args)}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(doc, fh)
         try:
@@ -360,7 +358,7 @@ class Bot:
             if time.monotonic() - last_summary >= self.args.summary_interval:
                 last_summary = time.monotonic()
                 self.say(self.summary_line("SUMMARY"))
-            self.pause(turn_start + wait)
+            self.pause(min(turn_start + wait, started + self.duration) if self.duration else turn_start + wait)
         self.shutdown(self.stop_reason)
         return EXIT_OK
 

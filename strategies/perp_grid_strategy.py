@@ -26,7 +26,7 @@ stops. No I/O here other than the exchange and the optional store (database.db.D
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from exchanges import client_ids
