@@ -284,11 +284,11 @@ def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
         daemon.send_signal(signal.SIGTERM)
         targets.append((rec, daemon))
     timeout = max((float(r.get("stop_timeout") or 10) for r, _ in targets), default=0) + 5
-    _, alive = psutil.wait_procs([d for _, d in targets], timeout=timeout)
+    alive = proc.wait_gone([d.pid for _, d in targets], timeout)
     outcomes = []
     for rec, daemon in targets:
         iid = rec["instance_id"]
-        if daemon in alive:
+        if daemon.pid in alive:
             proc.kill_group(rec.get("bot_pid"), rec.get("bot_create_time"))
             try:
                 daemon.kill()

@@ -144,3 +144,29 @@ def process_info(proc) -> dict | None:
             }
     except psutil.Error:
         return None
+
+
+def wait_gone(pids: list[int], timeout: float) -> set[int]:
+    """Wait until every pid has exited (a pidfd becomes readable at once); return those still alive."""
+    import select
+
+    fds: dict[int, int] = {}
+    for pid in pids:
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except OSError:
+            continue  # already gone
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    try:
+        while fds and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                poller.unregister(fd)
+                fds.pop(fd)
+                os.close(fd)
+        return set(fds.values())
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -9,6 +9,7 @@ import time
 import psutil
 import pytest
 
+from core import proc
 from core.paths import InstancePaths
 from tests.conftest import run_cli
 from tests.core.util import daemon_log, list_json, read_int, registry, start, wait_for, write_config
@@ -34,9 +35,11 @@ def test_start_list_status_stop(home):
     body = json.loads(st.stdout)
     assert body["running"] and body["state"] == "running" and body["bot"]["pid"] == rec["bot_pid"]
     assert body["process_info"]["memory_info"]["rss_mb"] > 0 and body["heartbeat_age_s"] is not None
+    full = registry(home)["basic"]
     stop = run_cli(home, "stop", "-i", "basic")
     assert stop.returncode == 0 and "basic stopped" in stop.stdout
-    assert not psutil.pid_exists(rec["bot_pid"]) and not psutil.pid_exists(rec["pid"])
+    assert not proc.is_alive(full["pid"], full["pid_create_time"])  # gone (or a zombie awaiting init)
+    assert not proc.is_alive(full["bot_pid"], full["bot_create_time"])
     assert registry(home)["basic"]["status"] == "stopped"
     assert run_cli(home, "status", "-i", "basic").returncode == 3
     assert run_cli(home, "stop", "-i", "basic").returncode == 3
@@ -68,7 +71,8 @@ def test_quick_crashes_become_fatal_with_exit_code(home):
     assert "code 7" in rec["last_error"] and "max_restart_attempts 2" in rec["last_error"]
     st = run_cli(home, "status", "-i", "doomed")
     assert st.returncode == 3 and json.loads(st.stdout)["exit_code"] == 7
-    wait_for(lambda: not psutil.pid_exists(rec["pid"] or registry(home)["doomed"]["pid"]), timeout=15, what="daemon exit")
+    full = registry(home)["doomed"]
+    wait_for(lambda: not proc.is_alive(full["pid"], full["pid_create_time"]), timeout=15, what="daemon exit")
 
 
 def test_exit_code_2_before_ready_is_fatal_at_once_with_reason(home):

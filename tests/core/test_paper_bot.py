@@ -1,0 +1,45 @@
+"""The real bot (run.py, paper exchange) under the daemon: starts, shows its page port, stops cleanly."""
+from __future__ import annotations
+
+import json
+import psutil
+import pytest
+import requests
+
+from core.paths import REPO_ROOT
+from tests.conftest import free_port, run_cli
+from tests.core.util import daemon_log, list_json, registry, start, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_real_paper_bot_under_the_daemon(home):
+    doc = json.loads((REPO_ROOT / "config" / "active" / "paper_sol_01.json").read_text())
+    doc["metadata"]["instance_id"] = "paper_core_01"
+    doc["daemon_config"] = {"web_port": free_port(), "health_check_interval": 1, "stop_timeout": 10}
+    doc["strategy_config"]["interval"] = 0.5
+    path = home / "config" / "active" / "paper_core_01.json"
+    path.write_text(json.dumps(doc))
+
+    out = start(home, path)
+    assert out.returncode == 0, out.stderr
+    port = doc["daemon_config"]["web_port"]
+    rec = wait_for(lambda: (r := list_json(home).get("paper_core_01")) and r["status"] == "running" and r, 30, "running")
+    assert rec["web_port"] == port and rec["bot_pid"]
+    assert str(port) in run_cli(home, "list").stdout
+    health = wait_for(lambda: _get(f"http://127.0.0.1:{port}/health"), 30, "the bot's page")
+    assert health.status_code in (200, 503)
+    bot = psutil.Process(rec["bot_pid"])
+    stop = run_cli(home, "stop", "-i", "paper_core_01")
+    assert stop.returncode == 0 and "paper_core_01 stopped" in stop.stdout
+    assert not bot.is_running()
+    assert "bot exited with code 0" in daemon_log(home, "paper_core_01")  # SIGTERM handled: orders cancelled
+    assert registry(home)["paper_core_01"]["status"] == "stopped"
+    assert (home / "database" / "paper_core_01.db").exists()
+
+
+def _get(url: str):
+    try:
+        return requests.get(url, timeout=2)
+    except requests.RequestException:
+        return None
