@@ -257,3 +257,11 @@ def test_ccxt_is_imported_only_for_a_real_exchange():
             "print('ccxt' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_urls_override_points_public_and_private_apis_separately(server, home, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    ex = create_exchange("backpack", {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64,
+                                      "urls": {"public": server.url, "private": server.url}}, instance_id="x")
+    assert ex.client.urls["api"] == {"public": server.url, "private": server.url}
+    assert ex.fetch_ticker(SYMBOL).last == 150.0 and ex.fetch_open_orders(SYMBOL) == []
