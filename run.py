@@ -238,6 +238,9 @@ class Bot:
         self.interval = float(cfg.strategy.get("interval") or 5)
         self.duration = float(cfg.strategy.get("duration") or 0)
         self.equity = 0.0
+        self.loops = 0
+        self.parent = os.getppid()
+        self._last_snap = 0.0
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
@@ -266,7 +269,7 @@ class Bot:
 
     def publish(self, force_snapshot: bool = False) -> None:
         now = time.time()
-        if force_snapshot or now - getattr(self, "_last_snap", 0.0) >= SNAPSHOT_EVERY_S:
+        if force_snapshot or now - self._last_snap >= SNAPSHOT_EVERY_S:
             self._last_snap = now
             self.equity = self.exchange.fetch_balance().total
             s = self.strategy.summary()
@@ -327,10 +330,8 @@ class Bot:
 
     def run(self) -> int:
         """The loop: returns the exit code."""
-        self.loops = 0
         started = time.monotonic()
         last_summary = time.monotonic()
-        self.parent = os.getppid()
         backoff = 0.0
         while not self.stop_event.is_set():
             turn_start = time.monotonic()
@@ -391,7 +392,10 @@ class Bot:
                     self.strategy.shutdown(reason)
             except ExchangeError as exc:
                 self.say(f"could not cancel the open orders: {exc}")
-        self.publish(force_snapshot=True)
+        try:
+            self.publish(force_snapshot=True)
+        except ExchangeError as exc:
+            self.say(f"could not read the final balance: {exc}")
         self.say(self.summary_line("FINAL"))
         self.db.checkpoint()
 
