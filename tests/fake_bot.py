@@ -1,7 +1,7 @@
 """A real, light process that the supervisor runs instead of run.py, made to misbehave on demand.
 
-    python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|ignore-term|grandchild|
-                                                secret|bind[,more]] [--after S] [--interval S] [--no-beat]
+    python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|ignore-term|
+                                                grandchild|secret|bind[,more]] [--after S] [--interval S] [--no-beat]
                                          [--exit-code N] [--crash-times N] [--dump-env PATH] [--leak-mb N]
 
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
@@ -104,6 +104,11 @@ def main() -> int:
             beat(hb)
         if due and "leak" in modes:
             leak.append(b"x" * int(args.leak_mb * args.interval * 2**20))
+        if due and "spin" in modes:  # burn CPU instead of sleeping
+            end = time.monotonic() + args.interval
+            while time.monotonic() < end:
+                pass
+            continue
         time.sleep(args.interval)
 
 

@@ -180,3 +180,26 @@ def test_dated_log_layout(home):
     assert {p.name for p in day.iterdir()} >= {"daemon.log", "bot_stdout.log", "bot_stderr.log"}
     assert "fake bot" in (day / "bot_stdout.log").read_text()
     assert "state stopped" in (day / "daemon.log").read_text()
+
+
+def test_cpu_over_limit_for_three_checks_is_reported(home):
+    path = write_config(home, "busy", "--mode", "spin", cpu_limit_percent=20, health_check_interval=0.2)
+    assert start(home, path).returncode == 0
+    wait_for(lambda: registry(home)["busy"].get("cpu_warning"), 15, "cpu_warning")
+    st = json.loads(run_cli(home, "status", "-i", "busy").stdout)
+    assert st["cpu_warning"] is True and st["cpu_percent"] > 20
+    assert "over cpu_limit_percent 20 for 3 checks" in daemon_log(home, "busy")
+    assert "busy" in run_cli(home, "list").stdout and "running!" in run_cli(home, "list").stdout
+    assert run_cli(home, "stop", "-i", "busy").returncode == 0
+
+
+def test_stop_of_a_hung_daemon_kills_it_and_its_bot(home):
+    path = write_config(home, "frozen", stop_timeout=0.5)
+    assert start(home, path).returncode == 0
+    rec = registry(home)["frozen"]
+    os.kill(rec["pid"], signal.SIGSTOP)  # the daemon can no longer act on SIGTERM
+    out = run_cli(home, "stop", "-i", "frozen")
+    assert out.returncode == 0 and "daemon was hung" in out.stdout
+    assert not proc.is_alive(rec["pid"], rec["pid_create_time"])
+    assert not proc.is_alive(rec["bot_pid"], rec["bot_create_time"])
+    assert registry(home)["frozen"]["status"] == "stopped"
