@@ -32,7 +32,7 @@ from typing import Any, Callable
 from exchanges import client_ids
 from exchanges.base import (Exchange, ExchangeError, Fill, InsufficientMargin, InvalidOrder, Order,
                             OrderNotFound, OrderRequest, PostOnlyRejected)
-from strategies.grid_math import floor_to, grid_levels
+from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams, check_params
 
 EPS = 1e-9
@@ -111,6 +111,7 @@ class PerpGridStrategy:
         self.stop_reason = ""
         self.last_fill_ts = 0
         self._seen: set[str] = set()     # trade ids, when there is no store to dedupe them
+        self._resting: dict[str, float] | None = None   # resting qty per side, rebuilt after changes
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -327,10 +328,11 @@ class PerpGridStrategy:
             self._close_and_stop(f"{where}: emergency close")
         elif p.boundary_action == "adjust_range":
             half = (p.upper - p.lower) / 2
-            lower = max(self.market.tick_size, self.price - half)
+            tick = self.market.tick_size
+            lower = round_to(max(tick, self.price - half), tick)
             self.log(f"{where}: re-centring the grid")
             try:
-                self.adjust_grid_range(lower, lower + 2 * half)
+                self.adjust_grid_range(lower, round_to(lower + 2 * half, tick))
             except ValueError as exc:
                 self._stop(f"{where}: adjust_range failed ({exc})")
         else:
@@ -370,13 +372,19 @@ class PerpGridStrategy:
         return ("sell", hi) if role == client_ids.ROLE_OPEN else ("buy", lo)
 
     def _exposure(self, direction: int) -> float:
-        """Worst-case position on one side: what is held plus every resting opening order."""
-        resting = sum(c.open_order.remaining for c in self.cells if c.open_order and c.direction == direction)
-        return max(0.0, self.position * direction) + resting
+        """Worst-case position on one side: the net position if every resting order of that side
+        (opening or closing, of any cell) filled. Exact for the net position, so inventory carried
+        over from a previous range counts too."""
+        if self._resting is None:
+            self._resting = {"buy": 0.0, "sell": 0.0}
+            for row in self.open_orders():
+                self._resting[row["side"]] += row["qty"] - row["filled_qty"]
+        return max(0.0, self.position * direction + self._resting["buy" if direction > 0 else "sell"])
 
     def _ensure_all(self) -> None:
         """Nearest cells first, so max_position is spent on the levels most likely to trade."""
         price = self.price
+        self._resting = None
         for cell in sorted(self.cells, key=lambda c: abs(self.levels[c.index] + self.levels[c.index + 1] - 2 * price)):
             self._ensure(cell)
 
@@ -421,6 +429,7 @@ class PerpGridStrategy:
             return
         ref = OrderRef(order.id, cid, price, qty, order.filled_qty)
         setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
+        self._resting = None
         if self.store is not None:
             self.store.upsert_order(order, cell.index, role)
 
@@ -430,6 +439,7 @@ class PerpGridStrategy:
             self.exchange.cancel_order(self.params.symbol, order_id=order_id)
         except OrderNotFound:
             return False
+        self._resting = None
         if self.store is not None:
             self.store.set_order_status(order_id, "canceled")
         return True

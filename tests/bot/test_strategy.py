@@ -155,6 +155,19 @@ def test_boundary_adjust_range_recentres_the_grid():
     assert strat.carried == 2.0 and ex.fetch_position("SOL_USDC_PERP").qty == 2.0
 
 
+def test_max_position_counts_inventory_carried_over_from_the_old_range():
+    ex, src = paper(102.4)
+    strat = grid(ex, boundary_action="adjust_range", max_position=2.0)
+    strat.start()
+    run(ex, src, strat, 99.0)               # long 2 carried into the range 97..101
+    assert strat.carried == 2.0
+    assert [side for side, _, _ in resting(ex)] == ["sell", "sell"]   # any buy could make it 3
+    run(ex, src, strat, 101.0)              # both sells fill: net 0 = carried 2 - short cells 2
+    assert ex.fetch_position("SOL_USDC_PERP").qty == 0
+    # the short cells' closes would bring it back to +2: no room for an opening buy at 97 or 98
+    assert resting(ex) == [("buy", 99.0, 1.0), ("buy", 100.0, 1.0)]
+
+
 def test_adjust_grid_range_live_and_rejection_changes_nothing():
     ex, _ = paper(102.4)
     strat = grid(ex)
