@@ -16,11 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from core import proc
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig
-from core.instance_manager import InstanceRegistry, annotate, is_daemon_alive
+from core.instance_manager import FINAL_STATES, InstanceRegistry, is_daemon_alive
 from core.masking import mask_config
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY, ENV_WEB_PORT,
                         HOME_ENV, REPO_ROOT, InstancePaths)
@@ -131,11 +129,11 @@ class TradingBotDaemon:
         if not port:
             taken = {rec.get("web_port") for rec in live.values()}
             port = next(p for p in range(FIRST_PORT, 65536) if p not in taken and port_is_free(p))
-        me = psutil.Process()
+        me = os.getpid()
         data[iid] = {
             "instance_id": iid, "config_file": str(cfg.source_path), "log_dir": d["log_dir"], "db_path": d["db_path"],
             "web_port": port, "exchange": cfg.metadata["exchange"], "symbol": cfg.metadata["symbol"],
-            "account": cfg.account, "status": "starting", "pid": me.pid, "pid_create_time": me.create_time(),
+            "account": cfg.account, "status": "starting", "pid": me, "pid_create_time": proc.create_time(me),
             "bot_pid": None, "bot_create_time": None, "restart_count": 0, "exit_code": None, "last_error": None,
             "stop_timeout": d["stop_timeout"], "started_at": time.time(), "registered_at": time.time(),
             "last_updated": time.time(),
@@ -166,9 +164,7 @@ class TradingBotDaemon:
         """fork, setsid, fork, exec the supervisor; wait for its one readiness line."""
         ready_r, ready_w = os.pipe()
         spec_r, spec_w = os.pipe()
-        site_dir = str(Path(psutil.__file__).resolve().parent.parent)
-        argv = [sys.executable, "-S", str(SUPERVISOR), os.pathsep.join([str(REPO_ROOT), site_dir]),
-                str(spec_r), str(ready_w)]
+        argv = [sys.executable, "-S", str(SUPERVISOR), str(REPO_ROOT), str(spec_r), str(ready_w)]
         env = {**os.environ, HOME_ENV: str(self.home)}
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the forked children
@@ -275,30 +271,29 @@ class TradingBotDaemon:
 
 
 def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
-    """SIGTERM every daemon at once, wait for all, then force what is hung (identity-checked)."""
-    targets = []
+    """SIGTERM every daemon at once, wait for all, then force what is hung (identity-checked pidfds)."""
+    targets: dict[int, dict] = {}
     for rec in recs:
-        daemon = proc.get_process(rec.get("pid"), rec.get("pid_create_time"))
-        if daemon is None:
-            continue
-        daemon.send_signal(signal.SIGTERM)
-        targets.append((rec, daemon))
-    timeout = max((float(r.get("stop_timeout") or 10) for r, _ in targets), default=0) + 5
-    alive = proc.wait_gone([d.pid for _, d in targets], timeout)
-    outcomes = []
-    for rec, daemon in targets:
-        iid = rec["instance_id"]
-        if daemon.pid in alive:
-            proc.kill_group(rec.get("bot_pid"), rec.get("bot_create_time"))
-            try:
-                daemon.kill()
-            except psutil.Error:
-                pass
-            registry.update(iid, status="stopped", bot_pid=None, last_error="daemon hung on stop: killed")
-            outcomes.append(Outcome(EXIT_OK, f"{iid} stopped (daemon was hung: killed it and its bot)"))
-            continue
-        final = annotate(registry.load().get(iid, rec))
-        if final.get("status") not in ("stopped", "exited", "fatal"):
-            registry.update(iid, status="stopped", bot_pid=None)
-        outcomes.append(Outcome(EXIT_OK, f"{iid} stopped"))
-    return outcomes
+        fd = proc.open_pidfd(rec.get("pid"), rec.get("pid_create_time"))
+        if fd is not None:
+            signal.pidfd_send_signal(fd, signal.SIGTERM)
+            targets[fd] = rec
+    try:
+        timeout = max((float(r.get("stop_timeout") or 10) for r in targets.values()), default=0) + 5
+        hung = proc.wait_exit(list(targets), timeout)
+        outcomes = []
+        for fd, rec in targets.items():
+            iid = rec["instance_id"]
+            if fd in hung:
+                proc.kill_group(rec.get("bot_pid"), rec.get("bot_create_time"))
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                registry.update(iid, status="stopped", bot_pid=None, last_error="daemon hung on stop: killed")
+                outcomes.append(Outcome(EXIT_OK, f"{iid} stopped (daemon was hung: killed it and its bot)"))
+                continue
+            if registry.load().get(iid, {}).get("status") not in FINAL_STATES:
+                registry.update(iid, status="stopped", bot_pid=None)
+            outcomes.append(Outcome(EXIT_OK, f"{iid} stopped"))
+        return outcomes
+    finally:
+        for fd in targets:
+            os.close(fd)

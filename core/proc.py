@@ -146,27 +146,35 @@ def process_info(proc) -> dict | None:
         return None
 
 
-def wait_gone(pids: list[int], timeout: float) -> set[int]:
-    """Wait until every pid has exited (a pidfd becomes readable at once); return those still alive."""
+
+def open_pidfd(pid: int | None, created: float | None) -> int | None:
+    """A pidfd for exactly this process: identity is checked after opening, so no pid-reuse race.
+
+    Signals sent through it (signal.pidfd_send_signal) can only reach that process.
+    """
+    if not pid:
+        return None
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    if is_alive(pid, created):
+        return fd
+    os.close(fd)
+    return None
+
+
+def wait_exit(fds: list[int], timeout: float) -> set[int]:
+    """Wait until every pidfd's process has exited (readable at once on exit); return the fds still alive."""
     import select
 
-    fds: dict[int, int] = {}
-    for pid in pids:
-        try:
-            fds[os.pidfd_open(pid)] = pid
-        except OSError:
-            continue  # already gone
     poller = select.poll()
-    for fd in fds:
+    pending = set(fds)
+    for fd in pending:
         poller.register(fd, select.POLLIN)
     deadline = time.monotonic() + timeout
-    try:
-        while fds and (left := deadline - time.monotonic()) > 0:
-            for fd, _ in poller.poll(left * 1000):
-                poller.unregister(fd)
-                fds.pop(fd)
-                os.close(fd)
-        return set(fds.values())
-    finally:
-        for fd in fds:
-            os.close(fd)
+    while pending and (left := deadline - time.monotonic()) > 0:
+        for fd, _ in poller.poll(left * 1000):
+            poller.unregister(fd)
+            pending.discard(fd)
+    return pending

@@ -1,7 +1,7 @@
 """The supervisor of one instance: runs the bot, watches it, restarts it, stops it.
 
 Exec'd by `daemon_manager.py start -d` as a lean program (`python -S core/supervisor.py ...`), so
-the long-lived daemon carries only the standard library and psutil (the bar is 15 MB RSS), or
+the long-lived daemon carries only the standard library and core/ (the bar is 15 MB RSS), or
 run in the foreground inside the CLI. One event loop (selectors) serves the bot's pipes, a pidfd
 that becomes readable the moment the bot dies, a signal wakeup fd and timers: no polling threads.
 Settings and the bot's environment (secrets included) arrive through a pipe, never via disk.
@@ -9,8 +9,8 @@ Settings and the bot's environment (secrets included) arrive through a pipe, nev
 import os
 import sys
 
-if __name__ == "__main__":  # -S skipped site: put the repo and psutil's site dir on sys.path first
-    sys.path[0:1] = sys.argv[1].split(os.pathsep)
+if __name__ == "__main__":  # -S skipped site (and its 2 MB): only the repo is needed on sys.path
+    sys.path[0] = sys.argv[1]
 
 import ctypes
 import json
@@ -444,7 +444,7 @@ def pipe_reporter(fd: int) -> Callable[[str], None]:
 
 
 def main() -> int:
-    """argv: sys_path spec_fd ready_fd (set up by daemon_manager's double fork)."""
+    """argv: repo_root spec_fd ready_fd (set up by daemon_manager's double fork)."""
     spec = read_spec(int(sys.argv[2]))
     return Supervisor(spec, pipe_reporter(int(sys.argv[3]))).run()
 
