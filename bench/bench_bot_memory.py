@@ -1,7 +1,7 @@
 """RSS of one paper bot serving its page, after it has run a while with a live client attached.
 
 Prints the figure and the bar (80 MB); exits 1 above the bar so `make bench` notices.
-Usage: python bench/bench_bot_memory.py [--seconds 60]
+Usage: python bench/bench_bot_memory.py [--seconds 120]
 """
 from __future__ import annotations
 
@@ -25,13 +25,14 @@ BAR_MB = 80.0
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long the bot runs before measuring")
+    parser.add_argument("--seconds", type=float, default=120.0, help="how long the bot runs before measuring")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_mem_") as tmp:
         home = Path(tmp)
         for d in ("config/active", "logs", "database"):
             (home / d).mkdir(parents=True)
-        bot = start_bot(home, "bench_mem_01", free_port())
+        # adjust_range: a long random walk leaves any fixed range, and a stopped bot measures nothing
+        bot = start_bot(home, "bench_mem_01", free_port(), boundary_action="adjust_range")
         client = socketio.Client(reconnection=False)
         try:
             client.connect(bot.url, wait_timeout=10)

@@ -154,7 +154,7 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
         except ValueError as exc:
             raise BadRequest(f"rejected by the strategy: {exc}") from None
         except TimeoutError:
-            return error(503, "the bot's loop did not answer in time; the adjustment may still apply when it resumes")
+            return error(503, "the bot's loop did not answer in time; the adjustment was withdrawn: check /api/status")
         log.info("web: grid adjusted to %s..%s", new_grid.get("lower"), new_grid.get("upper"))
         return jsonify(ok=True, grid=new_grid)
 

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -26,13 +27,13 @@ START_TIMEOUT = 30.0
 
 
 def write_paper_config(home: Path, instance_id: str, web_port: int, symbol: str = "SOL_USDC_PERP",
-                       **strategy: float) -> Path:
+                       **strategy: Any) -> Path:
     """A paper perp grid around 150 that fills within seconds (fast loop, lively random walk)."""
     cfg = {
         "metadata": {"name": f"web test {instance_id}", "instance_id": instance_id, "exchange": "paper",
                      "symbol": symbol, "market_type": "perp", "strategy": "perp_grid"},
         "daemon_config": {"web_port": web_port, "restart_delay": 1, "health_check_interval": 5},
-        "exchange_config": {"initial_price": 150.0, "volatility": 0.004, "seed": 7, "balance": 10000},
+        "exchange_config": {"initial_price": 150.0, "volatility": 0.003, "seed": 7, "balance": 10000},
         "strategy_config": {"grid_lower_price": 140, "grid_upper_price": 160, "grid_num": 20,
                             "quantity": 0.5, "max_position": 10, "interval": 0.2, **strategy},
     }
@@ -78,7 +79,7 @@ def wait_for(predicate, timeout: float = 30, what: str = "a condition", interval
 
 
 def start_bot(home: Path, instance_id: str, web_port: int, env: dict[str, str] | None = None,
-              wait_healthy: bool = True, **strategy: float) -> Bot:
+              wait_healthy: bool = True, **strategy: Any) -> Bot:
     """Start run.py like the supervisor would and wait until its page answers (/health 200)."""
     config = write_paper_config(home, instance_id, web_port, **strategy)
     paths = InstancePaths.for_instance(home, instance_id)
