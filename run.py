@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+PARENT_PID = os.getppid()   # taken first: a supervisor that dies while we start is still noticed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from core import heartbeat  # noqa: E402
@@ -239,7 +240,7 @@ class Bot:
         self.duration = float(cfg.strategy.get("duration") or 0)
         self.equity = 0.0
         self.loops = 0
-        self.parent = os.getppid()
+        self.parent = PARENT_PID
         self._last_snap = 0.0
 
     def request_stop(self, reason: str) -> None:

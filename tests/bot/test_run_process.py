@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections import Counter
 
+import psutil
 import pytest
 
 from exchanges import client_ids
 from tests.bot.proc import (bot_config, open_paper_orders, query, run_bot, scalar, start_bot, wait_for)
+from tests.conftest import REPO, RUN_PY, home_env
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -78,6 +82,28 @@ def test_a_long_interval_keeps_the_heartbeat_fresh_and_sigterm_is_prompt(home):
             proc.wait()
     assert proc.returncode == 0, err
     assert "FINAL bot_t1" in out
+
+
+def test_a_supervised_bot_stops_when_its_parent_disappears(home):
+    """Fallback to PDEATHSIG: a bot started with INSTANCE_ID whose parent dies cancels and exits."""
+    cfg = bot_config(home)
+    db = home / "database" / "bot_t1.db"
+    beat = home / "logs" / "bot_t1" / "heartbeat"
+    launcher = ("import os, subprocess, sys, time; p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, "
+                "stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL); "
+                "[time.sleep(0.05) for _ in range(600) if not os.path.exists(sys.argv[1])]; "
+                "print(p.pid, flush=True)")                   # exits once the bot is up, as a dying supervisor would
+    env = home_env(home, {"INSTANCE_ID": "bot_t1"})
+    out = subprocess.run([sys.executable, "-c", launcher, str(beat), sys.executable, str(RUN_PY), "--config", str(cfg),
+                          "--no-web"], cwd=str(REPO), env=env, capture_output=True, text=True, timeout=30)
+    bot = psutil.Process(int(out.stdout.split()[0]))
+    try:
+        bot.wait(timeout=30)                    # the launcher is gone: the bot notices and ends
+    finally:
+        if bot.is_running():
+            bot.kill()
+    assert open_paper_orders(db) == []
+    assert "the supervisor is gone" in " ".join(r[0] for r in query(db, "SELECT message FROM events"))
 
 
 def test_kill_9_and_restart_places_no_duplicates_and_matches_the_exchange(home):
