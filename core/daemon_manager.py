@@ -22,6 +22,7 @@ from core.instance_manager import InstanceManager, InstanceRegistry
 from core.paths import project_home
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN = 0, 1, 2, 3, 4
+TIMESTAMP_FIELDS = ("bot_create_time", "pid_create_time", "registered_at", "started_at", "last_updated")
 LIST_COLUMNS = ("ID", "STATE", "PID", "BOT", "UPTIME", "RESTARTS", "CPU%", "MEM(MB)", "PORT", "CONFIG")
 
 
@@ -60,7 +61,7 @@ def cmd_list(home: Path, args: argparse.Namespace) -> int:
     if not args.all:
         recs = [r for r in recs if r["alive"] or r["needs_attention"]]
     if args.json:
-        keys = ("instance_id", "state", "pid", "bot_pid", "web_port", "restart_count", "uptime_s", "cpu_percent",
+        keys = ("instance_id", "pid", "bot_pid", "web_port", "restart_count", "uptime_s", "cpu_percent",
                 "memory_mb", "config_file", "exit_code", "last_error", "cpu_warning")
         out = [{**{k: r.get(k) for k in keys}, "status": r["state"],
                 "pid": r.get("pid") if r["alive"] else None,
@@ -190,7 +191,8 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
         print(f"{args.id}: unknown instance", file=sys.stderr)
         return EXIT_UNKNOWN
     paths = InstancePaths.for_instance(home, args.id, rec.get("log_dir"))
-    info = {k: v for k, v in sorted(rec.items())}
+    info = {k: (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v)) if k in TIMESTAMP_FIELDS and v else v)
+            for k, v in sorted(rec.items())}
     info["web_token"] = read_token(paths.web_token)
     info["url"] = f"http://127.0.0.1:{rec['web_port']}/" if rec.get("web_port") else None
     info["logs"] = str(paths.dated_dir())
@@ -283,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     home = project_home(args.home)
     try:
         return args.func(home, args)
+    except BrokenPipeError:  # `list | head`: the reader left; not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except UsageError as exc:
         parser.error(str(exc))
     except Exception as exc:  # a config named by -c that cannot be read, etc.

@@ -325,6 +325,8 @@ class Supervisor:
         self.state = "running"
         self._learn_port()
         self.record(status="running", web_port=self.web_port)
+        first_sample = time.monotonic() + 1.0  # so `list` shows CPU and memory soon after a start
+        self.timers["health"] = min(self.timers.get("health", first_sample), first_sample)
         self.log(f"bot {self.bot.pid} ready ({'first heartbeat' if beat else 'alive for startsecs'})")
         self.report(f"ready pid={os.getpid()} bot={self.bot.pid} port={self.web_port}")
 
