@@ -1,8 +1,8 @@
 """The per-instance SQLite store: orders, fills, grid state, equity snapshots, events.
 
-One file per instance in WAL mode, so the web thread reads while the trading loop writes. Each
-thread gets its own connection (sqlite3 connections must not be shared across threads); writes
-happen in explicit transactions, so a SIGKILL leaves either the whole step or none of it.
+One file per instance in WAL mode, so the web threads read (through one shared reader connection)
+while the trading loop writes (through its own); writes happen in explicit transactions, so a
+SIGKILL leaves either the whole step or none of it.
 Fills are keyed by the exchange's trade id: replaying the same fills never counts them twice.
 Other components (the paper exchange) add their own tables through `ensure_schema`.
 """
@@ -39,44 +39,45 @@ def now_ms() -> int:
 
 
 class Database:
-    """Thread-safe access to one instance's SQLite file."""
+    """One instance's SQLite file: written by the thread that opened it, read from any thread."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._owner = threading.get_ident()
+        self._writer = self._connect()
+        self._depth = 0
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
         self.ensure_schema(SCHEMA)
 
     # ---- connections and transactions ------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            self._local.conn = conn
-            self._local.depth = 0
-            with self._lock:
-                self._all.append(conn)
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
         return conn
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        if threading.get_ident() != self._owner:
+            raise RuntimeError("database writes belong to the thread that opened it (the trading loop)")
+        return self._writer
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All writes inside commit together; nested uses join the outer transaction."""
-        conn = self._conn()
-        if self._local.depth:
-            self._local.depth += 1
+        conn = self._writer_conn()
+        if self._depth:
+            self._depth += 1
             try:
                 yield conn
             finally:
-                self._local.depth -= 1
+                self._depth -= 1
             return
         conn.execute("BEGIN IMMEDIATE")
-        self._local.depth = 1
+        self._depth = 1
         try:
             yield conn
         except BaseException:
@@ -85,27 +86,35 @@ class Database:
         else:
             conn.execute("COMMIT")
         finally:
-            self._local.depth = 0
+            self._depth = 0
 
     def ensure_schema(self, script: str) -> None:
-        self._conn().executescript(script)
+        self._writer_conn().executescript(script)
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        return self._conn().execute(sql, params).fetchall()
+        """Reads: the writer's own connection on the loop thread (it sees its open transaction);
+        one shared reader connection for every other thread (the page's request threads come and
+        go, so a connection per thread would leak)."""
+        if threading.get_ident() == self._owner:
+            return self._writer.execute(sql, params).fetchall()
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = self._connect()
+            return self._reader.execute(sql, params).fetchall()
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file (at exit), so a copied .db file is complete."""
-        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._writer_conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-        self._local = threading.local()
+        with self._read_lock:
+            for conn in (self._reader, self._writer):
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except sqlite3.Error:
+                        pass
+            self._reader = None
 
     # ---- fills -----------------------------------------------------------------------------
     def record_fill(self, fill: Any, level: int | None, role: int | None) -> bool:

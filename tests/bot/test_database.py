@@ -78,3 +78,25 @@ def test_reader_thread_sees_committed_rows_while_the_writer_writes(tmp_path):
     done.set()
     t.join()
     assert not errors and seen == sorted(seen) and db.fill_totals()["fill_count"] == 200
+
+
+def test_short_lived_reader_threads_share_one_connection_and_cannot_write(tmp_path):
+    import psutil
+
+    db = Database(tmp_path / "x.db")
+    errors: list[Exception] = []
+
+    def request_thread():
+        db.recent_fills(5)
+        try:
+            db.save_state("k", 1)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    for _ in range(50):                      # like the page's request threads
+        t = threading.Thread(target=request_thread)
+        t.start()
+        t.join()
+    opened = [f.path for f in psutil.Process().open_files() if f.path.startswith(str(tmp_path))]
+    assert opened.count(str(tmp_path / "x.db")) == 2          # the writer and the one reader
+    assert len(errors) == 50 and "trading loop" in str(errors[0])
