@@ -43,3 +43,15 @@ def _get(url: str):
         return requests.get(url, timeout=2)
     except requests.RequestException:
         return None
+
+
+def test_legacy_flat_config_runs_the_real_bot(home):
+    """config/daemon_config.json (flat keys + bot_args) still starts, lists and stops."""
+    path = home / "config" / "daemon_config.json"
+    path.write_text((REPO_ROOT / "config" / "daemon_config.json").read_text())
+    out = run_cli(home, "start", "-c", "config/daemon_config.json", "-d")
+    assert out.returncode == 0, out.stderr
+    rec = list_json(home)["daemon_config"]
+    assert rec["status"] == "running" and rec["config_file"] == str(path) and rec["web_port"]
+    assert run_cli(home, "stop", "-i", "daemon_config").returncode == 0
+    assert "bot exited with code 0" in daemon_log(home, "daemon_config")
