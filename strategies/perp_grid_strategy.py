@@ -126,10 +126,11 @@ class PerpGridStrategy:
             self._restore(saved)
             self.log(f"restored grid state: {self.totals.fill_count} fills, grid profit {self.totals.grid_profit:.4f}")
         else:
-            if saved:
+            if saved:                   # book the old grid's fills on the old cells, then rebuild
                 self._restore(saved)
                 self._event("grid_changed", "grid parameters changed since the last run: rebuilding")
                 self._cancel_all()
+                self._sync_fills()
             self._build()
         self.reconcile()
         self.state = "running"
@@ -181,10 +182,10 @@ class PerpGridStrategy:
         errors = check_params(new, self.market, self._equity(), getattr(self.exchange, "leverage", 1.0))
         if errors:
             raise ValueError("; ".join(errors))
-        old = (self.params, self.levels, self.cells, self.carried)
         self._cancel_all()
-        self._sync_fills()
+        self._sync_fills()              # fills of the old orders belong to the old cells
         self._refresh_position()
+        old = (self.params, self.levels, self.cells, self.carried)
         self.params = new
         try:
             self._build()

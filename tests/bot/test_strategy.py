@@ -282,3 +282,20 @@ def test_restart_adopts_unrecorded_orders_and_replays_missed_fills_once(tmp_path
     assert again.position == ex2.fetch_position("SOL_USDC_PERP").qty == -1
     again.start()                           # a second reconcile changes nothing
     assert again.totals.fill_count == 3 and [p for _, p, _ in resting(ex2)] == prices
+
+
+def test_a_restart_with_a_changed_range_books_the_old_fills_on_the_old_grid(tmp_path):
+    db = Database(tmp_path / "bot.db")
+    ex, src = paper(102.4, db=db)
+    strat = grid(ex, store=db)
+    strat.start()
+    run(ex, src, strat, 101.0)              # cell 1 long 1 @ 101, close at 102
+    move(ex, src, 102.0)                    # the close fills while the bot is down
+    db.close()
+
+    db2 = Database(tmp_path / "bot.db")
+    ex2, _ = paper(0.0, db=db2)
+    moved = grid(ex2, store=db2, lower=98.0, upper=106.0)
+    moved.start()
+    assert moved.totals.grid_profit == pytest.approx(1.0 - 101 * MAKER - 102 * MAKER)
+    assert moved.carried == 0 and moved.grid_dict()["levels"] == [98.0, 100.0, 102.0, 104.0, 106.0]
