@@ -78,7 +78,8 @@ class Supervisor:
         self.cpu_meter: proc.CpuMeter | None = None
         self.pidfd: int | None = None
         self.pipes: dict[int, tuple[str, bytearray]] = {}
-        self.spawned_at = 0.0
+        self.spawned_at = 0.0  # wall clock, compared with heartbeat mtimes
+        self._spawned_mono = 0.0  # monotonic, for run lengths
         self.ready = False
         self.ever_ready = False
         self.kill_reason: str | None = None
