@@ -27,7 +27,6 @@ from web.events import EventRelay
 from web.metrics import CONTENT_TYPE, render
 from web.validation import BadRequest, parse_adjustment, parse_limit
 
-log = logging.getLogger(__name__)
 
 STALE_ENV = "WEB_STALE_AFTER"
 # The supervisor's default heartbeat_timeout: past it the bot is hung for everyone.
@@ -155,7 +154,6 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
             raise BadRequest(f"rejected by the strategy: {exc}") from None
         except TimeoutError:
             return error(503, "the bot's loop did not answer in time; the adjustment was withdrawn: check /api/status")
-        log.info("web: grid adjusted to %s..%s", new_grid.get("lower"), new_grid.get("upper"))
         return jsonify(ok=True, grid=new_grid)
 
     @app.get("/metrics")
