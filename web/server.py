@@ -146,7 +146,9 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
             raise BadRequest("body must be JSON (Content-Type: application/json), e.g. "
                              '{"grid_lower_price": 140, "grid_upper_price": 160}')
         snap = runtime.snapshot()
-        grid = snap.get("grid") or {}
+        grid = snap.get("grid")
+        if not grid:
+            return error(503, "the bot has not built its grid yet; try again in a moment")
         lower, upper = parse_adjustment(body, float(grid["lower"]), float(grid["upper"]), _finite(snap.get("price")))
         try:
             new_grid = runtime.adjust_grid(lower, upper)
