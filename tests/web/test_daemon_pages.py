@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
@@ -13,6 +14,21 @@ from tests.conftest import free_port, run_cli
 from tests.web.paper_bot import wait_for, write_paper_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def page_uptime(page) -> float:
+    """The uptime the page shows ("42s", "3m 7s"), in seconds."""
+    text = page.locator("#uptime").text_content() or ""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([dhms])", text)) if text != "—" else float("inf")
+
+
+def health_of(port: int) -> dict:
+    """/health of the page on `port`, or {} while nothing answers there."""
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
+    except requests.ConnectionError:
+        return {}
 
 
 def test_two_daemon_started_bots_serve_their_own_pages(home, browser):
@@ -41,8 +57,7 @@ def test_two_daemon_started_bots_serve_their_own_pages(home, browser):
             context = browser.new_context()
             try:
                 for instance_id, (port, symbol) in pages.items():
-                    health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
-                    assert health["instance_id"] == instance_id
+                    assert health_of(port)["instance_id"] == instance_id
                     metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
                     assert f'gridbot_restarts_total{{instance="{instance_id}",symbol="{symbol}"}} 0' in metrics
                     page = context.new_page()
@@ -55,6 +70,18 @@ def test_two_daemon_started_bots_serve_their_own_pages(home, browser):
                 for page, instance_id in zip(context.pages, pages):
                     expect(page.locator("#instance")).to_have_text(instance_id)
                     expect(page.locator("#conn-text")).to_have_text("live")
+
+                # a restarted bot: its open page reconnects by itself and shows the new process
+                sol_page = context.pages[0]
+                # old enough that the new process's uptime is clearly smaller
+                old_start = wait_for(lambda: (u := health_of(sol_port).get("uptime_s", 0)) > 3 and u, 30,
+                                     what="the first SOL bot to be 3 s old")
+                restarted = run_cli(home, "restart", "-i", "paper_sol_01")
+                assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+                wait_for(lambda: health_of(sol_port).get("uptime_s", old_start) < old_start, 30,
+                         what="a new bot process to answer on the same port")
+                expect(sol_page.locator("#conn-text")).to_have_text("live", timeout=30000)
+                wait_for(lambda: page_uptime(sol_page) < old_start, 30, what="the open page to show the new bot")
             finally:
                 context.close()
         finally:
