@@ -279,7 +279,6 @@ class Bot:
         self.runtime.publish(self.snapshot(), self.strategy.open_orders())
 
     def start(self) -> None:
-        heartbeat.beat(self.paths.heartbeat)    # validated, about to trade: the supervisor's "ready"
         with self.db.transaction():
             self.strategy.start()
         self.publish(force_snapshot=True)
@@ -497,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bot.start()
         start_page(bot, args, say)
+        # Ready only now: the grid is placed and the page listens, so `start` reports the real port.
+        heartbeat.beat(paths.heartbeat)
         return bot.run()
     except AuthenticationError as exc:
         print(masker(f"authentication failed: {exc}"), file=sys.stderr)

@@ -292,8 +292,11 @@ class Supervisor:
             self.finish("exited", "bot exited with code 0 (finished)")
             return
         detail = f"bot {reason}" + (f": {tail}" if tail else "")
-        if not self.ever_ready and code in (2, 3) and not self.kill_reason:
-            self.finish("fatal", f"{detail} (code {code} before ready: not retried)")
+        if not self.ever_ready and code == 2 and not self.kill_reason:
+            self.finish("fatal", f"{detail} (code 2 before ready: not retried)")
+            return
+        if code == 3 and not self.kill_reason:  # authentication failed: retrying cannot help
+            self.finish("fatal", f"{detail} (code 3, authentication: not retried)")
             return
         if not self.s.get("auto_restart", True):
             self.finish("fatal", f"{detail} (auto_restart is off)")
@@ -324,6 +327,7 @@ class Supervisor:
             return
         self.ready = self.ever_ready = True
         self.state = "running"
+        self.cpu_meter = proc.CpuMeter(self.bot.pid)  # measure from here: start-up imports are not load
         self._learn_port()
         self.record(status="running", web_port=self.web_port)
         first_sample = time.monotonic() + 1.0  # so `list` shows CPU and memory soon after a start

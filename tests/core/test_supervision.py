@@ -83,6 +83,16 @@ def test_exit_code_2_before_ready_is_fatal_at_once_with_reason(home):
     assert rec["status"] == "fatal" and rec["exit_code"] == 2 and rec["restart_count"] == 0
 
 
+def test_exit_code_3_after_ready_is_fatal_not_restarted(home):
+    """Exit 3 is an authentication failure (a revoked key): restarting would only hammer the venue."""
+    path = write_config(home, "revoked", "--mode", "crash", "--after", "0.6", "--exit-code", "3",
+                        max_restart_attempts=5)
+    assert start(home, path).returncode == 0
+    wait_for(lambda: registry(home)["revoked"]["status"] == "fatal", timeout=15, what="fatal")
+    rec = registry(home)["revoked"]
+    assert rec["exit_code"] == 3 and rec["restart_count"] == 0 and "authentication" in rec["last_error"]
+
+
 def test_exit_0_is_exited_not_restarted(home):
     path = write_config(home, "finisher", "--mode", "exit0", "--after", "0.8")
     assert start(home, path).returncode == 0

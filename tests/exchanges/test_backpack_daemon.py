@@ -24,8 +24,8 @@ from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, Back
 pytestmark = pytest.mark.slow
 
 KEYS = {"BP_KEY": TEST_PUBLIC_B64, "BP_SECRET": TEST_SEED_B64}
-# startsecs: a bot is ready at its first heartbeat; until then (ccxt import, markets, balance) an
-# exit 3 is "before ready", hence fatal at once, even on a loaded machine.
+# startsecs: a bot is ready at its first heartbeat, which may take a while on a loaded machine
+# (ccxt import, markets, balance, the first orders); an exit 3 is fatal at any time.
 SUPERVISION = {"restart_delay": 0.5, "max_restart_attempts": 3, "stop_timeout": 10, "startsecs": 20,
                "health_check_interval": 1, "heartbeat_timeout": 30}
 
