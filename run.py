@@ -118,7 +118,7 @@ def load_config(args: argparse.Namespace, home: Path) -> InstanceConfig:
     if args.symbol:
         cfg.metadata["symbol"] = args.symbol
     cfg.strategy.update(strategy_overrides(args))
-    errors = cm.validate_strategy_config(cfg.strategy)
+    errors = cm.validate_overrides(cfg.metadata, cfg.strategy)
     if errors:
         raise ConfigError(errors)
     lo, hi = cfg.strategy.get("grid_lower_price"), cfg.strategy.get("grid_upper_price")

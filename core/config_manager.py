@@ -178,9 +178,10 @@ class ConfigManager:
         )
         return cfg
 
-    def validate_strategy_config(self, d: dict) -> list[str]:
-        """The same rules as load(), for run.py after its CLI flags overrode the config."""
-        return _unique(schema_errors({"strategy_config": d}, section="strategy_config") + strategy_rules(d))
+    def validate_overrides(self, metadata: dict, strategy: dict) -> list[str]:
+        """The same rules as load(), for run.py after its CLI flags overrode metadata and strategy."""
+        doc = {"metadata": metadata, "strategy_config": strategy}
+        return _unique(schema_errors(doc, sections=("metadata", "strategy_config")) + strategy_rules(strategy))
 
     def _daemon_defaults(self, daemon: dict, iid: str, schema: dict) -> dict:
         out = {**_defaults(schema, "daemon_config"), **copy.deepcopy(daemon)}
@@ -295,13 +296,13 @@ def _defaults(schema: dict, section: str) -> dict:
     return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
 
 
-def schema_errors(doc: dict, section: str | None = None) -> list[str]:
+def schema_errors(doc: dict, sections: tuple[str, ...] = ()) -> list[str]:
     """JSON Schema errors as 'path: value rule' lines (jsonschema imported here, lazily)."""
     from jsonschema import Draft202012Validator
 
     schema = load_schema()
-    if section:
-        schema = {"type": "object", "properties": {section: schema["properties"][section]}}
+    if sections:
+        schema = {"type": "object", "properties": {name: schema["properties"][name] for name in sections}}
     out = []
     for err in sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"

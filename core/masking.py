@@ -5,6 +5,7 @@ import re
 from collections.abc import Iterable
 
 SECRET_KEY_RE = re.compile(r"(key|secret|password|passphrase|token|private)", re.IGNORECASE)
+PLACEHOLDER_RE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(:-(.*))?\}$", re.DOTALL)
 
 
 def mask(value: object) -> str:
@@ -15,11 +16,19 @@ def mask(value: object) -> str:
     return "****" + (text[-4:] if len(text) >= 12 else "")
 
 
+def mask_field(value: str | int) -> str:
+    """A secret field's value: a ${VAR} reference names no secret and stays readable; its default does not."""
+    ref = PLACEHOLDER_RE.match(value) if isinstance(value, str) else None
+    if ref is None:
+        return mask(value)
+    return "${" + ref.group(1) + (":-" + mask(ref.group(3)) if ref.group(2) else "") + "}"
+
+
 def mask_config(obj: object) -> object:
     """A deep copy of a config with every secret-looking field masked."""
     if isinstance(obj, dict):
         return {
-            k: (mask(v) if SECRET_KEY_RE.search(str(k)) and isinstance(v, (str, int)) and v != "" else mask_config(v))
+            k: (mask_field(v) if SECRET_KEY_RE.search(str(k)) and isinstance(v, (str, int)) and v != "" else mask_config(v))
             for k, v in obj.items()
         }
     if isinstance(obj, list):

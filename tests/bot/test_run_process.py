@@ -23,6 +23,7 @@ from tests.conftest import REPO, RUN_PY, home_env
     (["--grid-mode", "spiral"], "invalid choice: 'spiral'"),
     (["--ticks", "5"], "--ticks and --prices need --backtest"),
     (["--auto-price", "--price-range", "5"], "price_range: 5.0 is invalid"),
+    (["--exchange", "nosuch"], 'metadata.exchange: "nosuch" is not one of paper'),
 ])
 def test_bad_flags_and_impossible_parameters_exit_2_before_any_order(home, flags, message):
     cfg = bot_config(home)

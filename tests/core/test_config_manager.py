@@ -153,11 +153,29 @@ def test_legacy_flat_format(home):
     assert cfg.bot_argv()[2:4] == ["--config", str(path)] and "--grid-lower" in cfg.bot_argv()
 
 
-def test_validate_strategy_config_after_overrides(home):
+def test_validate_overrides_checks_metadata_and_strategy(home):
     cm = ConfigManager(home)
-    assert cm.validate_strategy_config({"grid_lower_price": 1, "grid_upper_price": 2, "grid_num": 5}) == []
-    errs = cm.validate_strategy_config({"grid_lower_price": 3, "grid_upper_price": 2, "grid_num": 1})
+    meta = {"exchange": "paper", "symbol": "SOL_USDC_PERP"}
+    assert cm.validate_overrides(meta, {"grid_lower_price": 1, "grid_upper_price": 2, "grid_num": 5}) == []
+    errs = cm.validate_overrides(meta, {"grid_lower_price": 3, "grid_upper_price": 2, "grid_num": 1})
     assert any("grid_num" in e for e in errs) and any("grid_lower_price: 3" in e for e in errs)
+    errs = cm.validate_overrides({**meta, "exchange": "nosuch"}, {"grid_lower_price": 1, "grid_upper_price": 2})
+    assert errs and errs[0].startswith('metadata.exchange: "nosuch" is not one of paper')
+
+
+def test_price_source_may_be_a_string_or_an_object(home):
+    cm = ConfigManager(home)
+    for source in ("backpack:SOL_USDC_PERP", {"exchange": "backpack", "symbol": "SOL_USDC_PERP"}):
+        doc = {"metadata": {"exchange": "paper", "symbol": "SOL_USDC_PERP"},
+               "exchange_config": {"price_source": source},
+               "strategy_config": {"grid_lower_price": 140, "grid_upper_price": 160, "grid_num": 10}}
+        path = home / "config" / "active" / "live_prices.json"
+        path.write_text(json.dumps(doc))
+        assert cm.load(path).exchange["price_source"] == source
+    doc["exchange_config"]["price_source"] = 42
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="exchange_config.price_source: 42 must be of type"):
+        cm.load(path)
 
 
 def test_exchange_enum_are_ccxt_ids():
