@@ -98,6 +98,12 @@ class InstancePaths:
         """The bearer token for the page's write API (mode 0600)."""
         return self.log_dir / "web.token"
 
+    @property
+    def stop_reason(self) -> Path:
+        """Written by the bot just before it ends for a reason the trader must see (a stop-loss,
+        a range exit, orders it could not cancel); the supervisor reports it as last_error."""
+        return self.log_dir / "stop_reason"
+
     def dated_dir(self, day=None) -> Path:
         """logs/{id}/YYYY-MM-DD for a datetime.date, an ISO date string, or today (None).
 
