@@ -18,6 +18,13 @@ Because the desired orders are derived from state, a restart is a reconcile: ope
 adopted by their decoded client id, missed fills are replayed once (the fill ledger keys them
 by trade id), and nothing is placed twice.
 
+The orders one turn wants are sent together (`Exchange.place_orders`: one signed request per
+chunk on a venue with batch orders, instead of one per level). A placement that fails without an
+answer (timeout, network loss, or any error that escapes the batch) may still have reached the
+venue: its client ids are "in doubt", and before anything is placed again the next turn
+reconciles (fills, then open orders adopted by client id), so such a level is adopted, not
+placed twice.
+
 Exchange errors (see exchanges/base.py): InvalidOrder skips the level until the grid is rebuilt,
 InsufficientMargin skips it until the next fill, PostOnlyRejected retries next turn; RateLimited,
 ExchangeUnavailable and AuthenticationError propagate to the loop, which waits, backs off or
@@ -30,8 +37,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from exchanges import client_ids
-from exchanges.base import (Exchange, ExchangeError, Fill, InsufficientMargin, InvalidOrder, Order,
-                            OrderNotFound, OrderRequest, PostOnlyRejected)
+from exchanges.base import (Exchange, ExchangeError, ExchangeUnavailable, Fill, InsufficientMargin, InvalidOrder,
+                            Order, OrderNotFound, OrderRequest, PostOnlyRejected)
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams, check_params
 
@@ -112,6 +119,8 @@ class PerpGridStrategy:
         self.last_fill_ts = 0
         self._seen: set[str] = set()     # trade ids, when there is no store to dedupe them
         self._resting: dict[str, float] | None = None   # resting qty per side, rebuilt after changes
+        self._planned: dict[str, float] = {"buy": 0.0, "sell": 0.0}   # qty per side about to be sent
+        self._in_doubt: set[int] = set()    # client ids sent without an answer: maybe on the venue
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -226,8 +235,27 @@ class PerpGridStrategy:
             if order.id not in known and not self._adopt(order):
                 self._cancel(order.id)
                 self._event("stray_cancelled", f"cancelled stray order {order.id} at {order.price}")
+        self._in_doubt.clear()              # whatever reached the venue is adopted (or booked) now
         self._refresh_position()
         self._save()
+
+    def _resolve_doubts(self) -> None:
+        """Learn what became of placements without an answer before placing anything again.
+
+        A timed-out order may rest on the venue (or have filled): placing its level again would
+        double it. reconcile() books its fills and adopts it by client id; only a level whose
+        order is really not there is placed again. If the venue is still unreachable this
+        raises, and nothing is placed this turn.
+        """
+        if not self._in_doubt:
+            return
+        doubts = sorted(self._in_doubt)
+        self.reconcile()
+        adopted = {ref.client_id for c in self.cells for ref in (c.open_order, c.close_order) if ref is not None}
+        for cid in doubts:
+            found = "found resting: adopted" if cid in adopted else "not resting (never arrived, or filled and booked)"
+            self._event("order_in_doubt", f"level {client_ids.decode(cid).level}: order {cid} sent without "
+                                          f"an answer was {found}")
 
     def _adopt(self, order: Order) -> bool:
         """Attach an open order we placed but did not record (killed in between) to its cell."""
@@ -380,16 +408,37 @@ class PerpGridStrategy:
             self._resting = {"buy": 0.0, "sell": 0.0}
             for row in self.open_orders():
                 self._resting[row["side"]] += row["qty"] - row["filled_qty"]
-        return max(0.0, self.position * direction + self._resting["buy" if direction > 0 else "sell"])
+        side = "buy" if direction > 0 else "sell"
+        return max(0.0, self.position * direction + self._resting[side] + self._planned[side])
 
     def _ensure_all(self) -> None:
-        """Nearest cells first, so max_position is spent on the levels most likely to trade."""
-        price = self.price
-        self._resting = None
-        for cell in sorted(self.cells, key=lambda c: abs(self.levels[c.index] + self.levels[c.index + 1] - 2 * price)):
-            self._ensure(cell)
+        """Nearest cells first, so max_position is spent on the levels most likely to trade.
 
-    def _ensure(self, cell: Cell) -> None:
+        The wanted orders go out as one batch. Planning counts them as resting for max_position;
+        if some fail, the cells that planning held back for exposure this turn are planned again
+        with the real outcome (as placing them one by one would have done), the others never.
+        """
+        self._resolve_doubts()
+        price = self.price
+        attempted: set[int] = set()
+        while True:
+            self._resting = None
+            self._planned = {"buy": 0.0, "sell": 0.0}
+            planned: list[tuple[Cell, int, OrderRequest]] = []
+            held_back: list[Cell] = []
+            for cell in sorted(self.cells, key=lambda c: abs(self.levels[c.index] + self.levels[c.index + 1] - 2 * price)):
+                if cell.index not in attempted:
+                    self._ensure(cell, planned, held_back)
+            if not planned:
+                return
+            attempted.update(cell.index for cell, _, _ in planned)
+            if self._submit(planned) or not held_back:
+                return
+            for cell in held_back:
+                cell.blocked = None
+
+    def _ensure(self, cell: Cell, planned: list[tuple[Cell, int, OrderRequest]], held_back: list[Cell]) -> None:
+        """Cancel what no longer fits this cell now; add the order it lacks to `planned`."""
         if cell.held > EPS:
             ref = cell.close_order
             if ref is not None and abs(ref.remaining - cell.held) > EPS:
@@ -397,7 +446,7 @@ class PerpGridStrategy:
                     return              # it filled meanwhile: the fill decides next turn
                 cell.close_order = None
             if cell.close_order is None:
-                self._place(cell, client_ids.ROLE_CLOSE, cell.held)
+                self._plan(cell, client_ids.ROLE_CLOSE, cell.held, planned)
         elif cell.close_order is not None:
             self._cancel(cell.close_order.id)
             cell.close_order = None
@@ -405,34 +454,75 @@ class PerpGridStrategy:
             max_pos = self.params.max_position
             if max_pos is not None and self._exposure(cell.direction) + self.params.quantity > max_pos + EPS:
                 cell.blocked = "exposure"
+                held_back.append(cell)
                 return
-            self._place(cell, client_ids.ROLE_OPEN, self.params.quantity)
+            self._plan(cell, client_ids.ROLE_OPEN, self.params.quantity, planned)
 
-    def _place(self, cell: Cell, role: int, qty: float) -> None:
+    def _plan(self, cell: Cell, role: int, qty: float, planned: list[tuple[Cell, int, OrderRequest]]) -> None:
+        """Add this cell's order to the batch under a fresh client id (unless postOnly would cross)."""
         side, price = self._order_side_price(cell, role)
         if (side == "buy" and price >= self.price) or (side == "sell" and price <= self.price):
             return                      # postOnly would cross now: wait for the price
         qty = floor_to(qty, self.market.step_size)
         cell.seq = (cell.seq + 1) & client_ids.MAX_SEQ
         cid = client_ids.encode(self.instance_id, cell.index, role, cell.seq)
+        planned.append((cell, role, OrderRequest(self.params.symbol, side, qty, price, post_only=True, client_id=cid)))
+        self._planned[side] += qty
+
+    def _submit(self, planned: list[tuple[Cell, int, OrderRequest]]) -> bool:
+        """Send the batch and book each result; True when every order was placed.
+
+        An exception out of the batch leaves every request of it in doubt (some may have been
+        placed), and so does a request the answer leaves out. A refusal of one request gets the
+        level's reaction as for a single order; one without such a reaction (rate limit, a venue's
+        own timeout) is also in doubt and raised to the loop once the others are booked.
+        """
+        requests = [req for _, _, req in planned]
         try:
-            order = self.exchange.place_order(OrderRequest(self.params.symbol, side, qty, price, post_only=True,
-                                                           client_id=cid))
-        except PostOnlyRejected:
-            return                      # the price moved: retry next turn
-        except InsufficientMargin as exc:
-            cell.blocked = "margin"
-            self._event("skip_level", f"level {cell.index} skipped until the next fill: {exc}")
-            return
-        except InvalidOrder as exc:
-            cell.blocked = "invalid"
-            self._event("skip_level", f"level {cell.index} skipped: {exc}")
-            return
-        ref = OrderRef(order.id, cid, price, qty, order.filled_qty)
+            results: list[Order | ExchangeError] = self.exchange.place_orders(requests)
+        except ExchangeError:
+            self._doubt(requests)
+            raise
+        self._doubt(requests[len(results):])
+        unhandled: list[OrderRequest] = []
+        first_error: ExchangeError | None = None
+        for (cell, role, req), result in zip(planned, results):
+            if isinstance(result, Order):
+                self._placed(cell, role, req, result)
+            elif not self._refused(cell, result):
+                unhandled.append(req)
+                first_error = first_error or result
+        self._doubt(unhandled)
+        if first_error is not None:
+            raise first_error
+        if len(results) < len(requests):
+            raise ExchangeUnavailable(f"the exchange answered {len(results)} of {len(requests)} orders")
+        return all(isinstance(r, Order) for r in results)
+
+    def _doubt(self, requests: list[OrderRequest]) -> None:
+        """These requests may have reached the venue unheard: reconcile before placing again."""
+        self._in_doubt.update(req.client_id for req in requests if req.client_id is not None)
+
+    def _placed(self, cell: Cell, role: int, request: OrderRequest, order: Order) -> None:
+        ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty, order.filled_qty)
         setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
         self._resting = None
         if self.store is not None:
             self.store.upsert_order(order, cell.index, role)
+
+    def _refused(self, cell: Cell, error: ExchangeError) -> bool:
+        """The level's reaction to a refused order; False for an error the loop must handle."""
+        if isinstance(error, PostOnlyRejected):
+            return True                 # the price moved: retry next turn
+        if isinstance(error, InsufficientMargin):
+            cell.blocked = "margin"
+            self._event("skip_level", f"level {cell.index} skipped until the next fill: {error}")
+            return True
+        if isinstance(error, InvalidOrder):
+            cell.blocked = "invalid"
+            self._event("skip_level", f"level {cell.index} skipped: {error}")
+            return True
+        return False
 
     def _cancel(self, order_id: str) -> bool:
         """Cancel one order; False if it was already gone (filled or cancelled)."""

@@ -215,6 +215,14 @@ def test_invalid_order_and_margin_skip_the_level_without_crashing():
     assert sum(c.blocked == "margin" for c in strat2.cells) == 3
 
 
+def test_a_refused_order_of_the_batch_leaves_its_room_under_max_position_to_the_next_level():
+    ex = FailingAt(StepPrices(102.4), fail={101.0: InvalidOrder("price band")})
+    strat = grid(ex, max_position=1.0)
+    strat.start()                           # as one by one: 101 refused, so 100 takes the buy side
+    assert resting(ex) == [("buy", 100.0, 1.0), ("sell", 103.0, 1.0)]
+    assert [c.blocked for c in strat.cells] == [None, "invalid", None, "exposure"]
+
+
 def test_post_only_rejection_retries_next_turn():
     ex, src = paper(102.4)
     strat = grid(ex)
@@ -299,3 +307,71 @@ def test_a_restart_with_a_changed_range_books_the_old_fills_on_the_old_grid(tmp_
     moved.start()
     assert moved.totals.grid_profit == pytest.approx(1.0 - 101 * MAKER - 102 * MAKER)
     assert moved.carried == 0 and moved.grid_dict()["levels"] == [98.0, 100.0, 102.0, 104.0, 106.0]
+
+
+class LostAnswer(PaperExchange):
+    """A paper exchange that places an order at a chosen price, then loses the answer (a timeout);
+    `orders_down` makes its open-order query time out too."""
+
+    def __init__(self, *args, lose: set | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lose = set(lose or ())
+        self.requests = 0
+        self.orders_down = False
+
+    def fetch_open_orders(self, symbol):
+        if self.orders_down:
+            raise ExchangeUnavailable("read timed out")
+        return super().fetch_open_orders(symbol)
+
+    def place_order(self, request):
+        self.requests += 1
+        order = super().place_order(request)
+        if request.price in self.lose:
+            self.lose.discard(request.price)
+            raise ExchangeUnavailable("read timed out")
+        return order
+
+
+def test_an_order_placed_without_an_answer_is_adopted_next_turn_not_placed_twice():
+    ex = LostAnswer(StepPrices(102.4), lose={101.0})
+    strat = grid(ex)
+    with pytest.raises(ExchangeUnavailable):
+        strat.start()                       # nearest first: 103, then 101 placed but its answer lost
+    assert resting(ex) == [("buy", 101.0, 1.0), ("sell", 103.0, 1.0)]
+    strat.step()
+    assert resting(ex) == INITIAL           # 101 adopted, the rest placed once
+    assert ex.requests == 4
+    assert sorted((r["side"], r["price"]) for r in strat.open_orders()) == [(s, p) for s, p, _ in INITIAL]
+
+
+def test_a_lost_closing_order_is_adopted_and_its_fill_booked_once():
+    ex = LostAnswer(StepPrices(102.4), lose={102.0})
+    strat = grid(ex)
+    strat.start()
+    ex.source.price = 101.0
+    ex.step()
+    with pytest.raises(ExchangeUnavailable):
+        strat.step()                        # the buy at 101 filled; its close at 102 rests unheard
+    strat.step()
+    assert resting(ex).count(("sell", 102.0, 1.0)) == 1
+    assert strat.cells[1].close_order is not None
+    move(ex, ex.source, 102.0)
+    strat.step()
+    assert strat.totals.grid_profit == pytest.approx(1.0 - 101 * MAKER - 102 * MAKER)
+    assert resting(ex) == INITIAL and strat.position == 0
+
+
+def test_the_venue_still_unreachable_places_nothing_until_it_has_answered():
+    ex = LostAnswer(StepPrices(102.4), lose={101.0})
+    strat = grid(ex)
+    with pytest.raises(ExchangeUnavailable):
+        strat.start()
+    placed = ex.requests
+    ex.orders_down = True
+    with pytest.raises(ExchangeUnavailable):
+        strat.step()
+    assert ex.requests == placed            # no placement while the lost order is unexplained
+    ex.orders_down = False
+    strat.step()
+    assert resting(ex) == INITIAL
