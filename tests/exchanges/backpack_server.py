@@ -6,6 +6,8 @@ account's ED25519 key; the public key travels base64 in `X-API-Key`. A scripted 
 or a fixed value) trades against resting orders, so fills happen. The server can be told to answer
 429 for a while (`storm`), enforces a per-key request budget per fixed window and remembers every
 order ever placed, so tests can check signatures, duplicates and budgets from the outside.
+`lose_order_answers` makes it accept and record the next placements but answer too late for the
+client (a timeout after the order reached the book), the case a bot must not place twice.
 
 Run alone: `python -m tests.exchanges.backpack_server --port 8700` (prints the URL and test keys).
 """
@@ -152,6 +154,8 @@ class BackpackServer:
         self.signed_ok = 0
         self.storm_until = 0.0
         self.delay = 0.0                                 # seconds to sit on every request (timeouts)
+        self.late_answers = 0                            # placements still to answer late (see lose_order_answers)
+        self.late_answer_delay = 0.0
         self.storm_answers = 0
         self.budget: tuple[int, float] | None = None     # (requests, window seconds) per key
         self.window_counts: dict[tuple[str, int], int] = defaultdict(int)
@@ -206,6 +210,25 @@ class BackpackServer:
     def storm(self, seconds: float) -> None:
         """Answer 429 to every request for `seconds`."""
         self.storm_until = time.time() + seconds
+
+    def lose_order_answers(self, count: int = 1, seconds: float = 10.0) -> None:
+        """Execute the next `count` order placements (single or batch) but hold each answer `seconds`.
+
+        The order is recorded (and rests) before the wait, so a client whose timeout is shorter
+        gives up on an order that is really there, deterministically.
+        """
+        with self.lock:
+            self.late_answers, self.late_answer_delay = count, seconds
+
+    def _late_answer(self, method: str, path: str) -> float:
+        """The delay to hold this answer: the late-answer delay for a placement while some are due."""
+        if method != "POST" or ROUTES.get((method, path)) != "orderExecute":
+            return 0.0
+        with self.lock:
+            if self.late_answers <= 0:
+                return 0.0
+            self.late_answers -= 1
+            return self.late_answer_delay
 
     def max_window_count(self, key: str) -> int:
         return max((n for (k, _), n in self.window_counts.items() if k == key), default=0)
@@ -469,6 +492,14 @@ class BackpackServer:
                 except ApiError as exc:
                     self._send(exc.status, {"code": exc.code, "message": exc.message},
                                {"Retry-After": "1"} if exc.status == 429 else None)
+                    return
+                late = server._late_answer(method, parts.path)
+                if late:
+                    time.sleep(late)              # outside the lock: the client's next requests are served
+                    try:
+                        self._send(200, result)
+                    except OSError:
+                        pass                      # the client gave up long ago
                     return
                 self._send(200, result)
 
