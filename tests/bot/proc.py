@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from tests.conftest import REPO, RUN_PY, home_env
 
@@ -34,6 +36,24 @@ def start_bot(home: Path, config: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(RUN_PY), "--config", str(config), *args], cwd=str(REPO),
                             env=home_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
+
+
+@contextmanager
+def running_bot(home: Path, config: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """start_bot, and kill -9 on the way out if the test left it running (a failed wait or assert)."""
+    proc = start_bot(home, config, *args)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 20) -> tuple[str, str]:
+    """SIGTERM, as the supervisor stops a bot; its (stdout, stderr) once it has exited."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=timeout)
 
 
 def run_bot(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 from exchanges import client_ids
-from tests.bot.proc import (bot_config, open_paper_orders, query, run_bot, scalar, start_bot, wait_for)
+from tests.bot.proc import (bot_config, open_paper_orders, query, run_bot, running_bot, scalar, start_bot,
+                            terminate, wait_for)
 from tests.conftest import REPO, RUN_PY, home_env
 
 
@@ -52,16 +53,10 @@ def test_a_missing_config_file_exits_2(home):
 def test_sigterm_cancels_every_order_and_exits_0(home):
     cfg = bot_config(home)
     db = home / "database" / "bot_t1.db"
-    proc = start_bot(home, cfg, "--no-web")
-    try:
+    with running_bot(home, cfg, "--no-web") as proc:
         wait_for(lambda: len(open_paper_orders(db)) >= 10, what="the grid's orders")
         wait_for(lambda: (home / "logs" / "bot_t1" / "heartbeat").exists(), what="the first heartbeat")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out, err = terminate(proc)
     assert proc.returncode == 0, err
     assert open_paper_orders(db) == []
     assert "SIGTERM" in out and "FINAL bot_t1" in out and "grid profit" in out
@@ -70,17 +65,11 @@ def test_sigterm_cancels_every_order_and_exits_0(home):
 def test_a_long_interval_keeps_the_heartbeat_fresh_and_sigterm_is_prompt(home):
     cfg = bot_config(home, strategy={"interval": 600})
     beat = home / "logs" / "bot_t1" / "heartbeat"
-    proc = start_bot(home, cfg, "--no-web")
-    try:
+    with running_bot(home, cfg, "--no-web") as proc:
         wait_for(beat.exists, what="the first heartbeat")
         first = beat.stat().st_mtime
         wait_for(lambda: beat.stat().st_mtime > first, what="a heartbeat while waiting for the next turn")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)   # not 600 s: the wait is interruptible
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out, err = terminate(proc)              # not 600 s: the wait is interruptible
     assert proc.returncode == 0, err
     assert "FINAL bot_t1" in out
 

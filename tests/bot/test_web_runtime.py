@@ -1,12 +1,10 @@
 """The BotRuntime of run.py behind the real web page: status, orders, fills, PnL, live adjustment."""
 from __future__ import annotations
 
-import signal
-
 import pytest
 import requests
 
-from tests.bot.proc import bot_config, open_paper_orders, start_bot, wait_for
+from tests.bot.proc import bot_config, open_paper_orders, running_bot, terminate, wait_for
 from tests.conftest import free_port
 
 
@@ -16,8 +14,7 @@ def test_page_reads_the_runtime_and_adjusts_the_grid_on_the_loop_thread(home):
     log_dir = home / "logs" / "bot_t1"
     db = home / "database" / "bot_t1.db"
     port = free_port()
-    proc = start_bot(home, cfg, "--web-port", str(port))
-    try:
+    with running_bot(home, cfg, "--web-port", str(port)) as proc:
         wait_for(lambda: (log_dir / "web.port").exists(), what="web.port")
         base = f"http://127.0.0.1:{int((log_dir / 'web.port').read_text())}"
         status = wait_for(lambda: requests.get(f"{base}/api/status", timeout=5).json(), what="status")
@@ -44,10 +41,5 @@ def test_page_reads_the_runtime_and_adjusts_the_grid_on_the_loop_thread(home):
         bad = requests.post(f"{base}/api/grid/adjust", json={"grid_upper_price": 1200}, headers=auth, timeout=40)
         assert bad.status_code == 400 and "max_position" in bad.json()["error"]
         assert requests.get(f"{base}/api/status", timeout=5).json()["grid"]["upper"] == upper
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
     assert proc.returncode == 0

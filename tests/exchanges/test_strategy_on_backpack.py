@@ -3,10 +3,11 @@
 The server records every request and every order, so the checks are made from the venue's side:
 a grid start is one batch request and leaves the same book as placing one by one, and an order
 whose answer is lost (accepted, then answered after the client's timeout) is adopted on the next
-turn, never placed a second time.
+turn, never placed a second time; the last test does it with run.py as a real process.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -15,6 +16,7 @@ from exchanges import client_ids, create_exchange
 from exchanges.base import Exchange, ExchangeUnavailable
 from strategies.grid_params import GridParams
 from strategies.perp_grid_strategy import PerpGridStrategy
+from tests.bot.proc import query, running_bot, terminate, wait_for
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer
 
 SYMBOL = "SOL_USDC_PERP"
@@ -105,3 +107,31 @@ def test_a_closing_order_whose_answer_is_lost_is_adopted_and_its_level_cycles_on
     assert placed_at(server)[("Bid", "149")] == 2 and server.duplicates == []
     assert len(book(server)) == LEVELS
     ex.close()
+
+
+@pytest.mark.slow
+def test_run_py_on_a_venue_that_loses_answers_while_trading_never_doubles_a_level(home):
+    """The bot's own loop: timeouts on placements while the price moves, then it trades on."""
+    with BackpackServer(center=150.0, amplitude=3.0, period=6.0) as moving:
+        cfg = home / "config" / "active" / f"{IID}.json"
+        cfg.write_text(json.dumps({
+            "metadata": {"instance_id": IID, "exchange": "backpack", "symbol": SYMBOL, "strategy": "perp_grid"},
+            "exchange_config": {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64, "base_url": moving.url,
+                                "timeout_ms": TIMEOUT_MS},
+            "strategy_config": {"grid_lower_price": 146, "grid_upper_price": 154, "grid_num": 9, "quantity": 0.1,
+                                "interval": 0.3},
+        }))
+        db = home / "database" / f"{IID}.db"
+        with running_bot(home, cfg, "--no-web") as proc:
+            wait_for(lambda: len(moving.fills) >= 2, timeout=60, what="the grid trading")
+            moving.lose_order_answers(3, LATE_S)
+            wait_for(lambda: moving.late_answers == 0, timeout=60, what="three placements answered too late")
+            fills = len(moving.fills)
+            wait_for(lambda: len(moving.fills) >= fills + 3, timeout=60, what="trading on after the timeouts")
+            assert moving.duplicates == []
+            doubts = [m for m, in query(db, "SELECT message FROM events WHERE kind = 'order_in_doubt'")]
+            assert len(doubts) >= 3, doubts         # one per order sent without an answer, each resolved
+            out, err = terminate(proc, timeout=30)
+        assert proc.returncode == 0, err
+        assert "ExchangeUnavailable" in out and moving.duplicates == []
+        assert moving.open == {}
