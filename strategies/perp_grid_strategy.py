@@ -86,6 +86,9 @@ class Totals:
     cycles: int = 0
 
 
+Planned = tuple[Cell, int, OrderRequest]     # (cell, role, request) of an order about to be sent
+
+
 def cell_sides(levels: list[float], price: float, grid_type: str) -> list[str]:
     """Side of each cell: the cell's midpoint against the price decides in a neutral grid."""
     if grid_type in ("long", "short"):
@@ -402,8 +405,8 @@ class PerpGridStrategy:
 
     def _exposure(self, direction: int) -> float:
         """Worst-case position on one side: the net position if every resting order of that side
-        (opening or closing, of any cell) filled. Exact for the net position, so inventory carried
-        over from a previous range counts too."""
+        (opening or closing, of any cell) and every one planned this turn filled. Exact for the net
+        position, so inventory carried over from a previous range counts too."""
         if self._resting is None:
             self._resting = {"buy": 0.0, "sell": 0.0}
             for row in self.open_orders():
@@ -424,7 +427,7 @@ class PerpGridStrategy:
         while True:
             self._resting = None
             self._planned = {"buy": 0.0, "sell": 0.0}
-            planned: list[tuple[Cell, int, OrderRequest]] = []
+            planned: list[Planned] = []
             held_back: list[Cell] = []
             for cell in sorted(self.cells, key=lambda c: abs(self.levels[c.index] + self.levels[c.index + 1] - 2 * price)):
                 if cell.index not in attempted:
@@ -437,7 +440,7 @@ class PerpGridStrategy:
             for cell in held_back:
                 cell.blocked = None
 
-    def _ensure(self, cell: Cell, planned: list[tuple[Cell, int, OrderRequest]], held_back: list[Cell]) -> None:
+    def _ensure(self, cell: Cell, planned: list[Planned], held_back: list[Cell]) -> None:
         """Cancel what no longer fits this cell now; add the order it lacks to `planned`."""
         if cell.held > EPS:
             ref = cell.close_order
@@ -458,7 +461,7 @@ class PerpGridStrategy:
                 return
             self._plan(cell, client_ids.ROLE_OPEN, self.params.quantity, planned)
 
-    def _plan(self, cell: Cell, role: int, qty: float, planned: list[tuple[Cell, int, OrderRequest]]) -> None:
+    def _plan(self, cell: Cell, role: int, qty: float, planned: list[Planned]) -> None:
         """Add this cell's order to the batch under a fresh client id (unless postOnly would cross)."""
         side, price = self._order_side_price(cell, role)
         if (side == "buy" and price >= self.price) or (side == "sell" and price <= self.price):
@@ -469,7 +472,7 @@ class PerpGridStrategy:
         planned.append((cell, role, OrderRequest(self.params.symbol, side, qty, price, post_only=True, client_id=cid)))
         self._planned[side] += qty
 
-    def _submit(self, planned: list[tuple[Cell, int, OrderRequest]]) -> bool:
+    def _submit(self, planned: list[Planned]) -> bool:
         """Send the batch and book each result; True when every order was placed.
 
         An exception out of the batch leaves every request of it in doubt (some may have been
