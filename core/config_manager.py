@@ -230,9 +230,6 @@ class ConfigManager:
     def list_active(self) -> list[Path]:
         return sorted(self.active_dir.glob("*.json"))
 
-    def list_templates(self) -> list[Path]:
-        return sorted(self.templates_dir.glob("*.json"))
-
     def find_active(self, instance_id: str) -> Path | None:
         """The active config of an instance: by file name first, then by metadata.instance_id."""
         direct = self.active_dir / f"{instance_id}.json"
@@ -310,7 +307,7 @@ def schema_errors(doc: dict, sections: tuple[str, ...] = ()) -> list[str]:
     return out
 
 
-def _describe(err) -> str:
+def _describe(err: ValidationError) -> str:  # noqa: F821 (jsonschema is imported lazily)
     """A readable rule for one jsonschema error, including the bad value."""
     v, rule = err.instance, err.validator_value
     shown = json.dumps(v) if not isinstance(v, (dict, list)) else type(v).__name__

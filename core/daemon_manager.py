@@ -46,7 +46,7 @@ def rel(home: Path, path: str | None) -> str:
         return path
 
 
-def dash(value) -> str:
+def dash(value: object) -> str:
     return "-" if value is None else str(value)
 
 
@@ -90,7 +90,7 @@ def cmd_list(home: Path, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _daemon(home: Path, args: argparse.Namespace):
+def _daemon(home: Path, args: argparse.Namespace) -> TradingBotDaemon:  # noqa: F821 (imported lazily)
     from core.daemon import TradingBotDaemon
 
     if not getattr(args, "config", None) and not getattr(args, "instance_id", None):

@@ -47,6 +47,3 @@ class Masker:
             if s in text:
                 text = text.replace(s, mask(s))
         return text
-
-    def __bool__(self) -> bool:
-        return bool(self._secrets)

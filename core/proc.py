@@ -84,7 +84,7 @@ class CpuMeter:
         return 100.0 * (used - before) / max(now - then, 1e-6)
 
 
-def get_process(pid: int | None, created: float | None):
+def get_process(pid: int | None, created: float | None) -> psutil.Process | None:  # noqa: F821 (imported lazily)
     """The psutil.Process with this identity, or None (gone, zombie, or pid reused by a stranger)."""
     if not is_alive(pid, created):
         return None
@@ -118,7 +118,7 @@ def kill_group(leader_pid: int | None, created: float | None, sig: int = signal.
         return False
 
 
-def process_info(proc) -> dict | None:
+def process_info(proc: psutil.Process | None) -> dict | None:  # noqa: F821
     """What `status` shows of one psutil.Process (seed 001's process_info)."""
     if proc is None:
         return None
