@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from core.masking import SECRET_KEY_RE, Masker, mask_config
-from core.paths import INSTANCE_ID_RE, REPO_ROOT, resolve_code, resolve_runtime
+from core.paths import INSTANCE_ID_RE, REPO_ROOT, is_repo_bot, resolve_code, resolve_runtime
 
 SCHEMA_PATH = REPO_ROOT / "config" / "schema" / "instance.schema.json"
 SECTIONS = ("metadata", "daemon_config", "exchange_config", "strategy_config")
@@ -188,9 +188,12 @@ class ConfigManager:
         out["python_path"] = str(resolve_code(daemon["python_path"])) if daemon.get("python_path") else sys.executable
         out["script_path"] = str(resolve_code(daemon.get("script_path") or "run.py"))
         out["working_dir"] = str(resolve_runtime(self.home, daemon.get("working_dir") or "."))
-        out["log_dir"] = str(resolve_runtime(self.home, daemon.get("log_dir") or f"logs/{iid}"))
-        out["db_path"] = str(resolve_runtime(self.home, daemon.get("db_path") or f"database/{iid}.db"))
+        # resolved, so database/../database/a.db and a symlinked dir are recognised as the same file
+        out["log_dir"] = str(resolve_runtime(self.home, daemon.get("log_dir") or f"logs/{iid}").resolve())
+        out["db_path"] = str(resolve_runtime(self.home, daemon.get("db_path") or f"database/{iid}.db").resolve())
         out.setdefault("web_port", None)
+        # run.py is ready at its first heartbeat (grid placed, page up); another program after startsecs
+        out.setdefault("ready_on", "heartbeat" if is_repo_bot(out["script_path"]) else "startsecs")
         return out
 
     # -- ${VAR} expansion ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+RUN_PY = REPO_ROOT / "run.py"
 HOME_ENV = "GRIDBOT_HOME"
 INSTANCE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -39,6 +40,11 @@ def resolve_code(value: str | os.PathLike) -> Path:
     """A code path (script_path) against the repository."""
     p = Path(value).expanduser()
     return p if p.is_absolute() else (REPO_ROOT / p)
+
+
+def is_repo_bot(script_path: str | os.PathLike) -> bool:
+    """True if a config's script_path is this repository's run.py (symlinks and '..' followed)."""
+    return os.path.realpath(resolve_code(script_path)) == os.path.realpath(RUN_PY)
 
 
 def registry_path(home: Path) -> Path:

@@ -62,6 +62,28 @@ def test_defaults_filled_and_paths_absolute(home):
     assert cfg.metadata["market_type"] == "perp" and cfg.metadata["strategy"] == "perp_grid"
 
 
+def test_readiness_defaults_follow_the_program(home, tmp_path):
+    """run.py is ready at its first heartbeat only (within start_timeout); another program after startsecs."""
+    cm = ConfigManager(home)
+    cfg = cm.load(write(home, base_config()))
+    assert cfg.daemon["ready_on"] == "heartbeat" and cfg.daemon["start_timeout"] == 120
+    link = tmp_path / "bot_link.py"
+    link.symlink_to(REPO_ROOT / "run.py")
+    assert cm.load(write(home, base_config(daemon_config={"script_path": str(link)}))).daemon["ready_on"] == "heartbeat"
+    other = cm.load(write(home, base_config(daemon_config={"script_path": "tests/fake_bot.py"})))
+    assert other.daemon["ready_on"] == "startsecs"
+    explicit = cm.load(write(home, base_config(daemon_config={"ready_on": "startsecs"})))
+    assert explicit.daemon["ready_on"] == "startsecs"
+
+
+def test_runtime_paths_are_resolved(home):
+    """database/../database/a.db is database/a.db, so conflicts are seen whatever the spelling."""
+    cfg = ConfigManager(home).load(write(home, base_config(daemon_config={
+        "db_path": "database/../database/./a.db", "log_dir": "logs/x/../bp"})))
+    assert cfg.daemon["db_path"] == str(home / "database" / "a.db")
+    assert cfg.daemon["log_dir"] == str(home / "logs" / "bp")
+
+
 def test_instance_id_priority(home):
     cm = ConfigManager(home)
     path = write(home, base_config(), "file_stem.json")
@@ -116,6 +138,11 @@ def test_missing_variable_named(home, monkeypatch):
     ("daemon_config", {"restart_delay": -1}, "daemon_config.restart_delay", "-1"),
     ("daemon_config", {"stop_timeout": -0.5}, "daemon_config.stop_timeout", "-0.5"),
     ("daemon_config", {"max_restart_atempts": 3}, "max_restart_atempts", "max_restart_atempts"),
+    ("daemon_config", {"ready_on": "vibes"}, "daemon_config.ready_on", "vibes"),
+    ("daemon_config", {"start_timeout": 0}, "daemon_config.start_timeout", "0"),
+    ("daemon_config", {"log_cleanup_interval": 60}, "log_cleanup_interval", "log_cleanup_interval"),  # removed
+    ("strategy_config", {"stop_loss": -5}, "strategy_config.stop_loss", "-5"),
+    ("strategy_config", {"take_profit": 0}, "strategy_config.take_profit", "0"),
 ])
 def test_bad_values_name_field_and_value(home, section, values, field, value):
     msg = errors_of(home, base_config(**{section: values}))
