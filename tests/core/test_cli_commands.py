@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import signal
 import subprocess
 import sys
@@ -121,3 +123,45 @@ def test_registry_update_recreates_lost_record(home):
     reg = InstanceRegistry(home)
     reg.update("lost", status="running", web_port=5009)
     assert reg.get("lost")["web_port"] == 5009
+
+
+def test_cleanup_asks_on_a_terminal_and_removes_only_on_yes(home):
+    """On a real TTY `cleanup` asks [y/N]: n keeps the dead records (exit 1), y removes them."""
+    InstanceRegistry(home).register("gone_01", {"pid": None, "status": "stopped"})
+
+    def cleanup_answering(answer: str) -> tuple[int, str]:
+        master, slave = pty.openpty()
+        try:
+            cli = subprocess.Popen([sys.executable, str(DAEMON_MANAGER), "--home", str(home), "cleanup"],
+                                   cwd=str(REPO), env=home_env(home), stdin=slave, stdout=slave, stderr=slave)
+            os.close(slave)
+            said = b""
+            while b"[y/N]" not in said:
+                said += os.read(master, 1024)
+            os.write(master, answer.encode() + b"\n")
+            while True:
+                try:
+                    chunk = os.read(master, 1024)
+                except OSError:  # EIO: the CLI closed the terminal
+                    break
+                if not chunk:
+                    break
+                said += chunk
+            return cli.wait(timeout=30), said.decode()
+        finally:
+            os.close(master)
+
+    code, said = cleanup_answering("n")
+    assert code == 1 and "remove 1 record(s)? [y/N]" in said and "nothing removed" in said
+    assert set(registry(home)) == {"gone_01"}
+    code, said = cleanup_answering("y")
+    assert code == 0 and "removed 1 dead instance record(s)" in said
+    assert registry(home) == {}
+
+
+def test_web_token_is_private_and_stable(home):
+    token_file = home / "logs" / "tok_01" / "web.token"
+    token = ensure_token(token_file)
+    assert len(token) >= 32 and token_file.stat().st_mode & 0o777 == 0o600
+    assert ensure_token(token_file) == token  # a restarted bot keeps its token
+    assert [p.name for p in token_file.parent.iterdir()] == ["web.token"]  # no temp file left behind

@@ -28,7 +28,7 @@ def test_real_paper_bot_under_the_daemon(home):
     assert rec["web_port"] == port and rec["bot_pid"]
     assert str(port) in run_cli(home, "list").stdout
     health = wait_for(lambda: _get(f"http://127.0.0.1:{port}/health"), 30, "the bot's page")
-    assert health.status_code in (200, 503)
+    assert health.status_code == 200 and health.json()["instance_id"] == "paper_core_01"  # ready = beating
     bot = psutil.Process(rec["bot_pid"])
     stop = run_cli(home, "stop", "-i", "paper_core_01")
     assert stop.returncode == 0 and "paper_core_01 stopped" in stop.stdout
