@@ -196,7 +196,9 @@ class TradingBotDaemon:
         if not line:
             line = "failed: the daemon exited without reporting (see its daemon.log)"
             self._mark_failed(iid, line)
-        return Outcome(EXIT_FAIL, f"{iid} {line}")
+        rec = self.registry.load().get(iid) or {}  # the daemon records its end before it reports
+        config_error = rec.get("status") == "fatal" and rec.get("exit_code") == EXIT_USAGE
+        return Outcome(EXIT_USAGE if config_error else EXIT_FAIL, f"{iid} {line}")
 
     def _mark_failed(self, iid: str, reason: str) -> None:
         """If the record still names this CLI as its pid, no daemon took over: say so."""
@@ -253,6 +255,7 @@ class TradingBotDaemon:
             "restart_count": rec.get("restart_count", 0), "web_port": rec.get("web_port"),
             "url": f"http://127.0.0.1:{rec['web_port']}/" if rec.get("web_port") else None,
             "exit_code": rec.get("exit_code"), "last_error": rec.get("last_error"),
+            "stop_reason": rec.get("stop_reason"), "needs_attention": rec["needs_attention"],
             "cpu_warning": bool(rec.get("cpu_warning")), "cpu_percent": rec.get("cpu_percent"),
             "memory_mb": rec.get("memory_mb"), "uptime_s": rec.get("uptime_s"),
             "heartbeat_age_s": round(hb, 1) if hb is not None and bot else None,
@@ -290,9 +293,11 @@ def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
                 registry.update(iid, status="stopped", bot_pid=None, last_error="daemon hung on stop: killed")
                 outcomes.append(Outcome(EXIT_OK, f"{iid} stopped (daemon was hung: killed it and its bot)"))
                 continue
-            if registry.load().get(iid, {}).get("status") not in FINAL_STATES:
+            final = registry.load().get(iid, {})
+            if final.get("status") not in FINAL_STATES:
                 registry.update(iid, status="stopped", bot_pid=None)
-            outcomes.append(Outcome(EXIT_OK, f"{iid} stopped"))
+            warning = f"\nwarning: {iid}: {final['stop_reason']}" if final.get("stop_reason") else ""
+            outcomes.append(Outcome(EXIT_OK, f"{iid} stopped{warning}"))
         return outcomes
     finally:
         for fd in targets:

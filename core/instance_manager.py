@@ -174,7 +174,8 @@ def annotate(rec: dict) -> dict:
     out["bot_alive"] = out["alive"] and proc.is_alive(rec.get("bot_pid"), rec.get("bot_create_time"))
     status = rec.get("status", "unknown")
     out["state"] = status if out["alive"] or status in FINAL_STATES else "dead"
-    out["needs_attention"] = out["state"] in ("fatal", "dead")
+    # fatal, dead, or a bot that ended itself with a reason (stop-loss, orders left): `list` shows them
+    out["needs_attention"] = out["state"] in ("fatal", "dead") or (out["state"] == "exited" and bool(rec.get("stop_reason")))
     started = rec.get("started_at")
     out["uptime_s"] = round(time.time() - started, 1) if out["alive"] and started else None
     return out

@@ -33,6 +33,7 @@ PR_SET_PDEATHSIG = 1
 STDERR_TAIL = 15
 READY_POLL = 0.05
 PORT_POLL = 0.5
+STOP_REASON_MAX = 500  # characters of a stop_reason file that reach the registry
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
@@ -83,6 +84,7 @@ class Supervisor:
         self.ready = False
         self.ever_ready = False
         self.kill_reason: str | None = None
+        self.fatal_reason: str | None = None  # a stop the supervisor itself decided ends `fatal`
         self.stopping = False
         self.stop_flag = False
         self.failures = 0
@@ -93,6 +95,7 @@ class Supervisor:
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.exit_code: int | None = None
         self.last_error: str | None = None
+        self.stop_reason: str | None = None
         self.final: str | None = None
         self.log_day = today()
 
@@ -106,7 +109,7 @@ class Supervisor:
             cb, self._report_cb = self._report_cb, None
             cb(self.masker(line))
 
-    def record(self, **fields) -> None:
+    def record(self, **fields: object) -> None:
         self.registry.update(self.iid, **fields)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -122,8 +125,13 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - the daemon must leave a reason behind
             self.log(f"supervisor crashed: {exc!r}", "ERROR")
             self.report(f"failed: supervisor error: {exc}")
-            self._kill_bot_group()
-            self.record(status="fatal", last_error=f"supervisor error: {exc}", bot_pid=None)
+            self._stop_bot_blocking()
+            self.stop_reason = self._read_stop_reason()
+            try:
+                self.record(status="fatal", last_error=self._with_stop_reason(f"supervisor error: {exc}"),
+                            stop_reason=self.stop_reason, bot_pid=None)
+            except Exception as again:  # noqa: BLE001 - the registry may be what broke
+                self.log(f"cannot record the crash in the registry: {again!r}", "ERROR")
             return 1
         finally:
             for f in self.out_logs.values():
@@ -136,7 +144,7 @@ class Supervisor:
         me = os.getpid()
         self.record(**{**self.spec["record"], "pid": me, "pid_create_time": proc.create_time(me),
                        "status": "starting", "started_at": time.time(), "restart_count": 0, "exit_code": None,
-                       "last_error": None, "bot_pid": None, "bot_create_time": None, "cpu_warning": False,
+                       "last_error": None, "stop_reason": None, "bot_pid": None, "bot_create_time": None, "cpu_warning": False,
                        "cpu_percent": None, "memory_mb": None})
         self.log(f"supervisor {me} started for {self.iid}; removed {len(removed)} old log dirs")
         self._install_signals()
@@ -145,14 +153,16 @@ class Supervisor:
         while self.final is None:
             self._loop_once()
         self.log(f"supervisor exiting: {self.final}")
-        return 0 if self.final in ("stopped", "exited") else 1
+        if self.final in ("stopped", "exited"):
+            return 0
+        return 2 if self.exit_code == 2 else 1  # a config error stays a usage error for systemd/foreground
 
     def _install_signals(self) -> None:
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         self.sel.register(r, selectors.EVENT_READ, "signal")
 
-        def on_stop(signum, frame) -> None:
+        def on_stop(signum: int, frame: object) -> None:
             self.stop_flag = True
 
         signal.signal(signal.SIGTERM, on_stop)
@@ -184,7 +194,7 @@ class Supervisor:
 
     # -- the bot ---------------------------------------------------------------------------
     def spawn(self) -> None:
-        for stale in (self.paths.heartbeat, self.paths.web_port_file):
+        for stale in (self.paths.heartbeat, self.paths.web_port_file, self.paths.stop_reason):
             stale.unlink(missing_ok=True)
         self.ready = False
         self.kill_reason = None
@@ -279,21 +289,32 @@ class Supervisor:
         if pid:
             proc.kill_group(pid, None)
 
+    def _read_stop_reason(self) -> str | None:
+        """The bot's own last word (logs/{id}/stop_reason), masked, or None."""
+        try:
+            text = self.paths.stop_reason.read_text(errors="replace").strip()
+        except OSError:
+            return None
+        return self.masker(" ".join(text.split())[:STOP_REASON_MAX]) if text else None
+
     def on_bot_exit(self, code: int, ran: float) -> None:
         self.exit_code = code
+        self.stop_reason = self._read_stop_reason()
         reason = self.kill_reason or describe_exit(code)
         tail = " | ".join(list(self.stderr_tail)[-5:])
         self.log(f"bot {reason} after {ran:.1f}s" + (f"; stderr: {tail}" if tail and code else ""),
                  "INFO" if code == 0 or self.stopping else "WARNING")
+        if self.stop_reason:
+            self.log(f"bot stop reason: {self.stop_reason}", "WARNING")
         if self.stopping:
-            self.finish("stopped", None)
+            self.finish("fatal" if self.fatal_reason else "stopped", self.fatal_reason)
             return
         if code == 0 and not self.kill_reason:
             self.finish("exited", "bot exited with code 0 (finished)")
             return
         detail = f"bot {reason}" + (f": {tail}" if tail else "")
-        if not self.ever_ready and code == 2 and not self.kill_reason:
-            self.finish("fatal", f"{detail} (code 2 before ready: not retried)")
+        if code == 2 and not self.kill_reason:  # a config error does not fix itself, before or after ready
+            self.finish("fatal", f"{detail} (code 2, invalid config: not retried)")
             return
         if code == 3 and not self.kill_reason:  # authentication failed: retrying cannot help
             self.finish("fatal", f"{detail} (code 3, authentication: not retried)")
@@ -308,8 +329,9 @@ class Supervisor:
             return
         delay = min(float(self.s["restart_delay"]) * 2 ** (self.failures - 1), float(self.s["max_backoff"]))
         self.state = "backoff"
-        self.last_error = detail
-        self.record(status="backoff", exit_code=code, last_error=detail, bot_pid=None, bot_create_time=None)
+        self.last_error = self._with_stop_reason(detail)
+        self.record(status="backoff", exit_code=code, last_error=self.last_error, stop_reason=self.stop_reason,
+                    bot_pid=None, bot_create_time=None)
         self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
         self.timers.pop("ready", None)
         self.timers["restart"] = time.monotonic() + delay
@@ -322,7 +344,17 @@ class Supervisor:
         if self.bot is None or self.ready:
             return
         beat = heartbeat.age(self.paths.heartbeat, since=self.spawned_at - 1) is not None
-        if not beat and time.time() - self.spawned_at < float(self.s["startsecs"]):
+        alive_for = time.time() - self.spawned_at
+        if not beat and self.s.get("ready_on", "startsecs") == "heartbeat":
+            limit = float(self.s.get("start_timeout", 120))
+            if alive_for >= limit:
+                self.fatal_reason = f"no heartbeat within {limit:g} s"
+                self.log(f"bot {self.bot.pid} sent {self.fatal_reason} (start_timeout): stopping it", "ERROR")
+                self.begin_stop()
+            else:
+                self.timers["ready"] = time.monotonic() + READY_POLL
+            return
+        if not beat and alive_for < float(self.s["startsecs"]):
             self.timers["ready"] = time.monotonic() + READY_POLL
             return
         self.ready = self.ever_ready = True
@@ -388,6 +420,17 @@ class Supervisor:
         self._signal_bot(signal.SIGTERM)
         self.timers["kill"] = time.monotonic() + float(self.s["stop_timeout"])
 
+    def _stop_bot_blocking(self) -> None:
+        """The error path's stop: SIGTERM (the bot cancels its orders), wait stop_timeout, SIGKILL the group."""
+        if self.bot is not None and self.bot.poll() is None:
+            self.log(f"stopping bot {self.bot.pid}: SIGTERM, SIGKILL after stop_timeout", "WARNING")
+            self._signal_bot(signal.SIGTERM)
+            try:
+                self.bot.wait(timeout=float(self.s.get("stop_timeout", 10)))
+            except subprocess.TimeoutExpired:
+                self.log(f"bot {self.bot.pid} still alive after stop_timeout: SIGKILL to its process group", "WARNING")
+        self._kill_bot_group()
+
     def _signal_bot(self, sig: int) -> None:
         if self.bot is not None and self.bot.returncode is None:
             try:
@@ -413,19 +456,27 @@ class Supervisor:
         self._signal_bot(signal.SIGTERM)
         self.timers["kill"] = time.monotonic() + float(self.s["stop_timeout"])
 
+    def _with_stop_reason(self, error: str | None) -> str | None:
+        """last_error: the bot's stop reason first (what the trader must see), then our own words."""
+        if not self.stop_reason:
+            return error
+        return f"{self.stop_reason} ({error})" if error else self.stop_reason
+
     def finish(self, state: str, error: str | None) -> None:
         self.final = self.state = state
         self.timers.clear()
-        if error:
-            self.last_error = error
-        self.record(status=state, exit_code=self.exit_code, last_error=self.last_error if state != "stopped" else None,
+        if state == "stopped" or (state == "exited" and self.stop_reason):
+            error = None  # a requested stop or a normal end: only the bot's stop reason is news
+        self.last_error = self._with_stop_reason(error)
+        self.record(status=state, exit_code=self.exit_code, last_error=self.last_error, stop_reason=self.stop_reason,
                     bot_pid=None, bot_create_time=None, cpu_percent=None, memory_mb=None,
                     restart_count=self.restart_count)
-        self.log(f"state {state}" + (f": {error}" if error else ""), "ERROR" if state == "fatal" else "INFO")
+        self.log(f"state {state}" + (f": {self.last_error}" if self.last_error else ""),
+                 "ERROR" if state == "fatal" else "INFO")
         if state == "fatal":
-            self.report(f"failed: {error}")
+            self.report(f"failed: {self.last_error}")
         else:
-            self.report(f"failed: bot {state} before it was ready" + (f" ({error})" if error else ""))
+            self.report(f"failed: bot {state} before it was ready" + (f" ({self.last_error})" if self.last_error else ""))
 
 
 def read_spec(fd: int) -> dict:

@@ -1,11 +1,13 @@
 """A real, light process that the supervisor runs instead of run.py, made to misbehave on demand.
 
     python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|ignore-term|
-                                                grandchild|secret|bind[,more]] [--after S] [--interval S] [--no-beat]
-                                         [--exit-code N] [--crash-times N] [--dump-env PATH] [--leak-mb N]
+                                                grandchild|secret|bind|reason-exit|reason-on-term[,more]]
+                                         [--after S] [--interval S] [--no-beat] [--exit-code N]
+                                         [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
 
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
-$LOG_DIR/web.port when it binds $WEB_PORT, exits 0 on SIGTERM. Only the standard library, so fifty
+$LOG_DIR/web.port when it binds $WEB_PORT, exits 0 on SIGTERM, and writes $LOG_DIR/stop_reason
+(atomically) before it exits with reason-exit (after --after, exit 0) or reason-on-term (on SIGTERM). Only the standard library, so fifty
 of them fit on a small machine.
 """
 from __future__ import annotations
@@ -37,6 +39,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--crash-times", type=int, default=None, help="crash only the first N runs")
     p.add_argument("--dump-env")
     p.add_argument("--leak-mb", type=float, default=20.0, help="MB leaked per second in leak mode")
+    p.add_argument("--reason", default="cancel failed: 3 orders may remain on the exchange",
+                   help="the stop_reason text of reason-exit and reason-on-term")
     return p.parse_args()
 
 
@@ -63,6 +67,13 @@ def bind_page(log_dir: str) -> socket.socket:
     return sock
 
 
+def write_stop_reason(log_dir: str, text: str) -> None:
+    tmp = os.path.join(log_dir, ".stop_reason.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text + "\n")
+    os.replace(tmp, os.path.join(log_dir, "stop_reason"))
+
+
 def main() -> int:
     args = parse()
     modes = set(args.mode.split(","))
@@ -72,7 +83,12 @@ def main() -> int:
     if args.dump_env:
         with open(args.dump_env, "w") as fh:
             json.dump(dict(os.environ), fh)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN if "ignore-term" in modes else lambda *a: sys.exit(0))
+    def on_term(*_: object) -> None:
+        if "reason-on-term" in modes:
+            write_stop_reason(log_dir, args.reason)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if "ignore-term" in modes else on_term)
     print(f"fake bot {os.getpid()} run {run} modes {sorted(modes)} instance {os.environ.get('INSTANCE_ID')}", flush=True)
     if "exit2" in modes:
         print("config error: strategy_config.grid_num: 1 must be >= 2", file=sys.stderr, flush=True)
@@ -99,6 +115,10 @@ def main() -> int:
             return args.exit_code
         if due and "exit0" in modes:
             print("duration reached", flush=True)
+            return 0
+        if due and "reason-exit" in modes:
+            write_stop_reason(log_dir, args.reason)
+            print(f"stopping: {args.reason}", flush=True)
             return 0
         if not (due and "hang" in modes) and not args.no_beat:
             beat(hb)

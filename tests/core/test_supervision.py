@@ -74,23 +74,27 @@ def test_quick_crashes_become_fatal_with_exit_code(home):
     wait_for(lambda: not proc.is_alive(full["pid"], full["pid_create_time"]), timeout=15, what="daemon exit")
 
 
-def test_exit_code_2_before_ready_is_fatal_at_once_with_reason(home):
+def test_exit_code_2_before_ready_is_fatal_at_once_and_start_exits_2(home):
     path = write_config(home, "misconfigured", "--mode", "exit2", startsecs=2)
     out = start(home, path)
-    assert out.returncode == 1
+    assert out.returncode == 2  # a config error, as if validation had caught it
     assert "failed" in out.stderr and "code 2" in out.stderr and "grid_num: 1 must be >= 2" in out.stderr
     rec = registry(home)["misconfigured"]
     assert rec["status"] == "fatal" and rec["exit_code"] == 2 and rec["restart_count"] == 0
 
 
-def test_exit_code_3_after_ready_is_fatal_not_restarted(home):
-    """Exit 3 is an authentication failure (a revoked key): restarting would only hammer the venue."""
-    path = write_config(home, "revoked", "--mode", "crash", "--after", "0.6", "--exit-code", "3",
+@pytest.mark.parametrize("code,why", [(2, "invalid config"), (3, "authentication")])
+def test_exit_code_2_or_3_after_ready_is_fatal_not_restarted(home, code, why):
+    """Exit 2 is a config error, 3 an authentication failure (a revoked key): neither fixes itself,
+    and restarting on 3 would only hammer the venue."""
+    iid = f"fatal_code_{code}"
+    path = write_config(home, iid, "--mode", "crash", "--after", "0.6", "--exit-code", str(code),
                         max_restart_attempts=5)
     assert start(home, path).returncode == 0
-    wait_for(lambda: registry(home)["revoked"]["status"] == "fatal", timeout=15, what="fatal")
-    rec = registry(home)["revoked"]
-    assert rec["exit_code"] == 3 and rec["restart_count"] == 0 and "authentication" in rec["last_error"]
+    wait_for(lambda: registry(home)[iid]["status"] == "fatal", timeout=15, what="fatal")
+    rec = registry(home)[iid]
+    assert rec["exit_code"] == code and rec["restart_count"] == 0 and why in rec["last_error"]
+    assert "restarting in" not in daemon_log(home, iid)
 
 
 def test_exit_0_is_exited_not_restarted(home):
