@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -19,14 +21,17 @@ from pathlib import Path
 from core import proc
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig
 from core.instance_manager import FINAL_STATES, InstanceRegistry, is_daemon_alive
-from core.masking import mask_config
+from core.masking import Masker, mask_config
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY, ENV_WEB_PORT,
-                        HOME_ENV, REPO_ROOT, InstancePaths)
+                        HOME_ENV, REPO_ROOT, InstancePaths, is_repo_bot)
 from core.pidfile import is_locked, read_pid
 
 FIRST_PORT = 5001
 SUPERVISOR = REPO_ROOT / "core" / "supervisor.py"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN = 0, 1, 2, 3, 4
+# An inherited variable with such a name is a credential: it reaches a bot only if its config uses it.
+SECRET_NAME_RE = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSPHRASE", re.IGNORECASE)
+CHECK_TIMEOUT = 60.0  # seconds for `run.py --check` (no network: it only loads and validates)
 
 
 @dataclass
@@ -44,8 +49,11 @@ class Refused(Exception):
 
 
 def bot_environment(cfg: InstanceConfig, home: Path, web_port: int, base: dict[str, str]) -> dict[str, str]:
-    """The bot's env: the CLI's, minus other configs' keys, plus this instance's contract variables."""
-    env = {k: v for k, v in base.items() if k not in (ENV_API_KEY, ENV_SECRET_KEY)}
+    """The bot's env: the CLI's less every secret-looking variable this config does not use, plus
+    this instance's contract variables (the exchange keys of THIS config reach THIS bot only)."""
+    wanted = set(cfg.used_vars) | set(cfg.daemon.get("environment", {}))
+    env = {k: v for k, v in base.items()
+           if k not in (ENV_API_KEY, ENV_SECRET_KEY) and (k in wanted or not SECRET_NAME_RE.search(k))}
     env.update(cfg.used_vars)
     env.update(cfg.daemon.get("environment", {}))
     env.update({ENV_INSTANCE_ID: cfg.instance_id, ENV_DB_PATH: cfg.daemon["db_path"], ENV_WEB_PORT: str(web_port),
@@ -55,6 +63,42 @@ def bot_environment(cfg: InstanceConfig, home: Path, web_port: int, base: dict[s
     if cfg.secret_key:
         env[ENV_SECRET_KEY] = cfg.secret_key
     return env
+
+
+def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
+    """Run `run.py --check` on a config that runs the repository's bot; None when it passes (or when
+    the bot is another program, or a run.py without --check), else the lines to show the trader.
+
+    The check loads and validates the config exactly as the bot would (grid against the market,
+    margin, keys), with the bot's own environment, but places nothing and writes nothing.
+    """
+    if not is_repo_bot(cfg.daemon["script_path"]):
+        return None
+    argv = [cfg.daemon["python_path"], cfg.daemon["script_path"], "--check", "--config", str(cfg.source_path),
+            "--instance-id", cfg.instance_id]
+    env = bot_environment(cfg, home, cfg.daemon.get("web_port") or FIRST_PORT, dict(os.environ))
+    cwd = cfg.daemon["working_dir"] if os.path.isdir(cfg.daemon["working_dir"]) else str(home)
+    masker = Masker(cfg.secrets())
+    try:
+        out = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             errors="replace", timeout=CHECK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return [f"{cfg.daemon['script_path']} --check did not answer within {CHECK_TIMEOUT:g} s"]
+    except OSError as exc:
+        return [f"cannot run {cfg.daemon['python_path']} {cfg.daemon['script_path']} --check: {exc}"]
+    if out.returncode == 0:
+        return None
+    if out.returncode == EXIT_USAGE and "unrecognized arguments: --check" in out.stderr:
+        return None  # a run.py that predates --check: the bot validates itself at start (exit 2)
+    lines = [masker(line) for line in out.stderr.splitlines() if line.strip()]
+    if out.returncode not in (2, 3):  # 3: missing or rejected keys, a config problem too
+        lines.append(f"(run.py --check exited with code {out.returncode})")
+    return lines or [f"run.py --check exited with code {out.returncode} and said nothing"]
+
+
+def same_path(a: str | None, b: str | None) -> bool:
+    """Two runtime paths name one file (records written before paths were resolved included)."""
+    return bool(a and b) and os.path.realpath(a) == os.path.realpath(b)
 
 
 def port_is_free(port: int) -> bool:
@@ -98,6 +142,9 @@ class TradingBotDaemon:
             cfg = self.cm.load(self.config_file, instance_id=self.flag_id)
         except ConfigError as exc:
             return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(exc.errors))
+        problems = preflight(cfg, self.home)
+        if problems:
+            return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(problems))
         try:
             port = self.registry.mutate(lambda data: self._claim(data, cfg))
         except Refused as exc:
@@ -114,18 +161,19 @@ class TradingBotDaemon:
         live = live_records(data)
         if iid in live:
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {live[iid].get('pid')})")
-        if is_locked(pid_file):
-            raise Refused(EXIT_FAIL, f"{iid} is already running (pid {read_pid(pid_file)})")
         port = d.get("web_port")
         for other, rec in live.items():
             if port and rec.get("web_port") == port:
                 raise Refused(EXIT_USAGE, f"daemon_config.web_port: {port} of {iid} is already used by instance {other}")
-            if rec.get("db_path") == d["db_path"]:
-                raise Refused(EXIT_USAGE, f"daemon_config.db_path: {d['db_path']} of {iid} is already used by instance {other}")
+            for key in ("db_path", "log_dir"):
+                if same_path(rec.get(key), d[key]):
+                    raise Refused(EXIT_USAGE, f"daemon_config.{key}: {d[key]} of {iid} is already used by instance {other}")
             if cfg.account and rec.get("account") == cfg.account and rec.get("symbol") == cfg.metadata["symbol"]:
                 raise Refused(EXIT_USAGE, f"metadata.symbol: {cfg.metadata['symbol']} on the same {cfg.metadata['exchange']} "
                                           f"account is already traded by instance {other} (wanted by {iid}); "
                                           "two grids on one account and symbol would fight")
+        if is_locked(pid_file):
+            raise Refused(EXIT_FAIL, f"{iid} is already running (pid {read_pid(pid_file)})")
         if not port:
             taken = {rec.get("web_port") for rec in live.values()}
             port = next(p for p in range(FIRST_PORT, 65536) if p not in taken and port_is_free(p))

@@ -204,6 +204,7 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_validate(home: Path, args: argparse.Namespace) -> int:
     from core.config_manager import ConfigError, ConfigManager
+    from core.daemon import preflight
 
     cm = ConfigManager(home)
     if args.config:
@@ -226,6 +227,9 @@ def cmd_validate(home: Path, args: argparse.Namespace) -> int:
         shown = rel(home, str(cm.resolve_path(path)))
         try:
             cfg = cm.load(path, instance_id=iid)
+            problems = preflight(cfg, home)  # the bot's own check: grid against the market, margin, keys
+            if problems:
+                raise ConfigError(problems)
         except ConfigError as exc:
             bad += 1
             print(f"INVALID  {shown}\n  " + "\n  ".join(exc.errors))

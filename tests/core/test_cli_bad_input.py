@@ -72,6 +72,10 @@ def test_conflicts_with_a_live_instance(home):
     assert_refused(home, same_port, "web_port", str(port), "first", "second")
     same_db = write_config(home, "third", db_path="database/first.db")
     assert_refused(home, same_db, "db_path", "first.db", "first", "third")
+    detour = write_config(home, "third_b", db_path="database/../database/first.db")  # resolved: the same file
+    assert_refused(home, detour, "daemon_config.db_path", str(home / "database" / "first.db"), "first", "third_b")
+    same_logs = write_config(home, "sixth", log_dir="logs/./first")
+    assert_refused(home, same_logs, "daemon_config.log_dir", str(home / "logs" / "first"), "first", "sixth")
     same_account = write_config(home, "fourth", exchange="backpack", exchange_config={"api_key": "key-aaaaaaaaaaaa"})
     assert_refused(home, same_account, "SOL_USDC_PERP", "first", "fourth")
     other_symbol = write_config(home, "fifth", exchange="backpack", symbol="ETH_USDC_PERP",

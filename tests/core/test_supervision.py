@@ -164,6 +164,26 @@ def test_bot_environment_has_own_keys_only(home, monkeypatch):
     assert run_cli(home, "stop", "-i", "envy").returncode == 0
 
 
+def test_only_this_configs_secrets_reach_the_bot(home):
+    dump = home / "env.json"
+    shell = {"ALPHA_API_KEY": "alpha-key-111111111", "BRAVO_API_KEY": "bravo-key-222222222",
+             "SOME_SERVICE_TOKEN": "tok-333333333", "DB_PASSWORD": "pw-444444444", "my_passphrase": "pp-55555555",
+             "LISTED_SECRET": "from-shell-666666", "HTTPS_PROXY": "http://127.0.0.1:3128", "LC_ALL": "C.UTF-8",
+             "PYTHONDONTWRITEBYTECODE": "1"}
+    path = write_config(home, "clean_env", "--dump-env", str(dump), exchange="backpack",
+                        exchange_config={"api_key": "${ALPHA_API_KEY}"},
+                        environment={"LISTED_SECRET": "from-config-777777"})
+    assert start(home, path, env=shell).returncode == 0
+    env = json.loads(wait_for(lambda: dump.exists() and dump.read_text(), 15, "env dump"))
+    assert env["ALPHA_API_KEY"] == "alpha-key-111111111" and env["EXCHANGE_API_KEY"] == "alpha-key-111111111"
+    for name in ("BRAVO_API_KEY", "SOME_SERVICE_TOKEN", "DB_PASSWORD", "my_passphrase", "EXCHANGE_SECRET_KEY"):
+        assert name not in env, name
+    assert env["LISTED_SECRET"] == "from-config-777777"
+    assert env["HTTPS_PROXY"] == "http://127.0.0.1:3128" and env["LC_ALL"] == "C.UTF-8"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PATH"] == os.environ["PATH"]
+    assert run_cli(home, "stop", "-i", "clean_env").returncode == 0
+
+
 def test_secret_never_in_outputs_or_logs(home, monkeypatch):
     secret = "s3cr3t-VALUE-abcdef123456"
     (home / ".env").write_text(f"LEAKY_SECRET={secret}\n")
