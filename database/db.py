@@ -126,22 +126,10 @@ class Database:
                  fill.qty, fill.fee, int(fill.is_maker), fill.timestamp))
             return cur.rowcount == 1
 
-    def has_fill(self, trade_id: str) -> bool:
-        return bool(self.query("SELECT 1 FROM fills WHERE trade_id=?", (trade_id,)))
-
-    def last_fill_ts(self) -> int:
-        row = self.query("SELECT MAX(timestamp) AS ts FROM fills")
-        return int(row[0]["ts"] or 0)
-
     def recent_fills(self, limit: int = 50) -> list[dict]:
         rows = self.query("SELECT trade_id, side, price, qty, fee, timestamp, level, role FROM fills "
                           "ORDER BY timestamp DESC, rowid DESC LIMIT ?", (int(limit),))
         return [dict(r) for r in rows]
-
-    def fill_totals(self) -> dict:
-        row = self.query("SELECT COUNT(*) AS n, COALESCE(SUM(fee),0) AS fees, "
-                         "COALESCE(SUM(price*qty),0) AS volume FROM fills")[0]
-        return {"fill_count": row["n"], "fees": row["fees"], "volume": row["volume"]}
 
     # ---- orders ----------------------------------------------------------------------------
     def upsert_order(self, order: Any, level: int | None, role: int | None) -> None:
@@ -160,13 +148,6 @@ class Database:
             else:
                 conn.execute("UPDATE orders SET status=?, filled_qty=?, updated_ms=? WHERE id=?",
                              (status, filled_qty, now_ms(), order_id))
-
-    def orders(self, status: str | None = None) -> list[dict]:
-        if status is None:
-            rows = self.query("SELECT * FROM orders ORDER BY created_ms")
-        else:
-            rows = self.query("SELECT * FROM orders WHERE status=? ORDER BY created_ms", (status,))
-        return [dict(r) for r in rows]
 
     # ---- grid state ------------------------------------------------------------------------
     def save_state(self, key: str, value: Any) -> None:
@@ -196,7 +177,3 @@ class Database:
         with self.transaction() as conn:
             conn.execute("INSERT INTO events VALUES (?,?,?,?)",
                          (now_ms(), kind, message, json.dumps(data) if data else None))
-
-    def events(self, limit: int = 100) -> list[dict]:
-        rows = self.query("SELECT * FROM events ORDER BY rowid DESC LIMIT ?", (int(limit),))
-        return [dict(r) for r in rows]

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import bisect
 import json
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exchanges.base import (Balance, Exchange, Fill, InsufficientMargin, InvalidOrder, Market, Order,
                             OrderNotFound, OrderRequest, Position, PostOnlyRejected, Ticker)
 from exchanges.paper_prices import PriceSource, build_price_source, wall_clock_ms
+
+if TYPE_CHECKING:                     # numpy is imported only by the backtest fast path
+    import numpy as np
 
 EPS = 1e-9
 PAPER_SCHEMA = """
@@ -160,10 +164,8 @@ class PaperExchange(Exchange):
             self._tick(nxt[0], nxt[1])
         return True
 
-    def _batch_writes(self):
+    def _batch_writes(self) -> AbstractContextManager:
         """One database transaction around a whole step (a no-op context in memory mode)."""
-        from contextlib import nullcontext
-
         return self.db.transaction() if self.db is not None else nullcontext()
 
     def _tick(self, ts: int, raw_price: float) -> None:
@@ -371,7 +373,7 @@ class PaperExchange(Exchange):
             closer()
 
     # ---- backtest fast path ----------------------------------------------------------------
-    def advance(self, wake_low: float, wake_high: float, max_ticks: int):
+    def advance(self, wake_low: float, wake_high: float, max_ticks: int) -> "np.ndarray | None":
         """Consume ticks up to the first one that can change anything, and step on it.
 
         A tick "can change anything" when it trades at or through a resting order, at or beyond
@@ -410,7 +412,7 @@ class PaperExchange(Exchange):
             window *= 4
         return np.concatenate(parts) if parts else np.empty(0)
 
-    def _take(self, n: int):
+    def _take(self, n: int) -> "tuple[np.ndarray, np.ndarray]":
         """n ticks from the buffered block of the source (refilled in large blocks)."""
         buf = getattr(self, "_buf", None)
         if buf is None or buf[2] >= buf[1].size:
@@ -421,5 +423,5 @@ class PaperExchange(Exchange):
         buf[2] = end
         return buf[0][start:end], buf[1][start:end]
 
-    def _give_back(self, ts, px) -> None:
+    def _give_back(self, ts: "np.ndarray", px: "np.ndarray") -> None:
         self._buf[2] -= px.size

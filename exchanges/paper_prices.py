@@ -19,7 +19,10 @@ import random
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+if TYPE_CHECKING:                     # numpy is imported only by the backtest
+    import numpy as np
 
 BATCH_INTERVAL_MS = 1000  # synthetic spacing of backtest ticks
 
@@ -60,7 +63,7 @@ class RandomWalk:
         self.count += 1
         return self.clock(), self.price
 
-    def batch(self, n: int, start_ms: int):
+    def batch(self, n: int, start_ms: int) -> "tuple[np.ndarray, np.ndarray]":
         """n steps at once for the backtest (numpy arrays of timestamps and prices)."""
         import numpy as np
 
@@ -127,7 +130,7 @@ class CsvReplay:
         self.index += 1
         return ts, self.price
 
-    def batch(self, n: int, start_ms: int):
+    def batch(self, n: int, start_ms: int) -> "tuple[np.ndarray, np.ndarray]":
         import numpy as np
 
         end = min(len(self.prices), self.index + n)

@@ -6,6 +6,15 @@ from database.db import Database
 from exchanges.base import Fill, Order
 
 
+def one(db: Database, sql: str, params: tuple = ()) -> tuple:
+    """The first row of a query on the file itself (its own sqlite3 connection, as a reader would)."""
+    conn = sqlite3.connect(str(db.path))
+    try:
+        return conn.execute(sql, params).fetchone()
+    finally:
+        conn.close()
+
+
 def fill(trade_id: str, ts: int = 1000) -> Fill:
     return Fill(trade_id, "O1", "SOL_USDC_PERP", "buy", 100.0, 1.0, 0.02, True, ts, client_id=42)
 
@@ -22,12 +31,13 @@ def test_a_replayed_fill_is_never_counted_twice(tmp_path):
     assert db.record_fill(fill("T1"), level=3, role=0) is True
     assert db.record_fill(fill("T1"), level=3, role=0) is False
     assert db.record_fill(fill("T2", 2000), level=3, role=1) is True
-    assert db.fill_totals() == {"fill_count": 2, "fees": 0.04, "volume": 200.0}
+    assert one(db, "SELECT COUNT(*), SUM(fee), SUM(price * qty) FROM fills") == (2, 0.04, 200.0)
     assert [f["trade_id"] for f in db.recent_fills(10)] == ["T2", "T1"]
-    assert db.last_fill_ts() == 2000
+    assert one(db, "SELECT MAX(timestamp) FROM fills") == (2000,)
     db.close()
     again = Database(tmp_path / "x.db")      # and across a reopen
-    assert again.record_fill(fill("T1"), 3, 0) is False and again.has_fill("T2")
+    assert again.record_fill(fill("T1"), 3, 0) is False
+    assert one(again, "SELECT COUNT(*) FROM fills WHERE trade_id = 'T2'") == (1,)
 
 
 def test_a_failed_transaction_leaves_nothing(tmp_path):
@@ -39,14 +49,14 @@ def test_a_failed_transaction_leaves_nothing(tmp_path):
             raise RuntimeError("killed mid-step")
     except RuntimeError:
         pass
-    assert db.load_state("k") is None and not db.has_fill("T1")
+    assert db.load_state("k") is None and one(db, "SELECT COUNT(*) FROM fills") == (0,)
 
 
 def test_orders_state_snapshots_events(tmp_path):
     db = Database(tmp_path / "x.db")
     db.upsert_order(Order("O1", "SOL_USDC_PERP", "buy", "limit", 99.0, 1.0, client_id=7, timestamp=5), 2, 0)
     db.set_order_status("O1", "filled", 1.0)
-    assert db.orders("filled")[0]["level"] == 2
+    assert one(db, "SELECT level, status, filled_qty FROM orders WHERE id = 'O1'") == (2, "filled", 1.0)
     db.save_state("grid", {"cells": [1, 2]})
     db.save_state("grid", {"cells": [3]})
     assert db.load_state("grid") == {"cells": [3]}
@@ -54,7 +64,7 @@ def test_orders_state_snapshots_events(tmp_path):
         db.add_snapshot(i, 100.0 + i, 10000.0 + i, 0.0, 0.0, float(i), 0.0, 0.0)
     assert [s["timestamp"] for s in db.snapshots(3)] == [2, 3, 4]   # the latest, oldest first
     db.add_event("start", "hello")
-    assert db.events(1)[0]["message"] == "hello"
+    assert one(db, "SELECT kind, message FROM events ORDER BY rowid DESC") == ("start", "hello")
 
 
 def test_reader_thread_sees_committed_rows_while_the_writer_writes(tmp_path):
@@ -66,7 +76,7 @@ def test_reader_thread_sees_committed_rows_while_the_writer_writes(tmp_path):
     def reader():
         try:
             while not done.is_set():
-                seen.append(db.fill_totals()["fill_count"])
+                seen.append(db.query("SELECT COUNT(*) AS n FROM fills")[0]["n"])   # the shared reader
         except sqlite3.Error as exc:
             errors.append(exc)
 
@@ -77,7 +87,7 @@ def test_reader_thread_sees_committed_rows_while_the_writer_writes(tmp_path):
             db.record_fill(fill(f"T{i}", i), 0, 0)
     done.set()
     t.join()
-    assert not errors and seen == sorted(seen) and db.fill_totals()["fill_count"] == 200
+    assert not errors and seen == sorted(seen) and one(db, "SELECT COUNT(*) FROM fills") == (200,)
 
 
 def test_short_lived_reader_threads_share_one_connection_and_cannot_write(tmp_path):
