@@ -379,17 +379,26 @@ class PerpGridStrategy:
         self._cancel_all()
         self._sync_fills()
         self._refresh_position()
-        if abs(self.position) > EPS:
-            side = "sell" if self.position > 0 else "buy"
+        owned = self.owned()                    # the grid's share only: the trader's own position stays
+        qty = floor_to(abs(owned), self.market.step_size)
+        if qty > EPS:
+            side = "sell" if owned > 0 else "buy"
+            # reduceOnly when it only shrinks the account's position (the usual case); a grid short
+            # beside a bigger manual long is closed by a buy that the venue sees as growing the long
+            reduces = owned * self.position > 0 and qty <= abs(self.position) + EPS
             cid = client_ids.encode(self.instance_id, MARKET_LEVEL, client_ids.ROLE_CLOSE, int(time.time()))
-            self.exchange.place_order(OrderRequest(self.params.symbol, side, abs(self.position), type="market",
-                                                   post_only=False, reduce_only=True, client_id=cid))
+            self.exchange.place_order(OrderRequest(self.params.symbol, side, qty, type="market",
+                                                   post_only=False, reduce_only=reduces, client_id=cid))
             self._sync_fills()
         for cell in self.cells:
             cell.held, cell.open_fees = 0.0, 0.0
         self.carried = 0.0
         self._refresh_position()
         self._stop(reason)
+
+    def owned(self) -> float:
+        """The grid's own signed position: what its cells hold plus the inventory it carries."""
+        return round(sum(c.held * c.direction for c in self.cells) + self.carried, 10)
 
     def _stop(self, reason: str) -> None:
         self.state = "stopped"
@@ -539,13 +548,30 @@ class PerpGridStrategy:
         return True
 
     def _cancel_all(self) -> int:
-        count = self.exchange.cancel_all_orders(self.params.symbol)
-        for cell in self.cells:
-            for ref in (cell.open_order, cell.close_order):
-                if ref is not None and self.store is not None:
-                    self.store.set_order_status(ref.id, "canceled")
-            cell.open_order = cell.close_order = None
+        """Cancel every resting order of this instance; returns how many.
+
+        Only ours, by client id: the trader may have manual orders on the same account and
+        symbol (a venue's cancel-all would take them too). Each cancelled order leaves its cell at
+        once, so after a failure midway the cells still name exactly the orders that may remain.
+        """
+        mine = sorted(o.id for o in self.exchange.fetch_open_orders(self.params.symbol)
+                      if client_ids.belongs_to(o.client_id, self.instance_id))
+        count = 0
+        for order_id in mine:
+            count += self._cancel(order_id)
+            self._forget(lambda ref: ref.id == order_id)
+        self._forget(lambda ref: True)          # the rest no longer rest: filled (the fills book them) or gone
+        self._resting = None
         return count
+
+    def _forget(self, which: Callable[[OrderRef], bool]) -> None:
+        for cell in self.cells:
+            for slot in ("open_order", "close_order"):
+                ref = getattr(cell, slot)
+                if ref is not None and which(ref):
+                    if self.store is not None:
+                        self.store.set_order_status(ref.id, "canceled")
+                    setattr(cell, slot, None)
 
     # ---- market and account ----------------------------------------------------------------
     def _refresh_market(self) -> None:

@@ -375,3 +375,62 @@ def test_the_venue_still_unreachable_places_nothing_until_it_has_answered():
     ex.orders_down = False
     strat.step()
     assert resting(ex) == INITIAL
+
+
+# ---- only our own orders and our own share of the position ---------------------------------------
+def foreign_orders(ex) -> list:
+    """A manual order (no client id) and another bot's (another instance's tag) on the same symbol."""
+    from exchanges import client_ids
+    from exchanges.base import OrderRequest
+
+    other = client_ids.encode("someone_else", 1, client_ids.ROLE_OPEN, 1)
+    assert not client_ids.belongs_to(other, "test_bot")
+    return [ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 1.0, 90.0)),
+            ex.place_order(OrderRequest("SOL_USDC_PERP", "sell", 1.0, 110.0, client_id=other))]
+
+
+def test_shutdown_cancels_only_our_orders_never_the_traders_own():
+    ex, src = paper(102.4)
+    mine_before = foreign_orders(ex)
+    strat = grid(ex)
+    strat.start()
+    assert len(resting(ex)) == 4 + 2                 # the manual orders are not strays to cancel either
+    run(ex, src, strat, 102.6)
+    assert strat.shutdown("test") == 4
+    assert sorted(o.id for o in ex.fetch_open_orders("SOL_USDC_PERP")) == sorted(o.id for o in mine_before)
+
+
+def test_a_range_exit_cancels_only_our_orders():
+    ex, src = paper(102.4)
+    theirs = foreign_orders(ex)
+    strat = grid(ex)                                 # stop_only
+    strat.start()
+    run(ex, src, strat, 104.5)
+    assert strat.stopped
+    assert sorted(o.id for o in ex.fetch_open_orders("SOL_USDC_PERP")) == sorted(o.id for o in theirs)
+
+
+def test_emergency_close_closes_only_the_grids_share_of_the_position():
+    from exchanges.base import OrderRequest
+
+    ex, src = paper(102.4)
+    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))   # the trader's 3
+    theirs = foreign_orders(ex)
+    strat = grid(ex, boundary_action="emergency_close")
+    strat.start()
+    run(ex, src, strat, 100.5, 99.0)                 # the grid buys 101 and 100: account long 5, the grid's 2
+    assert strat.stopped and "emergency close" in strat.stop_reason
+    assert ex.fetch_position("SOL_USDC_PERP").qty == pytest.approx(3.0)
+    assert sorted(o.id for o in ex.fetch_open_orders("SOL_USDC_PERP")) == sorted(o.id for o in theirs)
+
+
+def test_emergency_close_of_a_short_grid_beside_a_manual_long_leaves_exactly_the_long():
+    from exchanges.base import OrderRequest
+
+    ex, src = paper(102.4)
+    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))
+    strat = grid(ex, boundary_action="emergency_close")
+    strat.start()
+    run(ex, src, strat, 103.5, 105.0)                # the grid sells 103 and 104 (short 2): account long 1
+    assert strat.stopped
+    assert ex.fetch_position("SOL_USDC_PERP").qty == pytest.approx(3.0)   # the grid's short bought back

@@ -135,3 +135,19 @@ def test_run_py_on_a_venue_that_loses_answers_while_trading_never_doubles_a_leve
         assert proc.returncode == 0, err
         assert "ExchangeUnavailable" in out and moving.duplicates == []
         assert moving.open == {}
+
+
+def test_stopping_the_grid_cancels_only_its_own_orders_on_the_venue(home, monkeypatch, server):
+    """The trader's manual orders (no client id, or another bot's) on the same account and symbol stay."""
+    from exchanges.base import OrderRequest
+
+    ex = connect(server, home, monkeypatch)
+    other = client_ids.encode("someone_else", 3, client_ids.ROLE_OPEN, 1)
+    theirs = [ex.place_order(OrderRequest(SYMBOL, "buy", 0.2, 120.0)),
+              ex.place_order(OrderRequest(SYMBOL, "sell", 0.2, 180.0, client_id=other))]
+    strat = strategy(ex)
+    strat.start()
+    assert len(server.open) == LEVELS + 2
+    assert strat.shutdown("test") == LEVELS
+    assert sorted(server.open) == sorted(o.id for o in theirs)
+    ex.close()
