@@ -8,17 +8,14 @@ takes every request from the account's budget shared by all bots on this machine
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import os
 import time
 from typing import Any, Callable, Sequence
 
 import ccxt
 
 from core.masking import Masker
-from core.paths import ENV_API_KEY, ENV_SECRET_KEY, project_home
-from exchanges import base
+from core.paths import project_home
+from exchanges import api_keys, base
 from exchanges.base import (Balance, Exchange, ExchangeError, Fill, Market, Order, OrderRequest, Position,
                             Ticker)
 from exchanges.rate_limit import Budget, SharedRateLimiter
@@ -27,6 +24,7 @@ from exchanges.rate_limit import Budget, SharedRateLimiter
 ACCOUNT_BUDGETS: dict[str, tuple[float, float]] = {"backpack": (2000, 60)}
 POST_ONLY_HINTS = ("post only", "post-only", "postonly", "immediately match", "would take")
 NOT_FOUND_HINTS = ("resource_not_found", "not found")
+MAX_LISTED = 60                 # symbols named when the config's symbol is not listed
 ORDER_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled",
                 "expired": "canceled", "rejected": "rejected"}
 
@@ -50,18 +48,6 @@ def build_client(exchange_id: str, config: dict[str, Any], *, api_key: str = "",
     return client
 
 
-def check_secret(exchange_id: str, secret: str) -> None:
-    """Catch a secret that cannot sign before the first request (retrying would not fix it)."""
-    if exchange_id == "backpack":
-        try:
-            seed = base64.b64decode(secret, validate=True)
-        except (binascii.Error, ValueError):
-            seed = b""
-        if len(seed) < 32:
-            raise base.AuthenticationError("exchange_config.secret_key: not a Backpack API secret "
-                                           "(expected the base64 ED25519 private key Backpack shows once)")
-
-
 def resolve_market(client: ccxt.Exchange, symbol: str) -> dict[str, Any]:
     """The ccxt market for a symbol as the user writes it: exchange id, unified, or BASE_QUOTE[_PERP]."""
     client.load_markets()
@@ -75,8 +61,9 @@ def resolve_market(client: ccxt.Exchange, symbol: str) -> dict[str, Any]:
         return client.markets[f"{parts[0]}/{parts[1]}:{parts[1]}"]
     if len(parts) == 2 and f"{parts[0]}/{parts[1]}" in client.markets:
         return client.markets[f"{parts[0]}/{parts[1]}"]
-    examples = ", ".join(sorted(m["id"] for m in client.markets.values() if m.get("swap"))[:5])
-    raise ValueError(f"metadata.symbol: '{symbol}' is not a market on {client.id} (perpetuals there: {examples})")
+    perps = sorted(m["id"] for m in client.markets.values() if m.get("swap"))
+    listed = ", ".join(perps[:MAX_LISTED]) + (f" and {len(perps) - MAX_LISTED} more" if len(perps) > MAX_LISTED else "")
+    raise ValueError(f"metadata.symbol: '{symbol}' is not a market on {client.id}; its perpetuals: {listed or 'none'}")
 
 
 def _unit(client: ccxt.Exchange, precision: Any) -> float:
@@ -111,15 +98,7 @@ class CcxtExchange(Exchange):
         Refuses to build without keys (AuthenticationError naming what is missing): a real exchange
         cannot trade anonymously, and retrying cannot make a key appear.
         """
-        api_key = str(config.get("api_key") or os.environ.get(ENV_API_KEY) or "")
-        secret = str(config.get("secret_key") or os.environ.get(ENV_SECRET_KEY) or "")
-        missing = [f"exchange_config.{field} (or {env})"
-                   for field, env, value in (("api_key", ENV_API_KEY, api_key), ("secret_key", ENV_SECRET_KEY, secret))
-                   if not value]
-        if missing:
-            raise base.AuthenticationError(f"exchange '{name}' needs API keys; missing or empty: {', '.join(missing)}. "
-                                           f"Put e.g. \"api_key\": \"${{BACKPACK_KEY}}\" in exchange_config and export the variable")
-        check_secret(name, secret)
+        api_key, secret = api_keys(name, config)
         client = build_client(name, config, api_key=api_key, secret=secret)
         limits = config.get("rate_limit") or {}
         requests, per_seconds = ACCOUNT_BUDGETS.get(name, (1000.0 / client.rateLimit, 1.0))

@@ -32,14 +32,14 @@ class GridParams:
 
     @classmethod
     def from_strategy_config(cls, cfg: dict[str, Any], symbol: str) -> "GridParams":
-        def opt(key: str) -> float | None:
+        def opt(key: str, zero_is_none: bool = False) -> float | None:
             value = cfg.get(key)
-            return None if value in (None, "", 0) else float(value)
+            return None if value in (None, "") or (zero_is_none and value == 0) else float(value)
 
         return cls(symbol=symbol, lower=float(cfg["grid_lower_price"]), upper=float(cfg["grid_upper_price"]),
                    num=int(cfg["grid_num"]), quantity=float(cfg["quantity"]),
                    mode=cfg.get("grid_mode") or "arithmetic", grid_type=cfg.get("grid_type") or "neutral",
-                   max_position=opt("max_position"), stop_loss=opt("stop_loss"), take_profit=opt("take_profit"),
+                   max_position=opt("max_position", zero_is_none=True), stop_loss=opt("stop_loss"), take_profit=opt("take_profit"),
                    boundary_action=cfg.get("boundary_action") or "stop_only",
                    boundary_tolerance=float(cfg.get("boundary_tolerance") or 0.0))
 
@@ -51,9 +51,8 @@ class GridParams:
         return {k: v for k, v in asdict(self).items() if k in ("lower", "upper", "num", "mode", "grid_type")}
 
 
-def check_params(p: GridParams, market: Market, equity: float | None = None,
-                 leverage: float = 1.0) -> list[str]:
-    """Every reason these parameters cannot trade; empty when they can."""
+def check_shape(p: GridParams) -> list[str]:
+    """The reasons these parameters cannot trade anywhere (no market needed); empty when none."""
     errors: list[str] = []
     if p.num < 2:
         errors.append(f"grid_num: {p.num} is invalid: a grid needs at least 2 levels")
@@ -73,14 +72,21 @@ def check_params(p: GridParams, market: Market, equity: float | None = None,
         value = getattr(p, name)
         if value is not None and value <= 0:
             errors.append(f"{name}: {value} is invalid: must be > 0 (quote currency) or null")
+    if p.max_position is not None and p.max_position < p.quantity:
+        errors.append(f"max_position: {p.max_position} is below quantity {p.quantity}: no order could be placed")
+    return errors
+
+
+def check_params(p: GridParams, market: Market, equity: float | None = None,
+                 leverage: float = 1.0) -> list[str]:
+    """Every reason these parameters cannot trade on this market with this equity; empty when they can."""
+    errors = check_shape(p)
     if p.quantity < market.min_qty:
         errors.append(f"quantity: {p.quantity} is below the market minimum {market.min_qty} for {p.symbol}")
     elif abs(p.quantity / market.step_size - round(p.quantity / market.step_size)) > 1e-6:
         errors.append(f"quantity: {p.quantity} is not a multiple of the step size {market.step_size}")
-    if p.max_position is not None:
-        if p.max_position < p.quantity:
-            errors.append(f"max_position: {p.max_position} is below quantity {p.quantity}: no order could be placed")
-        elif equity is not None and p.upper > p.lower and p.max_position * p.upper / leverage > equity:
+    if p.max_position is not None and p.max_position >= p.quantity:
+        if equity is not None and p.upper > p.lower and p.max_position * p.upper / leverage > equity:
             errors.append(f"max_position: {p.max_position} needs {p.max_position * p.upper / leverage:.2f} margin "
                           f"at {p.upper} with leverage {leverage:g}, the balance is {equity:.2f}")
     if not errors:
