@@ -7,10 +7,18 @@ WEB_PORT, LOG_DIR (and the config's own exchange keys) in the environment, or by
 arguments or config (nothing placed), 3 authentication failure, 1 anything else.
 
 `--backtest` runs the same strategy on the paper exchange as fast as possible and prints a report.
+`--check` loads and validates the config exactly as the bot would and exits (0 "ok", 2 or 3 with
+the messages on stderr) without network, orders, database, page or heartbeat.
+
+Safety rules of the process: it cancels its orders before it prints anything on the way out (the
+supervisor reading its stdout may be dead: output failures are swallowed), a crash cancels them
+too (exit 1 with the traceback), transient exchange errors at start-up are waited out with a
+capped backoff, and a stop the trader must see is written to logs/{id}/stop_reason.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import queue
@@ -19,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from concurrent.futures import Future
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,15 +41,17 @@ from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # no
 from core.masking import Masker  # noqa: E402
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY,  # noqa: E402
                         ENV_WEB_PORT, InstancePaths, project_home, resolve_runtime)
-from exchanges.base import AuthenticationError, Exchange, ExchangeError, RateLimited  # noqa: E402
+from exchanges.base import (AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable,  # noqa: E402
+                            Market, RateLimited)
 from strategies.grid_math import GRID_MODES, round_to  # noqa: E402
-from strategies.grid_params import BOUNDARY_ACTIONS, GRID_TYPES, GridParams, check_params  # noqa: E402
+from strategies.grid_params import BOUNDARY_ACTIONS, GRID_TYPES, GridParams, check_params, check_shape  # noqa: E402
 from strategies.perp_grid_strategy import PerpGridStrategy  # noqa: E402
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
 SNAPSHOT_EVERY_S = 10.0
 RECONCILE_EVERY_LOOPS = 30
 MAX_BACKOFF_S = 30.0
+START_BACKOFF_S = 1.0           # first wait after a transient error at start-up, doubling to MAX_BACKOFF_S
 DEFAULT_BACKTEST_TICKS = 100_000
 ADJUST_TIMEOUT_S = 30.0
 
@@ -88,6 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--web-port", type=int, help="serve the page on this port (default: $WEB_PORT)")
     p.add_argument("--no-web", action="store_true", help="never serve the page")
     p.add_argument("--summary-interval", type=float, default=300.0, help="seconds between summaries")
+    p.add_argument("--check", action="store_true",
+                   help="only load and validate the config as the bot would (no network, orders, files); exit 0 if ok")
     args = p.parse_args(argv)
     if (args.ticks is not None or args.prices) and not args.backtest:
         p.error("--ticks and --prices need --backtest")
@@ -218,22 +231,29 @@ class BotRuntime:
         self._snapshot, self._orders, self._last_loop = snapshot, orders, time.time()
         self.emit("status_update", snapshot)
 
+    def waiting(self, exchange: str, symbol: str, message: str) -> None:
+        """Not trading yet: the exchange failed transiently at start-up and the bot waits to retry."""
+        self.publish({"instance_id": self.instance_id, "exchange": exchange, "symbol": symbol,
+                      "state": "waiting", "message": message}, [])
+
     def emit(self, event: str, payload: dict) -> None:
         for callback in list(self._subscribers):
             try:
                 callback(event, payload)
             except Exception as exc:  # a page problem must never stop trading
-                print(f"warning: subscriber failed on {event}: {exc}", file=sys.stderr)
+                write_line(f"warning: subscriber failed on {event}: {exc}", err=True)
 
 
 # ---- the bot ----------------------------------------------------------------------------------
 class Bot:
+    """The loop around one strategy. Built before any network call (the page shows its waiting
+    state); `start` loads the market, checks the grid and places it."""
+
     def __init__(self, cfg: InstanceConfig, args: argparse.Namespace, exchange: Exchange, db: Any,
-                 params: GridParams, paths: InstancePaths, say: Callable[[str], None]) -> None:
+                 paths: InstancePaths, say: Callable[[str], None]) -> None:
         self.cfg, self.args, self.exchange, self.db, self.paths, self.say = cfg, args, exchange, db, paths, say
         self.runtime = BotRuntime(cfg.instance_id, db)
-        self.strategy = PerpGridStrategy(exchange, params, cfg.instance_id, store=db, log=say,
-                                         on_fill=lambda f: self.runtime.emit("fill", f))
+        self.strategy: PerpGridStrategy | None = None
         self.stop_event = threading.Event()
         self.stop_reason = ""
         self.interval = float(cfg.strategy.get("interval") or 5)
@@ -249,6 +269,7 @@ class Bot:
         self.runtime.wake.set()
 
     def snapshot(self) -> dict:
+        assert self.strategy is not None
         s = self.strategy.summary()
         return {"instance_id": self.cfg.instance_id, "symbol": self.strategy.params.symbol,
                 "exchange": self.cfg.metadata["exchange"], "price": s["price"], "grid": self.strategy.grid_dict(),
@@ -261,6 +282,7 @@ class Bot:
                 "uptime_s": round(time.time() - self.runtime.started_at, 3), "state": s["state"]}
 
     def summary_line(self, label: str) -> str:
+        assert self.strategy is not None
         s = self.strategy.summary()
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         return (f"[{now}] {label} {self.cfg.instance_id} {self.strategy.params.symbol}: price {s['price']:.4f} | "
@@ -269,6 +291,7 @@ class Bot:
                 f"volume {s['volume']:.2f} | fills {s['fill_count']} | open orders {len(self.strategy.open_orders())}")
 
     def publish(self, force_snapshot: bool = False) -> None:
+        assert self.strategy is not None
         now = time.time()
         if force_snapshot or now - self._last_snap >= SNAPSHOT_EVERY_S:
             self._last_snap = now
@@ -279,12 +302,49 @@ class Bot:
         self.runtime.publish(self.snapshot(), self.strategy.open_orders())
 
     def start(self) -> None:
-        with self.db.transaction():
-            self.strategy.start()
+        """Market, parameters, the grid: raises ExchangeError (transient ones are retried by
+        `start_trading`), UsageError or ValueError (bad config or symbol: exit 2)."""
+        params = grid_params(self.cfg, self.exchange)
+        validate_against_market(params, self.exchange)
+        if self.strategy is None or self.strategy.params != params:
+            self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say,
+                                             on_fill=lambda f: self.runtime.emit("fill", f))
+        self.say(self.starting_line())
+        _, error = self.atomically(self.strategy.start)
+        if error is not None:
+            raise error
         self.publish(force_snapshot=True)
         self.say(self.summary_line("START"))
 
+    def starting_line(self) -> str:
+        assert self.strategy is not None
+        p = self.strategy.params
+        return (f"starting {self.cfg.instance_id}: exchange {self.cfg.metadata['exchange']}, symbol {p.symbol}, "
+                f"grid {p.lower}..{p.upper} x{p.num} {p.mode} {p.grid_type}, quantity {p.quantity}, "
+                f"max position {p.max_position}, stop loss {p.stop_loss}, take profit {p.take_profit}, "
+                f"boundary {p.boundary_action} (tolerance {p.boundary_tolerance:g}), "
+                f"interval {self.interval:g} s, db {self.db.path}")
+
+    def start_trading(self) -> None:
+        """`start`, waiting out transient exchange errors (venue down, rate limited) with a capped
+        backoff instead of exiting: the heartbeat and the page stay fresh meanwhile (alive, not
+        hung), and a SIGTERM ends the wait. Other errors propagate."""
+        delay = START_BACKOFF_S
+        while not self.stop_event.is_set():
+            try:
+                self.start()
+                return
+            except (ExchangeUnavailable, RateLimited) as exc:
+                wait = max(delay, exc.retry_after if isinstance(exc, RateLimited) else 0.0)
+                message = f"exchange not available at start-up ({type(exc).__name__}: {exc}); retrying in {wait:.0f} s"
+                self.say(message)
+                self.runtime.waiting(self.cfg.metadata["exchange"], self.cfg.metadata["symbol"], message)
+                self.pause(time.monotonic() + wait)
+                delay = min(MAX_BACKOFF_S, delay * 2)
+
     def serve_adjustments(self) -> None:
+        assert self.strategy is not None
+        strategy = self.strategy
         while True:
             try:
                 lower, upper, future = self.runtime.requests.get_nowait()
@@ -292,7 +352,7 @@ class Bot:
                 return
             if not future.set_running_or_notify_cancel():
                 continue                    # the page gave up waiting
-            grid, error = self.atomically(lambda: self.strategy.adjust_grid_range(lower, upper))
+            grid, error = self.atomically(lambda: strategy.adjust_grid_range(lower, upper))
             if isinstance(error, ExchangeError):
                 error = ValueError(f"exchange error while adjusting: {error}")
             if error is not None:
@@ -315,14 +375,17 @@ class Bot:
                 return None, exc
 
     def turn(self) -> None:
+        assert self.strategy is not None
+        strategy = self.strategy
+
         def one_turn() -> None:
             step = getattr(self.exchange, "step", None)
             if step is not None and not step():
                 self.request_stop("the price replay reached its end")
-            self.strategy.step()
+            strategy.step()
             self.loops += 1
             if self.loops % RECONCILE_EVERY_LOOPS == 0:
-                self.strategy.reconcile()
+                strategy.reconcile()
 
         _, error = self.atomically(one_turn)
         if error is not None:
@@ -330,6 +393,7 @@ class Bot:
 
     def run(self) -> int:
         """The loop: returns the exit code."""
+        assert self.strategy is not None
         started = time.monotonic()
         last_summary = time.monotonic()
         backoff = 0.0
@@ -342,8 +406,10 @@ class Bot:
                 self.publish()
                 backoff = 0.0
             except AuthenticationError as exc:
-                self.say(f"authentication failed: {exc}; check the exchange keys of this config")
+                message = f"authentication failed: {exc}; check the exchange keys of this config"
                 self.shutdown("authentication failure", cancel=False)
+                self.say(message)
+                write_stop_reason(self.paths, f"{message} (orders may remain on the exchange)")
                 return EXIT_AUTH
             except RateLimited as exc:
                 self.say(f"rate limited: waiting {exc.retry_after:.1f} s")
@@ -360,8 +426,9 @@ class Bot:
                 last_summary = time.monotonic()
                 self.say(self.summary_line("SUMMARY"))
             self.pause(min(turn_start + wait, started + self.duration) if self.duration else turn_start + wait)
-        self.shutdown(self.stop_reason)
-        return EXIT_OK
+        if self.strategy.stopped:               # stop-loss, take-profit, range exit: the trader must know
+            write_stop_reason(self.paths, self.strategy.stop_reason)
+        return EXIT_OK if self.shutdown(self.stop_reason) else EXIT_FAIL
 
     def pause(self, deadline: float) -> None:
         """Wait for the next turn while staying alive to the supervisor, the page and signals.
@@ -377,36 +444,84 @@ class Bot:
                 self.request_stop("the supervisor is gone")
             if self.stop_event.is_set() or time.monotonic() >= deadline:
                 return
-            if not self.runtime.requests.empty():
+            if self.strategy is not None and not self.runtime.requests.empty():
                 self.serve_adjustments()
                 self.publish()
             self.runtime.wake.wait(min(1.0, max(0.0, deadline - time.monotonic())))
             self.runtime.wake.clear()
 
-    def shutdown(self, reason: str, cancel: bool = True) -> None:
-        """Cancel every order, flush the database, print the final summary."""
-        self.say(f"stopping: {reason}")
+    def shutdown(self, reason: str, cancel: bool = True) -> bool:
+        """Cancel our orders, then flush the database and print the final summary; False (and a
+        stop_reason) when some orders may remain on the exchange.
+
+        Cancelling comes before any output: when the supervisor dies its pipe has no reader, and
+        nothing the bot prints may stand between that moment and the orders' cancellation.
+        """
+        if self.strategy is None:               # never started trading: nothing placed
+            self.say(f"stopping: {reason}")
+            return True
+        cancelled, failure = True, ""
         if cancel:
-            try:
-                with self.db.transaction():
-                    self.strategy.shutdown(reason)
-            except ExchangeError as exc:
-                self.say(f"could not cancel the open orders: {exc}")
+            strategy = self.strategy
+            _, error = self.atomically(lambda: strategy.shutdown(reason))
+            if error is not None:
+                cancelled = False
+                remaining = len(strategy.open_orders())
+                failure = f"cancel failed: {remaining} orders may remain on the exchange: {error}"
+                write_stop_reason(self.paths, failure)
+        self.say(f"stopping: {reason}")
+        if not cancelled:
+            self.say(failure)
         try:
             self.publish(force_snapshot=True)
         except ExchangeError as exc:
             self.say(f"could not read the final balance: {exc}")
         self.say(self.summary_line("FINAL"))
         self.db.checkpoint()
+        return cancelled
 
 
-# ---- entry points -----------------------------------------------------------------------------
-def make_say(masker: Masker) -> Callable[[str], None]:
+# ---- output and files -------------------------------------------------------------------------
+def _silence_output() -> None:
+    """Our output's reader is gone (EPIPE): send fds 1 and 2 to /dev/null so nothing fails again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def write_line(text: str, err: bool = False) -> None:
+    """Print one line; never raises (a dead supervisor must not stop the bot from cancelling)."""
+    try:
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            _silence_output()
+
+
+def make_say(masker: Masker, err: bool = False) -> Callable[[str], None]:
     def say(message: str) -> None:
-        print(masker(message), flush=True)
+        write_line(masker(message), err=err)
     return say
 
 
+def write_stop_reason(paths: InstancePaths, text: str) -> None:
+    """logs/{id}/stop_reason, atomically (temp file + os.replace): the supervisor reads it at exit."""
+    target = paths.stop_reason
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".stop_reason.", dir=str(target.parent))
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text.replace("\n", " ").strip() + "\n")
+        os.replace(tmp, target)
+    except OSError as exc:
+        write_line(f"warning: could not write {target}: {exc}", err=True)
+
+
+# ---- entry points -----------------------------------------------------------------------------
 def run_backtest_mode(cfg: InstanceConfig, args: argparse.Namespace, say: Callable[[str], None]) -> int:
     from exchanges.paper_exchange import PaperExchange
     from strategies.backtest import run_backtest
@@ -457,53 +572,111 @@ def start_page(bot: Bot, args: argparse.Namespace, say: Callable[[str], None]) -
         say(f"warning: could not serve the web page on port {port}: {exc}; running without it")
 
 
+def check_mode(cfg: InstanceConfig, say: Callable[[str], None]) -> int:
+    """`--check`: every check the bot makes before trading, without network, orders or files.
+
+    Paper: the market and account come from exchange_config (tick, step, min_qty, balance,
+    leverage), so every parameter check runs. A real exchange: the keys must be there (exit 3
+    naming the variable) and the parameters that need no market must hold.
+    """
+    name = cfg.metadata["exchange"]
+    symbol = cfg.metadata["symbol"]
+    if name != "paper":
+        from exchanges import api_keys
+
+        api_keys(name, cfg.exchange)            # AuthenticationError naming what is missing
+        strategy = dict(cfg.strategy)
+        if strategy.get("auto_price"):          # the range needs the live price: check its width only
+            r = strategy.get("price_range")
+            if not r or not 0 < r < 1:
+                raise UsageError(f"strategy_config.price_range: {r} is invalid: with auto_price it must be a "
+                                 "fraction between 0 and 1 (0.05 = +-5% around the price)")
+            strategy["grid_lower_price"], strategy["grid_upper_price"] = 1 - r, 1 + r
+        strategy.setdefault("quantity", None)
+        if strategy["quantity"] is None:
+            strategy["quantity"] = 0.0          # the market's minimum, known only to the venue
+        errors = check_shape(GridParams.from_strategy_config(strategy, symbol))
+        if errors:
+            raise UsageError("\n".join(errors))
+        say(f"ok: {cfg.instance_id} on {name} {symbol} (keys present; the market checks run at start)")
+        return EXIT_OK
+    from exchanges.paper_exchange import PaperExchange
+    from exchanges.paper_prices import RandomWalk
+
+    exchange_cfg = dict(cfg.exchange)
+    source = None
+    if not exchange_cfg.get("price_csv"):       # a CSV is read as the bot would; a live source is not fetched
+        source = RandomWalk(float(exchange_cfg.get("initial_price") or 100.0), 0.0, 0)
+        exchange_cfg.pop("price_source", None)
+    exchange = PaperExchange.from_config(exchange_cfg, instance_id=cfg.instance_id, source=source)
+    params = grid_params(cfg, exchange)
+    validate_against_market(params, exchange)
+    say(f"ok: {cfg.instance_id} on paper {symbol}: grid {params.lower}..{params.upper} x{params.num} "
+        f"{params.mode} {params.grid_type}, quantity {params.quantity}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = project_home()
     masker = Masker()
-    say = make_say(masker)
+    say, tell = make_say(masker), make_say(masker, err=True)
     try:
         cfg = load_config(args, home)
         masker = Masker(cfg.secrets() + [v for v in (cfg.exchange.get("api_key"), cfg.exchange.get("secret_key")) if v])
-        say = make_say(masker)
+        say, tell = make_say(masker), make_say(masker, err=True)
+        if args.check:
+            return check_mode(cfg, say)
         if args.backtest:
             return run_backtest_mode(cfg, args, say)
         db, paths = open_instance(cfg, args, home)
         from exchanges import create_exchange
 
         exchange = create_exchange(cfg.metadata["exchange"], cfg.exchange, instance_id=cfg.instance_id, db=db)
-        params = grid_params(cfg, exchange)
-        validate_against_market(params, exchange)
     except ConfigError as exc:
-        print(masker("invalid configuration:\n  " + "\n  ".join(exc.errors)), file=sys.stderr)
+        tell("invalid configuration:\n  " + "\n  ".join(exc.errors))
         return EXIT_USAGE
     except UsageError as exc:
-        print(masker("invalid parameters:\n  " + str(exc).replace("\n", "\n  ")), file=sys.stderr)
+        tell("invalid parameters:\n  " + str(exc).replace("\n", "\n  "))
         return EXIT_USAGE
     except AuthenticationError as exc:
-        print(masker(f"authentication failed: {exc}"), file=sys.stderr)
+        tell(f"authentication failed: {exc}")
         return EXIT_AUTH
     except (ExchangeError, ValueError, OSError) as exc:
-        print(masker(f"cannot start: {type(exc).__name__}: {exc}"), file=sys.stderr)
+        tell(f"cannot start: {type(exc).__name__}: {exc}")
         return EXIT_FAIL
 
-    bot = Bot(cfg, args, exchange, db, params, paths, say)
+    bot = Bot(cfg, args, exchange, db, paths, say)
     signal.signal(signal.SIGTERM, lambda *_: bot.request_stop("SIGTERM received"))
     signal.signal(signal.SIGINT, lambda *_: bot.request_stop("interrupted"))
-    say(f"starting {cfg.instance_id}: exchange {cfg.metadata['exchange']}, symbol {params.symbol}, "
-        f"grid {params.lower}..{params.upper} x{params.num} {params.mode} {params.grid_type}, "
-        f"quantity {params.quantity}, interval {bot.interval:g} s, db {db.path}")
     try:
-        bot.start()
-        start_page(bot, args, say)
-        # Ready only now: the grid is placed and the page listens, so `start` reports the real port.
+        start_page(bot, args, say)              # before the first attempt: /health and /api/status show waiting
+        try:
+            bot.start_trading()
+        except UsageError as exc:
+            tell("invalid parameters:\n  " + str(exc).replace("\n", "\n  "))
+            return EXIT_USAGE
+        except ValueError as exc:               # e.g. a symbol the exchange does not list (the valid ones named)
+            tell(f"invalid configuration:\n  {exc}")
+            return EXIT_USAGE
+        if bot.strategy is None:                # stopped (SIGTERM, supervisor gone) while waiting
+            return EXIT_OK if bot.shutdown(bot.stop_reason) else EXIT_FAIL
+        # Ready: the grid is placed and the page listens, so `start` reports the real port.
         heartbeat.beat(paths.heartbeat)
         return bot.run()
     except AuthenticationError as exc:
-        print(masker(f"authentication failed: {exc}"), file=sys.stderr)
+        tell(f"authentication failed: {exc}")
         return EXIT_AUTH
     except ExchangeError as exc:
-        print(masker(f"cannot start trading: {type(exc).__name__}: {exc}"), file=sys.stderr)
+        tell(f"cannot start trading: {type(exc).__name__}: {exc}")
+        return EXIT_FAIL
+    except Exception:                           # a bug: never leave a grid unmanaged
+        crash = traceback.format_exc()
+        try:
+            bot.shutdown("crashed (traceback on stderr)")
+        except Exception:
+            crash += "\nwhile cancelling the orders after the crash:\n" + traceback.format_exc()
+        tell(crash.rstrip())
         return EXIT_FAIL
     finally:
         exchange.close()

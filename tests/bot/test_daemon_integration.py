@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
+import psutil
 import pytest
 import requests
 
-from tests.bot.proc import bot_config, open_paper_orders, scalar, wait_for
+from tests.bot.proc import bot_config, open_paper_orders, query, scalar, wait_for
 from tests.conftest import free_port, run_cli
 
 
@@ -37,3 +40,25 @@ def test_paper_bot_under_the_daemon_shows_fills_and_grid_profit_then_stops_clean
     assert "SIGTERM received" in logs and "FINAL paper_it_01" in logs
     status = run_cli(home, "status", "-c", str(cfg))
     assert status.returncode == 3                      # LSB: not running
+
+
+@pytest.mark.slow
+def test_a_supervisor_killed_with_sigkill_leaves_no_order_resting(home):
+    """The kernel SIGTERMs the bot (PDEATHSIG) while its stdout pipe has no reader any more: the bot
+    must still cancel its grid (output failures are harmless, cancelling comes before printing)."""
+    cfg = bot_config(home, "paper_kill_01", strategy={"interval": 0.05}, daemon={"web_port": free_port()})
+    db = home / "database" / "paper_kill_01.db"
+    started = run_cli(home, "start", "-c", str(cfg), "-d")
+    assert started.returncode == 0, started.stdout + started.stderr
+    wait_for(lambda: len(open_paper_orders(db)) >= 10, timeout=60, what="the grid's orders")
+    listed = run_cli(home, "list", "--json")
+    record = next(r for r in json.loads(listed.stdout) if r["instance_id"] == "paper_kill_01")
+    bot = psutil.Process(record["bot_pid"])
+    os.kill(record["pid"], signal.SIGKILL)
+    try:
+        bot.wait(timeout=30)
+    finally:
+        if bot.is_running():
+            bot.kill()
+    assert open_paper_orders(db) == []
+    assert query(db, "SELECT kind FROM events WHERE kind = 'shutdown'"), "no shutdown event: the bot never cancelled"

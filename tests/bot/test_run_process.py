@@ -75,12 +75,16 @@ def test_a_long_interval_keeps_the_heartbeat_fresh_and_sigterm_is_prompt(home):
 
 
 def test_a_supervised_bot_stops_when_its_parent_disappears(home):
-    """Fallback to PDEATHSIG: a bot started with INSTANCE_ID whose parent dies cancels and exits."""
+    """Fallback to PDEATHSIG: a bot started with INSTANCE_ID whose parent dies cancels and exits.
+
+    Its stdout and stderr are pipes read by the parent, as the supervisor's are: once the parent is
+    gone every print fails (EPIPE), and that must not stop the bot from cancelling its orders.
+    """
     cfg = bot_config(home)
     db = home / "database" / "bot_t1.db"
     beat = home / "logs" / "bot_t1" / "heartbeat"
-    launcher = ("import os, subprocess, sys, time; p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, "
-                "stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL); "
+    launcher = ("import os, subprocess, sys, time; p = subprocess.Popen(sys.argv[2:], stdout=subprocess.PIPE, "
+                "stderr=subprocess.PIPE, stdin=subprocess.DEVNULL); "
                 "[time.sleep(0.05) for _ in range(600) if not os.path.exists(sys.argv[1])]; "
                 "print(p.pid, flush=True)")                   # exits once the bot is up, as a dying supervisor would
     env = home_env(home, {"INSTANCE_ID": "bot_t1"})
