@@ -1,4 +1,5 @@
-"""The web tests share one real paper bot where they only read it or adjust its grid."""
+"""The tests of one module share one real paper bot, in that module's own home, where they only
+read it or adjust its grid (each adjusting test reads the grid it starts from)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,9 +13,9 @@ from tests.web.paper_bot import Bot, start_bot, stop_bot
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def bot(tmp_path_factory) -> Bot:
-    """One paper bot shared by the web tests that only read or adjust it (starting one costs seconds)."""
+    """One paper bot per test module (starting one costs a second or two)."""
     home = tmp_path_factory.mktemp("webhome")
     for d in ("config/active", "logs", "database"):
         (home / d).mkdir(parents=True)

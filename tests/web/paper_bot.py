@@ -49,6 +49,7 @@ class Bot:
     proc: subprocess.Popen
     paths: InstancePaths
     port: int
+    output: Path  # the bot's stdout and stderr: a file, since a pipe nobody reads would block it
 
     @property
     def url(self) -> str:
@@ -85,18 +86,20 @@ def start_bot(home: Path, instance_id: str, web_port: int, env: dict[str, str] |
     paths = InstancePaths.for_instance(home, instance_id)
     extra = {"INSTANCE_ID": instance_id, "DB_PATH": str(home / "database" / f"{instance_id}.db"),
              "WEB_PORT": str(web_port), "LOG_DIR": str(paths.log_dir), **(env or {})}
-    proc = subprocess.Popen([sys.executable, str(RUN_PY), "--config", str(config)], cwd=str(REPO),
-                            env=home_env(home, extra), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = home / f"{instance_id}.out"
+    with open(output, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(RUN_PY), "--config", str(config)], cwd=str(REPO),
+                                env=home_env(home, extra), stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT)
 
     def port_written() -> int | None:
         if proc.poll() is not None:
-            raise AssertionError(f"run.py exited {proc.returncode}:\n{proc.stdout.read()}")
+            raise AssertionError(f"run.py exited {proc.returncode}:\n{output.read_text()}")
         text = paths.web_port_file.read_text().strip() if paths.web_port_file.exists() else ""
         return int(text) if text else None
 
     port = wait_for(port_written, START_TIMEOUT, f"{paths.web_port_file}")
-    bot = Bot(proc, paths, port)
+    bot = Bot(proc, paths, port, output)
     if wait_healthy:
         wait_for(lambda: health_status(bot) == 200, START_TIMEOUT, "/health to answer 200")
     return bot
@@ -118,4 +121,4 @@ def stop_bot(bot: Bot) -> str:
         except subprocess.TimeoutExpired:
             bot.proc.kill()
             bot.proc.wait(timeout=5)
-    return bot.proc.stdout.read() if bot.proc.stdout else ""
+    return bot.output.read_text()
