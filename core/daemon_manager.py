@@ -242,49 +242,95 @@ def cmd_validate(home: Path, args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="daemon-manager", description="Start, supervise, list and stop grid bot instances.")
-    p.add_argument("--home", help="project home (config/, logs/, database/); default $GRIDBOT_HOME or the repository")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _instance_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("-c", "--config", help="instance config file (relative to the home)")
+    sp.add_argument("-i", "--instance-id", dest="instance_id", help="instance id (overrides the config's)")
 
-    def instance_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-c", "--config", help="instance config file (relative to the home)")
-        sp.add_argument("-i", "--instance-id", dest="instance_id", help="instance id (overrides the config's)")
 
-    sp = sub.add_parser("start", help="validate a config and start its supervised bot")
-    instance_args(sp)
+def _start_args(sp: argparse.ArgumentParser) -> None:
+    _instance_args(sp)
     sp.add_argument("-d", "--daemon", action="store_true", help="detach (double fork); default: run in the foreground")
-    sp.set_defaults(func=cmd_start)
-    for name, func, text in (("stop", cmd_stop, "stop an instance gracefully"),
-                             ("restart", cmd_restart, "stop then start with the same config"),
-                             ("status", cmd_status, "JSON status (exit 0 running, 3 not running, 4 unknown)")):
-        sp = sub.add_parser(name, help=text)
-        instance_args(sp)
-        sp.set_defaults(func=func)
-    sp = sub.add_parser("list", help="one line per instance")
+
+
+def _list_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--all", action="store_true", help="include stopped and exited instances")
     sp.add_argument("--json", action="store_true", help="JSON array for scripts")
-    sp.set_defaults(func=cmd_list)
-    sp = sub.add_parser("cleanup", help="forget records of dead instances")
+
+
+def _cleanup_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--force", action="store_true", help="do not ask")
-    sp.set_defaults(func=cmd_cleanup)
-    sub.add_parser("stop-all", help="stop every running instance in parallel").set_defaults(func=cmd_stop_all)
-    sp = sub.add_parser("stats", help="CPU, memory, threads, uptime of daemons and bots")
+
+
+def _stats_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-i", "--instance-id", dest="instance_id")
     sp.add_argument("--json", action="store_true")
-    sp.set_defaults(func=cmd_stats)
-    sp = sub.add_parser("info", help="every registry field of one instance, its web URL and token")
+
+
+def _info_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("id", help="instance id")
-    sp.set_defaults(func=cmd_info)
-    sp = sub.add_parser("validate", help="check configs (all of config/active when none is named)")
-    instance_args(sp)
+
+
+def _validate_args(sp: argparse.ArgumentParser) -> None:
+    _instance_args(sp)
     sp.add_argument("-v", "--verbose", action="store_true", help="print each resolved config (secrets masked)")
-    sp.set_defaults(func=cmd_validate)
+
+
+# name -> (handler, help, arguments); one table, so `--help` and the fast path cannot disagree
+COMMANDS = {
+    "start": (cmd_start, "validate a config and start its supervised bot", _start_args),
+    "stop": (cmd_stop, "stop an instance gracefully", _instance_args),
+    "restart": (cmd_restart, "stop then start with the same config", _instance_args),
+    "status": (cmd_status, "JSON status (exit 0 running, 3 not running, 4 unknown)", _instance_args),
+    "list": (cmd_list, "one line per instance", _list_args),
+    "cleanup": (cmd_cleanup, "forget records of dead instances", _cleanup_args),
+    "stop-all": (cmd_stop_all, "stop every running instance in parallel", lambda sp: None),
+    "stats": (cmd_stats, "CPU, memory, threads, uptime of daemons and bots", _stats_args),
+    "info": (cmd_info, "every registry field of one instance, its web URL and token", _info_args),
+    "validate": (cmd_validate, "check configs (all of config/active when none is named)", _validate_args),
+}
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, told the width: asking shutil for it imports shutil, bz2 and lzma (2 ms)."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = os.get_terminal_size().columns
+        except OSError:
+            width = 80
+        super().__init__(prog, width=max(width - 2, 40))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI; with `only`, just that subcommand (building all ten costs `watch -n 1 list` 10 ms)."""
+    p = argparse.ArgumentParser(prog="daemon-manager", description="Start, supervise, list and stop grid bot instances.",
+                                formatter_class=_Formatter)
+    p.add_argument("--home", help="project home (config/, logs/, database/); default $GRIDBOT_HOME or the repository")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (func, text, add_args) in COMMANDS.items():
+        if only is None or name == only:
+            sp = sub.add_parser(name, help=text, formatter_class=_Formatter)
+            add_args(sp)
+            sp.set_defaults(func=func)
     return p
 
 
+def command_in(argv: list[str]) -> str | None:
+    """The subcommand argv names, or None when it names none (or asks for the global help)."""
+    rest = iter(argv)
+    for token in rest:
+        if token == "--home":
+            next(rest, None)
+        elif token in COMMANDS:
+            return token
+        elif not token.startswith("--home="):
+            return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=command_in(argv))
     args = parser.parse_args(argv)
     home = project_home(args.home)
     try:
