@@ -186,7 +186,10 @@
     const col = { text: css("--muted"), grid: css("--grid"), line: css("--line"), accent: css("--accent"),
       buy: css("--buy"), sell: css("--sell"), bound: css("--bound"), card: css("--card") };
     const g = s.grid || {}, levels = g.levels || [];
-    const pad = { l: 8, r: 78, t: 10, b: 24 };
+    ctx.font = "11px " + css("--mono");
+    // the right margin holds the axis labels and the last-price tag: wide prices (2,984.50) need more
+    const tagW = isFinite(s.price) ? ctx.measureText(price(s.price)).width + 12 : 0;
+    const pad = { l: 8, r: Math.max(78, tagW + 32), t: 10, b: 24 };
     const pw = W - pad.l - pad.r, ph = H - pad.t - pad.b;
 
     const pts = state.series;
