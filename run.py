@@ -42,7 +42,7 @@ from core.masking import Masker  # noqa: E402
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY,  # noqa: E402
                         ENV_WEB_PORT, InstancePaths, project_home, resolve_runtime)
 from exchanges.base import (AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable,  # noqa: E402
-                            Market, RateLimited)
+                            RateLimited)
 from strategies.grid_math import GRID_MODES, round_to  # noqa: E402
 from strategies.grid_params import BOUNDARY_ACTIONS, GRID_TYPES, GridParams, check_params, check_shape  # noqa: E402
 from strategies.perp_grid_strategy import PerpGridStrategy  # noqa: E402

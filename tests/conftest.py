@@ -36,6 +36,20 @@ def free_port() -> int:
             return port
 
 
+def wait_for(predicate, timeout: float = 30, what: str = "a condition", interval: float = 0.05):
+    """Poll until predicate() is truthy and return its value; fail naming what never happened.
+
+    The deadline is generous on purpose: it bounds a hang, it is not a timing assertion.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
 def home_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["GRIDBOT_HOME"] = str(home)

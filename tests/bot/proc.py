@@ -6,10 +6,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from tests.conftest import REPO, RUN_PY, home_env
 
@@ -85,12 +84,3 @@ def open_paper_orders(db: Path) -> list[dict]:
     return [json.loads(r[0]) for r in query(db, "SELECT data FROM paper_orders WHERE status = 'open'")]
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 30, what: str = "condition"):
-    """Poll until cond() is truthy (a generous deadline, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

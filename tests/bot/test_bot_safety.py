@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from tests.bot.proc import bot_config, open_paper_orders, query, run_bot, running_bot, scalar, wait_for
+from tests.bot.proc import bot_config, open_paper_orders, query, run_bot, running_bot, scalar
+from tests.conftest import wait_for
 from tests.conftest import REPO, RUN_PY, home_env
 
 IID = "bot_t1"

@@ -9,7 +9,8 @@ import psutil
 import pytest
 import requests
 
-from tests.bot.proc import bot_config, open_paper_orders, query, scalar, wait_for
+from tests.bot.proc import bot_config, open_paper_orders, query, scalar
+from tests.conftest import wait_for
 from tests.conftest import free_port, run_cli
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from exchanges import client_ids
 from tests.bot.proc import (bot_config, open_paper_orders, query, run_bot, running_bot, scalar, start_bot,
-                            terminate, wait_for)
-from tests.conftest import REPO, RUN_PY, home_env
+                            terminate)
+from tests.conftest import REPO, RUN_PY, home_env, wait_for
 
 
 @pytest.mark.parametrize("flags, message", [

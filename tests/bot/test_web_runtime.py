@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.bot.proc import bot_config, open_paper_orders, running_bot, terminate, wait_for
+from tests.bot.proc import bot_config, open_paper_orders, running_bot, terminate
+from tests.conftest import wait_for
 from tests.conftest import free_port
 
 

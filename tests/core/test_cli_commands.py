@@ -14,8 +14,8 @@ import pytest
 from core.instance_manager import InstanceRegistry
 from core.web_token import ensure_token
 from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli
-from tests.core.util import list_json, registry, start, wait_for, write_config
-
+from tests.core.util import list_json, registry, start, write_config
+from tests.conftest import wait_for
 LIST_KEYS = {"instance_id", "status", "pid", "bot_pid", "web_port", "restart_count", "uptime_s", "cpu_percent",
              "memory_mb", "config_file"}
 

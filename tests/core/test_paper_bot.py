@@ -8,8 +8,8 @@ import requests
 
 from core.paths import REPO_ROOT
 from tests.conftest import free_port, run_cli
-from tests.core.util import daemon_log, list_json, registry, start, wait_for
-
+from tests.core.util import daemon_log, list_json, registry, start
+from tests.conftest import wait_for
 pytestmark = pytest.mark.slow
 
 

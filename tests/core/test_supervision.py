@@ -11,8 +11,8 @@ import pytest
 from core import proc
 from core.paths import InstancePaths
 from tests.conftest import run_cli
-from tests.core.util import daemon_log, list_json, read_int, registry, start, wait_for, write_config
-
+from tests.core.util import daemon_log, list_json, read_int, registry, start, write_config
+from tests.conftest import wait_for
 pytestmark = pytest.mark.slow
 
 

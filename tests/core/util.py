@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 from tests.conftest import TEST_BOT, free_port, run_cli
-from tests.web.paper_bot import wait_for  # noqa: F401  (one polling helper for every area's tests)
 
 FAST = {"restart_delay": 0.1, "max_backoff": 1, "stable_uptime": 5, "startsecs": 0.5, "stop_timeout": 2,
         "health_check_interval": 0.3, "heartbeat_timeout": 1.5}

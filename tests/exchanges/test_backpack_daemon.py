@@ -18,7 +18,8 @@ import pytest
 
 from exchanges import client_ids
 from tests.conftest import free_port, run_cli
-from tests.core.util import list_json, read_int, wait_for
+from tests.core.util import list_json, read_int
+from tests.conftest import wait_for
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer, keypair_from_seed
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.bot.proc import run_bot, running_bot, terminate, wait_for
+from tests.bot.proc import run_bot, running_bot, terminate
+from tests.conftest import wait_for
 from tests.conftest import free_port
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer
 

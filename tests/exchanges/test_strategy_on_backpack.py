@@ -16,7 +16,8 @@ from exchanges import client_ids, create_exchange
 from exchanges.base import Exchange, ExchangeUnavailable
 from strategies.grid_params import GridParams
 from strategies.perp_grid_strategy import PerpGridStrategy
-from tests.bot.proc import query, running_bot, terminate, wait_for
+from tests.bot.proc import query, running_bot, terminate
+from tests.conftest import wait_for
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer
 
 SYMBOL = "SOL_USDC_PERP"

@@ -12,7 +12,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import requests
 
 from core.paths import InstancePaths
 from core.web_token import read_token
-from tests.conftest import REPO, RUN_PY, home_env
+from tests.conftest import REPO, RUN_PY, home_env, wait_for
 
 START_TIMEOUT = 30.0
 
@@ -68,15 +67,6 @@ class Bot:
         return requests.post(self.url + path, timeout=10, **kw)
 
 
-def wait_for(predicate, timeout: float = 30, what: str = "a condition", interval: float = 0.1):
-    """Poll until predicate() is truthy; fail naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def start_bot(home: Path, instance_id: str, web_port: int, env: dict[str, str] | None = None,

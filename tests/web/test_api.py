@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from tests.web.paper_bot import Bot, wait_for
-
+from tests.web.paper_bot import Bot
+from tests.conftest import wait_for
 ADJUST = "/api/grid/adjust"
 
 

@@ -7,7 +7,8 @@ import socket
 import pytest
 
 from tests.conftest import free_port
-from tests.web.paper_bot import health_status, start_bot, stop_bot, wait_for
+from tests.web.paper_bot import health_status, start_bot, stop_bot
+from tests.conftest import wait_for
 from web.binding import choose_host
 
 

@@ -11,8 +11,8 @@ from playwright.sync_api import expect
 
 from core.paths import InstancePaths
 from tests.conftest import free_port, run_cli
-from tests.web.paper_bot import wait_for, write_paper_config
-
+from tests.web.paper_bot import write_paper_config
+from tests.conftest import wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 

@@ -5,9 +5,8 @@ import queue
 
 import socketio
 
-from tests.web.paper_bot import Bot, wait_for
-
-
+from tests.web.paper_bot import Bot
+from tests.conftest import wait_for
 def collect(bot: Bot) -> tuple[socketio.Client, queue.Queue]:
     events: queue.Queue = queue.Queue()
     client = socketio.Client(reconnection=False)
