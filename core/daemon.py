@@ -321,18 +321,46 @@ class TradingBotDaemon:
             return None
 
 
+TAKEOVER_TIMEOUT = 10.0
+
+
+def _supervised(registry: InstanceRegistry, rec: dict) -> dict | None:
+    """The record once its pid is the supervisor's (it holds logs/{id}/daemon.pid); None if none ever is.
+
+    From `start`'s claim to the supervisor's first record, `pid` is the waiting start CLI: never signal it."""
+    iid = rec["instance_id"]
+    deadline = time.monotonic() + TAKEOVER_TIMEOUT
+    while True:
+        pid_file = InstancePaths.for_instance(registry.home, iid, rec.get("log_dir")).daemon_pid
+        if rec.get("pid") and read_pid(pid_file) == rec["pid"] and is_locked(pid_file):
+            return rec
+        if not is_daemon_alive(rec) or time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
+        rec = registry.load().get(iid, rec)
+
+
 def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
     """SIGTERM every daemon at once, wait for all, then force what is hung (identity-checked pidfds)."""
     targets: dict[int, dict] = {}
+    gone: list[Outcome] = []
     for rec in recs:
-        fd = proc.open_pidfd(rec.get("pid"), rec.get("pid_create_time"))
-        if fd is not None:
+        owned = _supervised(registry, rec)
+        fd = proc.open_pidfd(owned.get("pid"), owned.get("pid_create_time")) if owned else None
+        if fd is None:
+            gone.append(Outcome(EXIT_NOT_RUNNING, f"{rec['instance_id']} is not running"))
+            continue
+        try:
             signal.pidfd_send_signal(fd, signal.SIGTERM)
-            targets[fd] = rec
+        except ProcessLookupError:
+            os.close(fd)
+            gone.append(Outcome(EXIT_NOT_RUNNING, f"{rec['instance_id']} is not running"))
+            continue
+        targets[fd] = owned
     try:
         timeout = max((float(r.get("stop_timeout") or 10) for r in targets.values()), default=0) + 5
         hung = proc.wait_exit(list(targets), timeout)
-        outcomes = []
+        outcomes = list(gone)
         for fd, rec in targets.items():
             iid = rec["instance_id"]
             if fd in hung:

@@ -137,7 +137,7 @@ def cmd_stop_all(home: Path, args: argparse.Namespace) -> int:
     outcomes = stop_many(registry, live)
     for o in outcomes:
         print(o.message)
-    failed = sum(1 for o in outcomes if o.code != EXIT_OK)
+    failed = sum(1 for o in outcomes if o.code not in (EXIT_OK, EXIT_NOT_RUNNING))
     print(f"stopped {len(outcomes) - failed} of {len(live)} instances in {time.monotonic() - t0:.1f}s")
     return EXIT_FAIL if failed else EXIT_OK
 

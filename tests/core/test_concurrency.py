@@ -7,7 +7,8 @@ import sys
 import psutil
 import pytest
 
-from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli
+from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli, wait_for
+from core.instance_manager import InstanceRegistry
 from tests.core.util import list_json, registry, write_config
 
 pytestmark = pytest.mark.slow
@@ -47,3 +48,20 @@ def test_twenty_concurrent_starts_of_different_configs(home):
     out = run_cli(home, "stop-all")
     assert out.returncode == 0 and "stopped 20 of 20" in out.stdout
     assert list_json(home) == {}
+
+
+def test_stop_during_a_start_never_signals_the_waiting_start_command(home):
+    """Between start's claim and the supervisor's first record, the record's pid is the waiting start
+    CLI. The window is ~50 ms, so it is reproduced exactly: a claimed `starting` record whose pid is a
+    process of this test's own, and no supervisor holding logs/{id}/daemon.pid. stop must not signal it."""
+    waiting_cli = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env=home_env(home))
+    try:
+        me = psutil.Process(waiting_cli.pid)
+        InstanceRegistry(home).register("racer", {"status": "starting", "pid": waiting_cli.pid,
+                                                  "pid_create_time": me.create_time(), "log_dir": str(home / "logs" / "racer")})
+        stopped = run_cli(home, "stop", "-i", "racer")
+        assert waiting_cli.poll() is None, "stop signalled the process that was waiting for its start"
+        assert stopped.returncode == 3 and "not running" in stopped.stdout + stopped.stderr
+    finally:
+        waiting_cli.kill()
+        waiting_cli.wait()
