@@ -34,6 +34,7 @@ STDERR_TAIL = 15
 READY_POLL = 0.05
 PORT_POLL = 0.5
 STOP_REASON_MAX = 500  # characters of a stop_reason file that reach the registry
+MAX_LINE = 65536  # a longer unterminated line (progress bar, binary) is logged in pieces
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
@@ -242,6 +243,9 @@ class Supervisor:
             return False
         buf.extend(chunk)
         *lines, rest = buf.split(b"\n")
+        if len(rest) >= MAX_LINE:
+            lines.append(rest)
+            rest = b""
         self.pipes[fd] = (name, bytearray(rest))
         for raw in lines:
             self._emit(name, raw)

@@ -1,6 +1,6 @@
 """A real, light process that the supervisor runs instead of run.py, made to misbehave on demand.
 
-    python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|ignore-term|
+    python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|progress|ignore-term|
                                                 grandchild|secret|bind|reason-exit|reason-on-term[,more]]
                                          [--after S] [--interval S] [--no-beat] [--exit-code N]
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
@@ -122,6 +122,9 @@ def main() -> int:
             return 0
         if not (due and "hang" in modes) and not args.no_beat:
             beat(hb)
+        if due and "progress" in modes:  # a progress bar: \r, never a newline
+            sys.stdout.write("\r" + "#" * 10000)
+            sys.stdout.flush()
         if due and "leak" in modes:
             leak.append(b"x" * int(args.leak_mb * args.interval * 2**20))
         if due and "spin" in modes:  # burn CPU instead of sleeping

@@ -215,6 +215,16 @@ def test_dated_log_layout(home):
     assert "state stopped" in (day / "daemon.log").read_text()
 
 
+def test_output_without_newlines_is_logged_in_pieces_not_buffered_forever(home):
+    """A progress bar writes \r and never \n: the supervisor must not hold it all in memory."""
+    path = write_config(home, "progress", "--mode", "progress", "--interval", "0.01")
+    assert start(home, path).returncode == 0
+    out = paths(home, "progress").dated_dir() / "bot_stdout.log"
+    wait_for(lambda: out.exists() and "#" * 1000 in out.read_text(errors="replace"), timeout=20,
+             what="progress output in bot_stdout.log")
+    assert run_cli(home, "stop", "-i", "progress").returncode == 0
+
+
 def test_cpu_over_limit_for_three_checks_is_reported(home):
     path = write_config(home, "busy", "--mode", "spin", cpu_limit_percent=20, health_check_interval=0.2)
     assert start(home, path).returncode == 0
