@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     say, tell = make_say(masker), make_say(masker, err=True)
     try:
         cfg = load_config(args, home)
-        masker = Masker(cfg.secrets() + [v for v in (cfg.exchange.get("api_key"), cfg.exchange.get("secret_key")) if v])
+        masker = Masker(cfg.secrets())
         say, tell = make_say(masker), make_say(masker, err=True)
         if args.check:
             return check_mode(cfg, say)

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-from core.masking import SECRET_KEY_RE, Masker, mask_config
+from core.masking import SECRET_KEY_RE, Masker, mask_config, secret_values
 from core.paths import INSTANCE_ID_RE, REPO_ROOT, is_repo_bot, resolve_code, resolve_runtime
 
 SCHEMA_PATH = REPO_ROOT / "config" / "schema" / "instance.schema.json"
@@ -65,10 +65,7 @@ class InstanceConfig:
 
     def secrets(self) -> list[str]:
         """Secret strings of this config, for core.masking.Masker."""
-        found = [str(v) for k, v in self.exchange.items() if SECRET_KEY_RE.search(k) and v not in (None, "")]
-        found += [v for k, v in self.daemon.get("environment", {}).items() if SECRET_KEY_RE.search(k) and v]
-        found += [v for k, v in self.used_vars.items() if SECRET_KEY_RE.search(k) and v]
-        return sorted(set(found))
+        return sorted(set(secret_values(self.as_dict()) + _secret_vars(self.used_vars)))
 
     def as_dict(self) -> dict:
         return {"metadata": self.metadata, "daemon_config": self.daemon,
@@ -165,7 +162,7 @@ class ConfigManager:
         strategy = doc.get("strategy_config") if isinstance(doc.get("strategy_config"), dict) else {}
         errors += strategy_rules(strategy)
         if errors:
-            masker = Masker(_secret_values(doc) + [v for k, v in used.items() if SECRET_KEY_RE.search(k)])
+            masker = Masker(secret_values(doc) + _secret_vars(used))
             raise ConfigError([masker(e) for e in _unique(errors)])
         schema = load_schema()
         cfg = InstanceConfig(
@@ -385,9 +382,9 @@ def _choose_instance_id(flag: str | None, meta: dict, source: Path) -> tuple[str
     return stem, ([] if INSTANCE_ID_RE.match(stem) else [f"instance_id (from file name): {stem!r} {ID_RULE}"])
 
 
-def _secret_values(doc: dict) -> list[str]:
-    ex = doc.get("exchange_config")
-    return [str(v) for k, v in ex.items() if SECRET_KEY_RE.search(k) and v] if isinstance(ex, dict) else []
+def _secret_vars(used: dict[str, str]) -> list[str]:
+    """Values of the ${VAR}s a config used whose names say they are secret."""
+    return [v for k, v in used.items() if SECRET_KEY_RE.search(k) and v]
 
 
 def _unique(items: list[str]) -> list[str]:

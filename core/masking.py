@@ -24,11 +24,25 @@ def mask_field(value: str | int) -> str:
     return "${" + ref.group(1) + (":-" + mask(ref.group(3)) if ref.group(2) else "") + "}"
 
 
+def _is_secret_field(key: object, value: object) -> bool:
+    return bool(SECRET_KEY_RE.search(str(key))) and isinstance(value, (str, int)) and not isinstance(value, bool) \
+        and value != ""
+
+
+def secret_values(obj: object) -> list[str]:
+    """Every value mask_config would mask, as text: what a Masker must hide in free text."""
+    if isinstance(obj, dict):
+        return [s for k, v in obj.items() for s in ([str(v)] if _is_secret_field(k, v) else secret_values(v))]
+    if isinstance(obj, list):
+        return [s for v in obj for s in secret_values(v)]
+    return []
+
+
 def mask_config(obj: object) -> object:
     """A deep copy of a config with every secret-looking field masked."""
     if isinstance(obj, dict):
         return {
-            k: (mask_field(v) if SECRET_KEY_RE.search(str(k)) and isinstance(v, (str, int)) and v != "" else mask_config(v))
+            k: (mask_field(v) if _is_secret_field(k, v) else mask_config(v))
             for k, v in obj.items()
         }
     if isinstance(obj, list):

@@ -169,6 +169,12 @@ def test_secret_never_in_error_messages(home, monkeypatch):
     assert "exchange_config.sandbox" in msg and SECRET not in msg
 
 
+def test_a_literal_secret_outside_exchange_config_is_masked_in_errors_too(home):
+    doc = base_config(daemon_config={"environment": {"VENUE_PASSPHRASE": 918273645546372819}})
+    msg = errors_of(home, doc)
+    assert "daemon_config.environment.VENUE_PASSPHRASE" in msg and "918273645546372819" not in msg
+
+
 def test_legacy_flat_format(home):
     legacy = json.loads((REPO_ROOT / "config" / "daemon_config.json").read_text())
     path = home / "config" / "daemon_config.json"

@@ -1,5 +1,5 @@
 """Secret masking: what a trader may see of a key, and what never."""
-from core.masking import Masker, mask, mask_config
+from core.masking import Masker, mask, mask_config, secret_values
 
 
 def test_mask_keeps_only_the_last_four_of_long_values_and_nothing_of_short_ones():
@@ -27,3 +27,10 @@ def test_a_variable_reference_stays_readable_but_its_default_is_masked():
 def test_masker_replaces_known_secrets_inside_free_text():
     masker = Masker(["supersecretvalue1234", "abc"])   # too short to mask safely: ignored
     assert masker("auth failed for supersecretvalue1234 at abc") == "auth failed for ****1234 at abc"
+
+
+def test_secret_values_finds_what_mask_config_masks_at_any_depth():
+    doc = {"exchange_config": {"api_key": "AKIAEXAMPLE1234567", "timeout_ms": 1000},
+           "daemon_config": {"environment": {"VENUE_PASSPHRASE": 918273645546372819, "TZ": "UTC"}},
+           "list": [{"token": "tok-abcdefgh-0000"}], "flag": {"private": True}}
+    assert sorted(secret_values(doc)) == ["918273645546372819", "AKIAEXAMPLE1234567", "tok-abcdefgh-0000"]
