@@ -39,7 +39,7 @@ class InstanceRegistry:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            data = self._read(repair=True)
+            data = self._read()
             before = json.dumps(data, sort_keys=True)
             yield data
             if json.dumps(data, sort_keys=True) != before:
@@ -47,24 +47,29 @@ class InstanceRegistry:
         finally:
             os.close(fd)
 
-    def _read(self, repair: bool = False) -> dict[str, dict]:
+    def _parse(self) -> dict[str, dict] | None:
+        """The file's records: {} when missing or empty, None when corrupt (bad JSON, not UTF-8, wrong shape)."""
         try:
-            text = self.path.read_text()
+            raw = self.path.read_bytes()
+            data = json.loads(raw) if raw.strip() else {}
         except FileNotFoundError:
             return {}
-        try:
-            data = json.loads(text) if text.strip() else {}
-            if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-                raise ValueError("not an object of instance records")
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+            return None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            return None
+        return data
+
+    def _read(self) -> dict[str, dict]:
+        """Under the lock: the records, a corrupt file moved aside (kept) and rebuilt from the pid files."""
+        data = self._parse()
+        if data is not None:
             return data
-        except ValueError:
-            if not repair:
-                return self.rebuild_from_pid_files()
-            aside = self.path.with_name(f"instances.json.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}")
-            os.replace(self.path, aside)
-            data = self.rebuild_from_pid_files()
-            self._write(data)
-            return data
+        aside = self.path.with_name(f"instances.json.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}")
+        os.replace(self.path, aside)
+        data = self.rebuild_from_pid_files()
+        self._write(data)
+        return data
 
     def _write(self, data: dict[str, dict]) -> None:
         tmp = self.path.with_name(f".instances.{os.getpid()}.{time.monotonic_ns()}.tmp")
@@ -82,15 +87,9 @@ class InstanceRegistry:
 
     def load(self) -> dict[str, dict]:
         """A consistent snapshot without taking the lock; a corrupt file is repaired under it."""
-        try:
-            text = self.path.read_text()
-            data = json.loads(text) if text.strip() else {}
-            if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
-                return data
-        except FileNotFoundError:
-            return {}
-        except ValueError:
-            pass
+        data = self._parse()
+        if data is not None:
+            return data
         try:
             with self.locked() as data:
                 return dict(data)

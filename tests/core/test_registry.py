@@ -67,15 +67,17 @@ def test_pid_reused_by_a_stranger_is_dead_and_never_signalled(home, sleeper):
     assert InstanceRegistry(home).get("ghost") is None
 
 
-def test_corrupt_registry_is_kept_aside_and_rebuilt(home):
+@pytest.mark.parametrize("garbage", [b'{"survivor": {"pid": 12',  # torn write by some other tool
+                                     b'\xff\xfe{"survivor": 1}'])    # not even UTF-8
+def test_corrupt_registry_is_kept_aside_and_rebuilt(home, garbage):
     path = write_config(home, "survivor")
     assert start(home, path).returncode == 0
     reg_file = home / "logs" / "instances.json"
-    reg_file.write_text('{"survivor": {"pid": 12')  # torn write by some other tool
+    reg_file.write_bytes(garbage)
     out = run_cli(home, "list")
-    assert out.returncode == 0 and "survivor" in out.stdout
+    assert out.returncode == 0 and "survivor" in out.stdout, out.stderr
     kept = list((home / "logs").glob("instances.json.corrupt-*"))
-    assert len(kept) == 1 and kept[0].read_text() == '{"survivor": {"pid": 12'
+    assert len(kept) == 1 and kept[0].read_bytes() == garbage
     rec = list_json(home)["survivor"]
     assert rec["status"] in ("running", "starting") and rec["pid"] and rec["bot_pid"]
     assert run_cli(home, "stop", "-i", "survivor").returncode == 0
