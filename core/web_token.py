@@ -5,9 +5,10 @@ trader and no other instance or user can adjust this bot.
 """
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
+
+from core.atomic import write_text_atomic
 
 
 def read_token(path: Path) -> str | None:
@@ -23,11 +24,6 @@ def ensure_token(path: Path) -> str:
     existing = read_token(path)
     if existing:
         return existing
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, token + "\n", mode=0o600)
     return read_token(path) or token
