@@ -142,6 +142,7 @@ class Exchange(abc.ABC):
     """One account on one venue. Implementations: paper (default) and ccxt."""
 
     name: str = "abstract"
+    leverage: float = 1.0       # margin = notional / leverage (what check_params assumes for max_position)
 
     @abc.abstractmethod
     def market(self, symbol: str) -> Market: ...

@@ -32,6 +32,7 @@ stops. No I/O here other than the exchange and the optional store (database.db.D
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -124,6 +125,8 @@ class PerpGridStrategy:
         self._resting: dict[str, float] | None = None   # resting qty per side, rebuilt after changes
         self._planned: dict[str, float] = {"buy": 0.0, "sell": 0.0}   # qty per side about to be sent
         self._in_doubt: set[int] = set()    # client ids sent without an answer: maybe on the venue
+        self._closing: str | None = None    # reason of a close-and-stop begun and not yet finished
+        self._saved: dict | None = None     # a private copy of the state last written to the store
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -148,7 +151,10 @@ class PerpGridStrategy:
         self.state = "running"
         self._event("start", f"grid {self.params.lower}..{self.params.upper} x{len(self.levels)} "
                              f"{self.params.mode} {self.params.grid_type} at price {self.price}")
-        self._check_risk()
+        if self._closing is not None:   # the last run began a close: finish it, whatever PnL says now
+            self._close_and_stop(self._closing)
+        else:
+            self._check_risk()
         if not self.stopped:
             self._ensure_all()
         self._save()
@@ -159,6 +165,9 @@ class PerpGridStrategy:
             return
         try:
             self._refresh_market()
+            if self._closing is not None:   # a close whose answer was lost: finish it before anything else
+                self._close_and_stop(self._closing)
+                return
             if self._sync_fills():
                 self._refresh_position()
             self._check_risk()
@@ -191,7 +200,7 @@ class PerpGridStrategy:
         """Rebuild the grid on a new range without restarting; the old grid comes back on failure."""
         new = self.params.with_range(self.params.lower if lower is None else lower,
                                      self.params.upper if upper is None else upper)
-        errors = check_params(new, self.market, self._equity(), getattr(self.exchange, "leverage", 1.0))
+        errors = check_params(new, self.market, self._equity(), self.exchange.leverage)
         if errors:
             raise ValueError("; ".join(errors))
         self._cancel_all()
@@ -376,6 +385,15 @@ class PerpGridStrategy:
         return self.params.lower * (1 - tol), self.params.upper * (1 + tol)
 
     def _close_and_stop(self, reason: str) -> None:
+        """Cancel our orders, close the grid's position at market, and stop.
+
+        The decision is sticky: `_closing` stays set (and saved) until the close has completed, so
+        a close whose market order executed but whose answer was lost (ExchangeUnavailable) is
+        finished on the next turn or after a restart, whatever the PnL says then. Each attempt
+        books the fills first (a lost close's fill lands in `carried`) and closes only what the
+        grid still owns, so a close that went through is never sent twice.
+        """
+        self._closing = reason
         self._cancel_all()
         self._sync_fills()
         self._refresh_position()
@@ -393,6 +411,7 @@ class PerpGridStrategy:
         for cell in self.cells:
             cell.held, cell.open_fees = 0.0, 0.0
         self.carried = 0.0
+        self._closing = None
         self._refresh_position()
         self._stop(reason)
 
@@ -558,18 +577,19 @@ class PerpGridStrategy:
                       if client_ids.belongs_to(o.client_id, self.instance_id))
         count = 0
         for order_id in mine:
-            count += self._cancel(order_id)
-            self._forget(lambda ref: ref.id == order_id)
+            cancelled = self._cancel(order_id)      # records the cancellation itself
+            count += cancelled
+            self._forget(lambda ref: ref.id == order_id, record=not cancelled)
         self._forget(lambda ref: True)          # the rest no longer rest: filled (the fills book them) or gone
         self._resting = None
         return count
 
-    def _forget(self, which: Callable[[OrderRef], bool]) -> None:
+    def _forget(self, which: Callable[[OrderRef], bool], record: bool = True) -> None:
         for cell in self.cells:
             for slot in ("open_order", "close_order"):
                 ref = getattr(cell, slot)
                 if ref is not None and which(ref):
-                    if self.store is not None:
+                    if record and self.store is not None:
                         self.store.set_order_status(ref.id, "canceled")
                     setattr(cell, slot, None)
 
@@ -648,14 +668,15 @@ class PerpGridStrategy:
                 "state": self.state, "stop_reason": self.stop_reason}
 
     def _state(self) -> dict:
-        return {"grid": self.params.grid_key(), "levels": self.levels, "carried": self.carried,
+        return {"grid": self.params.grid_key(), "levels": list(self.levels), "carried": self.carried,
                 "last_fill_ts": self.last_fill_ts, "totals": asdict(self.totals),
-                "cells": [asdict(c) for c in self.cells]}
+                "cells": [asdict(c) for c in self.cells], "closing": self._closing}
 
     def _restore(self, saved: dict) -> None:
         self.levels = saved["levels"]
         self.carried = saved["carried"]
         self.last_fill_ts = saved["last_fill_ts"]
+        self._closing = saved.get("closing")
         self.totals = Totals(**saved["totals"])
         self.cells = []
         for raw in saved["cells"]:
@@ -663,8 +684,13 @@ class PerpGridStrategy:
             self.cells.append(Cell(**{**raw, **refs}))
 
     def _save(self) -> None:
-        if self.store is not None:
-            self.store.save_state(STATE_KEY, self._state())
+        """Write the state when it differs from the last one written (most turns change nothing)."""
+        if self.store is None:
+            return
+        state = self._state()
+        if state != self._saved:
+            self.store.save_state(STATE_KEY, state)
+            self._saved = copy.deepcopy(state)      # never aliases a live list
 
     def _event(self, kind: str, message: str) -> None:
         self.log(message)
