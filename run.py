@@ -169,7 +169,7 @@ def grid_params(cfg: InstanceConfig, exchange: Exchange) -> GridParams:
 
 def validate_against_market(params: GridParams, exchange: Exchange) -> None:
     errors = check_params(params, exchange.market(params.symbol), exchange.fetch_balance().total,
-                          float(getattr(exchange, "leverage", 1.0)))
+                          exchange.leverage)
     if errors:
         raise UsageError("\n".join(errors))
 
@@ -216,8 +216,13 @@ class BotRuntime:
         try:
             return future.result(timeout=ADJUST_TIMEOUT_S)
         except TimeoutError:
-            future.cancel()                 # the loop will skip it: never applied late
-            raise
+            if future.cancel():             # still queued: the loop will skip it, never applied late
+                raise TimeoutError("the bot's loop did not answer in time; the adjustment was withdrawn: "
+                                   "check /api/status") from None
+        try:                                # the loop is applying it already: its outcome is the answer
+            return future.result(timeout=ADJUST_TIMEOUT_S)
+        except TimeoutError:
+            raise TimeoutError("the adjustment is still being applied; check /api/status") from None
 
     def subscribe(self, callback: Callable[[str, dict], None]) -> None:
         self._subscribers.append(callback)
@@ -533,7 +538,9 @@ def run_backtest_mode(cfg: InstanceConfig, args: argparse.Namespace, say: Callab
     if cfg.metadata["exchange"] != "paper":
         say(f"backtest: simulating {cfg.metadata['exchange']} with the paper exchange's fees and sizes")
     try:
-        exchange = PaperExchange.from_config(exchange_cfg, instance_id=cfg.instance_id)
+        # a random walk's clock starts at 0 (a replay at its first row): funding falls the same every run
+        exchange = PaperExchange.from_config(exchange_cfg, instance_id=cfg.instance_id,
+                                             start_ms=None if exchange_cfg.get("price_csv") else 0)
     except (OSError, ValueError) as exc:
         raise UsageError(f"backtest prices: {exc}") from None
     params = grid_params(cfg, exchange)

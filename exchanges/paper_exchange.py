@@ -55,7 +55,8 @@ class PaperExchange(Exchange):
     def __init__(self, source: PriceSource, *, balance: float = 10000.0, leverage: float = 10.0,
                  maker_fee: float = 0.0002, taker_fee: float = 0.0005, tick_size: float = 0.01,
                  step_size: float = 0.01, min_qty: float = 0.01, max_fill_qty: float | None = None,
-                 funding_rate: float = 0.0, funding_interval_h: float = 8.0, db: Any = None) -> None:
+                 funding_rate: float = 0.0, funding_interval_h: float = 8.0, db: Any = None,
+                 start_ms: int | None = None) -> None:
         if leverage <= 0 or balance < 0:
             raise ValueError("paper exchange: leverage must be > 0 and balance >= 0")
         self.source = source
@@ -77,8 +78,13 @@ class PaperExchange(Exchange):
         self.order_seq = 0
         self.trade_seq = 0
         self.price = self._round_price(getattr(source, "price", 0.0) or 0.0)
-        self.ts = wall_clock_ms()
-        self.next_funding_ts = 0
+        # the simulated clock: given (0 for a reproducible backtest), else a replay's own start, else now
+        if start_ms is None:
+            start_ms = getattr(source, "start_ms", None)
+        self.ts = wall_clock_ms() if start_ms is None else int(start_ms)
+        # set now, so the first stretch advance() skips stops at the first funding time too
+        self.next_funding_ts = ((self.ts // self.funding_ms + 1) * self.funding_ms
+                                if self.funding_rate and self.funding_ms else 0)
         self.orders: dict[str, Order] = {}
         self._fills: list[Fill] = []          # memory mode only
         self._fill_ts: list[int] = []
@@ -91,12 +97,12 @@ class PaperExchange(Exchange):
 
     @classmethod
     def from_config(cls, config: dict[str, Any], *, instance_id: str, db: Any = None,
-                    source: PriceSource | None = None) -> "PaperExchange":
+                    source: PriceSource | None = None, start_ms: int | None = None) -> "PaperExchange":
         """Build from an instance's exchange_config (see the module docstring for the keys)."""
         known = {"balance", "leverage", "maker_fee", "taker_fee", "tick_size", "step_size", "min_qty",
                  "max_fill_qty", "funding_rate", "funding_interval_h"}
         kwargs = {k: config[k] for k in known if config.get(k) is not None}
-        return cls(source or build_price_source(config, instance_id), db=db, **kwargs)
+        return cls(source or build_price_source(config, instance_id), db=db, start_ms=start_ms, **kwargs)
 
     # ---- persistence -----------------------------------------------------------------------
     def _account(self) -> dict:

@@ -123,6 +123,11 @@ class CsvReplay:
         self.index = 1
         self.price = self.prices[0]
 
+    @property
+    def start_ms(self) -> int:
+        """The time of the current price (the opening row before any step): where the clock starts."""
+        return self.times[max(0, self.index - 1)]
+
     def next(self) -> tuple[int, float] | None:
         if self.index >= len(self.prices):
             return None

@@ -10,7 +10,7 @@ maximum drawdown covers every tick.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from exchanges.paper_exchange import PaperExchange
 from strategies.perp_grid_strategy import PerpGridStrategy
@@ -27,6 +27,7 @@ class BacktestReport:
     unrealized_pnl: float
     total_pnl: float
     fees: float
+    funding: float              # funding paid (positive) or received (negative) over the run
     volume: float
     fills: int
     cycles: int
@@ -39,9 +40,6 @@ class BacktestReport:
     def ticks_per_second(self) -> float:
         return self.ticks / self.seconds if self.seconds > 0 else float("inf")
 
-    def as_dict(self) -> dict:
-        return {**asdict(self), "ticks_per_second": self.ticks_per_second}
-
     def text(self) -> str:
         return "\n".join([
             "=== backtest report ===",
@@ -52,6 +50,7 @@ class BacktestReport:
             f"unrealized PnL {self.unrealized_pnl:.4f}",
             f"total PnL      {self.total_pnl:.4f} (equity change, after fees)",
             f"fees           {self.fees:.4f}",
+            f"funding        {abs(self.funding):.4f} {'paid' if self.funding >= 0 else 'received'}",
             f"volume         {self.volume:.2f}",
             f"fills          {self.fills} ({self.cycles} closed cycles)",
             f"max drawdown   {self.max_drawdown:.4f}",
@@ -91,5 +90,5 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
     seconds = time.perf_counter() - t0
     s = strategy.summary()
     return BacktestReport(ticks, seconds, start_price, exchange.price, s["grid_profit"], exchange.realized,
-                          exchange.unrealized(), exchange.equity() - start_equity, s["fees"], s["volume"],
+                          exchange.unrealized(), exchange.equity() - start_equity, s["fees"], exchange.funding, s["volume"],
                           s["fill_count"], s["cycles"], max_dd, exchange.pos_qty, s["state"], s["stop_reason"])

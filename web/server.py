@@ -154,8 +154,8 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
             new_grid = runtime.adjust_grid(lower, upper)
         except ValueError as exc:
             raise BadRequest(f"rejected by the strategy: {exc}") from None
-        except TimeoutError:
-            return error(503, "the bot's loop did not answer in time; the adjustment was withdrawn: check /api/status")
+        except TimeoutError as exc:         # the runtime says whether it was withdrawn or is still applying
+            return error(503, str(exc) or "the bot's loop did not answer in time: check /api/status")
         return jsonify(ok=True, grid=new_grid)
 
     @app.get("/metrics")

@@ -13,6 +13,11 @@ class StepPrices:
         self.price = price
         self.ts = 1_000_000
 
+    @property
+    def start_ms(self) -> int:
+        """The simulated clock starts here (PaperExchange reads it), not at the wall clock."""
+        return self.ts
+
     def next(self) -> tuple[int, float]:
         self.ts += 1000
         return self.ts, self.price

@@ -121,10 +121,10 @@ def test_funding_is_charged_every_interval_on_the_position():
     ex, src = paper(100.0, funding_rate=0.001, funding_interval_h=1 / 3600)   # every second
     ex.place_order(OrderRequest(SYM, "buy", 2, type="market", post_only=False))
     cash = ex.balance
-    for _ in range(3):         # StepPrices advances 1 s per step: the 1st sets the schedule
+    for _ in range(3):         # StepPrices advances 1 s per step from its start: each step is a funding time
         move(ex, src, 100.0)
-    assert ex.funding == pytest.approx(2 * 100 * 0.001 * 2)
-    assert ex.balance == pytest.approx(cash - 0.4)
+    assert ex.funding == pytest.approx(2 * 100 * 0.001 * 3)
+    assert ex.balance == pytest.approx(cash - 0.6)
 
 
 def test_account_and_resting_orders_survive_a_restart(tmp_path):
