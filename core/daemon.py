@@ -24,11 +24,12 @@ from core.instance_manager import FINAL_STATES, InstanceRegistry, is_daemon_aliv
 from core.masking import Masker, mask_config
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY, ENV_WEB_PORT,
                         HOME_ENV, REPO_ROOT, InstancePaths, is_repo_bot)
+from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK,
+                             EXIT_UNKNOWN, EXIT_USAGE)
 from core.pidfile import is_locked, read_pid
 
 FIRST_PORT = 5001
 SUPERVISOR = REPO_ROOT / "core" / "supervisor.py"
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNKNOWN = 0, 1, 2, 3, 4
 # An inherited variable with such a name is a credential: it reaches a bot only if its config uses it.
 SECRET_NAME_RE = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSPHRASE", re.IGNORECASE)
 CHECK_TIMEOUT = 60.0  # seconds for `run.py --check` (no network: it only loads and validates)
@@ -88,10 +89,8 @@ def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
         return [f"cannot run {cfg.daemon['python_path']} {cfg.daemon['script_path']} --check: {exc}"]
     if out.returncode == 0:
         return None
-    if out.returncode == EXIT_USAGE and "unrecognized arguments: --check" in out.stderr:
-        return None  # a run.py that predates --check: the bot validates itself at start (exit 2)
     lines = [masker(line) for line in out.stderr.splitlines() if line.strip()]
-    if out.returncode not in (2, 3):  # 3: missing or rejected keys, a config problem too
+    if out.returncode not in (BOT_EXIT_CONFIG, BOT_EXIT_AUTH):  # missing or rejected keys: a config problem too
         lines.append(f"(run.py --check exited with code {out.returncode})")
     return lines or [f"run.py --check exited with code {out.returncode} and said nothing"]
 
@@ -245,7 +244,7 @@ class TradingBotDaemon:
             line = "failed: the daemon exited without reporting (see its daemon.log)"
             self._mark_failed(iid, line)
         rec = self.registry.load().get(iid) or {}  # the daemon records its end before it reports
-        config_error = rec.get("status") == "fatal" and rec.get("exit_code") == EXIT_USAGE
+        config_error = rec.get("status") == "fatal" and rec.get("exit_code") == BOT_EXIT_CONFIG
         return Outcome(EXIT_USAGE if config_error else EXIT_FAIL, f"{iid} {line}")
 
     def _mark_failed(self, iid: str, reason: str) -> None:

@@ -69,9 +69,9 @@ class DatedLog:
             self._fh = None
 
 
-def remove_old_dirs(log_dir: Path, retention_days: int, now: float | None = None) -> list[Path]:
+def remove_old_dirs(log_dir: Path, retention_days: int) -> list[Path]:
     """Delete dated dirs older than retention_days (today counts as day 1); returns what went."""
-    cutoff = time.strftime("%Y-%m-%d", time.localtime((now or time.time()) - (retention_days - 1) * DAY))
+    cutoff = time.strftime("%Y-%m-%d", time.localtime(time.time() - (retention_days - 1) * DAY))
     old = [d for d in sorted(Path(log_dir).glob("????-??-??"))
            if d.is_dir() and DATED_DIR_RE.match(d.name) and d.name < cutoff]
     if old:

@@ -27,6 +27,7 @@ from core.instance_manager import InstanceRegistry
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
 from core.paths import InstancePaths
+from core.exit_codes import BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.pidfile import AlreadyLocked, PidLock, read_pid
 
 PR_SET_PDEATHSIG = 1
@@ -75,7 +76,6 @@ class Supervisor:
                          "stderr": DatedLog(self.paths, "bot_stderr.log", max_bytes)}
         self.sel = selectors.DefaultSelector()
         self.timers: dict[str, float] = {}
-        self.state = "starting"
         self.bot: subprocess.Popen | None = None
         self.cpu_meter: proc.CpuMeter | None = None
         self.pidfd: int | None = None
@@ -83,7 +83,6 @@ class Supervisor:
         self.spawned_at = 0.0  # wall clock, compared with heartbeat mtimes
         self._spawned_mono = 0.0  # monotonic, for run lengths
         self.ready = False
-        self.ever_ready = False
         self.kill_reason: str | None = None
         self.fatal_reason: str | None = None  # a stop the supervisor itself decided ends `fatal`
         self.stopping = False
@@ -95,7 +94,6 @@ class Supervisor:
         self.web_port = spec["record"].get("web_port")
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.exit_code: int | None = None
-        self.last_error: str | None = None
         self.stop_reason: str | None = None
         self.final: str | None = None
         self.log_day = today()
@@ -155,8 +153,8 @@ class Supervisor:
             self._loop_once()
         self.log(f"supervisor exiting: {self.final}")
         if self.final in ("stopped", "exited"):
-            return 0
-        return 2 if self.exit_code == 2 else 1  # a config error stays a usage error for systemd/foreground
+            return EXIT_OK
+        return EXIT_USAGE if self.exit_code == BOT_EXIT_CONFIG else EXIT_FAIL  # for systemd / the foreground CLI
 
     def _install_signals(self) -> None:
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -225,7 +223,6 @@ class Supervisor:
             self.sel.register(self.pidfd, selectors.EVENT_READ, "pidfd")
         except OSError:
             self.pidfd = None
-        self.state = "starting"
         self.record(status="starting", bot_pid=pid, bot_create_time=bot_ct, restart_count=self.restart_count)
         self.log(f"bot started: pid {pid}: {' '.join(self.spec['argv'])}")
         self.timers["ready"] = time.monotonic() + READY_POLL
@@ -317,11 +314,8 @@ class Supervisor:
             self.finish("exited", "bot exited with code 0 (finished)")
             return
         detail = f"bot {reason}" + (f": {tail}" if tail else "")
-        if code == 2 and not self.kill_reason:  # a config error does not fix itself, before or after ready
-            self.finish("fatal", f"{detail} (code 2, invalid config: not retried)")
-            return
-        if code == 3 and not self.kill_reason:  # authentication failed: retrying cannot help
-            self.finish("fatal", f"{detail} (code 3, authentication: not retried)")
+        if code in NOT_RETRIED and not self.kill_reason:  # before or after ready
+            self.finish("fatal", f"{detail} (code {code}, {NOT_RETRIED[code]}: not retried)")
             return
         if not self.s.get("auto_restart", True):
             self.finish("fatal", f"{detail} (auto_restart is off)")
@@ -332,9 +326,7 @@ class Supervisor:
             self.finish("fatal", f"gave up after {self.failures} quick failures (max_restart_attempts {limit}); last: {detail}")
             return
         delay = min(float(self.s["restart_delay"]) * 2 ** (self.failures - 1), float(self.s["max_backoff"]))
-        self.state = "backoff"
-        self.last_error = self._with_stop_reason(detail)
-        self.record(status="backoff", exit_code=code, last_error=self.last_error, stop_reason=self.stop_reason,
+        self.record(status="backoff", exit_code=code, last_error=self._with_stop_reason(detail), stop_reason=self.stop_reason,
                     bot_pid=None, bot_create_time=None)
         self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
         self.timers.pop("ready", None)
@@ -361,8 +353,7 @@ class Supervisor:
         if not beat and alive_for < float(self.s["startsecs"]):
             self.timers["ready"] = time.monotonic() + READY_POLL
             return
-        self.ready = self.ever_ready = True
-        self.state = "running"
+        self.ready = True
         self.cpu_meter = proc.CpuMeter(self.bot.pid)  # measure from here: start-up imports are not load
         self._learn_port()
         self.record(status="running", web_port=self.web_port)
@@ -450,7 +441,6 @@ class Supervisor:
     # -- stopping --------------------------------------------------------------------------
     def begin_stop(self) -> None:
         self.stopping = True
-        self.state = "stopping"
         self.timers.pop("restart", None)
         self.record(status="stopping")
         self.log("stop requested")
@@ -467,20 +457,20 @@ class Supervisor:
         return f"{self.stop_reason} ({error})" if error else self.stop_reason
 
     def finish(self, state: str, error: str | None) -> None:
-        self.final = self.state = state
+        self.final = state
         self.timers.clear()
         if state == "stopped" or (state == "exited" and self.stop_reason):
             error = None  # a requested stop or a normal end: only the bot's stop reason is news
-        self.last_error = self._with_stop_reason(error)
-        self.record(status=state, exit_code=self.exit_code, last_error=self.last_error, stop_reason=self.stop_reason,
+        last_error = self._with_stop_reason(error)
+        self.record(status=state, exit_code=self.exit_code, last_error=last_error, stop_reason=self.stop_reason,
                     bot_pid=None, bot_create_time=None, cpu_percent=None, memory_mb=None,
                     restart_count=self.restart_count)
-        self.log(f"state {state}" + (f": {self.last_error}" if self.last_error else ""),
+        self.log(f"state {state}" + (f": {last_error}" if last_error else ""),
                  "ERROR" if state == "fatal" else "INFO")
         if state == "fatal":
-            self.report(f"failed: {self.last_error}")
+            self.report(f"failed: {last_error}")
         else:
-            self.report(f"failed: bot {state} before it was ready" + (f" ({self.last_error})" if self.last_error else ""))
+            self.report(f"failed: bot {state} before it was ready" + (f" ({last_error})" if last_error else ""))
 
 
 def read_spec(fd: int) -> dict:

@@ -7,24 +7,14 @@ bot's messages, nothing registered, no file created.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from core.config_manager import ConfigManager
 from core.daemon import preflight
 from core.paths import REPO_ROOT
-from tests.conftest import RUN_PY, free_port, run_cli
+from tests.conftest import free_port, run_cli
 from tests.core.util import registry, write_config
-
-
-def run_py_has_check() -> bool:
-    out = subprocess.run([sys.executable, str(RUN_PY), "--help"], capture_output=True, text=True, cwd=str(REPO_ROOT))
-    return "--check" in out.stdout
-
-
-needs_check = pytest.mark.skipif(not run_py_has_check(), reason="run.py has no --check yet (the bot side adds it)")
 
 
 def paper_config(home, iid: str, **strategy) -> object:
@@ -45,7 +35,6 @@ BAD = [
 ]
 
 
-@needs_check
 @pytest.mark.parametrize("iid,strategy,needles", BAD, ids=[b[0] for b in BAD])
 def test_bad_grid_parameters_are_refused_before_anything_starts(home, iid, strategy, needles):
     path = paper_config(home, iid, **strategy)
@@ -59,7 +48,6 @@ def test_bad_grid_parameters_are_refused_before_anything_starts(home, iid, strat
     assert not (home / "logs" / iid).exists() and not (home / "database" / f"{iid}.db").exists()
 
 
-@needs_check
 def test_a_good_config_passes_the_check(home):
     cfg = ConfigManager(home).load(paper_config(home, "fine_01"))
     assert preflight(cfg, home) is None
@@ -81,17 +69,14 @@ def test_other_programs_are_not_checked(home):
     assert preflight(cfg, home) is None
 
 
-def test_a_run_py_without_check_is_detected_and_skipped(home, tmp_path, monkeypatch):
-    """Until the bot side's --check lands, `start` must not break: argparse's answer means 'no check'."""
-    old_bot = tmp_path / "run.py"
-    old_bot.write_text("import argparse\np = argparse.ArgumentParser()\np.add_argument('--config')\n"
-                       "p.add_argument('--instance-id')\np.parse_args()\n")
+def test_preflight_passes_on_the_checks_own_words_for_exit_2_and_3(home, tmp_path, monkeypatch):
+    """What --check says is what the trader reads: no wrapping, secrets masked, exit 3 a config problem too."""
+    stand_in = tmp_path / "run.py"
     cfg = ConfigManager(home).load(paper_config(home, "old_01"))
-    cfg.daemon["script_path"] = str(old_bot)
+    cfg.daemon["script_path"] = str(stand_in)
     monkeypatch.setattr("core.daemon.is_repo_bot", lambda script: True)  # the stand-in plays run.py
-    assert preflight(cfg, home) is None
-    old_bot.write_text("import sys\nprint('quantity: 0.001 is below the market minimum', file=sys.stderr)\n"
-                       "sys.exit(2)\n")
+    stand_in.write_text("import sys\nprint('quantity: 0.001 is below the market minimum', file=sys.stderr)\n"
+                        "sys.exit(2)\n")
     assert preflight(cfg, home) == ["quantity: 0.001 is below the market minimum"]
-    old_bot.write_text("import sys\nprint('exchange_config.api_key: missing', file=sys.stderr)\nsys.exit(3)\n")
+    stand_in.write_text("import sys\nprint('exchange_config.api_key: missing', file=sys.stderr)\nsys.exit(3)\n")
     assert preflight(cfg, home) == ["exchange_config.api_key: missing"]
