@@ -102,24 +102,24 @@ class UsageError(Exception):
     pass
 
 
+def _report(outcome) -> int:
+    """Print what a command did (errors to stderr) and return its exit code."""
+    print(outcome.message, file=sys.stdout if outcome.code == EXIT_OK else sys.stderr)
+    return outcome.code
+
+
 def cmd_start(home: Path, args: argparse.Namespace) -> int:
     if not args.config:
         raise UsageError("start needs -c CONFIG")
-    outcome = _daemon(home, args).start(daemonize=args.daemon)
-    print(outcome.message, file=sys.stdout if outcome.code == 0 else sys.stderr)
-    return outcome.code
+    return _report(_daemon(home, args).start(daemonize=args.daemon))
 
 
 def cmd_stop(home: Path, args: argparse.Namespace) -> int:
-    outcome = _daemon(home, args).stop()
-    print(outcome.message, file=sys.stdout if outcome.code == 0 else sys.stderr)
-    return outcome.code
+    return _report(_daemon(home, args).stop())
 
 
 def cmd_restart(home: Path, args: argparse.Namespace) -> int:
-    outcome = _daemon(home, args).restart()
-    print(outcome.message, file=sys.stdout if outcome.code == 0 else sys.stderr)
-    return outcome.code
+    return _report(_daemon(home, args).restart())
 
 
 def cmd_status(home: Path, args: argparse.Namespace) -> int:
