@@ -37,6 +37,7 @@ PARENT_PID = os.getppid()   # taken first: a supervisor that dies while we start
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from core import heartbeat  # noqa: E402
+from core.atomic import write_text_atomic  # noqa: E402
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # noqa: E402
 from core.masking import Masker  # noqa: E402
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY,  # noqa: E402
@@ -157,21 +158,30 @@ def grid_params(cfg: InstanceConfig, exchange: Exchange) -> GridParams:
     if s.get("quantity") is None:
         s["quantity"] = exchange.market(symbol).min_qty   # legacy configs name no size: the smallest
     if s.get("auto_price"):
-        r = s.get("price_range")
-        if not r or not 0 < r < 1:
-            raise UsageError(f"strategy_config.price_range: {r} is invalid: with auto_price it must be a "
-                             "fraction between 0 and 1 (0.05 = +-5% around the price)")
+        r = auto_price_range(s)
         tick = exchange.market(symbol).tick_size
         price = exchange.fetch_ticker(symbol).last
         s["grid_lower_price"], s["grid_upper_price"] = round_to(price * (1 - r), tick), round_to(price * (1 + r), tick)
     return GridParams.from_strategy_config(s, symbol)
 
 
-def validate_against_market(params: GridParams, exchange: Exchange) -> None:
+def auto_price_range(strategy: dict) -> float:
+    """With auto_price: the range's half-width as a fraction of the price (UsageError if invalid)."""
+    r = strategy.get("price_range")
+    if not r or not 0 < r < 1:
+        raise UsageError(f"strategy_config.price_range: {r} is invalid: with auto_price it must be a "
+                         "fraction between 0 and 1 (0.05 = +-5% around the price)")
+    return r
+
+
+def checked_params(cfg: InstanceConfig, exchange: Exchange) -> GridParams:
+    """grid_params, checked against the market, the balance and the leverage (UsageError if impossible)."""
+    params = grid_params(cfg, exchange)
     errors = check_params(params, exchange.market(params.symbol), exchange.fetch_balance().total,
                           exchange.leverage)
     if errors:
         raise UsageError("\n".join(errors))
+    return params
 
 
 # ---- the runtime the web page reads -----------------------------------------------------------
@@ -273,7 +283,8 @@ class Bot:
         self.stop_event.set()
         self.runtime.wake.set()
 
-    def snapshot(self) -> dict:
+    def snapshot(self, orders: list[dict]) -> dict:
+        """The page's status; `orders` are the strategy's open orders of this turn (built once)."""
         assert self.strategy is not None
         s = self.strategy.summary()
         return {"instance_id": self.cfg.instance_id, "symbol": self.strategy.params.symbol,
@@ -283,7 +294,7 @@ class Bot:
                 "realized_pnl": s["realized_pnl"], "unrealized_pnl": s["unrealized_pnl"],
                 "grid_profit": s["grid_profit"], "fees": s["fees"], "volume": s["volume"],
                 "fill_count": s["fill_count"], "equity": self.equity,
-                "open_order_count": len(self.strategy.open_orders()),
+                "open_order_count": len(orders),
                 "uptime_s": round(time.time() - self.runtime.started_at, 3), "state": s["state"]}
 
     def summary_line(self, label: str) -> str:
@@ -304,13 +315,13 @@ class Bot:
             s = self.strategy.summary()
             self.db.add_snapshot(int(now * 1000), s["price"], self.equity, s["realized_pnl"], s["unrealized_pnl"],
                                  s["grid_profit"], s["position"], s["fees"])
-        self.runtime.publish(self.snapshot(), self.strategy.open_orders())
+        orders = self.strategy.open_orders()
+        self.runtime.publish(self.snapshot(orders), orders)
 
     def start(self) -> None:
         """Market, parameters, the grid: raises ExchangeError (transient ones are retried by
         `start_trading`), UsageError or ValueError (bad config or symbol: exit 2)."""
-        params = grid_params(self.cfg, self.exchange)
-        validate_against_market(params, self.exchange)
+        params = checked_params(self.cfg, self.exchange)
         if self.strategy is None or self.strategy.params != params:
             self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say,
                                              on_fill=lambda f: self.runtime.emit("fill", f))
@@ -517,11 +528,7 @@ def write_stop_reason(paths: InstancePaths, text: str) -> None:
     """logs/{id}/stop_reason, atomically (temp file + os.replace): the supervisor reads it at exit."""
     target = paths.stop_reason
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".stop_reason.", dir=str(target.parent))
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text.replace("\n", " ").strip() + "\n")
-        os.replace(tmp, target)
+        write_text_atomic(target, text.replace("\n", " ").strip() + "\n")
     except OSError as exc:
         write_line(f"warning: could not write {target}: {exc}", err=True)
 
@@ -543,8 +550,7 @@ def run_backtest_mode(cfg: InstanceConfig, args: argparse.Namespace, say: Callab
                                              start_ms=None if exchange_cfg.get("price_csv") else 0)
     except (OSError, ValueError) as exc:
         raise UsageError(f"backtest prices: {exc}") from None
-    params = grid_params(cfg, exchange)
-    validate_against_market(params, exchange)
+    params = checked_params(cfg, exchange)
     strategy = PerpGridStrategy(exchange, params, cfg.instance_id, log=lambda _m: None)
     ticks = args.ticks or (10 ** 12 if args.prices else DEFAULT_BACKTEST_TICKS)
     report = run_backtest(exchange, strategy, ticks)
@@ -594,10 +600,7 @@ def check_mode(cfg: InstanceConfig, say: Callable[[str], None]) -> int:
         api_keys(name, cfg.exchange)            # AuthenticationError naming what is missing
         strategy = dict(cfg.strategy)
         if strategy.get("auto_price"):          # the range needs the live price: check its width only
-            r = strategy.get("price_range")
-            if not r or not 0 < r < 1:
-                raise UsageError(f"strategy_config.price_range: {r} is invalid: with auto_price it must be a "
-                                 "fraction between 0 and 1 (0.05 = +-5% around the price)")
+            r = auto_price_range(strategy)
             strategy["grid_lower_price"], strategy["grid_upper_price"] = 1 - r, 1 + r
         strategy.setdefault("quantity", None)
         if strategy["quantity"] is None:
@@ -616,8 +619,7 @@ def check_mode(cfg: InstanceConfig, say: Callable[[str], None]) -> int:
         source = RandomWalk(float(exchange_cfg.get("initial_price") or 100.0), 0.0, 0)
         exchange_cfg.pop("price_source", None)
     exchange = PaperExchange.from_config(exchange_cfg, instance_id=cfg.instance_id, source=source)
-    params = grid_params(cfg, exchange)
-    validate_against_market(params, exchange)
+    params = checked_params(cfg, exchange)
     say(f"ok: {cfg.instance_id} on paper {symbol}: grid {params.lower}..{params.upper} x{params.num} "
         f"{params.mode} {params.grid_type}, quantity {params.quantity}")
     return EXIT_OK

@@ -49,6 +49,11 @@ class ExchangeUnavailable(ExchangeError):
     """Timeout, network loss, 5xx: retry with backoff, never crash-loop."""
 
 
+def is_multiple(value: float, step: float) -> bool:
+    """Whether `value` is a whole multiple of `step` (a tick or step size), up to float noise."""
+    return abs(value / step - round(value / step)) <= 1e-6
+
+
 # ---- data ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Market:

@@ -26,7 +26,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from exchanges.base import (Balance, Exchange, Fill, InsufficientMargin, InvalidOrder, Market, Order,
-                            OrderNotFound, OrderRequest, Position, PostOnlyRejected, Ticker)
+                            OrderNotFound, OrderRequest, Position, PostOnlyRejected, Ticker, is_multiple)
 from exchanges.paper_prices import PriceSource, build_price_source, wall_clock_ms
 
 if TYPE_CHECKING:                     # numpy is imported only by the backtest fast path
@@ -303,12 +303,12 @@ class PaperExchange(Exchange):
             raise InvalidOrder(f"side must be buy or sell (got {req.side!r})")
         if req.qty < self.min_qty - EPS:
             raise InvalidOrder(f"quantity {req.qty} below the market minimum {self.min_qty}")
-        if abs(req.qty / self.step_size - round(req.qty / self.step_size)) > 1e-6:
+        if not is_multiple(req.qty, self.step_size):
             raise InvalidOrder(f"quantity {req.qty} is not a multiple of the step size {self.step_size}")
         if req.type == "limit":
             if req.price is None or req.price <= 0:
                 raise InvalidOrder(f"limit order needs a price > 0 (got {req.price})")
-            if abs(req.price / self.tick_size - round(req.price / self.tick_size)) > 1e-6:
+            if not is_multiple(req.price, self.tick_size):
                 raise InvalidOrder(f"price {req.price} is not a multiple of the tick size {self.tick_size}")
         elif req.type != "market":
             raise InvalidOrder(f"order type must be limit or market (got {req.type!r})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from exchanges.base import Market
+from exchanges.base import Market, is_multiple
 from strategies.grid_math import GRID_MODES, grid_levels
 
 GRID_TYPES = ("neutral", "long", "short")
@@ -83,7 +83,7 @@ def check_params(p: GridParams, market: Market, equity: float | None = None,
     errors = check_shape(p)
     if p.quantity < market.min_qty:
         errors.append(f"quantity: {p.quantity} is below the market minimum {market.min_qty} for {p.symbol}")
-    elif abs(p.quantity / market.step_size - round(p.quantity / market.step_size)) > 1e-6:
+    elif not is_multiple(p.quantity, market.step_size):
         errors.append(f"quantity: {p.quantity} is not a multiple of the step size {market.step_size}")
     if p.max_position is not None and p.max_position >= p.quantity:
         if equity is not None and p.upper > p.lower and p.max_position * p.upper / leverage > equity:

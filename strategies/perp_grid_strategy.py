@@ -229,8 +229,7 @@ class PerpGridStrategy:
     def reconcile(self) -> None:
         """Make our view of resting orders equal the exchange's: adopt ours, cancel strays."""
         self._sync_fills()
-        open_orders = {o.id: o for o in self.exchange.fetch_open_orders(self.params.symbol)
-                       if client_ids.belongs_to(o.client_id, self.instance_id)}
+        open_orders = {o.id: o for o in self._our_open_orders()}
         known: set[str] = set()
         for cell in self.cells:
             for slot in ("open_order", "close_order"):
@@ -573,8 +572,7 @@ class PerpGridStrategy:
         symbol (a venue's cancel-all would take them too). Each cancelled order leaves its cell at
         once, so after a failure midway the cells still name exactly the orders that may remain.
         """
-        mine = sorted(o.id for o in self.exchange.fetch_open_orders(self.params.symbol)
-                      if client_ids.belongs_to(o.client_id, self.instance_id))
+        mine = sorted(o.id for o in self._our_open_orders())
         count = 0
         for order_id in mine:
             cancelled = self._cancel(order_id)      # records the cancellation itself
@@ -583,6 +581,11 @@ class PerpGridStrategy:
         self._forget(lambda ref: True)          # the rest no longer rest: filled (the fills book them) or gone
         self._resting = None
         return count
+
+    def _our_open_orders(self) -> list[Order]:
+        """The exchange's open orders of this instance (by client id): never the trader's own."""
+        return [o for o in self.exchange.fetch_open_orders(self.params.symbol)
+                if client_ids.belongs_to(o.client_id, self.instance_id)]
 
     def _forget(self, which: Callable[[OrderRef], bool], record: bool = True) -> None:
         for cell in self.cells:

@@ -12,6 +12,8 @@ import os
 import socket
 from pathlib import Path
 
+from core.atomic import write_text_atomic
+
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
@@ -61,7 +63,4 @@ def bind_first_free(host: str, port: int, tries: int = PORT_TRIES) -> socket.soc
 
 def write_port_file(path: Path, port: int) -> None:
     """Atomically publish the bound port, so the supervisor never reads half a number."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(f"{port}\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, f"{port}\n")
