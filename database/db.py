@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY, client_id INTEGER, level INTEGER, role INTEGER, side TEXT,
     price REAL, qty REAL, filled_qty REAL DEFAULT 0, status TEXT, created_ms INTEGER,
     updated_ms INTEGER);
-CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
+DROP INDEX IF EXISTS orders_status;
 CREATE TABLE IF NOT EXISTS fills (
     trade_id TEXT PRIMARY KEY, order_id TEXT, client_id INTEGER, level INTEGER, role INTEGER,
     side TEXT, price REAL, qty REAL, fee REAL, is_maker INTEGER, timestamp INTEGER);

@@ -110,3 +110,11 @@ def test_short_lived_reader_threads_share_one_connection_and_cannot_write(tmp_pa
     opened = [f.path for f in psutil.Process().open_files() if f.path.startswith(str(tmp_path))]
     assert opened.count(str(tmp_path / "x.db")) == 2          # the writer and the one reader
     assert len(errors) == 50 and "trading loop" in str(errors[0])
+
+
+def test_no_index_on_order_status_since_no_query_filters_on_it(tmp_path):
+    Database(tmp_path / "bot.db").close()
+    conn = sqlite3.connect(tmp_path / "bot.db")
+    names = {name for name, in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert "orders_status" not in names and "fills_ts" in names
