@@ -8,6 +8,8 @@ or a fixed value) trades against resting orders, so fills happen. The server can
 order ever placed, so tests can check signatures, duplicates and budgets from the outside.
 `lose_order_answers` makes it accept and record the next placements but answer too late for the
 client (a timeout after the order reached the book), the case a bot must not place twice.
+`omit_fill_client_ids` makes its fills look like ccxt's unified trades of any other venue: no
+client id, only the order id (the order history still has it, as ccxt's fetch_order reads it).
 
 Run alone: `python -m tests.exchanges.backpack_server --port 8700` (prints the URL and test keys).
 """
@@ -58,6 +60,7 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("DELETE", "/api/v1/order"): "orderCancel",
     ("DELETE", "/api/v1/orders"): "orderCancelAll",
     ("GET", "/wapi/v1/history/fills"): "fillHistoryQueryAll",
+    ("GET", "/wapi/v1/history/orders"): "orderHistoryQueryAll",
 }
 
 
@@ -157,6 +160,7 @@ class BackpackServer:
         self.late_answers = 0                            # placements still to answer late (see lose_order_answers)
         self.late_answer_delay = 0.0
         self.storm_answers = 0
+        self.omit_fill_client_ids = False                # fills without clientId, like most venues' trades
         self.budget: tuple[int, float] | None = None     # (requests, window seconds) per key
         self.window_counts: dict[tuple[str, int], int] = defaultdict(int)
         self.over_budget = 0
@@ -364,7 +368,16 @@ class BackpackServer:
         limit = int(query.get("limit", 100))
         mine = [f for f in self.fills if f["_key"] == key and f["_ms"] >= since
                 and ("symbol" not in query or f["symbol"] == query["symbol"])]
+        if self.omit_fill_client_ids:
+            return [{k: v for k, v in f.items() if k != "clientId"} for f in mine[:limit]]
         return mine[:limit]
+
+    def order_history(self, key: str, query: dict) -> list[dict]:
+        """Every order ever accepted (open, filled, cancelled), newest first, as Backpack lists them."""
+        mine = [o for o in reversed(self.orders) if o["_key"] == key
+                and ("symbol" not in query or o["symbol"] == query["symbol"])
+                and ("orderId" not in query or o["id"] == query["orderId"])]
+        return mine[:int(query.get("limit", 100))]
 
     def dispatch(self, method: str, path: str, key: str | None, query: dict, body: Any) -> Any:
         self._match(time.time())
@@ -405,6 +418,8 @@ class BackpackServer:
             return self.cancel(key, params)
         if path == "/api/v1/orders" and method == "DELETE":
             return self.cancel_all(key, params)
+        if path == "/wapi/v1/history/orders":
+            return self.order_history(key, query)
         return self.fill_history(key, query)
 
     def authenticate(self, method: str, path: str, headers: Any, query: dict, body: Any) -> str:
