@@ -5,11 +5,14 @@ config that names a real exchange, so paper bots and the CLI never pay ccxt's im
 The adapter maps the user's symbols (SOL_USDC_PERP) to ccxt's (SOL/USDC:USDC), ccxt's errors to
 the interface's (each has a defined reaction in the bot), retries idempotent reads itself, and
 takes every request from the account's budget shared by all bots on this machine.
+Fills carry their order's client id on every venue (ccxt's unified trade has none): the adapter
+keeps the client id of each order it sees in the instance database and asks the venue for an
+unknown order once.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import ccxt
 
@@ -27,6 +30,72 @@ NOT_FOUND_HINTS = ("resource_not_found", "not found")
 MAX_LISTED = 60                 # symbols named when the config's symbol is not listed
 ORDER_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled",
                 "expired": "canceled", "rejected": "rejected"}
+
+
+CLIENT_IDS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ccxt_client_ids (
+    exchange TEXT, order_id TEXT, client_id INTEGER, recorded_ms INTEGER, PRIMARY KEY (exchange, order_id));
+"""
+CLIENT_IDS_KEEP_MS = 30 * 86_400_000     # older rows go at start; a fill of such an order asks fetch_order
+CLIENT_IDS_IN_MEMORY = 20_000            # the rest is read back from the database when a fill needs it
+
+
+class OrderClientIds:
+    """Order id -> client id of every order the adapter has seen, kept in the instance database.
+
+    ccxt's unified trade has no client id, so a fill is matched to its order's client id here.
+    `None` is an answer too (an order without one of our ids: manual, or never ours), so nothing
+    is asked of the venue twice. Without a database the map lives as long as the object.
+    """
+
+    def __init__(self, exchange: str, db: Any = None) -> None:
+        self.exchange = exchange
+        self.db = db
+        self._memory: dict[str, int | None] = {}
+        if db is not None:
+            db.ensure_schema(CLIENT_IDS_SCHEMA)
+            with db.transaction() as conn:
+                conn.execute("DELETE FROM ccxt_client_ids WHERE exchange=? AND recorded_ms<?",
+                             (exchange, int(time.time() * 1000) - CLIENT_IDS_KEEP_MS))
+
+    def lookup(self, order_id: str) -> tuple[bool, int | None]:
+        """(known, client id) of an order id."""
+        if order_id in self._memory:
+            return True, self._memory[order_id]
+        if self.db is None:
+            return False, None
+        rows = self.db.query("SELECT client_id FROM ccxt_client_ids WHERE exchange=? AND order_id=?",
+                             (self.exchange, order_id))
+        if not rows:
+            return False, None
+        self._keep(order_id, rows[0]["client_id"])
+        return True, rows[0]["client_id"]
+
+    def remember(self, pairs: Iterable[tuple[str, int | None]]) -> None:
+        """Record (order id, client id) pairs; a known client id is never replaced by None."""
+        new = {}
+        for order_id, client_id in pairs:
+            if not order_id or order_id == "None":
+                continue
+            known, old = self.lookup(order_id)
+            if not known or (old is None and client_id is not None):
+                new[order_id] = client_id
+        if not new:
+            return
+        for order_id, client_id in new.items():
+            self._keep(order_id, client_id)
+        if self.db is not None:
+            now = int(time.time() * 1000)
+            with self.db.transaction() as conn:
+                conn.executemany("INSERT INTO ccxt_client_ids VALUES (?,?,?,?) ON CONFLICT(exchange, order_id) "
+                                 "DO UPDATE SET client_id=excluded.client_id, recorded_ms=excluded.recorded_ms",
+                                 [(self.exchange, oid, cid, now) for oid, cid in new.items()])
+
+    def _keep(self, order_id: str, client_id: int | None) -> None:
+        self._memory.pop(order_id, None)
+        self._memory[order_id] = client_id
+        if len(self._memory) > CLIENT_IDS_IN_MEMORY:
+            del self._memory[next(iter(self._memory))]
 
 
 def build_client(exchange_id: str, config: dict[str, Any], *, api_key: str = "", secret: str = "") -> ccxt.Exchange:
@@ -79,7 +148,8 @@ class CcxtExchange(Exchange):
     """One account on one ccxt exchange."""
 
     def __init__(self, client: ccxt.Exchange, *, instance_id: str, limiter: SharedRateLimiter | None = None,
-                 read_attempts: int = 3, backoff: float = 0.25, masker: Masker | None = None) -> None:
+                 read_attempts: int = 3, backoff: float = 0.25, masker: Masker | None = None,
+                 db: Any = None) -> None:
         self.client = client
         self.name = client.id
         self.instance_id = instance_id
@@ -88,6 +158,7 @@ class CcxtExchange(Exchange):
         self.backoff = backoff
         self.masker = masker or Masker()
         self._markets: dict[str, dict[str, Any]] = {}
+        self.client_ids = OrderClientIds(client.id, db)
         if limiter is not None:
             client.throttle = limiter.acquire   # every request, public or private, takes a shared token
 
@@ -106,7 +177,7 @@ class CcxtExchange(Exchange):
                         per_seconds=float(limits.get("per_seconds", per_seconds)),
                         max_wait=float(limits.get("max_wait", 5.0)))
         limiter = SharedRateLimiter.for_account(project_home(), name, api_key, budget)
-        return cls(client, instance_id=instance_id, limiter=limiter, masker=Masker([api_key, secret]))
+        return cls(client, instance_id=instance_id, limiter=limiter, masker=Masker([api_key, secret]), db=db)
 
     # ---- plumbing ------------------------------------------------------------------------
     def _retry_after(self) -> float:
@@ -187,6 +258,29 @@ class CcxtExchange(Exchange):
             timestamp=int(o.get("timestamp") or 0),
         )
 
+    def _remember(self, orders: Sequence[Order | ExchangeError]) -> None:
+        """Feed the order id -> client id map with every order the venue told us about."""
+        self.client_ids.remember((o.id, o.client_id) for o in orders if isinstance(o, Order))
+
+    def _fill_client_id(self, trade: dict[str, Any], unified: str) -> int | None:
+        """A fill's client id: Backpack's raw field, else its order's, asking the venue once per order."""
+        raw = self._client_id((trade.get("info") or {}).get("clientId"))
+        if raw is not None or trade.get("order") is None:
+            return raw
+        order_id = str(trade["order"])
+        known, client_id = self.client_ids.lookup(order_id)
+        if known or not self.client.has.get("fetchOrder"):
+            return client_id
+        try:
+            order = self._read(self.client.fetch_order, order_id, unified)
+        except (base.ExchangeUnavailable, base.RateLimited, base.AuthenticationError):
+            raise                                # may pass: the fill is read again next turn
+        except ExchangeError:
+            order = {}                           # forgotten, or not to be looked up: asking again won't help
+        client_id = self._client_id(order.get("clientOrderId"))
+        self.client_ids.remember([(order_id, client_id)])
+        return client_id
+
     def _order_args(self, req: OrderRequest) -> tuple[str, str, str, float, float | None, dict[str, Any]]:
         params: dict[str, Any] = {}
         if req.post_only and req.type == "limit":
@@ -219,7 +313,9 @@ class CcxtExchange(Exchange):
 
     def place_order(self, request: OrderRequest) -> Order:
         o = self._call(self.client.create_order, *self._order_args(request))
-        return self._order(o, request.symbol, request)
+        order = self._order(o, request.symbol, request)
+        self._remember([order])
+        return order
 
     def place_orders(self, requests: Sequence[OrderRequest]) -> list[Order | ExchangeError]:
         """One `createOrders` call per chunk where ccxt has it; results in the order of `requests`."""
@@ -240,8 +336,9 @@ class CcxtExchange(Exchange):
                 results.extend(exc for _ in batch)
                 continue
             raw = self.client.last_json_response
-            for req, item in zip(batch, raw if isinstance(raw, list) else []):
-                results.append(self._batch_item(req, item))
+            answers = [self._batch_item(req, item) for req, item in zip(batch, raw if isinstance(raw, list) else [])]
+            self._remember(answers)
+            results.extend(answers)
         return results
 
     def _batch_item(self, request: OrderRequest, item: dict[str, Any]) -> Order | ExchangeError:
@@ -266,8 +363,9 @@ class CcxtExchange(Exchange):
         return len(self._call(self.client.cancel_all_orders, self._market(symbol)["symbol"]) or [])
 
     def fetch_open_orders(self, symbol: str) -> list[Order]:
-        orders = self._read(self.client.fetch_open_orders, self._market(symbol)["symbol"])
-        return [self._order(o, symbol) for o in orders]
+        orders = [self._order(o, symbol) for o in self._read(self.client.fetch_open_orders, self._market(symbol)["symbol"])]
+        self._remember(orders)
+        return orders
 
     def fetch_position(self, symbol: str) -> Position:
         unified = self._market(symbol)["symbol"]
@@ -300,7 +398,11 @@ class CcxtExchange(Exchange):
         return Balance(asset=asset, total=float(entry.get("total") or free + used), free=free, used=used)
 
     def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
-        """Every fill at or after `since_ms`, paging on by time until a short page."""
+        """Every fill at or after `since_ms`, paging on by time until a short page.
+
+        Each fill carries its order's client id (see `_fill_client_id`): the strategy books fills
+        by client id and would drop one without it.
+        """
         m = self._market(symbol)
         limit = 1000
         seen: dict[str, Fill] = {}
@@ -313,7 +415,7 @@ class CcxtExchange(Exchange):
                     trade_id=str(t["id"]), order_id=str(t.get("order")), symbol=symbol, side=t["side"],
                     price=float(t["price"]), qty=float(t["amount"]), fee=float(fee or 0.0),
                     is_maker=t.get("takerOrMaker") == "maker", timestamp=int(t["timestamp"]),
-                    client_id=self._client_id((t.get("info") or {}).get("clientId")))
+                    client_id=self._fill_client_id(t, m["symbol"]))
             if len(trades) < limit:
                 break
             newest = max(int(t["timestamp"]) for t in trades)

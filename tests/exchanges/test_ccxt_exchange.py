@@ -8,6 +8,7 @@ import sys
 import ccxt
 import pytest
 
+from database.db import Database
 from exchanges import create_exchange
 from exchanges import base
 from exchanges.base import OrderRequest
@@ -265,3 +266,103 @@ def test_urls_override_points_public_and_private_apis_separately(server, home, m
                                       "urls": {"public": server.url, "private": server.url}}, instance_id="x")
     assert ex.client.urls["api"] == {"public": server.url, "private": server.url}
     assert ex.fetch_ticker(SYMBOL).last == 150.0 and ex.fetch_open_orders(SYMBOL) == []
+
+
+# ---- fills carry their client id on every venue ------------------------------------------------
+HISTORY = "GET /wapi/v1/history/orders"          # what ccxt's fetch_order asks Backpack
+
+
+def connect(server: BackpackServer, db: Database | None, **config) -> CcxtExchange:
+    return create_exchange("backpack", {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64,
+                                        "base_url": server.url, **config}, instance_id="bp_test", db=db)
+
+
+def test_fills_without_a_client_id_take_their_orders_also_after_a_restart(server, home, monkeypatch):
+    """A venue whose trades name only the order (ccxt's unified trade): every order the adapter saw
+    gives its client id, an order it never saw is asked once, and a new adapter on the same
+    database asks nothing again."""
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    server.omit_fill_client_ids = True
+    db = Database(home / "database" / "bp_test.db")
+    ex = connect(server, db, timeout_ms=1000)
+    ex.place_order(buy(149.0, client_id=31))
+    ex.place_orders([buy(148.0, client_id=32), buy(147.5, client_id=33)])
+    ex.place_order(buy(147.0))                                      # the trader's own: no client id
+    server.lose_order_answers(1, 5.0)
+    with pytest.raises(base.ExchangeUnavailable):
+        ex.place_order(buy(146.0, client_id=34))                    # rests; we never heard its id
+    server.set_price(145.0)
+    expected = [(149.0, 31), (148.0, 32), (147.5, 33), (147.0, None), (146.0, 34)]
+    fills = ex.fetch_fills(SYMBOL, 0)
+    assert [(f.price, f.client_id) for f in fills] == expected
+    assert all("clientId" not in f for f in server.fill_history(TEST_PUBLIC_B64, {}))
+    assert server.hits[HISTORY] == 1                                # only the unheard order was asked
+    assert [(f.price, f.client_id) for f in ex.fetch_fills(SYMBOL, 0)] == expected
+    assert server.hits[HISTORY] == 1                                # ... and only once
+    ex.close()
+    restarted = connect(server, db)
+    assert restarted.fetch_fills(SYMBOL, 0) == fills
+    assert server.hits[HISTORY] == 1                                # the database remembered all five
+    restarted.close()
+    db.close()
+
+
+def test_open_orders_seen_feed_the_map_and_an_unknown_order_is_asked_once_per_order(server, home, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    server.omit_fill_client_ids = True
+    other = connect(server, None)                       # placed by someone this adapter never heard
+    other.place_order(buy(149.0, client_id=41))
+    other.place_order(buy(148.0, qty=0.3, client_id=42))
+    ex = connect(server, None)
+    assert [o.client_id for o in ex.fetch_open_orders(SYMBOL)] == [41, 42]      # 41 and 42 seen resting
+    server.set_price(148.5)                                                     # 41 fills
+    assert [f.client_id for f in ex.fetch_fills(SYMBOL, 0)] == [41]
+    assert server.hits[HISTORY] == 0
+    other.place_order(buy(147.0, qty=0.2, client_id=43))                        # never seen resting
+    server.set_price(146.0)                                                     # 42 and 43 fill
+    assert [f.client_id for f in ex.fetch_fills(SYMBOL, 0)] == [41, 42, 43]
+    assert [f.client_id for f in ex.fetch_fills(SYMBOL, 0)] == [41, 42, 43]
+    assert server.hits[HISTORY] == 1                                            # 43, once
+    other.close()
+    ex.close()
+
+
+def test_a_venue_without_fetch_order_is_never_asked(server, home, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    server.omit_fill_client_ids = True
+    connect(server, None).place_order(buy(149.0, client_id=51))
+    ex = connect(server, None)
+    ex.client.has = {**ex.client.has, "fetchOrder": False}
+    server.set_price(148.0)
+    assert [f.client_id for f in ex.fetch_fills(SYMBOL, 0)] == [None]
+    assert server.hits[HISTORY] == 0
+
+
+@pytest.mark.parametrize("refusal", [ccxt.OrderNotFound, ccxt.NotSupported, ccxt.ArgumentsRequired])
+def test_an_order_the_venue_will_not_describe_is_asked_once_and_passing_trouble_is_raised(server, home, monkeypatch,
+                                                                                        refusal):
+    monkeypatch.setenv("GRIDBOT_HOME", str(home))
+    server.omit_fill_client_ids = True
+    connect(server, None).place_order(buy(149.0, client_id=52))
+    server.set_price(148.0)
+    ex = connect(server, None)
+    asked = []
+
+    def fetch_order(order_id, symbol=None, params={}):
+        asked.append(order_id)
+        raise (ccxt.RequestTimeout if len(asked) == 1 else refusal)("backpack says no")
+
+    ex.client.fetch_order, ex.backoff, ex.read_attempts = fetch_order, 0.0, 1
+    with pytest.raises(base.ExchangeUnavailable):
+        ex.fetch_fills(SYMBOL, 0)                       # a timeout may pass: not taken as an answer
+    assert [f.client_id for f in ex.fetch_fills(SYMBOL, 0)] == [None]
+    assert [f.client_id for f in ex.fetch_fills(SYMBOL, 0)] == [None]
+    assert len(asked) == 2
+
+
+def test_backpack_fills_keep_their_own_client_id_without_asking(exchange, server):
+    other = CcxtExchange(exchange.client, instance_id="bp_test")    # knows no order of `exchange`
+    exchange.place_order(buy(149.0, client_id=61))
+    server.set_price(148.0)
+    assert [f.client_id for f in other.fetch_fills(SYMBOL, 0)] == [61]
+    assert server.hits[HISTORY] == 0

@@ -12,6 +12,7 @@ from collections import Counter
 
 import pytest
 
+from database.db import Database
 from exchanges import client_ids, create_exchange
 from exchanges.base import Exchange, ExchangeUnavailable
 from strategies.grid_params import GridParams
@@ -33,18 +34,19 @@ def server():
         yield srv
 
 
-def connect(server: BackpackServer, home, monkeypatch, batch: bool = True) -> Exchange:
+def connect(server: BackpackServer, home, monkeypatch, batch: bool = True, db: Database | None = None) -> Exchange:
     """The ccxt exchange on `server`; without `batch` the venue is taken to have no batch orders."""
     monkeypatch.setenv("GRIDBOT_HOME", str(home))
     ex = create_exchange("backpack", {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64,
-                                      "base_url": server.url, "timeout_ms": TIMEOUT_MS}, instance_id=IID)
+                                      "base_url": server.url, "timeout_ms": TIMEOUT_MS}, instance_id=IID, db=db)
     if not batch:
         ex.client.has = {**ex.client.has, "createOrders": False}
     return ex
 
 
-def strategy(ex: Exchange) -> PerpGridStrategy:
-    return PerpGridStrategy(ex, GridParams(SYMBOL, 140.0, 160.0, LEVELS + 1, 0.1), IID, log=lambda _m: None)
+def strategy(ex: Exchange, store: Database | None = None) -> PerpGridStrategy:
+    return PerpGridStrategy(ex, GridParams(SYMBOL, 140.0, 160.0, LEVELS + 1, 0.1), IID, store=store,
+                            log=lambda _m: None)
 
 
 def book(server: BackpackServer) -> list[tuple]:
@@ -108,6 +110,33 @@ def test_a_closing_order_whose_answer_is_lost_is_adopted_and_its_level_cycles_on
     assert placed_at(server)[("Bid", "149")] == 2 and server.duplicates == []
     assert len(book(server)) == LEVELS
     ex.close()
+
+
+def test_a_venue_whose_fills_name_no_client_id_still_cycles_its_levels_across_a_restart(home, monkeypatch, server):
+    """ccxt's unified trades carry no client id: the adapter gives each fill its order's, so the
+    grid books it, closes it, and a restarted bot (new adapter, same database) books the close."""
+    server.omit_fill_client_ids = True
+    db = Database(home / "database" / f"{IID}.db")
+    ex = connect(server, home, monkeypatch, db=db)
+    strat = strategy(ex, db)
+    strat.start()
+    server.set_price(148.99)                    # the buy at 149 fills: cell 9 holds 0.1, closes at 150
+    strat.step()
+    assert strat.position == pytest.approx(0.1) and strat.totals.fill_count == 1
+    close = strat.cells[9].close_order
+    assert close is not None and placed_at(server)[("Ask", "150")] == 1
+    ex.close()
+    ex = connect(server, home, monkeypatch, db=db)
+    strat = strategy(ex, db)
+    strat.start()                               # restored: the close is adopted, nothing is doubled
+    assert strat.cells[9].close_order is not None and strat.cells[9].close_order.id == close.id
+    server.set_price(150.0)                     # the close fills: one cycle, the level re-arms
+    strat.step()
+    assert strat.totals.cycles == 1 and strat.position == 0 and strat.totals.fill_count == 2
+    assert placed_at(server)[("Bid", "149")] == 2 and server.duplicates == [] and len(book(server)) == LEVELS
+    assert server.hits["GET /wapi/v1/history/orders"] == 0      # every order was known from its placement
+    ex.close()
+    db.close()
 
 
 @pytest.mark.slow
