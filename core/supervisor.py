@@ -170,9 +170,11 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda *a: None)  # wakes select when pidfd is unavailable
 
     def _loop_once(self) -> None:
+        # Sleep until the next timer: the bot's death (pidfd, or SIGCHLD), its output and our own
+        # signals all arrive as readable fds, so an idle daemon wakes only for its health check.
         now = time.monotonic()
-        timeout = max(0.0, min(self.timers.values(), default=now + 1.0) - now)
-        for key, _ in self.sel.select(min(timeout, 1.0)):
+        timeout = max(0.0, min(self.timers.values(), default=now + 60.0) - now)
+        for key, _ in self.sel.select(timeout):
             if key.data == "signal":
                 try:
                     os.read(key.fd, 512)

@@ -1,0 +1,236 @@
+"""What each daemon-manager command does and prints; core/daemon_manager.py parses and dispatches.
+
+Kept apart from the entry point because Python never caches the bytecode of the script it runs:
+every `watch -n 1 list` would recompile all of this (~3 ms) if it lived in daemon_manager.py.
+`list` and `status` import only the registry; the heavy paths (config validation, forking) are
+imported by the commands that need them. Nothing here imports flask, ccxt, numpy or strategies.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from core.exit_codes import EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
+from core.instance_manager import InstanceManager, InstanceRegistry
+
+
+TIMESTAMP_FIELDS = ("bot_create_time", "pid_create_time", "registered_at", "started_at", "last_updated")
+LIST_COLUMNS = ("ID", "STATE", "PID", "BOT", "UPTIME", "RESTARTS", "CPU%", "MEM(MB)", "PORT", "CONFIG")
+
+
+def fmt_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def rel(home: Path, path: str | None) -> str:
+    if not path:
+        return "-"
+    try:
+        return str(Path(path).relative_to(home))
+    except ValueError:
+        return path
+
+
+def dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def table(rows: list[tuple], header: tuple) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
+# -- commands --------------------------------------------------------------------------------
+def cmd_list(home: Path, args: argparse.Namespace) -> int:
+    recs = InstanceRegistry(home).list_instances(include_dead=True)
+    if not args.all:
+        recs = [r for r in recs if r["alive"] or r["needs_attention"]]
+    if args.json:
+        keys = ("instance_id", "pid", "bot_pid", "web_port", "restart_count", "uptime_s", "cpu_percent",
+                "memory_mb", "config_file", "exit_code", "last_error", "cpu_warning")
+        out = [{**{k: r.get(k) for k in keys}, "status": r["state"],
+                "pid": r.get("pid") if r["alive"] else None,
+                "bot_pid": r.get("bot_pid") if r["bot_alive"] else None} for r in recs]
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    rows = []
+    for r in recs:
+        live_bot = r["bot_alive"]
+        rows.append((
+            r["instance_id"], r["state"] + ("!" if r.get("cpu_warning") and r["alive"] else ""),
+            dash(r.get("pid")) if r["alive"] else "-", dash(r.get("bot_pid")) if live_bot else "-",
+            fmt_uptime(r["uptime_s"]), r.get("restart_count", 0),
+            dash(r.get("cpu_percent")) if live_bot else "-", dash(r.get("memory_mb")) if live_bot else "-",
+            dash(r.get("web_port")), rel(home, r.get("config_file")),
+        ))
+    running = sum(1 for r in recs if r["alive"])
+    attention = sum(1 for r in recs if r["needs_attention"])
+    cpu = sum(r.get("cpu_percent") or 0 for r in recs if r["bot_alive"])
+    mem = sum(r.get("memory_mb") or 0 for r in recs if r["bot_alive"])
+    if rows:
+        print(table(rows, LIST_COLUMNS))
+    else:
+        print("no instances" + ("" if args.all else " (list --all shows stopped ones)"))
+    print(f"total: {len(recs)} shown, {running} live, {attention} need attention, CPU {cpu:.1f}%, MEM {mem:.1f} MB")
+    return EXIT_OK
+
+
+def _daemon(home: Path, args: argparse.Namespace) -> TradingBotDaemon:  # noqa: F821 (imported lazily)
+    from core.daemon import TradingBotDaemon
+
+    if not getattr(args, "config", None) and not getattr(args, "instance_id", None):
+        raise UsageError("name an instance with -c CONFIG or -i INSTANCE_ID")
+    return TradingBotDaemon(home, args.config, args.instance_id)
+
+
+class UsageError(Exception):
+    pass
+
+
+def _report(outcome) -> int:
+    """Print what a command did (errors to stderr) and return its exit code."""
+    print(outcome.message, file=sys.stdout if outcome.code == EXIT_OK else sys.stderr)
+    return outcome.code
+
+
+def cmd_start(home: Path, args: argparse.Namespace) -> int:
+    if not args.config:
+        raise UsageError("start needs -c CONFIG")
+    return _report(_daemon(home, args).start(daemonize=args.daemon))
+
+
+def cmd_stop(home: Path, args: argparse.Namespace) -> int:
+    return _report(_daemon(home, args).stop())
+
+
+def cmd_restart(home: Path, args: argparse.Namespace) -> int:
+    return _report(_daemon(home, args).restart())
+
+
+def cmd_status(home: Path, args: argparse.Namespace) -> int:
+    code, out = _daemon(home, args).status()
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return code
+
+
+def cmd_stop_all(home: Path, args: argparse.Namespace) -> int:
+    from core.daemon import stop_many
+
+    registry = InstanceRegistry(home)
+    live = registry.list_instances()
+    t0 = time.monotonic()
+    outcomes = stop_many(registry, live)
+    for o in outcomes:
+        print(o.message)
+    failed = sum(1 for o in outcomes if o.code not in (EXIT_OK, EXIT_NOT_RUNNING))
+    print(f"stopped {len(outcomes) - failed} of {len(live)} instances in {time.monotonic() - t0:.1f}s")
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def cmd_cleanup(home: Path, args: argparse.Namespace) -> int:
+    registry = InstanceRegistry(home)
+    dead = [r for r in registry.list_instances(include_dead=True) if not r["alive"]]
+    if not dead:
+        print("nothing to clean up: no dead instance records")
+        return EXIT_OK
+    print("dead instance records: " + ", ".join(f"{r['instance_id']} ({r['state']})" for r in dead))
+    if not args.force and sys.stdin.isatty():
+        if input(f"remove {len(dead)} record(s)? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return EXIT_FAIL
+    print(f"removed {registry.cleanup_dead_instances()} dead instance record(s)")
+    return EXIT_OK
+
+
+def cmd_stats(home: Path, args: argparse.Namespace) -> int:
+    manager = InstanceManager(home)
+    if args.instance_id:
+        one = manager.get_instance_stats(args.instance_id)
+        if one is None:
+            print(f"{args.instance_id}: unknown instance", file=sys.stderr)
+            return EXIT_UNKNOWN
+        stats = [one]
+    else:
+        stats = manager.get_all_stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return EXIT_OK
+    header = ("ID", "STATE", "RESTARTS", "DAEMON PID", "D.CPU%", "D.MEM(MB)", "BOT PID", "B.CPU%", "B.MEM(MB)",
+              "B.THREADS", "B.UPTIME")
+    rows = []
+    for s in stats:
+        d, b = s["daemon"] or {}, s["bot"] or {}
+        rows.append((s["instance_id"], s["state"], s["restart_count"], dash(d.get("pid")), dash(d.get("cpu_percent")),
+                     dash(d.get("memory_mb")), dash(b.get("pid")), dash(b.get("cpu_percent")),
+                     dash(b.get("memory_mb")), dash(b.get("threads")), fmt_uptime(b.get("uptime_s"))))
+    print(table(rows, header) if rows else "no instances")
+    return EXIT_OK
+
+
+def cmd_info(home: Path, args: argparse.Namespace) -> int:
+    from core.paths import InstancePaths
+    from core.web_token import read_token
+
+    rec = InstanceRegistry(home).get(args.id)
+    if rec is None:
+        print(f"{args.id}: unknown instance", file=sys.stderr)
+        return EXIT_UNKNOWN
+    paths = InstancePaths.for_instance(home, args.id, rec.get("log_dir"))
+    info = {k: (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v)) if k in TIMESTAMP_FIELDS and v else v)
+            for k, v in sorted(rec.items())}
+    info["web_token"] = read_token(paths.web_token)
+    info["url"] = f"http://127.0.0.1:{rec['web_port']}/" if rec.get("web_port") else None
+    info["logs"] = str(paths.dated_dir())
+    width = max(len(k) for k in info)
+    for k, v in info.items():
+        print(f"{k.ljust(width)}  {dash(v)}")
+    return EXIT_OK
+
+
+def cmd_validate(home: Path, args: argparse.Namespace) -> int:
+    from core.config_manager import ConfigError, ConfigManager
+    from core.daemon import preflight
+
+    cm = ConfigManager(home)
+    if args.config:
+        targets = [(args.config, args.instance_id)]
+    elif args.instance_id:
+        rec = InstanceRegistry(home).get(args.instance_id)
+        path = (rec or {}).get("config_file") or cm.find_active(args.instance_id)
+        if not path:
+            print(f"{args.instance_id}: unknown instance (no registry record, no config in {cm.active_dir})",
+                  file=sys.stderr)
+            return EXIT_UNKNOWN
+        targets = [(path, args.instance_id)]
+    else:
+        targets = [(p, None) for p in cm.list_active()]
+        if not targets:
+            print(f"no configs in {rel(home, str(cm.active_dir))}")
+            return EXIT_OK
+    bad = 0
+    for path, iid in targets:
+        shown = rel(home, str(cm.resolve_path(path)))
+        try:
+            cfg = cm.load(path, instance_id=iid)
+            problems = preflight(cfg, home)  # the bot's own check: grid against the market, margin, keys
+            if problems:
+                raise ConfigError(problems)
+        except ConfigError as exc:
+            bad += 1
+            print(f"INVALID  {shown}\n  " + "\n  ".join(exc.errors))
+            continue
+        print(f"OK       {shown}  ({cfg.instance_id}: {cfg.metadata['exchange']} {cfg.metadata['symbol']})")
+        if args.verbose:
+            print("  " + json.dumps(cfg.masked(), indent=2).replace("\n", "\n  "))
+    print(f"{len(targets) - bad} valid, {bad} invalid")
+    return EXIT_USAGE if bad else EXIT_OK
