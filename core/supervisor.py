@@ -357,7 +357,7 @@ class Supervisor:
             return
         self.ready = True
         self.cpu_meter = proc.CpuMeter(self.bot.pid)  # measure from here: start-up imports are not load
-        self._learn_port()
+        self._learn_port(record=False)
         self.record(status="running", web_port=self.web_port)
         first_sample = time.monotonic() + 1.0  # so `list` shows CPU and memory soon after a start
         self.timers["health"] = min(self.timers.get("health", first_sample), first_sample)
@@ -368,11 +368,13 @@ class Supervisor:
         if self.bot is not None and not self._learn_port() and time.time() - self.spawned_at < 30:
             self.timers["port"] = time.monotonic() + PORT_POLL
 
-    def _learn_port(self) -> bool:
+    def _learn_port(self, record: bool = True) -> bool:
+        """Take the port the bot's page bound; record it now unless the caller records it with more."""
         port = read_pid(self.paths.web_port_file)
         if port and port != self.web_port:
             self.web_port = port
-            self.record(web_port=port)
+            if record:
+                self.record(web_port=port)
             self.log(f"bot page bound port {port}")
         return bool(port)
 
@@ -388,23 +390,27 @@ class Supervisor:
         if rss is None or cpu is None:
             return
         rss_mb = rss / 2**20
-        self._learn_port()
-        self.record(cpu_percent=round(cpu, 1), memory_mb=round(rss_mb, 1), cpu_warning=self.cpu_warning)
-        if rss_mb > float(self.s["memory_limit_mb"]):
+        over_memory = rss_mb > float(self.s["memory_limit_mb"])
+        self._learn_port(record=False)
+        if not over_memory:
+            self._check_cpu(cpu)
+        # one registry write per check (each is a locked, fsynced rewrite of instances.json)
+        self.record(cpu_percent=round(cpu, 1), memory_mb=round(rss_mb, 1), cpu_warning=self.cpu_warning,
+                    web_port=self.web_port)
+        if over_memory:
             self.kill_bot(f"memory {rss_mb:.0f} MB over memory_limit_mb {self.s['memory_limit_mb']}")
             return
-        self._check_cpu(cpu)
         age = heartbeat.age(self.paths.heartbeat, since=self.spawned_at - 1)
         if age is not None and age > float(self.s["heartbeat_timeout"]):
             self.kill_bot(f"hung: no heartbeat for {age:.1f}s (heartbeat_timeout {self.s['heartbeat_timeout']})")
 
     def _check_cpu(self, cpu: float) -> None:
+        """Update the CPU warning (three checks over the limit); on_health records it."""
         over = cpu > float(self.s["cpu_limit_percent"])
         self.cpu_high = self.cpu_high + 1 if over else 0
         warn = self.cpu_high >= 3
         if warn != self.cpu_warning:
             self.cpu_warning = warn
-            self.record(cpu_warning=warn)
             if warn:
                 self.log(f"bot CPU {cpu:.0f}% over cpu_limit_percent {self.s['cpu_limit_percent']} for 3 checks", "WARNING")
 
