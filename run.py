@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from core import heartbeat  # noqa: E402
 from core.atomic import write_text_atomic  # noqa: E402
+from core.bot_status import write_bot_status  # noqa: E402
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # noqa: E402
 from core.masking import Masker  # noqa: E402
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY,  # noqa: E402
@@ -316,7 +317,29 @@ class Bot:
             self.db.add_snapshot(int(now * 1000), s["price"], self.equity, s["realized_pnl"], s["unrealized_pnl"],
                                  s["grid_profit"], s["position"], s["fees"])
         orders = self.strategy.open_orders()
-        self.runtime.publish(self.snapshot(orders), orders)
+        snapshot = self.snapshot(orders)
+        self.runtime.publish(snapshot, orders)
+        self.write_status("trading" if snapshot["state"] == "running" else snapshot["state"], None, snapshot)
+
+    def write_status(self, state: str, message: str | None, snapshot: dict | None = None) -> None:
+        """Publish the books for `list`, `resume` and the dashboard (core/bot_status.py); a failed
+        write (disk full) is reported and never stops trading."""
+        s = snapshot or {}
+        grid, position = s.get("grid") or {}, s.get("position") or {}
+        market = self.strategy.market if self.strategy is not None else None
+        try:
+            write_bot_status(self.paths.bot_status, {
+                "instance_id": self.cfg.instance_id, "exchange": self.cfg.metadata["exchange"],
+                "symbol": self.cfg.metadata["symbol"], "quote": market.quote if market else None,
+                "state": state, "message": message, "price": s.get("price"),
+                "grid_lower": grid.get("lower"), "grid_upper": grid.get("upper"),
+                "position": position.get("qty"), "entry_price": position.get("entry_price"),
+                "unrealized_pnl": s.get("unrealized_pnl"), "realized_pnl": s.get("realized_pnl"),
+                "grid_profit": s.get("grid_profit"), "fees": s.get("fees"), "equity": s.get("equity"),
+                "fill_count": s.get("fill_count"), "open_order_count": s.get("open_order_count"),
+                "updated_at": round(time.time(), 3)})
+        except OSError as exc:
+            write_line(f"warning: could not write {self.paths.bot_status}: {exc}", err=True)
 
     def start(self) -> None:
         """Market, parameters, the grid: raises ExchangeError (transient ones are retried by
@@ -355,6 +378,7 @@ class Bot:
                 message = f"exchange not available at start-up ({type(exc).__name__}: {exc}); retrying in {wait:.0f} s"
                 self.say(message)
                 self.runtime.waiting(self.cfg.metadata["exchange"], self.cfg.metadata["symbol"], message)
+                self.write_status("waiting", message)
                 self.pause(time.monotonic() + wait)
                 delay = min(MAX_BACKOFF_S, delay * 2)
 

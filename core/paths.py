@@ -110,6 +110,22 @@ class InstancePaths:
         a range exit, orders it could not cancel); the supervisor reports it as last_error."""
         return self.log_dir / "stop_reason"
 
+    @property
+    def bot_status(self) -> Path:
+        """The bot's published books and state (core/bot_status.py), rewritten every turn."""
+        return self.log_dir / "bot_status.json"
+
+    @property
+    def record(self) -> Path:
+        """This instance's own record (config, claims, desired and current state): the truth the
+        shared registry caches."""
+        return self.log_dir / "instance.json"
+
+    @property
+    def events(self) -> Path:
+        """Append-only JSON lines of what the trader must hear about (core/events.py)."""
+        return self.log_dir / "events.jsonl"
+
     def dated_dir(self, day: str | datetime.date | None = None) -> Path:  # noqa: F821 (not imported: 0.5 MB)
         """logs/{id}/YYYY-MM-DD for a datetime.date, an ISO date string, or today (None).
 

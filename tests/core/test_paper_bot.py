@@ -6,6 +6,7 @@ import psutil
 import pytest
 import requests
 
+from core.bot_status import read_bot_status
 from core.paths import REPO_ROOT
 from tests.conftest import free_port, run_cli
 from tests.core.util import daemon_log, list_json, registry, start
@@ -29,6 +30,12 @@ def test_real_paper_bot_under_the_daemon(home):
     assert str(port) in run_cli(home, "list").stdout
     health = wait_for(lambda: _get(f"http://127.0.0.1:{port}/health"), 30, "the bot's page")
     assert health.status_code == 200 and health.json()["instance_id"] == "paper_core_01"  # ready = beating
+    status_file = home / "logs" / "paper_core_01" / "bot_status.json"
+    published = wait_for(lambda: read_bot_status(status_file), 30, "the bot's published status")
+    assert published["state"] == "trading" and published["symbol"] == doc["metadata"]["symbol"]
+    assert published["quote"] and published["price"] > 0 and published["equity"] > 0
+    assert published["grid_lower"] < published["grid_upper"] and published["open_order_count"] > 0
+    assert status_file.stat().st_mode & 0o077 == 0          # positions are private to the user
     bot = psutil.Process(rec["bot_pid"])
     stop = run_cli(home, "stop", "-i", "paper_core_01")
     assert stop.returncode == 0 and "paper_core_01 stopped" in stop.stdout

@@ -1,0 +1,42 @@
+"""The bot's own published status: `logs/{id}/bot_status.json`, one small JSON object.
+
+The bot (run.py) rewrites it atomically every loop turn; `list`, `resume`, the dashboard and the
+notifier read it. Readers never import the trading code (no flask, ccxt or strategy): this file
+is the whole contract between a running bot and the management plane's view of its books.
+
+Fields (every key always present; numbers may be null before the first turn):
+    instance_id, exchange, symbol, quote, state ("starting" | "trading" | "waiting" | "stopped"),
+    message (why waiting or stopped, or null), price, grid_lower, grid_upper, position,
+    entry_price, unrealized_pnl, realized_pnl, grid_profit, fees, equity, fill_count,
+    open_order_count, updated_at (unix seconds).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.atomic import write_text_atomic
+
+MAX_BYTES = 64 * 1024      # a status is about 500 bytes; anything bigger is not ours
+FIELDS = ("instance_id", "exchange", "symbol", "quote", "state", "message", "price", "grid_lower",
+          "grid_upper", "position", "entry_price", "unrealized_pnl", "realized_pnl", "grid_profit",
+          "fees", "equity", "fill_count", "open_order_count", "updated_at")
+
+
+def write_bot_status(path: Path, status: dict) -> None:
+    """Write exactly FIELDS (missing ones as null), private to the user (positions are private)."""
+    record = {name: status.get(name) for name in FIELDS}
+    write_text_atomic(path, json.dumps(record, separators=(",", ":")), mode=0o600)
+
+
+def read_bot_status(path: Path) -> dict | None:
+    """The last published status, or None when absent, unreadable, oversized or not ours."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            return None
+        data = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
