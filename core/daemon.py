@@ -136,7 +136,9 @@ class TradingBotDaemon:
         return InstancePaths.for_instance(self.home, self.instance_id, (rec or {}).get("log_dir"))
 
     # -- start -----------------------------------------------------------------------------
-    def start(self, daemonize: bool = True) -> Outcome:
+    def checked_config(self) -> InstanceConfig | Outcome:
+        """The config loaded, validated and passed by the bot's pre-flight, or the exit-2 Outcome
+        saying why not. Run before anything is started or stopped."""
         try:
             cfg = self.cm.load(self.config_file, instance_id=self.flag_id)
         except ConfigError as exc:
@@ -144,6 +146,15 @@ class TradingBotDaemon:
         problems = preflight(cfg, self.home)
         if problems:
             return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(problems))
+        return cfg
+
+    def start(self, daemonize: bool = True, cfg: InstanceConfig | None = None) -> Outcome:
+        """Start the instance; `cfg` is a config restart() has already checked."""
+        if cfg is None:
+            checked = self.checked_config()
+            if isinstance(checked, Outcome):
+                return checked
+            cfg = checked
         try:
             port = self.registry.mutate(lambda data: self._claim(data, cfg))
         except Refused as exc:
@@ -271,10 +282,14 @@ class TradingBotDaemon:
             self.config_file = rec.get("config_file")
         if not self.config_file:
             return Outcome(EXIT_UNKNOWN, f"{self.instance_id}: unknown instance (no config to restart from)")
+        # A typo must not take a trading bot down: the new config passes every check first.
+        checked = self.checked_config()
+        if isinstance(checked, Outcome):
+            return Outcome(checked.code, f"{checked.message}\n{self.instance_id} left as it was (nothing stopped)")
         stopped = self.stop()
         if stopped.code not in (EXIT_OK, EXIT_NOT_RUNNING, EXIT_UNKNOWN):
             return stopped
-        started = self.start(daemonize=True)
+        started = self.start(daemonize=True, cfg=checked)
         return Outcome(started.code, f"{stopped.message}\n{started.message}")
 
     # -- status ----------------------------------------------------------------------------
