@@ -20,10 +20,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
+from core import safe_json
 from core.masking import SECRET_KEY_RE, Masker, mask_config, secret_values
 from core.paths import INSTANCE_ID_RE, REPO_ROOT, is_repo_bot, resolve_code, resolve_runtime
 
 SCHEMA_PATH = REPO_ROOT / "config" / "schema" / "instance.schema.json"
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KiB; `start -c /dev/zero` once grew to 20 GB
 SECTIONS = ("metadata", "daemon_config", "exchange_config", "strategy_config")
 VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ID_RULE = "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ (letters, digits, '_', '.', '-'; it names directories)"
@@ -123,15 +125,14 @@ class ConfigManager:
         return resolve_runtime(self.home, p).resolve()
 
     def read_json(self, path: str | os.PathLike) -> dict:
+        """The config as a dict; bounded in size and depth, strict JSON (safe_json), else ConfigError."""
         source = self.resolve_path(path)
         try:
-            text = source.read_text()
+            doc = safe_json.loads(safe_json.read_bounded(source, MAX_CONFIG_BYTES))
         except OSError as exc:
             raise ConfigError([f"{path}: cannot read config file ({exc.strerror or exc})"]) from None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError([f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
+        except safe_json.JSONRefused as exc:
+            raise ConfigError([f"{path}: {exc}"]) from None
         if not isinstance(doc, dict):
             raise ConfigError([f"{path}: the config must be a JSON object, got {type(doc).__name__}"])
         return doc
@@ -157,6 +158,10 @@ class ConfigManager:
         doc = self._expand(doc, "", errors, used)
         errors += schema_errors(doc)
         meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        given = meta.get("instance_id")
+        if isinstance(given, str) and not INSTANCE_ID_RE.match(given) \
+                and not any(e.startswith("metadata.instance_id:") for e in errors):  # the schema's $ allows "id\n"
+            errors.append(f"metadata.instance_id: {json.dumps(given)} {ID_RULE}")
         iid, id_errors = _choose_instance_id(instance_id, meta, source)
         errors += id_errors
         strategy = doc.get("strategy_config") if isinstance(doc.get("strategy_config"), dict) else {}
@@ -293,15 +298,25 @@ def _defaults(schema: dict, section: str) -> dict:
     return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
 
 
+def _validator() -> type:
+    """Draft 2020-12, except that an integer is written as one: JSON Schema counts 7520.0 as an
+    integer, and `web_port: 7520.0` passed validation only for the page never to start."""
+    from jsonschema import Draft202012Validator, validators
+
+    def integer(_checker: object, value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", integer)
+    return validators.extend(Draft202012Validator, type_checker=checker)
+
+
 def schema_errors(doc: dict, sections: tuple[str, ...] = ()) -> list[str]:
     """JSON Schema errors as 'path: value rule' lines (jsonschema imported here, lazily)."""
-    from jsonschema import Draft202012Validator
-
     schema = load_schema()
     if sections:
         schema = {"type": "object", "properties": {name: schema["properties"][name] for name in sections}}
     out = []
-    for err in sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+    for err in sorted(_validator()(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         out.append(f"{where}: {_describe(err)}")
     return out

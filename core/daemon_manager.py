@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(only=command_in(argv))
     args = parser.parse_args(argv)
     home = project_home(args.home)
+    if home.exists() and not home.is_dir():
+        parser.error(f"--home {home}: not a directory (the home holds config/, logs/ and database/)")
     try:
         return args.func(home, args)
     except BrokenPipeError:  # `list | head`: the reader left; not an error worth a traceback
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, ConfigError):
             print(str(exc), file=sys.stderr)
             return EXIT_USAGE
+        if isinstance(exc, OSError):  # an unwritable home, a full disk: say which file, not a traceback
+            print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+            return EXIT_FAIL
         raise
     return EXIT_FAIL
 

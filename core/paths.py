@@ -13,7 +13,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_PY = REPO_ROOT / "run.py"
 HOME_ENV = "GRIDBOT_HOME"
-INSTANCE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# \A..\Z, not ^..$: `$` also matches before a trailing newline, and "bot\n" names no directory we want
+INSTANCE_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 # The environment contract between a supervisor and the bot it runs.
 ENV_INSTANCE_ID = "INSTANCE_ID"
