@@ -604,7 +604,7 @@ def start_page(bot: Bot, args: argparse.Namespace, say: Callable[[str], None]) -
         say(f"warning: the web page is not available ({exc}); running without it")
         return
     try:
-        start_web(bot.runtime, None, int(port), bot.paths)
+        start_web(bot.runtime, None, int(port), bot.paths, allowed_hosts=bot.cfg.daemon.get("web_allowed_hosts") or ())
     except (OSError, ValueError) as exc:
         say(f"warning: could not serve the web page on port {port}: {exc}; running without it")
 

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -24,6 +25,7 @@ from core.paths import InstancePaths, project_home
 from core.web_token import ensure_token
 from web.binding import bind_first_free, choose_host, write_port_file
 from web.events import EventRelay
+from web.host_guard import HostGuard
 from web.metrics import CONTENT_TYPE, render
 from web.validation import BadRequest, parse_adjustment, parse_limit
 
@@ -74,8 +76,10 @@ def bearer_ok(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTER) -> tuple[Flask, SocketIO]:
-    """The Flask app and its Socket.IO server around one BotRuntime (docs/internals.md)."""
+def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTER,
+               allowed_hosts: Iterable[str] = ()) -> tuple[Flask, SocketIO]:
+    """The Flask app and its Socket.IO server around one BotRuntime (docs/internals.md); any Host
+    or Origin but loopback and `allowed_hosts` gets 403 (web/host_guard.py)."""
     here = Path(__file__).resolve().parent
     app = Flask(__name__, template_folder=str(here / "templates"), static_folder=str(here / "static"))
     app.config["MAX_CONTENT_LENGTH"] = 4096
@@ -83,6 +87,7 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     # cors_allowed_origins=None: engine.io accepts only the origin matching the Host header, i.e. the
     # page's own origin, whatever local port an SSH tunnel maps it to.
     socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None, logger=False, engineio_logger=False)
+    app.wsgi_app = HostGuard(app.wsgi_app, allowed_hosts)  # type: ignore[method-assign]  # outside Socket.IO's
 
     def error(status: int, message: str) -> tuple[Response, int]:
         return jsonify(error=message), status
@@ -175,15 +180,17 @@ def _live_status(runtime: Any) -> dict:
     return snap
 
 
-def start_web(runtime: Any, host: str | None, port: int, paths: InstancePaths) -> int:
+def start_web(runtime: Any, host: str | None, port: int, paths: InstancePaths,
+              allowed_hosts: Iterable[str] = ()) -> int:
     """Serve the page of `runtime` in a daemon thread; return the port actually bound.
 
     `host` None means WEB_HOST, else 127.0.0.1. A port held by a stranger moves the page to the
-    next free one; the bound port is written to web.port for the supervisor to show.
+    next free one; the bound port is written to web.port for the supervisor to show. The page
+    answers to loopback, the host it is bound to and `allowed_hosts` only.
     """
     token = ensure_token(paths.web_token)
-    app, socketio = create_app(runtime, token, stale_after_from_env())
     host = choose_host(host)
+    app, socketio = create_app(runtime, token, stale_after_from_env(), [*allowed_hosts, host])
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per poll
     sock = bind_first_free(host, port)
     try:
