@@ -18,12 +18,13 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import make_server
 
+from core import safe_json
 from core.instance_manager import InstanceRegistry
 from core.paths import InstancePaths, project_home
 from core.web_token import ensure_token
 from web.binding import bind_first_free, choose_host, write_port_file
+from web.connections import CappedWSGIServer
 from web.events import EventRelay
 from web.host_guard import HostGuard
 from web.metrics import CONTENT_TYPE, render
@@ -35,6 +36,7 @@ STALE_ENV = "WEB_STALE_AFTER"
 DEFAULT_STALE_AFTER = 60.0
 MAX_FILLS = 1000
 MAX_PNL_POINTS = 5000
+MAX_BODY_DEPTH = 4  # an adjustment is one flat object
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
@@ -109,6 +111,17 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     def bad_request(exc: BadRequest) -> tuple[Response, int]:
         return error(400, str(exc))
 
+    def read_json_body() -> Any:
+        """The request's JSON, parsed strictly (core/safe_json.py): a 400-digit number or 2,000
+        levels of nesting is a 400 with a message, not a 500 from deep inside json."""
+        example = 'e.g. {"grid_lower_price": 140, "grid_upper_price": 160}'
+        if not request.is_json:
+            raise BadRequest(f"body must be JSON (Content-Type: application/json), {example}")
+        try:
+            return safe_json.loads(request.get_data(cache=False), max_depth=MAX_BODY_DEPTH)
+        except safe_json.JSONRefused as exc:
+            raise BadRequest(f"body must be JSON we accept: {exc}; {example}") from None
+
     @app.get("/")
     def index() -> str:
         snap = runtime.snapshot()
@@ -146,10 +159,7 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
                                     "(shown by `daemon_manager.py info ID`)")
             resp.headers["WWW-Authenticate"] = 'Bearer realm="gridbot"'
             return resp, code
-        body = request.get_json(silent=True)
-        if body is None:
-            raise BadRequest("body must be JSON (Content-Type: application/json), e.g. "
-                             '{"grid_lower_price": 140, "grid_upper_price": 160}')
+        body = read_json_body()
         snap = runtime.snapshot()
         grid = snap.get("grid")
         if not grid:
@@ -194,7 +204,7 @@ def start_web(runtime: Any, host: str | None, port: int, paths: InstancePaths,
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per poll
     sock = bind_first_free(host, port)
     try:
-        server = make_server(host, sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+        server = CappedWSGIServer(host, sock.getsockname()[1], app, fd=sock.fileno())
     finally:
         sock.close()  # the server holds its own duplicate of the descriptor
     bound = int(server.port)
