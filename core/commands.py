@@ -103,9 +103,19 @@ def _report(outcome) -> int:
     return outcome.code
 
 
+def warn_about_dotenv(home: Path) -> None:
+    """Say so when the home's .env, where the keys live, is open to other local users."""
+    from core.environment import dotenv_warning
+
+    warning = dotenv_warning(home)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
 def cmd_start(home: Path, args: argparse.Namespace) -> int:
     if not args.config:
         raise UsageError("start needs -c CONFIG")
+    warn_about_dotenv(home)
     return _report(_daemon(home, args).start(daemonize=args.daemon))
 
 
@@ -114,6 +124,7 @@ def cmd_stop(home: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_restart(home: Path, args: argparse.Namespace) -> int:
+    warn_about_dotenv(home)
     return _report(_daemon(home, args).restart())
 
 
@@ -202,6 +213,7 @@ def cmd_validate(home: Path, args: argparse.Namespace) -> int:
     from core.daemon import preflight
 
     cm = ConfigManager(home)
+    warn_about_dotenv(home)
     if args.config:
         targets = [(args.config, args.instance_id)]
     elif args.instance_id:

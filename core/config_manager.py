@@ -155,6 +155,7 @@ class ConfigManager:
         doc = legacy_to_sections(raw) if legacy else raw
         errors: list[str] = []
         used: dict[str, str] = {}
+        errors += argv_placeholders(doc)
         doc = self._expand(doc, "", errors, used)
         errors += schema_errors(doc)
         meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
@@ -357,6 +358,19 @@ def strategy_rules(s: dict) -> list[str]:
     if isinstance(q, (int, float)) and isinstance(mp, (int, float)) and q > mp:
         out.append(f"strategy_config.quantity: {q} must not exceed max_position ({mp})")
     return out
+
+
+def argv_placeholders(doc: dict) -> list[str]:
+    """${VAR} in bot_args is refused: expanded, it would sit on the bot's command line, which every
+    local user reads in `ps`. Secrets go in exchange_config (passed by environment), others in
+    daemon_config.environment."""
+    daemon = doc.get("daemon_config")
+    args = daemon.get("bot_args") if isinstance(daemon, dict) else None
+    if not isinstance(args, list):
+        return []
+    return [f"daemon_config.bot_args[{i}]: {json.dumps(a)} uses ${{{m.group(1)}}}: a command line is readable by "
+            "every local user (ps); put secrets in exchange_config and other values in daemon_config.environment"
+            for i, a in enumerate(args) if isinstance(a, str) for m in [VAR_RE.search(a)] if m]
 
 
 def is_legacy(doc: dict) -> bool:

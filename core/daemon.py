@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from core import proc
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig
+from core.environment import inherited, supervisor_environment
 from core.instance_manager import FINAL_STATES, InstanceRegistry, is_daemon_alive
 from core.masking import Masker, mask_config
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY, ENV_WEB_PORT,
@@ -30,8 +30,6 @@ from core.pidfile import is_locked, read_pid
 
 FIRST_PORT = 5001
 SUPERVISOR = REPO_ROOT / "core" / "supervisor.py"
-# An inherited variable with such a name is a credential: it reaches a bot only if its config uses it.
-SECRET_NAME_RE = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSPHRASE", re.IGNORECASE)
 CHECK_TIMEOUT = 60.0  # seconds for `run.py --check` (no network: it only loads and validates)
 
 
@@ -50,11 +48,10 @@ class Refused(Exception):
 
 
 def bot_environment(cfg: InstanceConfig, home: Path, web_port: int, base: dict[str, str]) -> dict[str, str]:
-    """The bot's env: the CLI's less every secret-looking variable this config does not use, plus
-    this instance's contract variables (the exchange keys of THIS config reach THIS bot only)."""
-    wanted = set(cfg.used_vars) | set(cfg.daemon.get("environment", {}))
-    env = {k: v for k, v in base.items()
-           if k not in (ENV_API_KEY, ENV_SECRET_KEY) and (k in wanted or not SECRET_NAME_RE.search(k))}
+    """The bot's env, by allow-list (core/environment.py): PATH, HOME, LANG, TZ, LC_* and the names the
+    config lists in inherit_environment from the CLI's env; then the ${VAR}s and `environment` of this
+    config and its contract variables (the exchange keys of THIS config reach THIS bot only)."""
+    env = inherited(base, cfg.daemon.get("inherit_environment", ()))
     env.update(cfg.used_vars)
     env.update(cfg.daemon.get("environment", {}))
     env.update({ENV_INSTANCE_ID: cfg.instance_id, ENV_DB_PATH: cfg.daemon["db_path"], ENV_WEB_PORT: str(web_port),
@@ -223,7 +220,7 @@ class TradingBotDaemon:
         ready_r, ready_w = os.pipe()
         spec_r, spec_w = os.pipe()
         argv = [sys.executable, "-S", str(SUPERVISOR), str(REPO_ROOT), str(spec_r), str(ready_w)]
-        env = {**os.environ, HOME_ENV: str(self.home)}
+        env = supervisor_environment(os.environ, self.home)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the forked children
             try:
