@@ -190,7 +190,7 @@ def cmd_stats(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_info(home: Path, args: argparse.Namespace) -> int:
     from core.paths import InstancePaths
-    from core.web_token import read_token
+    from core.web_token import UnsafeToken, read_token
 
     rec = InstanceRegistry(home).get(args.id)
     if rec is None:
@@ -199,7 +199,10 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
     paths = InstancePaths.for_instance(home, args.id, rec.get("log_dir"))
     info = {k: (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v)) if k in TIMESTAMP_FIELDS and v else v)
             for k, v in sorted(rec.items())}
-    info["web_token"] = read_token(paths.web_token)
+    try:
+        info["web_token"] = read_token(paths.web_token)
+    except (UnsafeToken, OSError) as exc:
+        info["web_token"] = f"(none: {exc})"
     info["url"] = f"http://127.0.0.1:{rec['web_port']}/" if rec.get("web_port") else None
     info["logs"] = str(paths.dated_dir())
     width = max(len(k) for k in info)

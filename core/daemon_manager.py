@@ -110,6 +110,9 @@ def command_in(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # Everything the product creates (registry, locks, logs, databases) is its user's alone; the
+    # supervisor and the bot inherit this mask.
+    os.umask(0o077)
     parser = build_parser(only=command_in(argv))
     args = parser.parse_args(argv)
     home = project_home(args.home)

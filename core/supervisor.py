@@ -23,6 +23,7 @@ from pathlib import Path
 from collections.abc import Callable
 
 from core import heartbeat, proc
+from core.atomic import write_text_atomic
 from core.instance_manager import InstanceRegistry
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
@@ -119,6 +120,9 @@ class Supervisor:
         except AlreadyLocked as exc:
             self.report(f"failed: {self.iid} is already running (pid {exc.pid})")
             return 1
+        except OSError as exc:  # a symlink planted at the pid file, a read-only logs/
+            self.report(f"failed: cannot lock {self.paths.daemon_pid}: {exc.strerror or exc}")
+            return 1
         try:
             return self._run_locked()
         except Exception as exc:  # noqa: BLE001 - the daemon must leave a reason behind
@@ -213,7 +217,7 @@ class Supervisor:
         pid = self.bot.pid
         bot_ct = proc.create_time(pid)
         self.cpu_meter = proc.CpuMeter(pid)
-        self.paths.bot_pid.write_text(f"{pid}\n")
+        write_text_atomic(self.paths.bot_pid, f"{pid}\n")  # replaces a planted symlink, never writes through it
         for name, stream in (("stdout", self.bot.stdout), ("stderr", self.bot.stderr)):
             self.out_logs[name].ensure_open()
             fd = stream.fileno()
