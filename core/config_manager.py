@@ -205,8 +205,14 @@ class ConfigManager:
         if self._dotenv is None:
             env_file = self.home / ".env"
             if env_file.is_file():
+                from io import StringIO
+
                 from dotenv import dotenv_values
-                self._dotenv = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+                try:
+                    text = safe_json.read_bounded(env_file, MAX_CONFIG_BYTES).decode("utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ConfigError([f"{env_file}: cannot read ({exc})"]) from None
+                self._dotenv = {k: v for k, v in dotenv_values(stream=StringIO(text)).items() if v is not None}
             else:
                 self._dotenv = {}
         return {**self._dotenv, **os.environ}

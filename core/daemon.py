@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import proc
-from core.config_manager import ConfigError, ConfigManager, InstanceConfig
+from core import proc, safe_json
+from core.config_manager import MAX_CONFIG_BYTES, ConfigError, ConfigManager, InstanceConfig
 from core.environment import inherited, supervisor_environment
 from core.instance_manager import FINAL_STATES, InstanceRegistry, is_daemon_alive
 from core.masking import Masker, mask_config
@@ -327,7 +327,7 @@ class TradingBotDaemon:
         if not path:
             return None
         try:
-            return mask_config(json.loads(Path(path).read_text()))
+            return mask_config(safe_json.loads(safe_json.read_bounded(path, MAX_CONFIG_BYTES)))
         except (OSError, ValueError):
             return None
 

@@ -83,3 +83,14 @@ def test_a_home_that_is_not_a_directory(command):
     out = run_cli("/dev/null", *command)
     no_traceback(out)
     assert out.returncode == 2 and "not a directory" in out.stderr
+
+
+def test_a_huge_or_binary_dotenv_is_a_clear_error(home):
+    path = write_config(home, "dotenv_big", exchange_config={"api_key": "${SOME_KEY:-fallback-key-1234}"})
+    env_file = home / ".env"
+    for content in (b"SOME_KEY=" + b"x" * 2_000_000 + b"\n", b"SOME_KEY=\xff\xfe\n"):
+        env_file.write_bytes(content)
+        env_file.chmod(0o600)
+        out = run_cli(home, "validate", "-c", str(path))
+        no_traceback(out)
+        assert out.returncode == 2 and f"{env_file}: cannot read" in out.stdout, (out.stdout, out.stderr)
