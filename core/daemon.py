@@ -112,6 +112,22 @@ def live_records(data: dict[str, dict]) -> dict[str, dict]:
     return {iid: rec for iid, rec in data.items() if is_daemon_alive(rec)}
 
 
+def refuse_conflicts(cfg: InstanceConfig, live: dict[str, dict]) -> None:
+    """Raise Refused (exit 2) if a live instance already uses this config's port, db, logs or account."""
+    iid, d = cfg.instance_id, cfg.daemon
+    port = d.get("web_port")
+    for other, rec in live.items():
+        if port and rec.get("web_port") == port:
+            raise Refused(EXIT_USAGE, f"daemon_config.web_port: {port} of {iid} is already used by instance {other}")
+        for key in ("db_path", "log_dir"):
+            if same_path(rec.get(key), d[key]):
+                raise Refused(EXIT_USAGE, f"daemon_config.{key}: {d[key]} of {iid} is already used by instance {other}")
+        if cfg.account and rec.get("account") == cfg.account and rec.get("symbol") == cfg.metadata["symbol"]:
+            raise Refused(EXIT_USAGE, f"metadata.symbol: {cfg.metadata['symbol']} on the same {cfg.metadata['exchange']} "
+                                      f"account is already traded by instance {other} (wanted by {iid}); "
+                                      "two grids on one account and symbol would fight")
+
+
 class TradingBotDaemon:
     """One instance, named by a config file or by its id."""
 
@@ -169,16 +185,7 @@ class TradingBotDaemon:
         if iid in live:
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {live[iid].get('pid')})")
         port = d.get("web_port")
-        for other, rec in live.items():
-            if port and rec.get("web_port") == port:
-                raise Refused(EXIT_USAGE, f"daemon_config.web_port: {port} of {iid} is already used by instance {other}")
-            for key in ("db_path", "log_dir"):
-                if same_path(rec.get(key), d[key]):
-                    raise Refused(EXIT_USAGE, f"daemon_config.{key}: {d[key]} of {iid} is already used by instance {other}")
-            if cfg.account and rec.get("account") == cfg.account and rec.get("symbol") == cfg.metadata["symbol"]:
-                raise Refused(EXIT_USAGE, f"metadata.symbol: {cfg.metadata['symbol']} on the same {cfg.metadata['exchange']} "
-                                          f"account is already traded by instance {other} (wanted by {iid}); "
-                                          "two grids on one account and symbol would fight")
+        refuse_conflicts(cfg, live)
         if is_locked(pid_file):
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {read_pid(pid_file)})")
         if not port:
@@ -281,6 +288,12 @@ class TradingBotDaemon:
             return Outcome(EXIT_UNKNOWN, f"{self.instance_id}: unknown instance (no config to restart from)")
         # A typo must not take a trading bot down: the new config passes every check first.
         checked = self.checked_config()
+        if not isinstance(checked, Outcome):
+            others = {k: v for k, v in live_records(self.registry.load()).items() if k != checked.instance_id}
+            try:
+                refuse_conflicts(checked, others)  # checked again under the lock by start
+            except Refused as exc:
+                checked = Outcome(exc.code, exc.message)
         if isinstance(checked, Outcome):
             return Outcome(checked.code, f"{checked.message}\n{self.instance_id} left as it was (nothing stopped)")
         stopped = self.stop()

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.core.test_preflight import paper_config
-from tests.core.util import list_json, start
+from tests.core.util import list_json, start, write_config
 
 
 def edit(path, section: str, **values) -> None:
@@ -41,3 +41,16 @@ def test_bad_config_or_failed_preflight_leaves_the_running_bot_untouched(home):
         path.write_text(good)
 
     assert run_cli(home, "stop", "-i", "rs_01").returncode == 0
+
+
+def test_a_conflict_in_the_new_config_leaves_the_running_bot_untouched(home):
+    first, second = write_config(home, "rs_a"), write_config(home, "rs_b")
+    assert start(home, first).returncode == 0 and start(home, second).returncode == 0
+    before = list_json(home)["rs_a"]
+    taken = json.loads(second.read_text())["daemon_config"]["web_port"]
+    edit(first, "daemon_config", web_port=taken)
+    out = run_cli(home, "restart", "-i", "rs_a")
+    assert out.returncode == 2 and f"web_port: {taken}" in out.stderr and "nothing stopped" in out.stderr, out.stderr
+    after = list_json(home)["rs_a"]
+    assert (after["status"], after["pid"], after["bot_pid"]) == ("running", before["pid"], before["bot_pid"])
+    assert run_cli(home, "stop-all").returncode == 0
