@@ -15,8 +15,8 @@ from core.events import TEST, new_event
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from core.masking import mask_url
 from core.pidfile import AlreadyLocked, is_locked, read_pid
+from core.notify_start import notifier_dir
 from notify.settings import Settings, SettingsError
-from notify.state import notifier_dir
 
 NO_URLS = ("no notification URLs: set notify.urls in config/fleet.json, GRIDBOT_NOTIFY (comma-separated, "
            "environment or .env), or daemon_config.notify.urls in an instance config")
@@ -62,20 +62,26 @@ def cmd_notifier(home: Path, args: argparse.Namespace) -> int:
         except AlreadyLocked as exc:
             print(f"notifier already running (pid {exc.pid})")
             return EXIT_OK
-    if os.fork() == 0:  # child: new session, second fork, no terminal, then the loop
-        os.setsid()
-        if os.fork() != 0:
-            os._exit(0)
-        out = os.open(notifier_dir(home) / "notifier.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
+    notifier_dir(home).mkdir(parents=True, exist_ok=True)
+    if os.fork() == 0:  # child: new session, second fork, no terminal, then the loop; never returns
+        code = EXIT_FAIL
         try:
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(EXIT_OK)
+            out = os.open(notifier_dir(home) / "notifier.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
             code = notifier.run()
         except AlreadyLocked:
             code = EXIT_OK
-        os._exit(code)
+        except BaseException:  # noqa: BLE001 - said in notifier.out; the CLI's code must not run twice
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if is_locked(pid_file):

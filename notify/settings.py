@@ -15,8 +15,7 @@ from core.config_manager import VAR_RE, ConfigError, ConfigManager
 from core.events import DEFAULT_KINDS, KINDS
 from core.instance_manager import InstanceRegistry
 from core.masking import Masker
-
-NOTIFY_ENV = "GRIDBOT_NOTIFY"
+from core.notify_start import NOTIFY_ENV
 
 
 class SettingsError(Exception):

@@ -18,13 +18,9 @@ import time
 from pathlib import Path
 
 from core.atomic import write_text_atomic
+from core.notify_start import notifier_dir
 
 SENT_KEEP_S = 14 * 86400
-
-
-def notifier_dir(home: Path) -> Path:
-    """A dot directory beside the instances' (instance ids start alphanumeric: never a clash)."""
-    return Path(home) / "logs" / ".notifier"
 
 
 def fingerprint(url: str) -> str:

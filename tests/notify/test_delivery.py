@@ -195,3 +195,18 @@ def test_an_events_file_rewritten_shorter_is_reread_but_what_was_sent_is_not_sen
     stop(n)
     assert [m["message"].splitlines()[0].split(": ", 1)[1] for m in receiver.received] == \
         ["first", "second", "third", "fourth"]
+
+
+def test_start_brings_up_the_notifier_when_urls_are_configured_and_only_one(home, receiver):
+    plain = write_config(home, "no_alerts", "--mode", "run")
+    assert "notifier" not in start(home, plain).stdout  # nothing configured: no notifier
+    assert not (home / "logs" / ".notifier" / "notifier.pid").exists()
+    (home / ".env").write_text(f"GRIDBOT_NOTIFY={receiver.url}\n")
+    path = write_config(home, "sl_auto", "--mode", "reason-exit", "--after", "1.5", "--reason", "take-profit: +12 USDC")
+    out = start(home, path)
+    assert out.returncode == 0 and "notifier running (pid" in out.stdout, out
+    wait_for(lambda: receiver.received, 30, "the alert through the notifier `start` launched")
+    assert "take-profit: +12 USDC" in receiver.received[0]["message"]
+    again = start(home, write_config(home, "second", "--mode", "run"))
+    assert again.returncode == 0 and "notifier" not in again.stdout  # already running: left alone
+    assert run_cli(home, "stop-all").returncode == 0
