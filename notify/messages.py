@@ -21,6 +21,14 @@ def _minutes(seconds: object) -> str:
         return "a while"
 
 
+def _fig(value: object, signed: bool = False) -> str:
+    """A number as a trader reads it on a phone: 1234.5, +3.2; '-' when unknown."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "-"
+    text = f"{value:+,.2f}" if signed else f"{value:,.2f}"
+    return text[:-3] if text.endswith(".00") else text
+
+
 def _short(text: object, limit: int = 200) -> str:
     s = " ".join(str(text or "").split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
@@ -71,9 +79,18 @@ def render(event: dict, symbol: str = "", config: str = "") -> tuple[str, str]:
     elif kind == ev.FILL:
         title = f"FILL {who}"
         lines = [f"{str(p.get('side', '')).upper()} {p.get('qty')} @ {p.get('price')}"]
+    elif kind == ev.DAILY_SUMMARY and iid == ev.FLEET:
+        title = f"DAILY fleet: {p.get('instances', 0):.0f} instances"
+        lines = [f"PnL {_fig(p.get('realized_pnl'))} ({_fig(p.get('pnl_today'), True)} today)",
+                 f"Grid profit {_fig(p.get('grid_profit'))}, equity {_fig(p.get('equity'))}",
+                 f"Fills {_fig(p.get('fill_count'))} ({_fig(p.get('fills_today'), True)} today)", f"See: {DM} list"]
     elif kind == ev.DAILY_SUMMARY:
+        quote = f" {p['quote']}" if p.get("quote") else ""
         title = f"DAILY {who}"
-        lines = [f"{k}: {v}" for k, v in p.items() if v is not None]
+        lines = [f"PnL {_fig(p.get('realized_pnl'))}{quote} ({_fig(p.get('realized_pnl_today'), True)} today)",
+                 f"Grid profit {_fig(p.get('grid_profit'))}{quote}, equity {_fig(p.get('equity'))}{quote}",
+                 f"Fills {_fig(p.get('fill_count'))} ({_fig(p.get('fill_count_today'), True)} today), "
+                 f"position {p['position'] if p.get('position') is not None else '-'}, {p.get('state') or 'state unknown'}"]
     elif kind == ev.TEST:
         title, lines = "gridbot alerts: test", [f"Test from {p.get('host', 'the fleet')} at {when}: alerts reach this channel."]
     else:

@@ -14,13 +14,14 @@ import signal
 import time
 from pathlib import Path
 
-from core.events import FLEET, fleet_events_path, read_events
+from core.events import FLEET, append_to, fleet_events_path, read_events
 from core.log_manager import stamp
 from core.pidfile import PidLock
 from notify import deliver
 from notify.messages import render
 from notify.settings import Settings, SettingsError
 from notify.state import State, fingerprint, notifier_dir
+from notify.summary import summary_events
 
 
 class Notifier:
@@ -77,10 +78,23 @@ class Notifier:
         except SettingsError as exc:
             self.log(str(exc), "ERROR")  # nothing is taken in: events wait in their files
             return
+        self._daily_summary(now)
         if self._take_in(now):
             self.state.save()
         for event_id in [i for i, p in self.state.pending.items() if p["next_at"] <= now]:
             self._send(event_id, time.time())
+
+    def _daily_summary(self, now: float) -> None:
+        """Once a day from notify.daily_summary_hour on: the summaries join the fleet's events file."""
+        hour, local = self.settings.summary_hour, time.localtime(now)
+        day = time.strftime("%Y-%m-%d", local)
+        if hour is None or local.tm_hour < hour or self.state.summary.get("day") == day:
+            return
+        events, base = summary_events(self.home, self.state.summary.get("base") or {})
+        for event in events:
+            append_to(fleet_events_path(self.home), event, lambda m: self.log(m, "ERROR"))
+        self.state.summary = {"day": day, "base": base}
+        self.state.save()
 
     def _files(self) -> list[Path]:
         return sorted(self.home.glob("logs/*/events.jsonl")) + [fleet_events_path(self.home)]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from core.config_manager import VAR_RE, ConfigError, ConfigManager
-from core.events import DEFAULT_KINDS, KINDS
+from core.events import DAILY_SUMMARY, DEFAULT_KINDS, KINDS
 from core.instance_manager import InstanceRegistry
 from core.masking import Masker
 from core.notify_start import NOTIFY_ENV
@@ -60,6 +60,7 @@ class Settings:
         self.configs = ConfigManager(self.home)
         self._fleet: tuple[object, Channel] | None = None
         self._instances: dict[str, tuple[object, InstanceInfo]] = {}
+        self.summary_hour: int | None = None  # fleet.json notify.daily_summary_hour (server local time)
 
     @property
     def fleet_file(self) -> Path:
@@ -87,6 +88,12 @@ class Settings:
         urls = [self._expand(str(u)).strip() for u in notify.get("urls", [])]
         urls += [u.strip() for u in env_urls.split(",")]
         channel = Channel(urls, _kinds(notify.get("events"), f"{self.fleet_file}: notify.events") or DEFAULT_KINDS)
+        hour = notify.get("daily_summary_hour")
+        if hour is not None and (not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23):
+            raise SettingsError(f"{self.fleet_file}: notify.daily_summary_hour: {hour!r} must be an hour 0-23")
+        self.summary_hour = hour
+        if hour is not None:  # setting the hour is what turns the daily summary on
+            channel.kinds = channel.kinds | {DAILY_SUMMARY}
         self._fleet = (key, channel)
         return channel
 

@@ -2,7 +2,8 @@
 
 - offsets: how far each events file has been taken in (bytes);
 - pending: events taken in but not yet delivered to every target, with their retry schedule;
-- sent: ids delivered to every target (pruned after SENT_KEEP_S), so a line read twice is not resent.
+- sent: ids delivered to every target (pruned after SENT_KEEP_S), so a line read twice is not resent;
+- summary: the day of the last daily summary and each instance's books then (for "today" figures).
 
 Targets are stored as fingerprints, never as URLs (they hold tokens); they are matched against
 the configured URLs at send time. The file is rewritten atomically and fsync'd after each change,
@@ -33,12 +34,14 @@ class State:
         self.offsets: dict[str, int] = {}
         self.pending: dict[str, dict] = {}
         self.sent: dict[str, float] = {}
+        self.summary: dict = {"day": None, "base": {}}
 
     def load(self) -> str | None:
         """Read the saved state; a corrupt file is kept aside (named in the returned note) and we start over."""
         try:
             data = json.loads(self.path.read_text())
             self.offsets, self.pending, self.sent = dict(data["offsets"]), dict(data["pending"]), dict(data["sent"])
+            self.summary = dict(data.get("summary") or self.summary)
             return None
         except FileNotFoundError:
             return None
@@ -50,7 +53,8 @@ class State:
     def save(self) -> None:
         now = time.time()
         self.sent = {i: t for i, t in self.sent.items() if now - t < SENT_KEEP_S}
-        write_text_atomic(self.path, json.dumps({"offsets": self.offsets, "pending": self.pending, "sent": self.sent}),
+        write_text_atomic(self.path, json.dumps({"offsets": self.offsets, "pending": self.pending, "sent": self.sent,
+                                                  "summary": self.summary}),
                           mode=0o600)
         fd = os.open(self.path, os.O_RDONLY)  # the rename is done; make its data survive a power cut
         try:

@@ -210,3 +210,38 @@ def test_start_brings_up_the_notifier_when_urls_are_configured_and_only_one(home
     again = start(home, write_config(home, "second", "--mode", "run"))
     assert again.returncode == 0 and "notifier" not in again.stdout  # already running: left alone
     assert run_cli(home, "stop-all").returncode == 0
+
+
+def test_the_daily_summary_goes_once_a_day_per_instance_and_for_the_fleet(home, receiver):
+    from core.bot_status import write_bot_status
+
+    (home / "config" / "fleet.json").write_text(json.dumps({"notify": {"urls": [receiver.url], "daily_summary_hour": 0}}))
+    for iid, pnl, fills in (("sol_a", 12.5, 40), ("eth_b", -2.0, 7)):
+        write_bot_status(InstancePaths.for_instance(home, iid).bot_status,
+                         {"instance_id": iid, "state": "trading", "quote": "USDC", "realized_pnl": pnl, "grid_profit": 3.0,
+                          "fill_count": fills, "position": 0.001, "equity": 1000.0})
+    n = notifier(home)
+    wait_for(lambda: len(receiver.received) == 3, 30, "two instance summaries and the fleet's")
+    stop(n)
+    n = notifier(home)  # restarted the same day: no second summary
+    time.sleep(1.5)
+    stop(n)
+    titles = sorted(m["title"] for m in receiver.received)
+    assert titles == ["DAILY eth_b", "DAILY fleet: 2 instances", "DAILY sol_a"]
+    sol = next(m["message"] for m in receiver.received if m["title"] == "DAILY sol_a")
+    assert "PnL 12.50 USDC" in sol and "Fills 40" in sol and "position 0.001" in sol
+    fleet_msg = next(m["message"] for m in receiver.received if m["title"].startswith("DAILY fleet"))
+    assert "PnL 10.50" in fleet_msg and "Fills 47" in fleet_msg
+
+
+def test_without_a_summary_hour_no_summary_is_sent(home, receiver):
+    from core.bot_status import write_bot_status
+
+    fleet(home, receiver.url)
+    write_bot_status(InstancePaths.for_instance(home, "sol_a").bot_status, {"state": "trading", "realized_pnl": 1.0})
+    append_event(InstancePaths.for_instance(home, "sol_a"), EXITED, state="exited", stop_reason="marker")
+    n = notifier(home)
+    wait_for(lambda: receiver.received, 30, "the marker alert")
+    time.sleep(1)
+    stop(n)
+    assert [m["title"] for m in receiver.received] == ["STOPPED sol_a"]
