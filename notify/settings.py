@@ -3,7 +3,9 @@
 An instance's `daemon_config.notify` adds URLs to the fleet's (mode "add", the default) or
 replaces them ("replace"), and may name the events it wants; otherwise the fleet's list of
 events, otherwise every event that is on by default (core/events.py DEFAULT_KINDS).
-Configs are re-read when their file changes, so a new URL needs no notifier restart.
+Configs are re-read when their file changes, so a new URL needs no notifier restart. They are read
+as JSON with ${VAR} expanded from the environment and .env, not validated: that is `start`'s job,
+and a notifier started without an instance's exchange keys must still alert for it.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 from core.config_manager import VAR_RE, ConfigError, ConfigManager
 from core.events import DAILY_SUMMARY, DEFAULT_KINDS, KINDS
 from core.instance_manager import InstanceRegistry
-from core.masking import Masker
+from core.masking import Masker, secret_values
 from core.notify_start import NOTIFY_ENV
 
 
@@ -66,9 +68,16 @@ class Settings:
     def fleet_file(self) -> Path:
         return self.home / "config" / "fleet.json"
 
-    def _expand(self, text: str) -> str:
+    def _expand(self, obj: object) -> object:
+        """${VAR} and ${VAR:-default} in every string; a missing variable becomes empty (an invalid URL, logged)."""
+        if isinstance(obj, dict):
+            return {k: self._expand(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self._expand(v) for v in obj]
+        if not isinstance(obj, str):
+            return obj
         env = self.configs.env_values()
-        return VAR_RE.sub(lambda m: env.get(m.group(1), m.group(2) or ""), text)
+        return VAR_RE.sub(lambda m: env.get(m.group(1), m.group(2) or ""), obj)
 
     def fleet(self) -> Channel:
         """config/fleet.json `notify` {urls, events} plus GRIDBOT_NOTIFY (environment or .env)."""
@@ -76,6 +85,7 @@ class Settings:
         key = (_mtime(self.fleet_file), _mtime(self.home / ".env"), env_urls)
         if self._fleet is not None and self._fleet[0] == key:
             return self._fleet[1]
+        self.configs = ConfigManager(self.home)  # forget the .env it read
         notify: dict = {}
         if self.fleet_file.exists():
             try:
@@ -85,7 +95,7 @@ class Settings:
             notify = doc.get("notify") or {} if isinstance(doc, dict) else None
             if not isinstance(notify, dict) or not isinstance(notify.get("urls", []), list):
                 raise SettingsError(f"{self.fleet_file}: notify must be an object with a list `urls`")
-        urls = [self._expand(str(u)).strip() for u in notify.get("urls", [])]
+        urls = [str(self._expand(str(u))).strip() for u in notify.get("urls", [])]
         urls += [u.strip() for u in env_urls.split(",")]
         channel = Channel(urls, _kinds(notify.get("events"), f"{self.fleet_file}: notify.events") or DEFAULT_KINDS)
         hour = notify.get("daily_summary_hour")
@@ -101,23 +111,27 @@ class Settings:
         """The instance's channel and names; the fleet's alone when its config cannot be read."""
         fleet = self.fleet()
         path = self._config_path(iid)
-        key = (_mtime(path) if path else None, id(fleet))
+        key = (_mtime(path) if path else None, self._fleet[0] if self._fleet else None)
         cached = self._instances.get(iid)
         if cached is not None and cached[0] == key:
             return cached[1]
         info = InstanceInfo("", "", [], fleet)
-        if path is not None:
+        try:
+            doc = self._expand(self.configs.read_json(path)) if path is not None else None
+        except ConfigError:
+            doc = None
+        if isinstance(doc, dict):
+            daemon, meta = doc.get("daemon_config"), doc.get("metadata")
+            notify = daemon.get("notify") if isinstance(daemon, dict) else None
+            notify = notify if isinstance(notify, dict) else {}
+            own = [str(u) for u in notify["urls"]] if isinstance(notify.get("urls"), list) else []
+            urls = own if notify.get("mode") == "replace" else fleet.urls + own
             try:
-                cfg = self.configs.load(path, instance_id=iid)
-            except (ConfigError, OSError):
-                cfg = None
-            if cfg is not None:
-                notify = cfg.daemon.get("notify") or {}
-                own = [str(u) for u in notify.get("urls", [])]
-                urls = own if notify.get("mode") == "replace" else fleet.urls + own
                 kinds = _kinds(notify.get("events"), "daemon_config.notify.events") or fleet.kinds
-                info = InstanceInfo(str(cfg.metadata.get("symbol") or ""), _relative(self.home, path),
-                                    cfg.secrets(), Channel(urls, kinds))
+            except SettingsError:
+                kinds = fleet.kinds  # `validate` names the bad kind; alerts keep flowing meanwhile
+            symbol = meta.get("symbol") if isinstance(meta, dict) else None
+            info = InstanceInfo(str(symbol or ""), _relative(self.home, path), secret_values(doc), Channel(urls, kinds))
         self._instances[iid] = (key, info)
         return info
 

@@ -245,3 +245,26 @@ def test_without_a_summary_hour_no_summary_is_sent(home, receiver):
     time.sleep(1)
     stop(n)
     assert [m["title"] for m in receiver.received] == ["STOPPED sol_a"]
+
+
+def test_an_instance_whose_keys_the_notifier_lacks_still_alerts_with_its_own_url_from_env(home, receiver):
+    """The notifier may run without an instance's exchange keys (another shell, systemd): the
+    config is read for its alerts, not validated, and ${VAR} in a URL comes from .env."""
+    (home / ".env").write_text(f"MY_ALERT_URL={receiver.url}\n")
+    path = write_config(home, "nokeys", "--mode", "run", symbol="BTC_USDC_PERP",
+                        exchange_config={"api_key": "${NOT_IN_THE_NOTIFIERS_ENV}"},
+                        notify={"urls": ["${MY_ALERT_URL}"]})
+    (home / "logs" / "nokeys").mkdir(parents=True)
+    append_event(InstancePaths.for_instance(home, "nokeys"), EXITED, state="exited", stop_reason="take-profit")
+    assert path.exists()
+    n = notifier(home)
+    wait_for(lambda: receiver.received, 30, "the alert")
+    stop(n)
+    assert receiver.received[0]["title"] == "STOPPED nokeys BTC_USDC_PERP"
+
+
+def test_validate_names_a_bad_notify_setting(home):
+    path = write_config(home, "badnotify", "--mode", "run", notify={"events": ["fatal", "everything"]})
+    out = run_cli(home, "validate", "-c", str(path))
+    assert out.returncode == 2 and "daemon_config.notify.events" in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
