@@ -268,3 +268,8 @@ def test_validate_names_a_bad_notify_setting(home):
     out = run_cli(home, "validate", "-c", str(path))
     assert out.returncode == 2 and "daemon_config.notify.events" in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_notify_test_without_any_url_says_where_to_set_one(home):
+    out = run_cli(home, "notify-test", env={"GRIDBOT_NOTIFY": ""})
+    assert out.returncode == 2 and "GRIDBOT_NOTIFY" in out.stderr and "config/fleet.json" in out.stderr
