@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from flask_socketio import SocketIO
+from web.serving_only import SocketIO
 from werkzeug.exceptions import HTTPException
 
 from core import safe_json
