@@ -8,8 +8,10 @@ here with a message that says where, so every caller reports it as bad input.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from typing import Any
 
 MAX_DEPTH = 32          # a config is 3 levels deep; a grid adjustment 1
@@ -81,8 +83,12 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
 
 
 def read_bounded(path: str | os.PathLike, limit: int) -> bytes:
-    """At most `limit` bytes of a file; OSError when it holds more (a 50 MB file, /dev/zero)."""
-    with open(path, "rb") as fh:
+    """A regular file of at most `limit` bytes, else OSError: a 50 MB file, /dev/zero, or a FIFO
+    (opened without blocking) that would hang the CLI; a config is read again by the bot anyway."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise OSError(f"larger than {limit // 1024} KiB: not a config")

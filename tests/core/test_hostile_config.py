@@ -7,6 +7,7 @@ an id ending in a newline, a health check every nanosecond).
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -65,10 +66,15 @@ def test_a_non_utf8_config_does_not_break_validate_of_the_others(home):
     assert "1 valid, 1 invalid" in out.stdout
 
 
-def test_dev_zero_is_read_no_further_than_the_bound(home):
-    out = run_cli(home, "start", "-c", "/dev/zero", timeout=30)
-    no_traceback(out)
-    assert out.returncode == 2 and "larger than" in out.stderr
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_a_device_or_a_fifo_is_not_read(home, special):
+    if special == "fifo":
+        special = str(home / "config.fifo")
+        os.mkfifo(special)  # nobody writes: a blocking open would hang the CLI
+    for command in ("validate", "start"):
+        out = run_cli(home, command, "-c", special, timeout=30)
+        no_traceback(out)
+        assert out.returncode == 2 and "not a regular file" in out.stdout + out.stderr, (out.stdout, out.stderr)
 
 
 def test_an_instance_id_flag_with_a_trailing_newline(home):
