@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 
 from tests.conftest import free_port, kill_home_processes  # noqa: E402
-from tests.web.paper_bot import start_bot, stop_bot  # noqa: E402
+from tests.web.paper_bot import make_home, start_bot, stop_bot  # noqa: E402
 from tests.web.test_page_limits import open_websocket  # noqa: E402
 
 
@@ -32,9 +32,7 @@ def main() -> int:
     parser.add_argument("--websockets", type=int, default=300, help="Socket.IO websockets to open")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_flood_") as tmp:
-        home = Path(tmp)
-        for d in ("config/active", "logs", "database"):
-            (home / d).mkdir(parents=True)
+        home = make_home(Path(tmp))
         bot = start_bot(home, "bench_flood_01", free_port())
         proc = psutil.Process(bot.proc.pid)
         held: list[socket.socket] = []

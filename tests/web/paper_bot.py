@@ -41,6 +41,13 @@ def write_paper_config(home: Path, instance_id: str, web_port: int, symbol: str 
     return path
 
 
+def make_home(root: Path) -> Path:
+    """A bare project home under root (config/active, logs, database) for a bot started alone."""
+    for d in ("config/active", "logs", "database"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    return root
+
+
 @dataclass
 class Bot:
     """A running bot process and where its page is."""

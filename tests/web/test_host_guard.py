@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from tests.conftest import free_port, kill_home_processes
-from tests.web.paper_bot import Bot, start_bot, stop_bot
+from tests.web.paper_bot import Bot, make_home, start_bot, stop_bot
 
 EVIL = "evil.example"
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
@@ -55,9 +55,7 @@ def test_loopback_hosts_are_served(bot: Bot, host: str):
 
 @pytest.mark.slow
 def test_a_host_the_config_allows_is_served(tmp_path):
-    home = tmp_path / "home"
-    for d in ("config/active", "logs", "database"):
-        (home / d).mkdir(parents=True)
+    home = make_home(tmp_path / "home")
     allowed = start_bot(home, "allowed_01", free_port(), daemon_config={"web_allowed_hosts": ["grid.example.lan"]})
     try:
         served = allowed.get("/api/status", headers={"Host": "grid.example.lan:8443",
