@@ -2,7 +2,8 @@
 
 Rules (the same for a live paper bot and for the backtest):
 - a resting buy fills when the price trades at or below its limit, at its limit price, paying
-  the maker fee; a resting sell symmetrically; `max_fill_qty` (optional) caps what one order
+  the maker fee; a resting sell symmetrically; when one step gaps through several orders the
+  nearest price fills first; `max_fill_qty` (optional) caps what one order
   fills per step, so partial fills happen;
 - market orders, and limit orders that cross without postOnly, fill at once at the last price
   and pay the taker fee; a postOnly order that would cross is rejected (PostOnlyRejected);
@@ -202,7 +203,7 @@ class PaperExchange(Exchange):
         bid, ask = self.best_bid_ask()
         if self.price > bid and self.price < ask:
             return
-        for order in sorted(self.orders.values(), key=lambda o: o.timestamp):
+        for order in sorted(self.orders.values(), key=self._queue_key):
             crosses = self.price <= order.price if order.side == "buy" else self.price >= order.price
             if not crosses:
                 continue
@@ -214,6 +215,18 @@ class PaperExchange(Exchange):
                     continue
             self._execute(order, qty, order.price, is_maker=True)
         self._drop_spent_reduce_only()
+
+    @staticmethod
+    def _queue_key(order: Order) -> tuple[float, int]:
+        """The order in which one price move reaches resting orders: nearest price first.
+
+        A move that gaps through several orders trades through the nearest first (the highest buy
+        on the way down, the lowest sell on the way up); placement order decides only between
+        orders at one price. Any other order books a close as an open and gets the average entry,
+        realized PnL and stop-loss wrong. Resting orders never cross each other, so one move
+        reaches orders of one side only.
+        """
+        return (-order.price if order.side == "buy" else order.price), order.timestamp
 
     def _drop_spent_reduce_only(self) -> None:
         """A reduceOnly order with no position left to reduce is cancelled, as venues do."""
