@@ -59,5 +59,5 @@ def test_check_params_names_field_value_and_rule():
     assert "quantity: 0.001 is below the market minimum 0.01" in errors
     unmarginable = GridParams("SOL_USDC_PERP", 140, 160, 20, 0.5, max_position=1000)
     assert "max_position: 1000" in "".join(check_params(unmarginable, MARKET, equity=10000, leverage=10))
-    collapsed = GridParams("SOL_USDC_PERP", 100, 100.01, 50, 0.5)
+    collapsed = GridParams("SOL_USDC_PERP", 100, 100.01, 50, 0.5, allow_unprofitable_step=True)
     assert check_params(collapsed, MARKET) == []  # 2 distinct lines remain

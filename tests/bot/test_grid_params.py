@@ -1,0 +1,66 @@
+"""The checks that refuse a grid before any order exists (strategies/grid_params.py)."""
+from __future__ import annotations
+
+import json
+
+from core.paths import REPO_ROOT
+from exchanges.base import Market
+from strategies.grid_params import GridParams, check_params
+from tests.conftest import free_port, run_cli
+
+MARKET = Market("SOL_USDC_PERP", "SOL", "USDC", tick_size=0.01, step_size=0.01, min_qty=0.01,
+                maker_fee=0.0002, taker_fee=0.0005)
+
+
+def test_a_step_that_does_not_cover_the_round_trip_fee_is_refused_naming_step_and_fees():
+    # 100..101 x 21: step 0.05; a cycle at the top pays 0.0002 x (100.95 + 101) = 0.0404 < 0.05: fine
+    assert check_params(GridParams("S", 100, 101, 21, 1.0), MARKET) == []
+    # 150..151 x 21: step 0.05; 0.0002 x (150.95 + 151) = 0.0604 > 0.05: every cycle loses
+    [error] = check_params(GridParams("S", 150, 151, 21, 1.0), MARKET)
+    assert "step 0.05" in error and "150.95" in error and "151" in error
+    assert "0.0604" in error and "maker fee 0.0002" in error and "allow_unprofitable_step" in error
+    # equal to the fee is no better: the cycle earns nothing
+    [error] = check_params(GridParams("S", 100, 100.04, 2, 1.0), MARKET)   # 0.0002 x 200.04 = 0.040008
+    assert "step 0.04" in error
+
+
+def test_geometric_grids_are_checked_on_every_cell():
+    # ratio 1.0003 per cell, fee 0.0004 of the price on a round trip: every cell loses
+    errors = check_params(GridParams("S", 100, 100.3, 11, 1.0, mode="geometric"), MARKET)
+    assert len(errors) == 1 and "step" in errors[0]
+
+
+def test_the_config_can_allow_an_unprofitable_step_explicitly():
+    params = GridParams.from_strategy_config(
+        {"grid_lower_price": 150, "grid_upper_price": 151, "grid_num": 21, "quantity": 1,
+         "allow_unprofitable_step": True}, "S")
+    assert params.allow_unprofitable_step and check_params(params, MARKET) == []
+
+
+def paper_config(home, iid: str, **strategy):
+    doc = json.loads((REPO_ROOT / "config" / "active" / "paper_sol_01.json").read_text())
+    doc["metadata"]["instance_id"] = iid
+    doc["daemon_config"] = {"web_port": free_port(), "stop_timeout": 10}
+    doc["exchange_config"]["maker_fee"] = 0.0002
+    doc["strategy_config"].update(strategy)
+    path = home / "config" / "active" / f"{iid}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_validate_and_start_refuse_a_losing_step_with_exit_2(home):
+    path = paper_config(home, "thin_01", grid_lower_price=150, grid_upper_price=151, grid_num=21,
+                        max_position=1)
+    for command in (["validate", "-c", str(path)], ["start", "-c", str(path), "-d"]):
+        out = run_cli(home, *command)
+        said = out.stdout + out.stderr
+        assert out.returncode == 2, (command, said)
+        assert "step 0.05" in said and "0.0604" in said and "maker fee 0.0002" in said, said
+    assert not (home / "logs" / "thin_01" / "bot.pid").exists()
+
+
+def test_validate_accepts_it_when_the_config_allows_it(home):
+    path = paper_config(home, "thin_02", grid_lower_price=150, grid_upper_price=151, grid_num=21,
+                        max_position=1, allow_unprofitable_step=True)
+    out = run_cli(home, "validate", "-c", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
