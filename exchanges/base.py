@@ -1,7 +1,9 @@
 """The exchange interface every bot trades through.
 
 Strategies see only this module's types, so the paper exchange and a real one (through ccxt) are
-interchangeable. Prices and quantities are floats already rounded to the market's tick and step.
+interchangeable. Prices and quantities are floats already rounded to the market's tick and step:
+each the float nearest to an exact decimal multiple (exchanges/ticks.py), checked with
+`is_multiple`.
 Times are milliseconds since the epoch. Sides are 'buy' and 'sell'. A position's qty is signed:
 positive long, negative short.
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from typing import Sequence
+
+from exchanges.ticks import is_multiple  # noqa: F401  (exact multiples of a tick: part of the interface)
 
 
 # ---- errors: each one has a defined reaction in the bot -------------------------------------
@@ -47,11 +51,6 @@ class RateLimited(ExchangeError):
 
 class ExchangeUnavailable(ExchangeError):
     """Timeout, network loss, 5xx: retry with backoff, never crash-loop."""
-
-
-def is_multiple(value: float, step: float) -> bool:
-    """Whether `value` is a whole multiple of `step` (a tick or step size), up to float noise."""
-    return abs(value / step - round(value / step)) <= 1e-6
 
 
 # ---- data ------------------------------------------------------------------------------------

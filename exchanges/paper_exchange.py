@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from exchanges.base import (Balance, Exchange, Fill, InsufficientMargin, InvalidOrder, Market, Order,
                             OrderNotFound, OrderRequest, Position, PostOnlyRejected, Ticker, is_multiple)
 from exchanges.paper_prices import PriceSource, build_price_source, wall_clock_ms
+from exchanges.ticks import from_steps
 
 if TYPE_CHECKING:                     # numpy is imported only by the backtest fast path
     import numpy as np
@@ -150,7 +151,8 @@ class PaperExchange(Exchange):
 
     # ---- market data -----------------------------------------------------------------------
     def _round_price(self, price: float) -> float:
-        return round(round(price / self.tick_size) * self.tick_size, 10)
+        """The simulated price on the tick (counted in ticks as numpy does in `advance`), exactly."""
+        return from_steps(round(price / self.tick_size), self.tick_size)
 
     def market(self, symbol: str) -> Market:
         base, quote = _split_symbol(symbol)
