@@ -64,3 +64,12 @@ def test_validate_accepts_it_when_the_config_allows_it(home):
                         max_position=1, allow_unprofitable_step=True)
     out = run_cli(home, "validate", "-c", str(path))
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_validate_names_a_bad_fill_model(home):
+    path = paper_config(home, "fm_01")
+    doc = json.loads(path.read_text())
+    doc["exchange_config"]["fill_model"] = "optimistic"
+    path.write_text(json.dumps(doc))
+    out = run_cli(home, "validate", "-c", str(path))
+    assert out.returncode == 2 and "exchange_config.fill_model" in out.stdout + out.stderr, out.stdout + out.stderr

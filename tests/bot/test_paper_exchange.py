@@ -214,3 +214,35 @@ def test_a_gap_through_the_grid_books_the_right_entry_and_spares_the_stop_loss()
     assert (pos.qty, pos.entry_price) == (2.0, 100.5)
     assert not strat.stopped, strat.stop_reason
     assert strat.totals.grid_profit == pytest.approx(1.0 - 103 * 0.0002 - 102 * 0.0002)
+
+
+def test_touch_fill_model_fills_at_the_limit_when_the_price_reaches_it():
+    ex, src = paper(100.0)
+    assert ex.fill_model == "touch"
+    ex.place_order(limit("buy", 1, 99.0))
+    move(ex, src, 99.0)
+    assert [(f.price, f.qty) for f in ex.fetch_fills(SYM, 0)] == [(99.0, 1.0)]
+
+
+def test_through_fill_model_needs_the_price_one_tick_beyond_the_limit():
+    """The conservative model: an order at the touch may be behind the queue, so it fills only
+    when the price trades through it by a tick (then at its limit, as maker)."""
+    ex, src = paper(100.0, fill_model="through", tick_size=0.01)
+    ex.place_order(limit("buy", 1, 99.0))
+    ex.place_order(limit("sell", 1, 101.0))
+    move(ex, src, 99.0)
+    assert ex.fetch_fills(SYM, 0) == []                   # touched, not traded through
+    move(ex, src, 98.99)
+    [fill] = ex.fetch_fills(SYM, 0)
+    assert (fill.side, fill.price, fill.is_maker) == ("buy", 99.0, True)
+    move(ex, src, 101.0)
+    assert len(ex.fetch_fills(SYM, 0)) == 1
+    move(ex, src, 101.01)
+    assert [f.price for f in ex.fetch_fills(SYM, 0)] == [99.0, 101.0]
+
+
+def test_an_unknown_fill_model_is_refused():
+    with pytest.raises(ValueError, match="fill_model"):
+        paper(100.0, fill_model="optimistic")
+    ex = PaperExchange.from_config({"fill_model": "through", "initial_price": 100}, instance_id="x")
+    assert ex.fill_model == "through"
