@@ -172,6 +172,25 @@ class Exchange(abc.ABC):
     def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
         """Cancel by exchange id or client id; OrderNotFound if it is already gone."""
 
+    def cancel_orders(self, symbol: str, order_ids: Sequence[str]) -> list[ExchangeError | None]:
+        """Cancel these orders (by exchange id); one result per id: None when cancelled, the
+        error otherwise (OrderNotFound: already gone). Never a cancel-all, which would take the
+        trader's manual orders too. One request after another here; a venue adapter overrides it
+        to cancel concurrently within its request budget."""
+        results: list[ExchangeError | None] = []
+        for order_id in order_ids:
+            try:
+                self.cancel_order(symbol, order_id=order_id)
+                results.append(None)
+            except ExchangeError as exc:
+                results.append(exc)
+        return results
+
+    def cancel_seconds(self, count: int) -> float:
+        """About how long `cancel_orders` takes for `count` orders: what a stopping bot asks its
+        supervisor for (a simulated exchange answers at once)."""
+        return 0.0
+
     @abc.abstractmethod
     def cancel_all_orders(self, symbol: str) -> int:
         """Cancel every open order of this symbol; returns how many."""
