@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from core.paths import REPO_ROOT
 from exchanges.base import Market
 from strategies.grid_params import GridParams, check_params
 from tests.conftest import free_port, run_cli
+from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer
 
 MARKET = Market("SOL_USDC_PERP", "SOL", "USDC", tick_size=0.01, step_size=0.01, min_qty=0.01,
                 maker_fee=0.0002, taker_fee=0.0005)
@@ -73,3 +76,23 @@ def test_validate_names_a_bad_fill_model(home):
     path.write_text(json.dumps(doc))
     out = run_cli(home, "validate", "-c", str(path))
     assert out.returncode == 2 and "exchange_config.fill_model" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_start_on_a_venue_refuses_a_losing_step_with_the_venues_fee_before_any_order(home):
+    """A real venue's fees are known only from its market list: `start` (not the offline
+    `validate`) refuses the grid with exit 2, and nothing reaches the book."""
+    with BackpackServer(price=150.0) as server:
+        doc = {"metadata": {"instance_id": "bp_thin", "exchange": "backpack", "symbol": "SOL_USDC_PERP",
+                            "strategy": "perp_grid"},
+               "daemon_config": {"web_port": free_port(), "stop_timeout": 3, "startsecs": 20},
+               "exchange_config": {"api_key": "${BP_KEY}", "secret_key": "${BP_SECRET}", "base_url": server.url},
+               "strategy_config": {"grid_lower_price": 149, "grid_upper_price": 151, "grid_num": 51,
+                                   "quantity": 0.1, "max_position": 5}}
+        path = home / "config" / "active" / "bp_thin.json"
+        path.write_text(json.dumps(doc))
+        out = run_cli(home, "start", "-c", str(path), "-d", env={"BP_KEY": TEST_PUBLIC_B64, "BP_SECRET": TEST_SEED_B64})
+        said = out.stdout + out.stderr
+        assert out.returncode == 2, said
+        assert "grid step 0.04" in said and "0.0604" in said and "maker fee 0.0002" in said, said
+        assert server.orders == []
