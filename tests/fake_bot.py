@@ -1,9 +1,10 @@
 """A real, light process that the supervisor runs instead of run.py, made to misbehave on demand.
 
     python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|progress|ignore-term|
-                                                grandchild|secret|bind|reason-exit|reason-on-term[,more]]
+                                                grandchild|secret|bind|reason-exit|reason-on-term|slow-term[,more]]
                                          [--after S] [--interval S] [--no-beat] [--exit-code N]
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
+                                         [--term-delay S]
 
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
 $LOG_DIR/web.port when it binds $WEB_PORT, exits 0 on SIGTERM, and writes $LOG_DIR/stop_reason
@@ -39,6 +40,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--crash-times", type=int, default=None, help="crash only the first N runs")
     p.add_argument("--dump-env")
     p.add_argument("--leak-mb", type=float, default=20.0, help="MB leaked per second in leak mode")
+    p.add_argument("--term-delay", type=float, default=2.0, help="slow-term: seconds from SIGTERM to exit 0")
     p.add_argument("--reason", default="cancel failed: 3 orders may remain on the exchange",
                    help="the stop_reason text of reason-exit and reason-on-term")
     return p.parse_args()
@@ -84,6 +86,8 @@ def main() -> int:
         with open(args.dump_env, "w") as fh:
             json.dump(dict(os.environ), fh)
     def on_term(*_: object) -> None:
+        if "slow-term" in modes:            # a bot still cancelling its orders
+            time.sleep(args.term_delay)
         if "reason-on-term" in modes:
             write_stop_reason(log_dir, args.reason)
         sys.exit(0)
