@@ -7,8 +7,8 @@ Rules (the same for a live paper bot and for the backtest):
   at the same price fill first and the price may turn without reaching ours. "through" is the
   conservative model: a resting order fills only when the price trades through its limit by one
   tick (still at its limit price). Simulated prices are rounded to the tick first. When one step
-  gaps through several orders the nearest price fills first; `max_fill_qty` (optional) caps what one order
-  fills per step, so partial fills happen;
+  gaps through several orders the nearest price fills first; `max_fill_qty` (optional) caps what
+  one order fills per step, so partial fills happen;
 - market orders, and limit orders that cross without postOnly, fill at once at the last price
   and pay the taker fee; a postOnly order that would cross is rejected (PostOnlyRejected);
 - reduceOnly orders never grow the position (rejected, or trimmed when they fill);
