@@ -106,7 +106,13 @@ def _report(outcome) -> int:
 def cmd_start(home: Path, args: argparse.Namespace) -> int:
     if not args.config:
         raise UsageError("start needs -c CONFIG")
-    return _report(_daemon(home, args).start(daemonize=args.daemon))
+    code = _report(_daemon(home, args).start(daemonize=args.daemon))
+    if code == EXIT_OK and args.daemon:  # alerts configured: the fleet's notifier runs too (a process, not an import)
+        from core.notify_start import ensure_notifier
+
+        if said := ensure_notifier(home, args.config):
+            print(said)
+    return code
 
 
 def cmd_stop(home: Path, args: argparse.Namespace) -> int:

@@ -70,6 +70,23 @@ COMMANDS = {
 }
 
 
+# -- alerts: notify/ lives outside core's import path; loaded only when one of these runs ------
+def _notify(name: str):
+    def run(home, args: argparse.Namespace) -> int:
+        from notify import cli
+        return getattr(cli, name)(home, args)
+    return run
+
+
+def _notifier_args(sp: argparse.ArgumentParser) -> None:
+    from notify.cli import notifier_args
+    notifier_args(sp)
+
+
+COMMANDS["notifier"] = (_notify("cmd_notifier"), "deliver alerts (logs/*/events.jsonl) to phones via Apprise", _notifier_args)
+COMMANDS["notify-test"] = (_notify("cmd_notify_test"), "send a test alert to every configured URL", lambda sp: None)
+
+
 class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, told the width: asking shutil for it imports shutil, bz2 and lzma (2 ms)."""
 

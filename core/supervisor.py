@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 from core import heartbeat, proc
 from core.bot_status import read_bot_status
+from core.events import (EXITED, FATAL, HANG_RESTART, MEMORY_RESTART, RESTART_LOOP, RestartWindow, WaitingWatch,
+                         append_event)
 from core.instance_manager import InstanceRegistry
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
@@ -100,6 +102,8 @@ class Supervisor:
         self.stop_reason: str | None = None
         self.final: str | None = None
         self.log_day = today()
+        self.restart_window = RestartWindow()
+        self.waiting_watch = WaitingWatch(float((self.s.get("notify") or {}).get("waiting_after_s", 300)))
 
     # -- reporting -------------------------------------------------------------------------
     def log(self, msg: str, level: str = "INFO") -> None:
@@ -134,6 +138,7 @@ class Supervisor:
                             stop_reason=self.stop_reason, bot_pid=None)
             except Exception as again:  # noqa: BLE001 - the registry may be what broke
                 self.log(f"cannot record the crash in the registry: {again!r}", "ERROR")
+            append_event(self.paths, FATAL, on_error=self.log, reason=f"supervisor error: {exc}", stderr_tail=[])
             return 1
         finally:
             for f in self.out_logs.values():
@@ -335,6 +340,8 @@ class Supervisor:
         self.record(status="backoff", exit_code=code, last_error=self._with_stop_reason(detail), stop_reason=self.stop_reason,
                     bot_pid=None, bot_create_time=None)
         self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
+        if self.restart_window.add(time.monotonic(), limit - self.failures if ran < float(self.s["stable_uptime"]) else None):
+            append_event(self.paths, RESTART_LOOP, on_error=self.log, restarts=self.restart_count + 1, window_s=600, last=detail)
         self.timers.pop("ready", None)
         self.timers["restart"] = time.monotonic() + delay
 
@@ -401,12 +408,16 @@ class Supervisor:
         # one registry write per check (each is a locked, fsynced rewrite of instances.json)
         self.record(cpu_percent=round(cpu, 1), memory_mb=round(rss_mb, 1), cpu_warning=self.cpu_warning,
                     web_port=self.web_port)
+        if (news := self.waiting_watch.check(read_bot_status(self.paths.bot_status), time.time())):
+            append_event(self.paths, news[0], on_error=self.log, **news[1])
         if over_memory:
             self.kill_bot(f"memory {rss_mb:.0f} MB over memory_limit_mb {self.s['memory_limit_mb']}")
+            append_event(self.paths, MEMORY_RESTART, on_error=self.log, reason=self.kill_reason)
             return
         age = heartbeat.age(self.paths.heartbeat, since=self.spawned_at - 1)
         if age is not None and age > float(self.s["heartbeat_timeout"]):
             self.kill_bot(f"hung: no heartbeat for {age:.1f}s (heartbeat_timeout {self.s['heartbeat_timeout']})")
+            append_event(self.paths, HANG_RESTART, on_error=self.log, reason=self.kill_reason)
 
     def _check_cpu(self, cpu: float) -> None:
         """Update the CPU warning (three checks over the limit); on_health records it."""
@@ -487,6 +498,10 @@ class Supervisor:
                     restart_count=self.restart_count)
         self.log(f"state {state}" + (f": {last_error}" if last_error else ""),
                  "ERROR" if state == "fatal" else "INFO")
+        if state == "fatal":
+            append_event(self.paths, FATAL, on_error=self.log, reason=last_error, stderr_tail=list(self.stderr_tail)[-5:])
+        elif state == "exited" or self.stop_reason:
+            append_event(self.paths, EXITED, on_error=self.log, state=state, stop_reason=self.stop_reason or "finished")
         if state == "fatal":
             self.report(f"failed: {last_error}")
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from flask_socketio import SocketIO
+from web.serving_only import SocketIO
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
