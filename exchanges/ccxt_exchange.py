@@ -23,6 +23,7 @@ from exchanges import api_keys, base
 from exchanges.base import (Balance, Exchange, ExchangeError, Fill, Market, Order, OrderRequest, Position,
                             Ticker)
 from exchanges.rate_limit import Budget, SharedRateLimiter
+from exchanges.ticks import floor_to, round_to
 
 # Documented per-account budgets; other exchanges fall back to ccxt's own pacing (`rateLimit` ms).
 ACCOUNT_BUDGETS: dict[str, tuple[float, float]] = {"backpack": (2000, 60)}
@@ -299,8 +300,15 @@ class CcxtExchange(Exchange):
         if req.client_id is not None:
             params["clientOrderId"] = req.client_id
         params.update(req.extra)
+        # ccxt formats from the float's repr and truncates amounts to the step: float noise
+        # (0.7 - 0.4 = 0.29999999999999993) went out one step short. The nearest float to the
+        # exact multiple prints as that decimal (exchanges/ticks.py).
+        m = self._market(req.symbol)
+        qty = floor_to(req.qty, _unit(self.client, m["precision"].get("amount")))
         price = req.price if req.type == "limit" else None
-        return self._market(req.symbol)["symbol"], req.type, req.side, req.qty, price, params
+        if price is not None:
+            price = round_to(price, _unit(self.client, m["precision"].get("price")))
+        return m["symbol"], req.type, req.side, qty, price, params
 
     # ---- the interface ---------------------------------------------------------------------
     def market(self, symbol: str) -> Market:
