@@ -59,8 +59,8 @@ def test_stop_cancels_119_orders_on_a_slow_venue_within_the_time_it_asks_for(hom
     said = stopped.stdout + stopped.stderr
     assert server.open == {}, f"{len(server.open)} orders left on the book; stop said: {said}"
     assert stopped.returncode == 0, said
-    deletes = server.hits["DELETE /api/v1/order"]
-    assert deletes == ORDERS and server.hits["DELETE /api/v1/orders"] == 0   # one by one, never cancel-all
+    assert server.hits["DELETE /api/v1/order"] >= ORDERS            # by id (a retry may repeat one) ...
+    assert server.hits["DELETE /api/v1/orders"] == 0                # ... never the cancel-all
 
 
 def test_stop_that_cannot_cancel_says_how_many_orders_remain_and_exits_1(home, server):
