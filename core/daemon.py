@@ -27,6 +27,7 @@ from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, 
 from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK,
                              EXIT_UNKNOWN, EXIT_USAGE)
 from core.pidfile import is_locked, read_pid
+from core.stop_time import stop_seconds
 
 FIRST_PORT = 5001
 SUPERVISOR = REPO_ROOT / "core" / "supervisor.py"
@@ -364,6 +365,12 @@ def _supervised(registry: InstanceRegistry, rec: dict) -> dict | None:
         rec = registry.load().get(iid, rec)
 
 
+def _stop_wait(registry: InstanceRegistry, rec: dict) -> float:
+    """stop_timeout, or the longer time the bot asked for to cancel its orders (core/stop_time.py)."""
+    paths = InstancePaths.for_instance(registry.home, rec["instance_id"], rec.get("log_dir"))
+    return stop_seconds(paths.stop_seconds, float(rec.get("stop_timeout") or 10))
+
+
 def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
     """SIGTERM every daemon at once, wait for all, then force what is hung (identity-checked pidfds)."""
     targets: dict[int, dict] = {}
@@ -382,7 +389,7 @@ def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
             continue
         targets[fd] = owned
     try:
-        timeout = max((float(r.get("stop_timeout") or 10) for r in targets.values()), default=0) + 5
+        timeout = max((_stop_wait(registry, r) for r in targets.values()), default=0) + 5
         hung = proc.wait_exit(list(targets), timeout)
         outcomes = list(gone)
         for fd, rec in targets.items():
@@ -396,6 +403,10 @@ def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
             final = registry.load().get(iid, {})
             if final.get("status") not in FINAL_STATES:
                 registry.update(iid, status="stopped", bot_pid=None)
+            if final.get("stop_reason") and final.get("exit_code") not in (0, None):
+                # the bot could not clear its orders (it exited 1 saying how many) or was killed doing it
+                outcomes.append(Outcome(EXIT_FAIL, f"{iid} stopped, but not cleanly: {final['stop_reason']}"))
+                continue
             warning = f"\nwarning: {iid}: {final['stop_reason']}" if final.get("stop_reason") else ""
             outcomes.append(Outcome(EXIT_OK, f"{iid} stopped{warning}"))
         return outcomes

@@ -112,6 +112,12 @@ class InstancePaths:
         return self.log_dir / "stop_reason"
 
     @property
+    def stop_seconds(self) -> Path:
+        """Written by the bot: the seconds cancelling its resting orders needs (core/stop_time.py);
+        a stop waits that long when it is more than stop_timeout."""
+        return self.log_dir / "stop_seconds"
+
+    @property
     def bot_status(self) -> Path:
         """The bot's published books and state (core/bot_status.py), rewritten every turn."""
         return self.log_dir / "bot_status.json"

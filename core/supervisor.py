@@ -33,6 +33,7 @@ from core.masking import Masker
 from core.paths import InstancePaths
 from core.exit_codes import BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.pidfile import AlreadyLocked, PidLock, read_pid
+from core.stop_time import stop_seconds
 
 PR_SET_PDEATHSIG = 1
 STDERR_TAIL = 15
@@ -88,6 +89,7 @@ class Supervisor:
         self._spawned_mono = 0.0  # monotonic, for run lengths
         self.ready = False
         self.kill_reason: str | None = None
+        self.killed_with_orders: str | None = None   # the stop reason of a bot SIGKILLed while cancelling
         self.fatal_reason: str | None = None  # a stop the supervisor itself decided ends `fatal`
         self.stopping = False
         self.stop_flag = False
@@ -205,10 +207,11 @@ class Supervisor:
 
     # -- the bot ---------------------------------------------------------------------------
     def spawn(self) -> None:
-        for stale in (self.paths.heartbeat, self.paths.web_port_file, self.paths.stop_reason):
+        for stale in (self.paths.heartbeat, self.paths.web_port_file, self.paths.stop_reason, self.paths.stop_seconds):
             stale.unlink(missing_ok=True)
         self.ready = False
         self.kill_reason = None
+        self.killed_with_orders = None
         self.spawned_at = time.time()
         self._spawned_mono = time.monotonic()
         try:
@@ -312,7 +315,7 @@ class Supervisor:
 
     def on_bot_exit(self, code: int, ran: float) -> None:
         self.exit_code = code
-        self.stop_reason = self._read_stop_reason()
+        self.stop_reason = self._read_stop_reason() or self.killed_with_orders
         reason = self.kill_reason or describe_exit(code)
         tail = " | ".join(list(self.stderr_tail)[-5:])
         self.log(f"bot {reason} after {ran:.1f}s" + (f"; stderr: {tail}" if tail and code else ""),
@@ -437,7 +440,7 @@ class Supervisor:
         self.kill_reason = reason
         self.log(f"restarting bot {self.bot.pid}: {reason}", "WARNING")
         self._signal_bot(signal.SIGTERM)
-        self.timers["kill"] = time.monotonic() + float(self.s["stop_timeout"])
+        self.timers["kill"] = time.monotonic() + self._stop_wait()
 
     def _stop_bot_blocking(self) -> None:
         """The error path's stop: SIGTERM (the bot cancels its orders), wait stop_timeout, SIGKILL the group."""
@@ -445,10 +448,14 @@ class Supervisor:
             self.log(f"stopping bot {self.bot.pid}: SIGTERM, SIGKILL after stop_timeout", "WARNING")
             self._signal_bot(signal.SIGTERM)
             try:
-                self.bot.wait(timeout=float(self.s.get("stop_timeout", 10)))
+                self.bot.wait(timeout=self._stop_wait())
             except subprocess.TimeoutExpired:
                 self.log(f"bot {self.bot.pid} still alive after stop_timeout: SIGKILL to its process group", "WARNING")
         self._kill_bot_group()
+
+    def _stop_wait(self) -> float:
+        """stop_timeout, or the longer time the bot asked for to cancel its orders (core/stop_time.py)."""
+        return stop_seconds(self.paths.stop_seconds, float(self.s.get("stop_timeout", 10)))
 
     def _signal_bot(self, sig: int) -> None:
         if self.bot is not None and self.bot.returncode is None:
@@ -460,6 +467,10 @@ class Supervisor:
     def on_kill(self) -> None:
         if self.bot is not None:
             self.log(f"bot {self.bot.pid} still alive after stop_timeout: SIGKILL to its process group", "WARNING")
+            count = (read_bot_status(self.paths.bot_status) or {}).get("open_order_count")
+            if count:       # it had no time to say what it left: its last published count is the best word
+                self.killed_with_orders = (f"killed while stopping after {self._stop_wait():.0f} s: {count} orders "
+                                           "may remain on the exchange (its last count before the stop)")
             self._kill_bot_group()
 
     # -- stopping --------------------------------------------------------------------------
@@ -472,7 +483,7 @@ class Supervisor:
             self.finish("stopped", None)
             return
         self._signal_bot(signal.SIGTERM)
-        self.timers["kill"] = time.monotonic() + float(self.s["stop_timeout"])
+        self.timers["kill"] = time.monotonic() + self._stop_wait()
 
     def _with_stop_reason(self, error: str | None) -> str | None:
         """last_error: the bot's stop reason first (what the trader must see), then our own words."""

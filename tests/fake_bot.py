@@ -1,10 +1,11 @@
 """A real, light process that the supervisor runs instead of run.py, made to misbehave on demand.
 
     python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|progress|ignore-term|
-                                                grandchild|secret|bind|reason-exit|reason-on-term|waiting[,more]]
+                                                grandchild|secret|bind|reason-exit|reason-on-term|waiting|
+                                                slow-term[,more]]
                                          [--after S] [--interval S] [--no-beat] [--exit-code N]
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
-                                         [--waiting-for S]
+                                         [--waiting-for S] [--term-delay S]
 
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
 $LOG_DIR/web.port when it binds $WEB_PORT, exits 0 on SIGTERM, and writes $LOG_DIR/stop_reason
@@ -43,6 +44,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--crash-times", type=int, default=None, help="crash only the first N runs")
     p.add_argument("--dump-env")
     p.add_argument("--leak-mb", type=float, default=20.0, help="MB leaked per second in leak mode")
+    p.add_argument("--term-delay", type=float, default=2.0, help="slow-term: seconds from SIGTERM to exit 0")
     p.add_argument("--reason", default="cancel failed: 3 orders may remain on the exchange",
                    help="the stop_reason text of reason-exit and reason-on-term")
     p.add_argument("--waiting-for", type=float, default=3600.0, help="how long waiting mode waits")
@@ -89,6 +91,8 @@ def main() -> int:
         with open(args.dump_env, "w") as fh:
             json.dump(dict(os.environ), fh)
     def on_term(*_: object) -> None:
+        if "slow-term" in modes:            # a bot still cancelling its orders
+            time.sleep(args.term_delay)
         if "reason-on-term" in modes:
             write_stop_reason(log_dir, args.reason)
         sys.exit(0)
