@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.exit_codes import EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from core.instance_manager import InstanceManager, InstanceRegistry
+from core.targets import UsageError, instance_id, recorded_config
 
 
 TIMESTAMP_FIELDS = ("bot_create_time", "pid_create_time", "registered_at", "started_at", "last_updated")
@@ -89,12 +90,8 @@ def _daemon(home: Path, args: argparse.Namespace) -> TradingBotDaemon:  # noqa: 
     from core.daemon import TradingBotDaemon
 
     if not getattr(args, "config", None) and not getattr(args, "instance_id", None):
-        raise UsageError("name an instance with -c CONFIG or -i INSTANCE_ID")
+        raise UsageError("name an instance: ID, -i ID or -c CONFIG")
     return TradingBotDaemon(home, args.config, args.instance_id)
-
-
-class UsageError(Exception):
-    pass
 
 
 def _report(outcome) -> int:
@@ -104,8 +101,11 @@ def _report(outcome) -> int:
 
 
 def cmd_start(home: Path, args: argparse.Namespace) -> int:
-    if not args.config:
-        raise UsageError("start needs -c CONFIG")
+    if not args.config:  # `start ID`: a known instance starts from its recorded config
+        args.config = recorded_config(home, instance_id(home, args))
+        if args.config is None:
+            print(f"{args.instance_id}: unknown instance (no record, no config in config/active)", file=sys.stderr)
+            return EXIT_UNKNOWN
     return _report(_daemon(home, args).start(daemonize=args.daemon))
 
 
@@ -154,10 +154,11 @@ def cmd_cleanup(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_stats(home: Path, args: argparse.Namespace) -> int:
     manager = InstanceManager(home)
-    if args.instance_id:
-        one = manager.get_instance_stats(args.instance_id)
+    if args.instance_id or args.config:
+        iid = instance_id(home, args)
+        one = manager.get_instance_stats(iid)
         if one is None:
-            print(f"{args.instance_id}: unknown instance", file=sys.stderr)
+            print(f"{iid}: unknown instance", file=sys.stderr)
             return EXIT_UNKNOWN
         stats = [one]
     else:
@@ -181,11 +182,12 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
     from core.paths import InstancePaths
     from core.web_token import read_token
 
-    rec = InstanceRegistry(home).get(args.id)
+    iid = instance_id(home, args)
+    rec = InstanceRegistry(home).get(iid)
     if rec is None:
-        print(f"{args.id}: unknown instance", file=sys.stderr)
+        print(f"{iid}: unknown instance", file=sys.stderr)
         return EXIT_UNKNOWN
-    paths = InstancePaths.for_instance(home, args.id, rec.get("log_dir"))
+    paths = InstancePaths.for_instance(home, iid, rec.get("log_dir"))
     info = {k: (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v)) if k in TIMESTAMP_FIELDS and v else v)
             for k, v in sorted(rec.items())}
     info["web_token"] = read_token(paths.web_token)

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from core.masking import SECRET_KEY_RE, Masker, mask_config, secret_values
 from core.paths import INSTANCE_ID_RE, REPO_ROOT, is_repo_bot, resolve_code, resolve_runtime
@@ -253,8 +253,10 @@ class ConfigManager:
         shutil.move(str(src), dest)
         return dest
 
-    def create_from_template(self, template: str, instance_id: str, overrides: dict | None = None) -> Path:
-        """Copy a template to config/active/<id>.json with the id set; validated before it is written."""
+    def create_from_template(self, template: str, instance_id: str, overrides: dict | None = None,
+                             check: Callable[[InstanceConfig], list[str] | None] | None = None) -> Path:
+        """Copy a template to config/active/<id>.json with the id set; validated (and passed to
+        `check`, e.g. the bot's own preflight) before it is written."""
         if not INSTANCE_ID_RE.match(instance_id):
             raise ConfigError([f"instance_id: {instance_id!r} {ID_RULE}"])
         src = self.templates_dir / (template if template.endswith(".json") else f"{template}.json")
@@ -269,7 +271,9 @@ class ConfigManager:
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
         try:
-            self.load(tmp, instance_id=instance_id)
+            problems = check(self.load(tmp, instance_id=instance_id)) if check else None
+            if problems:
+                raise ConfigError(problems)
         except ConfigError:
             tmp.unlink()
             raise
