@@ -19,7 +19,6 @@ from core.targets import UsageError, instance_id, recorded_config
 
 
 TIMESTAMP_FIELDS = ("bot_create_time", "pid_create_time", "registered_at", "started_at", "last_updated")
-LIST_COLUMNS = ("ID", "STATE", "PID", "BOT", "UPTIME", "RESTARTS", "CPU%", "MEM(MB)", "PORT", "CONFIG")
 
 
 def fmt_uptime(seconds: float | None) -> str:
@@ -51,41 +50,7 @@ def table(rows: list[tuple], header: tuple) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
-# -- commands --------------------------------------------------------------------------------
-def cmd_list(home: Path, args: argparse.Namespace) -> int:
-    recs = InstanceRegistry(home).list_instances(include_dead=True)
-    if not args.all:
-        recs = [r for r in recs if r["alive"] or r["needs_attention"]]
-    if args.json:
-        keys = ("instance_id", "pid", "bot_pid", "web_port", "restart_count", "uptime_s", "cpu_percent",
-                "memory_mb", "config_file", "exit_code", "last_error", "cpu_warning")
-        out = [{**{k: r.get(k) for k in keys}, "status": r["state"],
-                "pid": r.get("pid") if r["alive"] else None,
-                "bot_pid": r.get("bot_pid") if r["bot_alive"] else None} for r in recs]
-        print(json.dumps(out, indent=2))
-        return EXIT_OK
-    rows = []
-    for r in recs:
-        live_bot = r["bot_alive"]
-        rows.append((
-            r["instance_id"], r["state"] + ("!" if r.get("cpu_warning") and r["alive"] else ""),
-            dash(r.get("pid")) if r["alive"] else "-", dash(r.get("bot_pid")) if live_bot else "-",
-            fmt_uptime(r["uptime_s"]), r.get("restart_count", 0),
-            dash(r.get("cpu_percent")) if live_bot else "-", dash(r.get("memory_mb")) if live_bot else "-",
-            dash(r.get("web_port")), rel(home, r.get("config_file")),
-        ))
-    running = sum(1 for r in recs if r["alive"])
-    attention = sum(1 for r in recs if r["needs_attention"])
-    cpu = sum(r.get("cpu_percent") or 0 for r in recs if r["bot_alive"])
-    mem = sum(r.get("memory_mb") or 0 for r in recs if r["bot_alive"])
-    if rows:
-        print(table(rows, LIST_COLUMNS))
-    else:
-        print("no instances" + ("" if args.all else " (list --all shows stopped ones)"))
-    print(f"total: {len(recs)} shown, {running} live, {attention} need attention, CPU {cpu:.1f}%, MEM {mem:.1f} MB")
-    return EXIT_OK
-
-
+# -- commands (list lives in core/list_command.py) ------------------------------------------
 def _daemon(home: Path, args: argparse.Namespace) -> TradingBotDaemon:  # noqa: F821 (imported lazily)
     from core.daemon import TradingBotDaemon
 
@@ -119,6 +84,13 @@ def cmd_restart(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_status(home: Path, args: argparse.Namespace) -> int:
     code, out = _daemon(home, args).status()
+    rec = InstanceRegistry(home).get(out["instance_id"])
+    if rec is not None:  # the bot's own word: its books, and `waiting` with the reason
+        from core.books import books_of, shown_state
+
+        out["books"] = books_of(home, rec)
+        out["state"] = shown_state(rec, out["books"])
+        out["waiting_reason"] = out["books"]["message"] if out["state"] == "waiting" else None
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return code
 

@@ -16,10 +16,11 @@ if __package__ in (None, ""):  # run as a script: make `core` importable from an
 
 import argparse
 
-from core.commands import (cmd_cleanup, cmd_info, cmd_list, cmd_restart, cmd_start, cmd_stats, cmd_status, cmd_stop,
+from core.commands import (cmd_cleanup, cmd_info, cmd_restart, cmd_start, cmd_stats, cmd_status, cmd_stop,
                            cmd_stop_all, cmd_validate)
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from core.fleet_commands import cmd_archive, cmd_cleanup_one, cmd_new, cmd_restart_all, cmd_start_all
+from core.list_command import cmd_list
 from core.paths import project_home
 from core.targets import UsageError, merge_bare_id
 

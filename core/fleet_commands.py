@@ -7,9 +7,7 @@ preflight, fork and readiness wait) and prints exactly what a single `start` wou
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
@@ -23,6 +21,9 @@ PARALLEL_STARTS = 4  # each start runs `run.py --check`; more at once only queue
 
 def start_each(home: Path, targets: list[tuple[str, str]]) -> list[tuple[str, int, str]]:
     """Start (instance id, config file) pairs in parallel; (id, exit code, what start said) each."""
+    import subprocess  # here, not at the top: `list` imports this module and must stay lean
+    from concurrent.futures import ThreadPoolExecutor
+
     def one(target: tuple[str, str]) -> tuple[str, int, str]:
         iid, config = target
         out = subprocess.run([sys.executable, str(DAEMON_MANAGER), "--home", str(home), "start", "-c", config,

@@ -4,6 +4,7 @@
                                                 grandchild|secret|bind|reason-exit|reason-on-term[,more]]
                                          [--after S] [--interval S] [--no-beat] [--exit-code N]
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
+                                         [--books JSON]
 
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
 $LOG_DIR/web.port when it binds $WEB_PORT, exits 0 on SIGTERM, and writes $LOG_DIR/stop_reason
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from core.bot_status import write_bot_status  # noqa: E402
 from core.heartbeat import beat  # noqa: E402  (the real contract, not a copy)
 
 GRANDCHILD = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
@@ -41,6 +43,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--leak-mb", type=float, default=20.0, help="MB leaked per second in leak mode")
     p.add_argument("--reason", default="cancel failed: 3 orders may remain on the exchange",
                    help="the stop_reason text of reason-exit and reason-on-term")
+    p.add_argument("--books", help="a JSON object published as $LOG_DIR/bot_status.json every loop")
     return p.parse_args()
 
 
@@ -122,6 +125,8 @@ def main() -> int:
             return 0
         if not (due and "hang" in modes) and not args.no_beat:
             beat(hb)
+        if args.books:
+            write_bot_status(Path(log_dir) / "bot_status.json", {**json.loads(args.books), "updated_at": time.time()})
         if due and "progress" in modes:  # a progress bar: \r, never a newline
             sys.stdout.write("\r" + "#" * 10000)
             sys.stdout.flush()

@@ -1,0 +1,110 @@
+"""Profit in `list`: symbol, position, PnL, grid profit, equity per instance from the bot's published
+books, a fleet total per quote currency, the same in --json, colours on a terminal only, and
+`waiting` as its own state with its reason in `status`."""
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli
+from tests.core.util import list_json, start, write_config
+
+SOL = {"symbol": "SOL_USDC_PERP", "quote": "USDC", "state": "trading", "position": 1.5, "unrealized_pnl": 12.25,
+       "realized_pnl": -3.5, "grid_profit": 7.75, "equity": 10016.5, "exchange": "paper"}
+ETH = {"symbol": "ETH_USDC_PERP", "quote": "USDC", "state": "waiting", "message": "exchange unreachable: timed out",
+       "position": -0.2, "unrealized_pnl": -2.25, "realized_pnl": 10.0, "grid_profit": 4.0, "equity": 5011.75,
+       "exchange": "paper"}
+BTC = {"symbol": "BTC_USDT_PERP", "quote": "USDT", "state": "trading", "position": 0.01, "unrealized_pnl": 1.0,
+       "realized_pnl": 2.0, "grid_profit": 3.0, "equity": 1000.0, "exchange": "paper"}
+
+
+def on_a_terminal(home, *args: str, env: dict | None = None) -> str:
+    """What `daemon_manager.py ARGS` prints when its stdout is a terminal."""
+    master, slave = pty.openpty()
+    try:
+        cli = subprocess.Popen([sys.executable, str(DAEMON_MANAGER), "--home", str(home), *args], cwd=str(REPO),
+                               env=home_env(home, env), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+        os.close(slave)
+        said = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the CLI closed the terminal
+                break
+            if not chunk:
+                break
+            said += chunk
+        assert cli.wait(timeout=30) == 0, said
+        return said.decode()
+    finally:
+        os.close(master)
+
+
+@pytest.fixture
+def fleet(home):
+    for iid, books in (("sol_01", SOL), ("eth_01", ETH), ("btc_01", BTC)):
+        out = start(home, write_config(home, iid, "--books", json.dumps(books), symbol=books["symbol"]))
+        assert out.returncode == 0, out.stderr
+    from tests.conftest import wait_for
+    wait_for(lambda: all((home / "logs" / i / "bot_status.json").exists() for i in ("sol_01", "eth_01", "btc_01")),
+             15, "every bot's first books")
+    yield home
+    run_cli(home, "stop-all")
+
+
+@pytest.mark.slow
+def test_list_shows_books_totals_waiting_and_colours(fleet):
+    home = fleet
+    rows = list_json(home)
+    assert rows["sol_01"]["status"] == "running" and rows["eth_01"]["status"] == "waiting"
+    for iid, books in (("sol_01", SOL), ("eth_01", ETH), ("btc_01", BTC)):
+        for key in ("symbol", "quote", "position", "unrealized_pnl", "realized_pnl", "grid_profit", "equity"):
+            assert rows[iid][key] == books[key], (iid, key)
+
+    table = run_cli(home, "list").stdout.splitlines()
+    header = table[0].split()
+    for column in ("SYMBOL", "POSITION", "UPNL", "RPNL", "GRID", "EQUITY"):
+        assert column in header
+    by_id = {line.split()[0]: line.split() for line in table[1:]}
+    sol = dict(zip(header, by_id["sol_01"]))
+    assert (sol["STATE"], sol["SYMBOL"], sol["POSITION"], sol["UPNL"], sol["RPNL"], sol["GRID"], sol["EQUITY"]) == (
+        "running", "SOL_USDC_PERP", "1.5", "+12.25", "-3.50", "+7.75", "10016.50")
+    assert dict(zip(header, by_id["eth_01"]))["STATE"] == "waiting"
+    # fleet totals per quote currency: USDC = sol + eth, USDT = btc alone
+    usdc = next(line for line in table if line.startswith("fleet USDC"))
+    usdt = next(line for line in table if line.startswith("fleet USDT"))
+    assert usdc.split()[2:] == ["unrealized", "+10.00", "realized", "+6.50", "grid", "+11.75", "equity", "15028.25"]
+    assert usdt.split()[2:] == ["unrealized", "+1.00", "realized", "+2.00", "grid", "+3.00", "equity", "1000.00"]
+    assert table[-1].startswith("total: 3 shown, 3 live")
+    assert "\x1b[" not in "\n".join(table)  # not a terminal: no colour
+
+    status = run_cli(home, "status", "eth_01")
+    body = json.loads(status.stdout)
+    assert status.returncode == 0 and body["state"] == "waiting"
+    assert body["waiting_reason"] == "exchange unreachable: timed out" and body["books"]["equity"] == ETH["equity"]
+
+    coloured = on_a_terminal(home, "list")
+    assert "\x1b[" in coloured and "waiting" in coloured and "+12.25" in coloured
+    plain = on_a_terminal(home, "list", env={"NO_COLOR": "1"})
+    assert "\x1b[" not in plain and "+12.25" in plain
+
+
+@pytest.mark.slow
+def test_list_with_books_imports_nothing_heavy(fleet):
+    """With books to show, `list` still imports no flask, ccxt, numpy, jsonschema or bot code."""
+    probe = subprocess.run([sys.executable, "-c",
+                            "import sys, io, contextlib; sys.argv = ['x', '--home', sys.argv[1], 'list'];"
+                            f"sys.path.insert(0, {str(REPO)!r}); from core.daemon_manager import main;"
+                            "buf = io.StringIO();\nwith contextlib.redirect_stdout(buf): main()\n"
+                            "assert '+12.25' in buf.getvalue(), buf.getvalue()\n"
+                            "print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))", str(fleet)],
+                           capture_output=True, text=True, cwd="/", env=home_env(fleet))
+    loaded = set(probe.stdout.split())
+    assert "core" in loaded and "json" in loaded, probe.stderr  # the probe works
+    heavy = {"jsonschema", "dotenv", "flask", "ccxt", "numpy", "strategies", "web", "exchanges", "database", "psutil"}
+    assert loaded & heavy == set()
