@@ -21,6 +21,7 @@ from core.commands import (cmd_cleanup, cmd_info, cmd_restart, cmd_start, cmd_st
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from core.fleet_commands import cmd_archive, cmd_cleanup_one, cmd_new, cmd_restart_all, cmd_start_all
 from core.list_command import cmd_list
+from core.logs_command import cmd_logs
 from core.paths import project_home
 from core.targets import UsageError, merge_bare_id
 
@@ -75,6 +76,25 @@ def _new_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--port", type=int, help="web_port")
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _logs_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("ids", nargs="*", metavar="ID", help="instance ids (default: every live instance)")
+    sp.add_argument("-i", "--instance-id", dest="instance_id", action="append", help="an instance id (repeatable)")
+    sp.add_argument("-c", "--config", help="the instance of this config file")
+    sp.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (across rotation and days)")
+    sp.add_argument("-n", "--lines", type=_non_negative, default=20, help="how many last lines (default 20)")
+    which = sp.add_mutually_exclusive_group()
+    which.add_argument("--stderr", action="store_true", help="the bot's stderr instead of its stdout")
+    which.add_argument("--daemon", action="store_true", help="the supervisor's own log")
+    which.add_argument("--all-streams", action="store_true", help="stdout, stderr and the supervisor's log")
+
+
 def _cleanup(home, args: argparse.Namespace) -> int:
     """`cleanup` forgets every dead record; `cleanup ID` just that one."""
     return (cmd_cleanup_one if args.instance_id or args.config else cmd_cleanup)(home, args)
@@ -95,6 +115,7 @@ COMMANDS = {
     "start-all": (cmd_start_all, "start every config in config/active that is not running", _nothing),
     "stop-all": (cmd_stop_all, "stop every running instance in parallel", _nothing),
     "restart-all": (cmd_restart_all, "stop every running instance, then start each again", _nothing),
+    "logs": (cmd_logs, "last lines of instances' output; -f follows across rotation and days", _logs_args),
     "stats": (cmd_stats, "CPU, memory, threads, uptime of daemons and bots", _stats_args),
     "info": (cmd_info, "every registry field of one instance, its web URL and token", _instance_args),
     "validate": (cmd_validate, "check configs (all of config/active when none is named)", _validate_args),
