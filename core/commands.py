@@ -173,6 +173,7 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_validate(home: Path, args: argparse.Namespace) -> int:
     from core.config_manager import ConfigError, ConfigManager
+    from core.conflicts import conflicts, live_records
     from core.daemon import preflight
 
     cm = ConfigManager(home)
@@ -196,7 +197,8 @@ def cmd_validate(home: Path, args: argparse.Namespace) -> int:
         shown = rel(home, str(cm.resolve_path(path)))
         try:
             cfg = cm.load(path, instance_id=iid)
-            problems = preflight(cfg, home)  # the bot's own check: grid against the market, margin, keys
+            problems = preflight(cfg, home) or []  # the bot's own check: grid against the market, margin, keys
+            problems += conflicts(cfg, live_records(InstanceRegistry(home).load()))  # what `start` would refuse
             if problems:
                 raise ConfigError(problems)
         except ConfigError as exc:

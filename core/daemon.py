@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core import proc
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig
+from core.conflicts import conflicts, live_records
 from core.instance_manager import FINAL_STATES, InstanceRegistry, is_daemon_alive
 from core.masking import Masker, mask_config
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY, ENV_WEB_PORT,
@@ -95,11 +96,6 @@ def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
     return lines or [f"run.py --check exited with code {out.returncode} and said nothing"]
 
 
-def same_path(a: str | None, b: str | None) -> bool:
-    """Two runtime paths name one file (records written before paths were resolved included)."""
-    return bool(a and b) and os.path.realpath(a) == os.path.realpath(b)
-
-
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -108,11 +104,6 @@ def port_is_free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def live_records(data: dict[str, dict]) -> dict[str, dict]:
-    """Registry records whose daemon (or the CLI that is starting it) is alive right now."""
-    return {iid: rec for iid, rec in data.items() if is_daemon_alive(rec)}
 
 
 class TradingBotDaemon:
@@ -161,16 +152,9 @@ class TradingBotDaemon:
         if iid in live:
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {live[iid].get('pid')})")
         port = d.get("web_port")
-        for other, rec in live.items():
-            if port and rec.get("web_port") == port:
-                raise Refused(EXIT_USAGE, f"daemon_config.web_port: {port} of {iid} is already used by instance {other}")
-            for key in ("db_path", "log_dir"):
-                if same_path(rec.get(key), d[key]):
-                    raise Refused(EXIT_USAGE, f"daemon_config.{key}: {d[key]} of {iid} is already used by instance {other}")
-            if cfg.account and rec.get("account") == cfg.account and rec.get("symbol") == cfg.metadata["symbol"]:
-                raise Refused(EXIT_USAGE, f"metadata.symbol: {cfg.metadata['symbol']} on the same {cfg.metadata['exchange']} "
-                                          f"account is already traded by instance {other} (wanted by {iid}); "
-                                          "two grids on one account and symbol would fight")
+        found = conflicts(cfg, live)
+        if found:
+            raise Refused(EXIT_USAGE, "\n".join(found))
         if is_locked(pid_file):
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {read_pid(pid_file)})")
         if not port:
@@ -262,7 +246,8 @@ class TradingBotDaemon:
         if rec is None:
             return Outcome(EXIT_UNKNOWN, f"{iid}: unknown instance")
         if not rec["alive"]:
-            return Outcome(EXIT_NOT_RUNNING, f"{iid} is not running ({rec['state']})")
+            why = rec.get("stop_reason") or (rec.get("last_error") if rec["state"] == "fatal" else None)
+            return Outcome(EXIT_NOT_RUNNING, f"{iid} is not running ({rec['state']})" + (f": {why}" if why else ""))
         return stop_many(self.registry, [rec])[0]
 
     def restart(self) -> Outcome:
