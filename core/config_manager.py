@@ -116,18 +116,20 @@ class ConfigManager:
 
     # -- loading ---------------------------------------------------------------------------
     def resolve_path(self, path: str | os.PathLike) -> Path:
-        """A config named relative resolves against the home, or against the cwd if it exists there."""
-        p = Path(path).expanduser()
-        if not p.is_absolute() and not (self.home / p).exists() and p.exists():
-            return p.resolve()
-        return resolve_runtime(self.home, p).resolve()
+        """A config named relative resolves against the home, always: the same file whatever the cwd
+        (a fallback to the cwd made one command line name different files from different places)."""
+        return resolve_runtime(self.home, Path(path).expanduser()).resolve()
 
     def read_json(self, path: str | os.PathLike) -> dict:
         source = self.resolve_path(path)
         try:
             text = source.read_text()
         except OSError as exc:
-            raise ConfigError([f"{path}: cannot read config file ({exc.strerror or exc})"]) from None
+            hint = ""
+            if not Path(path).expanduser().is_absolute() and Path(path).exists():
+                hint = (f"; a relative config is read relative to the home {self.home}, not the current directory:"
+                        f" for {Path(path).resolve()} give that absolute path")
+            raise ConfigError([f"{path}: cannot read config file {source} ({exc.strerror or exc}){hint}"]) from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
