@@ -173,7 +173,7 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_validate(home: Path, args: argparse.Namespace) -> int:
     from core.config_manager import ConfigError, ConfigManager
-    from core.conflicts import conflicts, live_records
+    from core.conflicts import account_conflicts, conflicts, live_records
     from core.daemon import preflight
 
     cm = ConfigManager(home)
@@ -199,6 +199,7 @@ def cmd_validate(home: Path, args: argparse.Namespace) -> int:
             cfg = cm.load(path, instance_id=iid)
             problems = preflight(cfg, home) or []  # the bot's own check: grid against the market, margin, keys
             problems += conflicts(cfg, live_records(InstanceRegistry(home).load()))  # what `start` would refuse
+            problems += account_conflicts(cfg, home)
             if problems:
                 raise ConfigError(problems)
         except ConfigError as exc:

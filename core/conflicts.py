@@ -7,6 +7,7 @@ so what `validate` calls OK `start` does not refuse, and both name every conflic
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from core.instance_manager import is_daemon_alive
 
@@ -37,3 +38,19 @@ def conflicts(cfg: InstanceConfig, live: dict[str, dict]) -> list[str]:  # noqa:
             out.append(f"metadata.symbol: {meta['symbol']} on the same {meta['exchange']} account is already traded "
                        f"by instance {other} (wanted by {iid}); two grids on one account and symbol would fight")
     return out
+
+
+def account_conflicts(cfg: InstanceConfig, home: Path) -> list[str]:  # noqa: F821
+    """The machine-wide view: the config's account and symbol traded by an instance of any home
+    (its own instance of this home excepted), as `start` would find it in core/account_lock.py."""
+    if not cfg.account:
+        return []
+    from core import account_lock
+
+    symbol = cfg.metadata["symbol"]
+    held = account_lock.holder(cfg.account, symbol)
+    if held is None or held == {"home": str(home), "instance_id": cfg.instance_id}:
+        return []
+    if held.get("home") == str(home):
+        return []  # this home's own instances: conflicts() named them from the registry already
+    return [account_lock.describe(held, cfg.metadata["exchange"], symbol, cfg.instance_id)]

@@ -135,24 +135,50 @@ class TradingBotDaemon:
         problems = preflight(cfg, self.home)
         if problems:
             return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(problems))
+        lock_fd, holder = self._claim_account(cfg)
         try:
-            port = self.registry.mutate(lambda data: self._claim(data, cfg))
-        except Refused as exc:
-            return Outcome(exc.code, exc.message)
-        spec = self._spec(cfg, port)
-        if not daemonize:
-            return self._run_foreground(spec)
-        return self._spawn_daemon(spec)
+            try:
+                port = self.registry.mutate(lambda data: self._claim(data, cfg, holder))
+            except Refused as exc:
+                return Outcome(exc.code, exc.message)
+            spec = self._spec(cfg, port)
+            if not daemonize:
+                return self._run_foreground(spec)  # this process is the supervisor: it holds the lock
+            return self._spawn_daemon(spec, lock_fd)
+        finally:
+            if lock_fd is not None:  # the supervisor has its own copy, held for its life
+                os.close(lock_fd)
 
-    def _claim(self, data: dict[str, dict], cfg: InstanceConfig) -> int:
-        """Under the registry lock: refuse conflicts, choose the port, register `starting`."""
+    def _claim_account(self, cfg: InstanceConfig) -> tuple[int | None, dict | None]:
+        """The machine-wide lock on the config's account and symbol (core/account_lock.py): its fd,
+        or who holds it (refused by _claim, after the conflicts this home's registry names)."""
+        if not cfg.account:
+            return None, None
+        from core import account_lock
+
+        try:
+            return account_lock.claim(cfg.account, cfg.metadata["symbol"], self._holder(cfg)), None
+        except account_lock.AccountBusy as busy:
+            return None, busy.holder
+
+    def _holder(self, cfg: InstanceConfig) -> dict:
+        return {"home": str(self.home), "instance_id": cfg.instance_id}
+
+    def _claim(self, data: dict[str, dict], cfg: InstanceConfig, account_holder: dict | None = None) -> int:
+        """Under the registry lock: refuse conflicts (all at once), choose the port, register `starting`."""
         iid, d = cfg.instance_id, cfg.daemon
         pid_file = InstancePaths(iid, Path(d["log_dir"])).daemon_pid
         live = live_records(data)
         if iid in live:
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {live[iid].get('pid')})")
+        if account_holder == self._holder(cfg):  # a concurrent start of this very instance took it first
+            raise Refused(EXIT_FAIL, f"{iid} is already starting or running")
         port = d.get("web_port")
         found = conflicts(cfg, live)
+        if account_holder is not None and not any(line.startswith("metadata.symbol") for line in found):
+            from core.account_lock import describe  # held from another home, or by a record this one lost
+
+            found.append(describe(account_holder, cfg.metadata["exchange"], cfg.metadata["symbol"], iid))
         if found:
             raise Refused(EXIT_USAGE, "\n".join(found))
         if is_locked(pid_file):
@@ -191,8 +217,9 @@ class TradingBotDaemon:
         return Outcome(code, f"{spec['instance_id']}: {rec.get('status')}"
                              + (f" ({rec['last_error']})" if rec.get("last_error") else ""))
 
-    def _spawn_daemon(self, spec: dict) -> Outcome:
-        """fork, setsid, fork, exec the supervisor; wait for its one readiness line."""
+    def _spawn_daemon(self, spec: dict, keep_fd: int | None = None) -> Outcome:
+        """fork, setsid, fork, exec the supervisor (keep_fd inherited: it holds it for life); wait
+        for its one readiness line."""
         ready_r, ready_w = os.pipe()
         spec_r, spec_w = os.pipe()
         argv = [sys.executable, "-S", str(SUPERVISOR), str(REPO_ROOT), str(spec_r), str(ready_w)]
@@ -211,6 +238,8 @@ class TradingBotDaemon:
                     os.dup2(null, fd)
                 os.set_inheritable(spec_r, True)
                 os.set_inheritable(ready_w, True)
+                if keep_fd is not None:
+                    os.set_inheritable(keep_fd, True)
                 os.execve(sys.executable, argv, env)
             finally:
                 os._exit(127)
