@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
@@ -76,44 +77,40 @@ def cmd_restart_all(home: Path, args: argparse.Namespace) -> int:
     return _print_starts(missing + start_each(home, [t for t in targets if t[1]]), "restarted")
 
 
-def _stopped_or_refuse(home: Path, iid: str, doing: str) -> int | None:
-    """None when the instance may be touched; else the exit code after saying why not."""
+def _when_stopped(home: Path, args: argparse.Namespace, doing: str, action: Callable[[str], int]) -> int:
+    """action(id) for the instance the command names, unless it runs (exit 1: stop it first)."""
+    iid = instance_id(home, args)
     rec = InstanceRegistry(home).get(iid)
     if rec is not None and rec["alive"]:
         print(f"{iid} is running (pid {rec.get('pid')}): stop it before {doing}", file=sys.stderr)
         return EXIT_FAIL
-    return None
+    return action(iid)
 
 
 def cmd_cleanup_one(home: Path, args: argparse.Namespace) -> int:
     """Forget the record of one instance that is not running."""
-    iid = instance_id(home, args)
-    refused = _stopped_or_refuse(home, iid, "forgetting it")
-    if refused is not None:
-        return refused
-    if not InstanceRegistry(home).unregister(iid):
-        print(f"{iid}: unknown instance", file=sys.stderr)
-        return EXIT_UNKNOWN
-    print(f"removed {iid}'s record (its logs, database and config are kept)")
-    return EXIT_OK
+    def forget(iid: str) -> int:
+        if not InstanceRegistry(home).unregister(iid):
+            print(f"{iid}: unknown instance", file=sys.stderr)
+            return EXIT_UNKNOWN
+        print(f"removed {iid}'s record (its logs, database and config are kept)")
+        return EXIT_OK
+    return _when_stopped(home, args, "forgetting it", forget)
 
 
 def cmd_archive(home: Path, args: argparse.Namespace) -> int:
     """Move a stopped instance's config from config/active to config/archived (kept, never deleted)."""
     from core.config_manager import ConfigError, ConfigManager
 
-    iid = instance_id(home, args)
-    refused = _stopped_or_refuse(home, iid, "archiving it")
-    if refused is not None:
-        return refused
-    cm = ConfigManager(home)
-    try:
-        dest = cm.archive(iid)
-    except ConfigError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return EXIT_UNKNOWN
-    print(f"archived {iid}: {dest}")
-    return EXIT_OK
+    def archive(iid: str) -> int:
+        try:
+            dest = ConfigManager(home).archive(iid)
+        except ConfigError as exc:
+            print("\n".join(exc.errors), file=sys.stderr)
+            return EXIT_UNKNOWN
+        print(f"archived {iid}: {dest}")
+        return EXIT_OK
+    return _when_stopped(home, args, "archiving it", archive)
 
 
 # `new` options -> (config section, field)

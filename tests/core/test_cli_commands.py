@@ -14,7 +14,7 @@ import pytest
 from core.instance_manager import InstanceRegistry
 from core.web_token import ensure_token
 from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli
-from tests.core.util import list_json, registry, start, write_config
+from tests.core.util import list_json, read_to_eof, registry, start, write_config
 from tests.conftest import wait_for
 LIST_KEYS = {"instance_id", "status", "pid", "bot_pid", "web_port", "restart_count", "uptime_s", "cpu_percent",
              "memory_mb", "config_file", "symbol", "quote", "position", "unrealized_pnl", "realized_pnl", "grid_profit",
@@ -141,14 +141,7 @@ def test_cleanup_asks_on_a_terminal_and_removes_only_on_yes(home):
             while b"[y/N]" not in said:
                 said += os.read(master, 1024)
             os.write(master, answer.encode() + b"\n")
-            while True:
-                try:
-                    chunk = os.read(master, 1024)
-                except OSError:  # EIO: the CLI closed the terminal
-                    break
-                if not chunk:
-                    break
-                said += chunk
+            said += read_to_eof(master)
             return cli.wait(timeout=30), said.decode()
         finally:
             os.close(master)

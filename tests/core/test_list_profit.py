@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli
-from tests.core.util import list_json, start, write_config
+from tests.core.util import list_json, read_to_eof, start, write_config
 
 SOL = {"symbol": "SOL_USDC_PERP", "quote": "USDC", "state": "trading", "position": 1.5, "unrealized_pnl": 12.25,
        "realized_pnl": -3.5, "grid_profit": 7.75, "equity": 10016.5, "exchange": "paper"}
@@ -30,15 +30,7 @@ def on_a_terminal(home, *args: str, env: dict | None = None) -> str:
         cli = subprocess.Popen([sys.executable, str(DAEMON_MANAGER), "--home", str(home), *args], cwd=str(REPO),
                                env=home_env(home, env), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
         os.close(slave)
-        said = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the CLI closed the terminal
-                break
-            if not chunk:
-                break
-            said += chunk
+        said = read_to_eof(master)
         assert cli.wait(timeout=30) == 0, said
         return said.decode()
     finally:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.conftest import TEST_BOT, free_port, run_cli
@@ -48,3 +49,17 @@ def daemon_log(home: Path, iid: str) -> str:
 
 def read_int(path: Path) -> int:
     return int(path.read_text().split()[0])
+
+
+def read_to_eof(master: int) -> bytes:
+    """Everything a CLI writes to a pseudo-terminal until it closes its side."""
+    said = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the CLI closed the terminal
+            break
+        if not chunk:
+            break
+        said += chunk
+    return said
