@@ -54,7 +54,7 @@ def cmd_start_all(home: Path, args: argparse.Namespace) -> int:
         try:
             iid = cm.instance_id_of(path)
         except ConfigError as exc:
-            bad.append((path.stem, EXIT_USAGE, f"{path}: " + "; ".join(exc.errors)))
+            bad.append((path.stem, EXIT_USAGE, "; ".join(exc.errors)))
             continue
         if iid in live:
             print(f"{iid} is already running (pid {live[iid].get('pid')})")
@@ -133,9 +133,23 @@ def cmd_new(home: Path, args: argparse.Namespace) -> int:
             overrides.setdefault(section, {})[key] = getattr(args, option)
     cm = ConfigManager(home)
     try:
-        dest = cm.create_from_template(args.template, args.id, overrides, check=lambda cfg: preflight(cfg, home))
+        template = _template(cm, args.template)
+        dest = cm.create_from_template(str(template), args.id, overrides, check=lambda cfg: preflight(cfg, home))
     except ConfigError as exc:
         print(f"{args.id}: not created:\n  " + "\n  ".join(exc.errors), file=sys.stderr)
         return EXIT_USAGE
     print(f"created {dest} (start it with: daemon-manager start {args.id} -d)")
     return EXIT_OK
+
+
+def _template(cm: ConfigManager, name: str) -> Path:  # noqa: F821 (imported lazily by the caller)
+    """The home's config/templates/NAME.json, else the repository's (a fresh home has none)."""
+    from core.config_manager import ConfigError
+
+    file = name if name.endswith(".json") else f"{name}.json"
+    for folder in (cm.templates_dir, REPO_ROOT / "config" / "templates"):
+        if (folder / file).is_file():
+            return folder / file
+    known = sorted({p.stem for d in (cm.templates_dir, REPO_ROOT / "config" / "templates") for p in d.glob("*.json")})
+    raise ConfigError([f"--template: no template {name!r} in {cm.templates_dir} or {REPO_ROOT / 'config' / 'templates'}"
+                       f" (known: {', '.join(known) or 'none'})"])

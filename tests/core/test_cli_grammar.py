@@ -149,3 +149,11 @@ def test_new_writes_a_config_from_a_template_only_if_it_validates(home):
     assert out.returncode == 2 and "already" in out.stderr  # never overwrites
     out = run_cli(home, "new", "../x", "--template", "paper_perp_grid")
     assert out.returncode == 2 and "../x" in out.stderr
+
+
+def test_new_in_a_fresh_home_uses_the_repositorys_templates(home):
+    out = run_cli(home, "new", "fresh_01", "--template", "paper_perp_grid")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((home / "config" / "active" / "fresh_01.json").read_text())["metadata"]["instance_id"] == "fresh_01"
+    unknown = run_cli(home, "new", "fresh_02", "--template", "nope")
+    assert unknown.returncode == 2 and "paper_perp_grid" in unknown.stderr  # says which templates exist
