@@ -100,3 +100,31 @@ def test_list_with_books_imports_nothing_heavy(fleet):
     assert "core" in loaded and "json" in loaded, probe.stderr  # the probe works
     heavy = {"jsonschema", "dotenv", "flask", "ccxt", "numpy", "strategies", "web", "exchanges", "database", "psutil"}
     assert loaded & heavy == set()
+
+
+@pytest.mark.slow
+def test_a_real_bot_that_cannot_reach_its_exchange_is_waiting_not_running(home):
+    """run.py under its supervisor, its venue down: `list` says waiting, `status` says why."""
+    from tests.conftest import free_port
+    from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64
+
+    path = home / "config" / "active" / "bp_down.json"
+    path.write_text(json.dumps({
+        "metadata": {"instance_id": "bp_down", "exchange": "backpack", "symbol": "SOL_USDC_PERP", "strategy": "perp_grid"},
+        "daemon_config": {"web_port": free_port(), "stop_timeout": 5},
+        "exchange_config": {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64,
+                            "base_url": f"http://127.0.0.1:{free_port()}", "timeout_ms": 1500},  # nobody listens
+        "strategy_config": {"grid_lower_price": 146, "grid_upper_price": 154, "grid_num": 9, "quantity": 0.1,
+                            "interval": 0.3},
+    }))
+    started = start(home, path, timeout=120)
+    assert started.returncode == 0, started.stderr
+    try:
+        from tests.conftest import wait_for
+        wait_for(lambda: list_json(home)["bp_down"]["status"] == "waiting", 30, "list showing waiting")
+        body = json.loads(run_cli(home, "status", "bp_down").stdout)
+        assert body["state"] == "waiting" and "retrying in" in body["waiting_reason"], body
+        table = run_cli(home, "list").stdout
+        assert "bp_down  waiting" in table
+    finally:
+        run_cli(home, "stop", "bp_down")
