@@ -2,8 +2,8 @@
 
 Runs as `python core/daemon_manager.py` from any directory (the repo root is put on sys.path
 here) and as the console script `daemon-manager`. This file parses and dispatches; what each
-command does lives in core/commands.py (kept out of this script, whose bytecode Python never
-caches). `list` and `status` must stay fast enough for `watch -n 1`; nothing on that path imports
+command does lives in core/commands.py, list_command.py, logs_command.py and fleet_commands.py
+(kept out of this script, whose bytecode Python never caches). `list` and `status` must stay fast enough for `watch -n 1`; nothing on that path imports
 flask, ccxt, numpy or strategy code.
 """
 from __future__ import annotations
