@@ -21,6 +21,7 @@ def other_home(tmp_path):
     kill_home_processes(h)
 
 
+@pytest.mark.slow
 def test_two_homes_cannot_trade_one_account_and_symbol(home, other_home, user_state):
     first = write_config(home, "home_a", exchange="backpack", exchange_config=KEYS)
     assert start(home, first).returncode == 0
@@ -49,6 +50,7 @@ def test_two_homes_cannot_trade_one_account_and_symbol(home, other_home, user_st
     run_cli(other_home, "stop-all")
 
 
+@pytest.mark.slow
 def test_the_lock_ends_with_the_supervisor_even_on_sigkill(home, other_home):
     import os
     import signal
