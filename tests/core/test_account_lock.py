@@ -3,10 +3,13 @@ the lock and the key's request budget live in the per-user state dir, private to
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
-from tests.conftest import kill_home_processes, run_cli
+from core import proc
+from tests.conftest import kill_home_processes, run_cli, wait_for
 from tests.core.util import registry, start, write_config
 
 KEYS = {"api_key": "pub-key-12345678", "secret_key": "sec-key-87654321"}
@@ -52,12 +55,6 @@ def test_two_homes_cannot_trade_one_account_and_symbol(home, other_home, user_st
 
 @pytest.mark.slow
 def test_the_lock_ends_with_the_supervisor_even_on_sigkill(home, other_home):
-    import os
-    import signal
-
-    from tests.conftest import wait_for
-    from core import proc
-
     first = write_config(home, "killed_a", exchange="backpack", exchange_config=KEYS)
     assert start(home, first).returncode == 0
     rec = registry(home)["killed_a"]

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from core.instance_manager import InstanceRegistry
-from tests.conftest import REPO, run_cli, wait_for
+from tests.conftest import REPO, run_cli
 from tests.core.util import list_json, registry, start, write_config
 
 

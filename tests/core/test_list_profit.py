@@ -4,15 +4,14 @@ books, a fleet total per quote currency, the same in --json, colours on a termin
 from __future__ import annotations
 
 import json
-import os
-import pty
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli
-from tests.core.util import list_json, read_to_eof, start, write_config
+from tests.conftest import REPO, free_port, home_env, run_cli, wait_for
+from tests.core.util import list_json, on_a_terminal, start, write_config
+from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64
 
 SOL = {"symbol": "SOL_USDC_PERP", "quote": "USDC", "state": "trading", "position": 1.5, "unrealized_pnl": 12.25,
        "realized_pnl": -3.5, "grid_profit": 7.75, "equity": 10016.5, "exchange": "paper"}
@@ -23,26 +22,11 @@ BTC = {"symbol": "BTC_USDT_PERP", "quote": "USDT", "state": "trading", "position
        "realized_pnl": 2.0, "grid_profit": 3.0, "equity": 1000.0, "exchange": "paper"}
 
 
-def on_a_terminal(home, *args: str, env: dict | None = None) -> str:
-    """What `daemon_manager.py ARGS` prints when its stdout is a terminal."""
-    master, slave = pty.openpty()
-    try:
-        cli = subprocess.Popen([sys.executable, str(DAEMON_MANAGER), "--home", str(home), *args], cwd=str(REPO),
-                               env=home_env(home, env), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
-        os.close(slave)
-        said = read_to_eof(master)
-        assert cli.wait(timeout=30) == 0, said
-        return said.decode()
-    finally:
-        os.close(master)
-
-
 @pytest.fixture
 def fleet(home):
     for iid, books in (("sol_01", SOL), ("eth_01", ETH), ("btc_01", BTC)):
         out = start(home, write_config(home, iid, "--books", json.dumps(books), symbol=books["symbol"]))
         assert out.returncode == 0, out.stderr
-    from tests.conftest import wait_for
     wait_for(lambda: all((home / "logs" / i / "bot_status.json").exists() for i in ("sol_01", "eth_01", "btc_01")),
              15, "every bot's first books")
     yield home
@@ -105,9 +89,6 @@ def test_list_with_books_imports_nothing_heavy(fleet):
 @pytest.mark.slow
 def test_a_real_bot_that_cannot_reach_its_exchange_is_waiting_not_running(home):
     """run.py under its supervisor, its venue down: `list` says waiting, `status` says why."""
-    from tests.conftest import free_port
-    from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64
-
     path = home / "config" / "active" / "bp_down.json"
     path.write_text(json.dumps({
         "metadata": {"instance_id": "bp_down", "exchange": "backpack", "symbol": "SOL_USDC_PERP", "strategy": "perp_grid"},
@@ -120,7 +101,6 @@ def test_a_real_bot_that_cannot_reach_its_exchange_is_waiting_not_running(home):
     started = start(home, path, timeout=120)
     assert started.returncode == 0, started.stderr
     try:
-        from tests.conftest import wait_for
         wait_for(lambda: list_json(home)["bp_down"]["status"] == "waiting", 30, "list showing waiting")
         body = json.loads(run_cli(home, "status", "bp_down").stdout)
         assert body["state"] == "waiting" and "retrying in" in body["waiting_reason"], body

@@ -2,7 +2,6 @@
 midnight's new directory, several instances merged with an `id |` prefix, and the bot's fill lines."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from core.log_manager import DatedLog
 from core.paths import InstancePaths
 from tests.bot.proc import bot_config, run_bot
 from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli, wait_for
-from tests.core.util import start, write_config
+from tests.core.util import on_a_terminal, start, write_config
 
 STAMP = re.compile(r"^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)? UTC\] ")
 
@@ -106,7 +105,6 @@ def test_all_live_instances_merged_with_an_id_prefix(home):
     prefixes = {line.split(" | ")[0] for line in out.stdout.splitlines()}
     assert prefixes == {"mix_01", "mix_02"}
     assert any(line.startswith("mix_01 | fake bot") for line in out.stdout.splitlines())
-    from tests.core.test_list_profit import on_a_terminal
     coloured = on_a_terminal(home, "logs", "mix_01", "mix_02")
     assert "\x1b[" in coloured and "mix_02" in coloured
     run_cli(home, "stop-all")
