@@ -273,6 +273,7 @@ class Bot:
     def __init__(self, cfg: InstanceConfig, args: argparse.Namespace, exchange: Exchange, db: Any,
                  paths: InstancePaths, say: Callable[[str], None]) -> None:
         self.cfg, self.args, self.exchange, self.db, self.paths, self.say = cfg, args, exchange, db, paths, say
+        self.say_dated = stamped(say)  # fills and the strategy's events (range now ...): `logs` shows when
         self.runtime = BotRuntime(cfg.instance_id, db)
         self.strategy: PerpGridStrategy | None = None
         self.stop_event = threading.Event()
@@ -311,8 +312,7 @@ class Bot:
     def summary_line(self, label: str) -> str:
         assert self.strategy is not None
         s = self.strategy.summary()
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return (f"[{now}] {label} {self.cfg.instance_id} {self.strategy.params.symbol}: price {s['price']:.4f} | "
+        return (f"[{utc_stamp()}] {label} {self.cfg.instance_id} {self.strategy.params.symbol}: price {s['price']:.4f} | "
                 f"position {s['position']:g} @ {s['entry_price']:.4f} | grid profit {s['grid_profit']:.4f} | "
                 f"realized {s['realized_pnl']:.4f} | unrealized {s['unrealized_pnl']:.4f} | fees {s['fees']:.4f} | "
                 f"volume {s['volume']:.2f} | fills {s['fill_count']} | open orders {len(self.strategy.open_orders())}")
@@ -374,14 +374,21 @@ class Bot:
         `start_trading`), UsageError or ValueError (bad config or symbol: exit 2)."""
         params = checked_params(self.cfg, self.exchange)
         if self.strategy is None or self.strategy.params != params:
-            self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say,
-                                             on_fill=lambda f: self.runtime.emit("fill", f))
+            self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say_dated,
+                                             on_fill=self.on_fill)
         self.say(self.starting_line())
         _, error = self.atomically(self.strategy.start)
         if error is not None:
             raise error
         self.publish(force_snapshot=True)
         self.say(self.summary_line("START"))
+
+    def on_fill(self, fill: dict) -> None:
+        """One dated line per fill in the bot's log, and the fill to the page."""
+        profit = f", grid profit {fill['profit']:+.4f}" if fill.get("profit") else ""
+        self.say_dated(f"FILL {self.cfg.instance_id} {self.strategy.params.symbol}: {fill['side']} {fill['qty']:g} @ "
+                        f"{fill['price']:g} (level {fill['level']}, fee {fill['fee']:.4f}{profit}, trade {fill['trade_id']})")
+        self.runtime.emit("fill", fill)
 
     def starting_line(self) -> str:
         assert self.strategy is not None
@@ -593,6 +600,17 @@ def make_say(masker: Masker, err: bool = False) -> Callable[[str], None]:
     def say(message: str) -> None:
         write_line(masker(message), err=err)
     return say
+
+
+def utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def stamped(say: Callable[[str], None]) -> Callable[[str], None]:
+    """say(), each line prefixed with the UTC time: the supervisor logs the bot's lines as they are."""
+    def say_dated(message: str) -> None:
+        say(f"[{utc_stamp()}] {message}")
+    return say_dated
 
 
 def write_stop_reason(paths: InstancePaths, text: str) -> None:

@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterable, Sequence
 import ccxt
 
 from core.masking import Masker
-from core.paths import project_home
 from exchanges import api_keys, base
 from exchanges.base import (Balance, Exchange, ExchangeError, Fill, Market, Order, OrderRequest, Position,
                             Ticker)
@@ -182,7 +181,7 @@ class CcxtExchange(Exchange):
         budget = Budget(requests=float(limits.get("requests", requests)),
                         per_seconds=float(limits.get("per_seconds", per_seconds)),
                         max_wait=float(limits.get("max_wait", 5.0)))
-        limiter = SharedRateLimiter.for_account(project_home(), name, api_key, budget)
+        limiter = SharedRateLimiter.for_account(name, api_key, budget)
         return cls(client, instance_id=instance_id, limiter=limiter, masker=Masker([api_key, secret]), db=db)
 
     # ---- plumbing ------------------------------------------------------------------------
