@@ -55,6 +55,17 @@ def _validate_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-v", "--verbose", action="store_true", help="print each resolved config (secrets masked)")
 
 
+def _reload(home, args: argparse.Namespace) -> int:
+    from core.reload import cmd_reload  # imported only by this command: `list` stays fast
+
+    return cmd_reload(home, args)
+
+
+def _reload_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("id", nargs="?", help="instance id (or -c CONFIG / -i ID)")
+    _instance_args(sp)
+
+
 # name -> (handler, help, arguments); one table, so `--help` and the fast path cannot disagree
 COMMANDS = {
     "start": (cmd_start, "validate a config and start its supervised bot", _start_args),
@@ -65,6 +76,7 @@ COMMANDS = {
     "cleanup": (cmd_cleanup, "forget records of dead instances", _cleanup_args),
     "stop-all": (cmd_stop_all, "stop every running instance in parallel", lambda sp: None),
     "stats": (cmd_stats, "CPU, memory, threads, uptime of daemons and bots", _stats_args),
+    "reload": (_reload, "apply an edited config to a running instance without a restart", _reload_args),
     "info": (cmd_info, "every registry field of one instance, its web URL and token", _info_args),
     "validate": (cmd_validate, "check configs (all of config/active when none is named)", _validate_args),
 }

@@ -29,6 +29,7 @@ from core.masking import Masker
 from core.paths import InstancePaths
 from core.exit_codes import BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.pidfile import AlreadyLocked, PidLock, read_pid
+from core.reload_supervisor import SupervisorReload
 
 PR_SET_PDEATHSIG = 1
 STDERR_TAIL = 15
@@ -97,6 +98,8 @@ class Supervisor:
         self.stop_reason: str | None = None
         self.final: str | None = None
         self.log_day = today()
+        self.reload_flag = False  # set by SIGHUP; the loop applies the reload (core/reload_supervisor.py)
+        self.reloader = SupervisorReload(self)
 
     # -- reporting -------------------------------------------------------------------------
     def log(self, msg: str, level: str = "INFO") -> None:
@@ -166,7 +169,7 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, lambda *a: setattr(self, "reload_flag", True))
         signal.signal(signal.SIGCHLD, lambda *a: None)  # wakes select when pidfd is unavailable
 
     def _loop_once(self) -> None:
@@ -186,6 +189,9 @@ class Supervisor:
                 self._read_pipe(key.fd)
         if self.stop_flag and not self.stopping:
             self.begin_stop()
+        if self.reload_flag and not self.stopping:
+            self.reload_flag = False
+            self.reloader.on_sighup()
         self._check_bot()
         now = time.monotonic()
         for name, due in list(self.timers.items()):
@@ -333,6 +339,9 @@ class Supervisor:
         self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
         self.timers.pop("ready", None)
         self.timers["restart"] = time.monotonic() + delay
+
+    def on_reload(self) -> None:
+        self.reloader.poll()
 
     def on_restart(self) -> None:
         self.restart_count += 1

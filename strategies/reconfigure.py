@@ -16,7 +16,7 @@ the rollback fails as well, the answer says so: the grid then repairs itself in 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exchanges.base import ExchangeError
 from strategies.grid_math import grid_levels
@@ -38,6 +38,19 @@ class Outcome:
     kept: int           # resting orders left untouched (same id, same queue place)
     cancelled: int      # orders cancelled because their level or size changed
     placed: int         # orders placed by this change
+
+
+# strategy_config key -> GridParams field, for the settings a running grid takes live
+LIVE_FIELDS = {"grid_lower_price": "lower", "grid_upper_price": "upper", "grid_num": "num", "grid_mode": "mode",
+               "quantity": "quantity", "max_position": "max_position", "stop_loss": "stop_loss",
+               "take_profit": "take_profit", "boundary_action": "boundary_action",
+               "boundary_tolerance": "boundary_tolerance"}
+
+
+def merged(live: GridParams, fresh: GridParams, changed_keys: set[str]) -> GridParams:
+    """The live parameters with only the config keys the trader changed taken from `fresh`: a range
+    moved on the page (or by adjust_range) stays unless the config's range itself was edited."""
+    return replace(live, **{LIVE_FIELDS[k]: getattr(fresh, LIVE_FIELDS[k]) for k in changed_keys if k in LIVE_FIELDS})
 
 
 def check(strategy, new: GridParams) -> list[str]:

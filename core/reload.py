@@ -1,0 +1,273 @@
+"""`daemon-manager reload`: apply an edited config to a running instance without a restart.
+
+A restart cancels every order and places the grid again (queue places lost, a moment without
+orders). Most settings can change live instead, each where it is used:
+
+- the bot applies the grid and risk settings (BOT_LIVE) on its loop thread, through the same
+  path as the page's range adjustment (strategies/reconfigure.py): only orders that must change
+  are replaced, a failure is rolled back, the answer says which;
+- the supervisor applies its own settings (SUPERVISOR_LIVE) in its event loop;
+- everything else (exchange, symbol, keys, db_path, log_dir, web_port, script_path, ...) needs
+  `restart`: reload refuses with exit 2 naming each such field, and applies nothing.
+
+The flow: this command validates the config exactly as `start` does (ConfigManager, then the
+bot's own pre-flight `run.py --check`), compares it field by field with the config the instance
+last applied (logs/{id}/applied_config.json: secrets kept only as fingerprints), writes a request
+beside the instance and sends SIGHUP to the supervisor (identity-checked). The supervisor forwards
+the bot's part (SIGHUP to run.py, which re-reads and re-checks its config), applies its own part
+only once the bot's part is applied, and answers in a result file. SIGHUP sent to the supervisor
+by anyone else (systemd's `ExecReload=`) makes the supervisor run this very command, so both
+paths validate, refuse and report alike.
+
+The applied config is what a later restart or crash uses: the bot re-reads the same file at each
+start, and the strategy keeps its live grid in the instance database.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from core.paths import InstancePaths
+
+# strategy_config fields the bot applies live
+BOT_LIVE = ("grid_lower_price", "grid_upper_price", "grid_num", "grid_mode", "quantity", "max_position",
+            "stop_loss", "take_profit", "boundary_action", "boundary_tolerance", "interval")
+# daemon_config fields the supervisor applies live
+SUPERVISOR_LIVE = ("memory_limit_mb", "cpu_limit_percent", "health_check_interval", "heartbeat_timeout",
+                   "restart_delay", "max_restart_attempts", "stop_timeout", "log_retention_days", "log_max_mb",
+                   "notify")
+SECTIONS = ("metadata", "daemon_config", "exchange_config", "strategy_config")
+BOT, SUPERVISOR, RESTART = "bot", "supervisor", "restart"
+RESULT_TIMEOUT = 75.0       # the supervisor gives the bot 45 s; this adds the supervisor's own work
+FINGERPRINT = "sha256:"
+
+
+# -- files beside the instance -------------------------------------------------------------------
+def applied_file(paths: InstancePaths) -> Path:
+    """The config the running instance applied last (secrets as fingerprints)."""
+    return paths.log_dir / "applied_config.json"
+
+
+def request_file(paths: InstancePaths) -> Path:
+    """What `reload` asks the supervisor to apply (its settings; whether the bot has a part)."""
+    return paths.log_dir / "reload_request.json"
+
+
+def result_file(paths: InstancePaths) -> Path:
+    """The supervisor's answer to a request, keyed by the request's id."""
+    return paths.log_dir / "reload_result.json"
+
+
+def bot_result_file(paths: InstancePaths) -> Path:
+    """The bot's answer to SIGHUP: applied, rejected (nothing changed), rolled back or in doubt."""
+    return paths.log_dir / "bot_reload_result.json"
+
+
+def lock_file(paths: InstancePaths) -> Path:
+    return paths.log_dir / "reload.lock"
+
+
+def write_json(path: Path, doc: dict) -> None:
+    from core.atomic import write_text_atomic  # tempfile and shutil: only once a reload happens (lean supervisor)
+
+    write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", mode=0o600)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+# -- classification and diff ---------------------------------------------------------------------
+def classify(path: str) -> str:
+    """Who applies a changed field: BOT, SUPERVISOR or RESTART (needs `restart`)."""
+    section, _, rest = path.partition(".")
+    field = rest.split(".", 1)[0]
+    if section == "strategy_config" and field in BOT_LIVE:
+        return BOT
+    if section == "daemon_config" and field in SUPERVISOR_LIVE:
+        return SUPERVISOR
+    if section in ("notify", "notifications"):
+        return SUPERVISOR
+    return RESTART
+
+
+def fingerprint(doc: dict) -> dict:
+    """The config with every secret-looking value replaced by a hash: comparable, never readable."""
+    import hashlib
+
+    from core.masking import SECRET_KEY_RE
+
+    def walk(obj: object, key: str = "") -> object:
+        if isinstance(obj, dict):
+            return {k: walk(v, str(k)) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v, key) for v in obj]
+        if SECRET_KEY_RE.search(key) and isinstance(obj, (str, int)) and not isinstance(obj, bool) and obj != "":
+            return FINGERPRINT + hashlib.sha256(str(obj).encode()).hexdigest()[:16]
+        return obj
+
+    return walk(doc)  # type: ignore[return-value]
+
+
+def flatten(doc: dict, prefix: str = "") -> dict[str, object]:
+    """{'strategy_config.quantity': 0.5, ...}: dicts are walked, lists compared whole."""
+    out: dict[str, object] = {}
+    for k, v in doc.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, path + "."))
+        else:
+            out[path] = v
+    return out
+
+
+def diff(old: dict, new: dict) -> list[tuple[str, object, object, str]]:
+    """(path, old, new, who applies it) for every field that differs, in path order."""
+    a, b = flatten(old), flatten(new)
+    return [(p, a.get(p), b.get(p), classify(p)) for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
+
+
+def shown(value: object) -> str:
+    """A value for the trader's eyes: fingerprints of secrets become a mask."""
+    if isinstance(value, str) and value.startswith(FINGERPRINT):
+        return "****"
+    return "-" if value is None else json.dumps(value)
+
+
+def record_applied(paths: InstancePaths, cfg) -> None:
+    """Remember what the instance runs with (called by `start` and after each applied reload)."""
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    write_json(applied_file(paths), {"config_file": str(cfg.source_path), "applied_at": time.time(),
+                                     "config": fingerprint(cfg.as_dict())})
+
+
+def record_event(paths: InstancePaths, kind: str, **payload: object) -> bool:
+    """Append to logs/{id}/events.jsonl through core.events when the fleet has it; False when not
+    (then the supervisor's daemon.log line is the record)."""
+    try:
+        from core.events import append_event  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    append_event(paths, kind, **payload)
+    return True
+
+
+# -- the command ---------------------------------------------------------------------------------
+def cmd_reload(home: Path, args: "argparse.Namespace") -> int:  # noqa: F821 (argparse: the CLI's)
+    from core.exit_codes import EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
+    from core.instance_manager import InstanceRegistry
+    from core.config_manager import ConfigError, ConfigManager
+
+    cm = ConfigManager(home)
+    iid = args.instance_id or args.id or (cm.instance_id_of(args.config) if args.config else None)
+    if not iid:
+        print("reload: name an instance: reload ID, -i ID or -c CONFIG", file=sys.stderr)
+        return EXIT_USAGE
+    rec = InstanceRegistry(home).get(iid)
+    if rec is None:
+        print(f"{iid}: unknown instance", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if not rec["alive"]:
+        print(f"{iid} is not running ({rec['state']}): `start` applies the config", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    paths = InstancePaths.for_instance(home, iid, rec.get("log_dir"))
+    config_file = args.config or rec.get("config_file")
+    import fcntl
+
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_file(paths), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)        # one reload of an instance at a time
+        try:
+            changes = _validate(home, cm, config_file, iid, paths)
+        except ConfigError as exc:
+            print(f"reload {iid}: invalid config {config_file}; nothing applied:\n  " + "\n  ".join(exc.errors),
+                  file=sys.stderr)
+            record_event(paths, "reload_refused", reason="invalid config", errors=exc.errors)
+            return EXIT_USAGE
+        cfg, changed, kept = changes
+        restart = [c for c in changed if c[3] == RESTART]
+        if restart:
+            print(f"reload {iid}: these fields cannot change live; nothing applied (use `restart`):\n  "
+                  + "\n  ".join(f"{p}: {shown(a)} -> {shown(b)}" for p, a, b, _ in restart), file=sys.stderr)
+            record_event(paths, "reload_refused", reason="restart needed", fields=[c[0] for c in restart])
+            return EXIT_USAGE
+        lines = [f"  {p}: {shown(a)} -> {shown(b)}  ({who})" for p, a, b, who in changed]
+        if not changed:
+            print(f"reload {iid}: nothing changed ({len(kept)} fields as they were)")
+            return EXIT_OK
+        answer = _ask_supervisor(rec, paths, cfg, changed)
+        ok = answer.get("ok") is True
+        print(f"reload {iid}: {'applied' if ok else 'NOT applied'}: {answer.get('message', '')}".rstrip(),
+              file=sys.stdout if ok else sys.stderr)
+        print("changed:\n" + "\n".join(lines))
+        print(f"unchanged: {len(kept)} fields")
+        record_event(paths, "reloaded" if ok else "reload_failed", changes=[ln.strip() for ln in lines],
+                     message=answer.get("message"))
+        if ok:
+            record_applied(paths, cfg)
+        return EXIT_OK if ok else EXIT_FAIL
+
+
+def _validate(home: Path, cm, config_file: str | None, iid: str, paths: InstancePaths):
+    """Load and pre-flight the config (ConfigError naming the fields) and diff it with the applied one."""
+    from core.config_manager import ConfigError
+    from core.daemon import preflight
+
+    if not config_file:
+        raise ConfigError([f"{iid}: no config file is recorded for this instance; name it with -c"])
+    cfg = cm.load(config_file, instance_id=iid)
+    problems = preflight(cfg, home)
+    if problems:
+        raise ConfigError(problems)
+    applied = read_json(applied_file(paths))
+    if applied is None or not isinstance(applied.get("config"), dict):
+        raise ConfigError([f"{applied_file(paths)}: no record of the config this instance started with "
+                           "(started by an older version?): `restart` it once, then reload works"])
+    new = fingerprint(cfg.as_dict())
+    changed = diff(applied["config"], new)
+    kept = [p for p in flatten(new) if p not in {c[0] for c in changed}]
+    return cfg, changed, kept
+
+
+def _ask_supervisor(rec: dict, paths: InstancePaths, cfg, changed: list) -> dict:
+    """Write the request, SIGHUP the supervisor that holds the pid file, wait for its answer."""
+    import signal
+
+    from core import proc
+    from core.pidfile import is_locked, read_pid
+
+    rid = f"{os.getpid()}-{time.time_ns()}"
+    settings = {k: cfg.daemon.get(k) for k in SUPERVISOR_LIVE if k in cfg.daemon}
+    bot_part = any(who == BOT for *_, who in changed)
+    write_json(request_file(paths), {"id": rid, "settings": settings, "bot": bot_part,
+                                     "changes": [f"{p}: {shown(a)} -> {shown(b)}" for p, a, b, _ in changed]})
+    pid, created = rec.get("pid"), rec.get("pid_create_time")
+    fd = proc.open_pidfd(pid, created) if read_pid(paths.daemon_pid) == pid and is_locked(paths.daemon_pid) else None
+    if fd is None:
+        request_file(paths).unlink(missing_ok=True)
+        return {"ok": False, "message": "the supervisor is not running (or not yet holding its pid file)"}
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGHUP)
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    answer = {"ok": False, "message": f"no answer within {RESULT_TIMEOUT:g} s: the change may still be "
+                                      "applied; check `status` and the daemon log"}
+    while time.monotonic() < deadline:
+        found = read_json(result_file(paths))
+        if found is not None and found.get("id") == rid:
+            return found
+        if not proc.is_alive(pid, created):
+            answer = {"ok": False, "message": "the supervisor ended before it answered"}
+            break
+        time.sleep(0.05)
+    if (read_json(request_file(paths)) or {}).get("id") == rid:
+        request_file(paths).unlink(missing_ok=True)     # never taken: a later SIGHUP must not apply it
+    return answer
