@@ -104,6 +104,7 @@ def _move(strategy, new: GridParams) -> None:
             _cancel_ref(strategy, cell, "close_order")
         elif cell.open_order is not None and abs(cell.open_order.qty - new.quantity) > EPS:
             _cancel_ref(strategy, cell, "open_order")           # the order size changed
+    _trim_exposure(strategy, new.max_position)
     strategy._sync_fills()                  # fills of cancelled orders belong to the old layout
     strategy._refresh_position()
     if not same_layout:
@@ -114,6 +115,25 @@ def _move(strategy, new: GridParams) -> None:
         if cell.blocked in ("invalid", "exposure"):
             cell.blocked = None             # a new size or limit may fit where the old one did not
     strategy._ensure_all()
+
+
+def _trim_exposure(strategy, max_position: float | None) -> None:
+    """A lowered max_position: cancel opening orders, farthest from the price first, until the
+    worst case of each side (position plus everything resting on it) fits again."""
+    from exchanges import client_ids
+
+    if max_position is None:
+        return
+    for direction, side in ((1, "buy"), (-1, "sell")):
+        opening = [c for c in strategy.cells if c.open_order is not None
+                   and strategy._order_side_price(c, client_ids.ROLE_OPEN)[0] == side]
+        opening.sort(key=lambda c: abs(c.open_order.price - strategy.price), reverse=True)
+        for cell in opening:
+            strategy._resting = None
+            strategy._planned = {"buy": 0.0, "sell": 0.0}
+            if strategy._exposure(direction) <= max_position + EPS:
+                break
+            _cancel_ref(strategy, cell, "open_order")
 
 
 def _plan(strategy, levels: list[float], new: GridParams) -> dict[int, int]:
@@ -166,8 +186,9 @@ def _cancel_ref(strategy, cell, slot: str) -> None:
     ref = getattr(cell, slot)
     if ref is None:
         return
-    strategy._cancel(ref.id)                # False: already filled; the fill is booked by _sync_fills
-    setattr(cell, slot, None)
+    if strategy._cancel(ref.id):
+        setattr(cell, slot, None)
+    # else it is gone already (filled): the ref stays, so _sync_fills books the fill on this cell
 
 
 def _order_ids(strategy) -> set[str]:

@@ -85,3 +85,11 @@ def test_a_failed_change_rolls_back_keeping_the_shared_levels():
         apply_params(strat, replace(strat.params, lower=101.0, upper=106.0, num=6))  # lines 101..106
     assert strat.params.upper == 104.0 and resting(ex) == INITIAL
     assert ids_by_price(ex)[104.0] == kept      # a level both grids share was never touched
+
+
+def test_a_lowered_max_position_cancels_the_farthest_opening_orders():
+    ex, _ = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    apply_params(strat, replace(strat.params, max_position=1.0))
+    assert resting(ex) == [("buy", 101.0, 1.0), ("sell", 103.0, 1.0)]     # the nearest of each side stay
