@@ -161,9 +161,11 @@ def record_event(paths: InstancePaths, kind: str, **payload: object) -> bool:
 
 # -- the command ---------------------------------------------------------------------------------
 def cmd_reload(home: Path, args: "argparse.Namespace") -> int:  # noqa: F821 (argparse: the CLI's)
-    from core.exit_codes import EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
-    from core.instance_manager import InstanceRegistry
+    import fcntl
+
     from core.config_manager import ConfigError, ConfigManager
+    from core.exit_codes import EXIT_NOT_RUNNING, EXIT_UNKNOWN, EXIT_USAGE
+    from core.instance_manager import InstanceRegistry
 
     cm = ConfigManager(home)
     iid = args.instance_id or args.id or (cm.instance_id_of(args.config) if args.config else None)
@@ -179,40 +181,47 @@ def cmd_reload(home: Path, args: "argparse.Namespace") -> int:  # noqa: F821 (ar
         return EXIT_NOT_RUNNING
     paths = InstancePaths.for_instance(home, iid, rec.get("log_dir"))
     config_file = args.config or rec.get("config_file")
-    import fcntl
-
     paths.log_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_file(paths), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)        # one reload of an instance at a time
         try:
-            changes = _validate(home, cm, config_file, iid, paths)
+            cfg, changed, kept = _validate(home, cm, config_file, iid, paths)
         except ConfigError as exc:
             print(f"reload {iid}: invalid config {config_file}; nothing applied:\n  " + "\n  ".join(exc.errors),
                   file=sys.stderr)
             record_event(paths, "reload_refused", reason="invalid config", errors=exc.errors)
             return EXIT_USAGE
-        cfg, changed, kept = changes
-        restart = [c for c in changed if c[3] == RESTART]
-        if restart:
-            print(f"reload {iid}: these fields cannot change live; nothing applied (use `restart`):\n  "
-                  + "\n  ".join(f"{p}: {shown(a)} -> {shown(b)}" for p, a, b, _ in restart), file=sys.stderr)
-            record_event(paths, "reload_refused", reason="restart needed", fields=[c[0] for c in restart])
-            return EXIT_USAGE
-        lines = [f"  {p}: {shown(a)} -> {shown(b)}  ({who})" for p, a, b, who in changed]
-        if not changed:
-            print(f"reload {iid}: nothing changed ({len(kept)} fields as they were)")
-            return EXIT_OK
-        answer = _ask_supervisor(rec, paths, cfg, changed)
-        ok = answer.get("ok") is True
-        print(f"reload {iid}: {'applied' if ok else 'NOT applied'}: {answer.get('message', '')}".rstrip(),
-              file=sys.stdout if ok else sys.stderr)
-        print("changed:\n" + "\n".join(lines))
-        print(f"unchanged: {len(kept)} fields")
-        record_event(paths, "reloaded" if ok else "reload_failed", changes=[ln.strip() for ln in lines],
-                     message=answer.get("message"))
-        if ok:
-            record_applied(paths, cfg)
-        return EXIT_OK if ok else EXIT_FAIL
+        return _apply(rec, paths, cfg, changed, kept)
+
+
+def _apply(rec: dict, paths: InstancePaths, cfg, changed: list, kept: list[str]) -> int:
+    """Refuse restart-only changes, else have the supervisor (and through it the bot) apply the rest."""
+    from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+    from core.masking import Masker
+
+    iid = cfg.instance_id
+    masked = Masker(cfg.secrets())              # secret fields are fingerprints; this catches the rest
+    lines = [masked(f"{p}: {shown(a)} -> {shown(b)}  ({who})") for p, a, b, who in changed]
+    restart = [line for line in lines if line.endswith(f"({RESTART})")]
+    if restart:
+        print(f"reload {iid}: these fields cannot change live; nothing applied (use `restart`):\n  "
+              + "\n  ".join(restart), file=sys.stderr)
+        record_event(paths, "reload_refused", reason="restart needed", fields=restart)
+        return EXIT_USAGE
+    if not changed:
+        print(f"reload {iid}: nothing changed ({len(kept)} fields as they were)")
+        return EXIT_OK
+    answer = _ask_supervisor(rec, paths, cfg, lines)
+    ok = answer.get("ok") is True
+    print(f"reload {iid}: {'applied' if ok else 'NOT applied'}: {answer.get('message', '')}".rstrip(),
+          file=sys.stdout if ok else sys.stderr)
+    print("changed:\n  " + "\n  ".join(lines))
+    print(f"unchanged: {len(kept)} fields")
+    record_event(paths, "reloaded" if ok else "reload_failed", changes=lines, message=answer.get("message"))
+    if ok:
+        record_applied(paths, cfg)
+        return EXIT_OK
+    return EXIT_USAGE if answer.get("bot_status") == "rejected" else EXIT_FAIL   # rejected: nothing changed
 
 
 def _validate(home: Path, cm, config_file: str | None, iid: str, paths: InstancePaths):
@@ -222,6 +231,10 @@ def _validate(home: Path, cm, config_file: str | None, iid: str, paths: Instance
 
     if not config_file:
         raise ConfigError([f"{iid}: no config file is recorded for this instance; name it with -c"])
+    runs = (read_json(applied_file(paths)) or {}).get("config_file")
+    if runs and os.path.realpath(cm.resolve_path(config_file)) != os.path.realpath(runs):
+        raise ConfigError([f"{iid} runs {runs}, and its bot re-reads that file: edit it and reload, "
+                           f"or `restart -c {config_file}`"])
     cfg = cm.load(config_file, instance_id=iid)
     problems = preflight(cfg, home)
     if problems:
@@ -236,7 +249,7 @@ def _validate(home: Path, cm, config_file: str | None, iid: str, paths: Instance
     return cfg, changed, kept
 
 
-def _ask_supervisor(rec: dict, paths: InstancePaths, cfg, changed: list) -> dict:
+def _ask_supervisor(rec: dict, paths: InstancePaths, cfg, changes: list[str]) -> dict:
     """Write the request, SIGHUP the supervisor that holds the pid file, wait for its answer."""
     import signal
 
@@ -245,9 +258,8 @@ def _ask_supervisor(rec: dict, paths: InstancePaths, cfg, changed: list) -> dict
 
     rid = f"{os.getpid()}-{time.time_ns()}"
     settings = {k: cfg.daemon.get(k) for k in SUPERVISOR_LIVE if k in cfg.daemon}
-    bot_part = any(who == BOT for *_, who in changed)
-    write_json(request_file(paths), {"id": rid, "settings": settings, "bot": bot_part,
-                                     "changes": [f"{p}: {shown(a)} -> {shown(b)}" for p, a, b, _ in changed]})
+    bot_part = any(line.endswith(f"({BOT})") for line in changes)
+    write_json(request_file(paths), {"id": rid, "settings": settings, "bot": bot_part, "changes": changes})
     pid, created = rec.get("pid"), rec.get("pid_create_time")
     fd = proc.open_pidfd(pid, created) if read_pid(paths.daemon_pid) == pid and is_locked(paths.daemon_pid) else None
     if fd is None:

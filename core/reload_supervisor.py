@@ -31,6 +31,7 @@ class SupervisorReload:
         self.sup = sup
         self.request: dict | None = None
         self.bot_deadline = 0.0
+        self.bot_pid: int | None = None     # the bot asked; another process answers nothing
         self.child: subprocess.Popen | None = None
         self.child_out = sup.paths.log_dir / "reload_sighup.out"
 
@@ -59,6 +60,7 @@ class SupervisorReload:
             return
         bot_result_file(sup.paths).unlink(missing_ok=True)
         sup.log(f"reload: SIGHUP to bot {sup.bot.pid} (it re-reads and checks its config)")
+        self.bot_pid = sup.bot.pid
         sup._signal_bot(signal.SIGHUP)
         self.bot_deadline = time.monotonic() + BOT_TIMEOUT
         sup.timers["reload"] = time.monotonic() + POLL
@@ -72,9 +74,9 @@ class SupervisorReload:
             answer = read_json(bot_result_file(sup.paths))
             if answer is not None:
                 applied = answer.get("status") == "applied"
-                self._finish(applied, f"bot {answer.get('status')}: {answer.get('message', '')}")
-            elif sup.bot is None:
-                self._finish(False, "the bot exited before it answered: it starts again with the config file")
+                self._finish(applied, f"bot {answer.get('status')}: {answer.get('message', '')}", answer.get("status"))
+            elif sup.bot is None or sup.bot.pid != self.bot_pid:
+                self._finish(False, "the bot exited before it answered: its next start reads the config file")
             elif time.monotonic() > self.bot_deadline:
                 self._finish(False, f"the bot did not answer within {BOT_TIMEOUT:g} s: in doubt, see its log")
         elif request_file(sup.paths).exists():
@@ -82,13 +84,14 @@ class SupervisorReload:
         if self.request is not None or self.child is not None:
             sup.timers["reload"] = time.monotonic() + POLL
 
-    def _finish(self, ok: bool, message: str) -> None:
+    def _finish(self, ok: bool, message: str, bot_status: str | None = None) -> None:
         sup = self.sup
         request, self.request = self.request or {}, None
         if ok:
             self._apply(request.get("settings") or {})
         sup.log(f"reload {'applied' if ok else 'NOT applied'}: {message}", "INFO" if ok else "WARNING")
-        write_json(result_file(sup.paths), {"id": request.get("id"), "ok": ok, "message": sup.masker(message)})
+        write_json(result_file(sup.paths), {"id": request.get("id"), "ok": ok, "bot_status": bot_status,
+                                            "message": sup.masker(message)})
 
     def _apply(self, settings: dict) -> None:
         """The supervisor-live settings; each takes effect where it is read (health check, restart,

@@ -82,7 +82,7 @@ def test_reload_applies_range_and_quantity_live_and_refuses_what_needs_a_restart
     write(home, strategy_config={"grid_lower_price": 142, "grid_upper_price": 162})
     out = run_cli(home, "reload", IID)
     assert out.returncode == 0, out.stderr
-    assert "strategy_config.grid_lower_price: 140 -> 142" in out.stdout and "unchanged:" in out.stdout
+    assert "strategy_config.grid_lower_price: 140 -> 142  (bot)" in out.stdout and "unchanged:" in out.stdout
     after = resting(home)
     assert 140.0 not in after and 141.0 not in after
     shared = [p for p in before if 142.0 <= p <= 160.0]
@@ -107,6 +107,12 @@ def test_reload_applies_range_and_quantity_live_and_refuses_what_needs_a_restart
     assert SECRET not in out.stderr + out.stdout
     assert resting(home) == sized
 
+    # another file than the one the bot re-reads: refused
+    other = home / "config" / "active" / "other.json"
+    other.write_text(path.read_text())
+    out = run_cli(home, "reload", "-i", IID, "-c", str(other))
+    assert out.returncode == 2 and "re-reads that file" in out.stderr
+
     # an invalid range: exit 2 naming the field, nothing applied
     write(home, strategy_config={"grid_lower_price": 170, "grid_upper_price": 162, "quantity": 0.25})
     out = run_cli(home, "reload", IID)
@@ -120,6 +126,9 @@ def test_reload_applies_range_and_quantity_live_and_refuses_what_needs_a_restart
     assert all(moved[p][0] == sized[p][0] for p in sized if 142.0 <= p <= 161.0)
     assert wait_for(lambda: "reload (SIGHUP) finished with exit code 0" in daemon_log(home, IID), 60, "the log")
     assert list_json(home)[IID]["bot_pid"] == bot_pid
+
+    out = run_cli(home, "reload", IID)          # the SIGHUP's reload recorded what it applied
+    assert out.returncode == 0 and "nothing changed" in out.stdout
 
     # the applied config is what a restart uses
     assert run_cli(home, "restart", "-i", IID).returncode == 0
