@@ -51,9 +51,12 @@ class SupervisorReload:
         if not request.get("bot"):
             self._finish(True, "no bot setting changed")
             return
-        if sup.bot is None or not sup.ready:
+        if sup.bot is None:
             # the next bot process reads the config file at its start: the change reaches it then
             self._finish(True, "the bot is not running right now: it starts with the new settings")
+            return
+        if not sup.ready:                   # it may have read the old file already, and has no handler yet
+            self._finish(False, "the bot is still starting: reload again once it runs", "rejected")
             return
         if not is_repo_bot(sup.s.get("script_path", "")):
             self._finish(False, "the supervised program is not run.py: its settings need `restart`")

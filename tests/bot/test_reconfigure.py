@@ -93,3 +93,13 @@ def test_a_lowered_max_position_cancels_the_farthest_opening_orders():
     strat.start()
     apply_params(strat, replace(strat.params, max_position=1.0))
     assert resting(ex) == [("buy", 101.0, 1.0), ("sell", 103.0, 1.0)]     # the nearest of each side stay
+
+
+def test_the_pages_range_adjustment_keeps_the_orders_of_shared_levels_too():
+    ex, _ = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    before = ids_by_price(ex)
+    strat.adjust_grid_range(101.0, 105.0)
+    after = ids_by_price(ex)
+    assert all(after[p] == before[p] for p in (101.0, 103.0, 104.0)) and 100.0 not in after
