@@ -148,15 +148,11 @@ def record_applied(paths: InstancePaths, cfg) -> None:
                                      "config": fingerprint(cfg.as_dict())})
 
 
-def record_event(paths: InstancePaths, kind: str, **payload: object) -> bool:
-    """Append to logs/{id}/events.jsonl through core.events when the fleet has it; False when not
-    (then the supervisor's daemon.log line is the record)."""
-    try:
-        from core.events import append_event  # type: ignore[import-not-found]
-    except ImportError:
-        return False
-    append_event(paths, kind, **payload)
-    return True
+def record_event(paths: InstancePaths, ok: bool, **payload: object) -> None:
+    """One event for the trader's phone (core/events.py): RELOADED, or RELOAD_FAILED with the reason."""
+    from core.events import RELOAD_FAILED, RELOADED, append_event
+
+    append_event(paths, RELOADED if ok else RELOAD_FAILED, on_error=lambda msg: print(msg, file=sys.stderr), **payload)
 
 
 # -- the command ---------------------------------------------------------------------------------
@@ -189,7 +185,7 @@ def cmd_reload(home: Path, args: "argparse.Namespace") -> int:  # noqa: F821 (ar
         except ConfigError as exc:
             print(f"reload {iid}: invalid config {config_file}; nothing applied:\n  " + "\n  ".join(exc.errors),
                   file=sys.stderr)
-            record_event(paths, "reload_refused", reason="invalid config", errors=exc.errors)
+            record_event(paths, False, reason="invalid config", changes=exc.errors)
             return EXIT_USAGE
         return _apply(rec, paths, cfg, changed, kept)
 
@@ -206,7 +202,7 @@ def _apply(rec: dict, paths: InstancePaths, cfg, changed: list, kept: list[str])
     if restart:
         print(f"reload {iid}: these fields cannot change live; nothing applied (use `restart`):\n  "
               + "\n  ".join(restart), file=sys.stderr)
-        record_event(paths, "reload_refused", reason="restart needed", fields=restart)
+        record_event(paths, False, reason="restart needed", changes=restart)
         return EXIT_USAGE
     if not changed:
         print(f"reload {iid}: nothing changed ({len(kept)} fields as they were)")
@@ -217,7 +213,7 @@ def _apply(rec: dict, paths: InstancePaths, cfg, changed: list, kept: list[str])
           file=sys.stdout if ok else sys.stderr)
     print("changed:\n  " + "\n  ".join(lines))
     print(f"unchanged: {len(kept)} fields")
-    record_event(paths, "reloaded" if ok else "reload_failed", changes=lines, message=answer.get("message"))
+    record_event(paths, ok, changes=lines, message=answer.get("message"))
     if ok:
         record_applied(paths, cfg)
         return EXIT_OK

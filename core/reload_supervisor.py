@@ -112,6 +112,8 @@ class SupervisorReload:
                 log.max_bytes = max_bytes
         if "log_retention_days" in changed:
             remove_old_dirs(sup.paths.log_dir, int(sup.s["log_retention_days"]))
+        if "notify" in changed:
+            sup.waiting_watch.after_s = float((sup.s.get("notify") or {}).get("waiting_after_s", 300))
         if "stop_timeout" in changed:
             sup.record(stop_timeout=sup.s["stop_timeout"])   # `stop` waits as long as the bot may need
         sup.log("reload: supervisor settings now " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
