@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from core.events import read_events
 from core.reload import classify, diff, fingerprint, shown
 from tests.conftest import free_port, run_cli, wait_for
 from tests.core.util import daemon_log, list_json, start
@@ -106,6 +107,9 @@ def test_reload_applies_range_and_quantity_live_and_refuses_what_needs_a_restart
     assert "metadata.symbol" in out.stderr and "exchange_config.api_key" in out.stderr and "restart" in out.stderr
     assert SECRET not in out.stderr + out.stdout
     assert resting(home) == sized
+    kinds = [e["kind"] for e in read_events(home / "logs" / IID / "events.jsonl")[0]]
+    assert kinds[-3:] == ["reloaded", "reloaded", "reload_failed"]      # for the trader's phone
+    assert SECRET not in (home / "logs" / IID / "events.jsonl").read_text()
 
     # another file than the one the bot re-reads: refused
     other = home / "config" / "active" / "other.json"
