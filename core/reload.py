@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.atomic import private_opener, write_text_atomic
 from core.paths import InstancePaths
 
 # strategy_config fields the bot applies live
@@ -71,8 +72,6 @@ def lock_file(paths: InstancePaths) -> Path:
 
 
 def write_json(path: Path, doc: dict) -> None:
-    from core.atomic import write_text_atomic  # tempfile and shutil: only once a reload happens (lean supervisor)
-
     write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", mode=0o600)
 
 
@@ -141,6 +140,15 @@ def shown(value: object) -> str:
     return "-" if value is None else json.dumps(value)
 
 
+def unchanged(paths: list[str]) -> str:
+    """What stayed as it was, one line per section: `unchanged:\n  strategy_config: grid_num, ...`."""
+    by_section: dict[str, list[str]] = {}
+    for path in paths:
+        section, _, rest = path.partition(".")
+        by_section.setdefault(section, []).append(rest or section)
+    return "unchanged:" + "".join(f"\n  {sec}: {', '.join(sorted(names))}" for sec, names in sorted(by_section.items()))
+
+
 def record_applied(paths: InstancePaths, cfg) -> None:
     """Remember what the instance runs with (called by `start` and after each applied reload)."""
     paths.log_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +186,7 @@ def cmd_reload(home: Path, args: "argparse.Namespace") -> int:  # noqa: F821 (ar
     paths = InstancePaths.for_instance(home, iid, rec.get("log_dir"))
     config_file = args.config or rec.get("config_file")
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_file(paths), "a") as lock:
+    with open(lock_file(paths), "a", opener=private_opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)        # one reload of an instance at a time
         try:
             cfg, changed, kept = _validate(home, cm, config_file, iid, paths)
@@ -205,14 +213,14 @@ def _apply(rec: dict, paths: InstancePaths, cfg, changed: list, kept: list[str])
         record_event(paths, False, reason="restart needed", changes=restart)
         return EXIT_USAGE
     if not changed:
-        print(f"reload {iid}: nothing changed ({len(kept)} fields as they were)")
+        print(f"reload {iid}: nothing changed\n{unchanged(kept)}")
         return EXIT_OK
     answer = _ask_supervisor(rec, paths, cfg, lines)
     ok = answer.get("ok") is True
     print(f"reload {iid}: {'applied' if ok else 'NOT applied'}: {answer.get('message', '')}".rstrip(),
           file=sys.stdout if ok else sys.stderr)
     print("changed:\n  " + "\n  ".join(lines))
-    print(f"unchanged: {len(kept)} fields")
+    print(unchanged(kept))
     record_event(paths, ok, changes=lines, message=answer.get("message"))
     if ok:
         record_applied(paths, cfg)

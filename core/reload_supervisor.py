@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+from core.atomic import private_opener
 from core.log_manager import remove_old_dirs
 from core.paths import REPO_ROOT, is_repo_bot
 from core.reload import bot_result_file, read_json, request_file, result_file, write_json
@@ -127,7 +128,7 @@ class SupervisorReload:
         argv = [sys.executable, str(REPO_ROOT / "core" / "daemon_manager.py"), "--home", str(sup.spec["home"]),
                 "reload", "-i", sup.iid]
         sup.log("reload: SIGHUP received: running " + " ".join(argv[1:]))
-        with open(self.child_out, "wb") as out:
+        with open(self.child_out, "wb", opener=private_opener) as out:
             self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                           cwd=str(sup.spec["home"]), env={**os.environ, "PYTHONUNBUFFERED": "1"})
         sup.timers["reload"] = time.monotonic() + POLL
