@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
 from core.events import read_events
 from core.reload import classify, diff, fingerprint, shown
@@ -144,10 +145,24 @@ def test_reload_applies_range_and_quantity_live_and_refuses_what_needs_a_restart
 
 
 @pytest.mark.slow
-def test_a_memory_limit_lowered_below_the_bots_rss_restarts_it_for_memory(home, bot):
+def test_a_range_set_on_the_page_survives_a_reload_and_a_lowered_memory_limit_restarts_the_bot(home, bot):
     _, rec = bot
+    settled(home, 20)
+    token = (home / "logs" / IID / "web.token").read_text().strip()
+    page = f"http://127.0.0.1:{rec['web_port']}"
+    moved = requests.post(f"{page}/api/grid/adjust", json={"grid_lower_price": 145, "grid_upper_price": 165},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert moved.status_code == 200, moved.text
+
+    write(home, strategy_config={"quantity": 0.25})
+    out = run_cli(home, "reload", IID)
+    assert out.returncode == 0, out.stderr
+    grid = requests.get(f"{page}/api/status", timeout=10).json()["grid"]
+    assert (grid["lower"], grid["upper"]) == (145.0, 165.0)      # the config's range was not edited
+    assert {q for _, q in resting(home).values()} == {0.25}
+
     write(home, daemon_config={"web_port": PORT, "health_check_interval": 1, "stop_timeout": 10,
-                               "memory_limit_mb": 5})
+                               "memory_limit_mb": 5}, strategy_config={"quantity": 0.25})
     out = run_cli(home, "reload", IID)
     assert out.returncode == 0, out.stderr
     assert "daemon_config.memory_limit_mb: 512 -> 5  (supervisor)" in out.stdout
