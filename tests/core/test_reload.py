@@ -137,7 +137,13 @@ def test_reload_applies_range_and_quantity_live_and_refuses_what_needs_a_restart
     out = run_cli(home, "reload", IID)          # the SIGHUP's reload recorded what it applied
     assert out.returncode == 0 and "nothing changed" in out.stdout
 
-    # the applied config is what a restart uses
+    # the applied config is what a crash uses: the respawned bot adopts the very same orders
+    os.kill(bot_pid, signal.SIGKILL)
+    respawned = wait_for(lambda: (r := running(home)) and r["bot_pid"] != bot_pid and r, 60, "a respawned bot")
+    assert respawned["pid"] == rec["pid"]
+    assert wait_for(lambda: resting(home) == moved, 30, "the moved grid adopted after the crash")
+
+    # and what a restart uses
     assert run_cli(home, "restart", "-i", IID).returncode == 0
     running(home)
     again = settled(home, len(moved))
