@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,10 +41,10 @@ BOT_LIVE = ("grid_lower_price", "grid_upper_price", "grid_num", "grid_mode", "qu
 SUPERVISOR_LIVE = ("memory_limit_mb", "cpu_limit_percent", "health_check_interval", "heartbeat_timeout",
                    "restart_delay", "max_restart_attempts", "stop_timeout", "log_retention_days", "log_max_mb",
                    "notify")
-SECTIONS = ("metadata", "daemon_config", "exchange_config", "strategy_config")
 BOT, SUPERVISOR, RESTART = "bot", "supervisor", "restart"
 RESULT_TIMEOUT = 75.0       # the supervisor gives the bot 45 s; this adds the supervisor's own work
 FINGERPRINT = "sha256:"
+FINGERPRINT_RE = re.compile(r'"sha256:[0-9a-f]{16}"')
 
 
 # -- files beside the instance -------------------------------------------------------------------
@@ -92,22 +93,21 @@ def classify(path: str) -> str:
         return BOT
     if section == "daemon_config" and field in SUPERVISOR_LIVE:
         return SUPERVISOR
-    if section in ("notify", "notifications"):
-        return SUPERVISOR
     return RESTART
 
 
 def fingerprint(doc: dict) -> dict:
-    """The config with every secret-looking value replaced by a hash: comparable, never readable."""
+    """The config with every secret (a secret-looking field, each notification URL) replaced by a
+    hash: comparable, never readable."""
     import hashlib
 
-    from core.masking import SECRET_KEY_RE
+    from core.masking import SECRET_KEY_RE, URLS_KEY
 
     def walk(obj: object, key: str = "") -> object:
         if isinstance(obj, dict):
             return {k: walk(v, str(k)) for k, v in obj.items()}
         if isinstance(obj, list):
-            return [walk(v, key) for v in obj]
+            return [walk(v, "token" if key == URLS_KEY else key) for v in obj]
         if SECRET_KEY_RE.search(key) and isinstance(obj, (str, int)) and not isinstance(obj, bool) and obj != "":
             return FINGERPRINT + hashlib.sha256(str(obj).encode()).hexdigest()[:16]
         return obj
@@ -135,9 +135,11 @@ def diff(old: dict, new: dict) -> list[tuple[str, object, object, str]]:
 
 def shown(value: object) -> str:
     """A value for the trader's eyes: fingerprints of secrets become a mask."""
+    if value is None:
+        return "-"
     if isinstance(value, str) and value.startswith(FINGERPRINT):
         return "****"
-    return "-" if value is None else json.dumps(value)
+    return FINGERPRINT_RE.sub('"****"', json.dumps(value))      # inside a list or object
 
 
 def unchanged(paths: list[str]) -> str:

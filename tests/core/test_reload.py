@@ -188,6 +188,8 @@ def test_diff_classifies_each_field_and_masks_secrets():
                        "strategy_config.quantity": ("0.5", "0.4", "bot"),
                        "strategy_config.grid_type": ('"neutral"', '"long"', "restart")}
     assert classify("daemon_config.web_port") == classify("daemon_config.db_path") == "restart"
+    urls = fingerprint({"daemon_config": {"notify": {"urls": ["tgram://123:AAbbCCdd/456"]}}})
+    assert shown(urls["daemon_config"]["notify"]) == '{"urls": ["****"]}'
 
 
 def test_reload_names_a_missing_or_unknown_instance(home):
