@@ -197,3 +197,5 @@ def test_reload_names_a_missing_or_unknown_instance(home):
     assert out.returncode == 2 and "name an instance" in out.stderr
     out = run_cli(home, "reload", "nobody")
     assert out.returncode == 4 and "unknown instance" in out.stderr and "Traceback" not in out.stderr
+    out = run_cli(home, "reload", "-c", "missing.json")
+    assert out.returncode == 2 and "cannot read config file" in out.stderr and "Traceback" not in out.stderr
