@@ -113,6 +113,10 @@ def test_reload_applies_range_and_quantity_live_and_refuses_what_needs_a_restart
     kinds = [e["kind"] for e in read_events(home / "logs" / IID / "events.jsonl")[0]]
     assert kinds[-3:] == ["reloaded", "reloaded", "reload_failed"]      # for the trader's phone
     assert SECRET not in (home / "logs" / IID / "events.jsonl").read_text()
+    os.kill(rec["pid"], signal.SIGHUP)          # the same refusal when systemd asks
+    assert wait_for(lambda: "reload (SIGHUP) finished with exit code 2" in daemon_log(home, IID), 60, "the log")
+    assert "metadata.symbol" in daemon_log(home, IID) and SECRET not in daemon_log(home, IID)
+    assert resting(home) == sized
 
     # another file than the one the bot re-reads: refused
     other = home / "config" / "active" / "other.json"
