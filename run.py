@@ -42,6 +42,7 @@ from core.atomic import write_text_atomic  # noqa: E402
 from core.bot_status import write_bot_status  # noqa: E402
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # noqa: E402
 from core.masking import Masker  # noqa: E402
+from core.reload import bot_result_file, write_json  # noqa: E402
 from core.stop_time import write_stop_seconds  # noqa: E402
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY,  # noqa: E402
                         ENV_WEB_PORT, InstancePaths, project_home, resolve_runtime)
@@ -209,6 +210,7 @@ class BotRuntime:
         self._subscribers: list[Callable[[str, dict], None]] = []
         self.requests: queue.Queue[tuple[float | None, float | None, Future]] = queue.Queue()
         self.wake = threading.Event()       # set when the loop has something to do before its next turn
+        self.reload_wanted = False          # SIGHUP: re-read the config on the loop thread (Bot.serve_reload)
 
     def snapshot(self) -> dict:
         return {**self._snapshot, "uptime_s": round(time.time() - self.started_at, 3)}
@@ -242,6 +244,12 @@ class BotRuntime:
 
     def subscribe(self, callback: Callable[[str, dict], None]) -> None:
         self._subscribers.append(callback)
+
+    def request_reload(self) -> None:
+        """From the SIGHUP handler: a flag, not a queue item (the handler runs on the loop's own
+        thread, which may hold the queue's lock at that moment)."""
+        self.reload_wanted = True
+        self.wake.set()
 
     # loop-thread side
     def touch(self) -> None:
@@ -436,6 +444,54 @@ class Bot:
                 future.set_result(grid)
                 self.runtime.emit("grid_adjusted", grid)
 
+    def serve_reload(self) -> None:
+        """SIGHUP (`daemon-manager reload`): re-read the config, check it as `--check` does, apply
+        the changed live settings (strategies/reconfigure.py) and answer the supervisor in a file."""
+        if not self.runtime.reload_wanted:
+            return
+        self.runtime.reload_wanted = False
+        status, message = self.reload_config()
+        self.say(f"reload {status}: {message}")
+        try:
+            write_json(bot_result_file(self.paths), {"status": status, "message": message})
+        except OSError as exc:
+            write_line(f"warning: could not answer the reload: {exc}", err=True)
+        if self.strategy is not None:
+            self.publish()
+
+    def reload_config(self) -> tuple[str, str]:
+        """(status, message): applied, rejected (nothing changed), rolled_back or in_doubt."""
+        from strategies.reconfigure import LIVE_FIELDS, ReconfigureFailed, apply_params, merged
+
+        try:
+            new = load_config(self.args, project_home())
+        except (ConfigError, UsageError) as exc:
+            return "rejected", f"invalid config: {exc}"
+        old_s, new_s = self.cfg.strategy, new.strategy
+        fixed = [k for k in sorted(set(old_s) | set(new_s)) if k not in LIVE_FIELDS and k != "interval"
+                 and old_s.get(k) != new_s.get(k)]
+        fixed += [f"metadata.{k}" for k in ("exchange", "symbol") if self.cfg.metadata[k] != new.metadata[k]]
+        if fixed:
+            return "rejected", f"{', '.join(fixed)} changed: these need a restart"
+        changed = {k for k in (*LIVE_FIELDS, "interval") if old_s.get(k) != new_s.get(k)}
+        done = "no order touched"
+        if self.strategy is not None and changed & LIVE_FIELDS.keys():
+            strategy = self.strategy
+            try:
+                params = merged(strategy.params, grid_params(new, self.exchange), changed)
+            except (UsageError, ValueError, ExchangeError) as exc:
+                return "rejected", f"{exc}; nothing changed"
+            outcome, error = self.atomically(lambda: apply_params(strategy, params))
+            if isinstance(error, ReconfigureFailed):
+                return ("rolled_back" if error.rolled_back else "in_doubt"), str(error)
+            if error is not None:
+                return "rejected", f"{error}; nothing changed"
+            self.runtime.emit("grid_adjusted", strategy.grid_dict())
+            done = f"kept {outcome.kept} orders, cancelled {outcome.cancelled}, placed {outcome.placed}"
+        self.cfg = new
+        self.interval = float(new_s.get("interval") or 5)
+        return "applied", f"{', '.join(sorted(changed)) or 'nothing'} changed; {done}"
+
     def atomically(self, action: Callable[[], Any]) -> tuple[Any, Exception | None]:
         """Run `action` in one transaction that commits even when it fails with an exchange error.
 
@@ -477,6 +533,7 @@ class Bot:
             wait = self.interval
             try:
                 self.serve_adjustments()
+                self.serve_reload()
                 self.turn()
                 self.publish()
                 backoff = 0.0
@@ -519,6 +576,8 @@ class Bot:
                 self.request_stop("the supervisor is gone")
             if self.stop_event.is_set() or time.monotonic() >= deadline:
                 return
+            if self.runtime.reload_wanted:
+                self.serve_reload()
             if self.strategy is not None and not self.runtime.requests.empty():
                 self.serve_adjustments()
                 self.publish()
@@ -747,6 +806,7 @@ def main(argv: list[str] | None = None) -> int:
     bot = Bot(cfg, args, exchange, db, paths, say)
     signal.signal(signal.SIGTERM, lambda *_: bot.request_stop("SIGTERM received"))
     signal.signal(signal.SIGINT, lambda *_: bot.request_stop("interrupted"))
+    signal.signal(signal.SIGHUP, lambda *_: bot.runtime.request_reload())
     try:
         start_page(bot, args, say)              # before the first attempt: /health and /api/status show waiting
         try:

@@ -28,6 +28,7 @@ from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, 
 from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK,
                              EXIT_UNKNOWN, EXIT_USAGE)
 from core.pidfile import is_locked, read_pid
+from core.reload import record_applied
 from core.stop_time import stop_seconds
 
 FIRST_PORT = 5001
@@ -212,6 +213,7 @@ class TradingBotDaemon:
                   if k not in ("pid", "pid_create_time", "status", "registered_at", "last_updated")}
         Path(d["log_dir"]).mkdir(parents=True, exist_ok=True)
         Path(d["db_path"]).parent.mkdir(parents=True, exist_ok=True)
+        record_applied(InstancePaths(cfg.instance_id, Path(d["log_dir"])), cfg)  # what `reload` compares with
         return {
             "instance_id": cfg.instance_id, "home": str(self.home), "log_dir": d["log_dir"], "cwd": d["working_dir"],
             "argv": cfg.bot_argv(), "env": bot_environment(cfg, self.home, port, dict(os.environ)),

@@ -59,6 +59,12 @@ def _validate_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-v", "--verbose", action="store_true", help="print each resolved config (secrets masked)")
 
 
+def _reload(home, args: argparse.Namespace) -> int:
+    from core.reload import cmd_reload  # imported only by this command: `list` stays fast
+
+    return cmd_reload(home, args)
+
+
 def _id_only(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("id", metavar="ID", help="instance id")
 
@@ -118,12 +124,13 @@ COMMANDS = {
     "logs": (cmd_logs, "last lines of instances' output; -f follows across rotation and days", _logs_args),
     "stats": (cmd_stats, "CPU, memory, threads, uptime of daemons and bots", _stats_args),
     "info": (cmd_info, "every registry field of one instance, its web URL and token", _instance_args),
+    "reload": (_reload, "apply an edited config to a running instance without a restart", _instance_args),
     "validate": (cmd_validate, "check configs (all of config/active when none is named)", _validate_args),
     "new": (cmd_new, "write config/active/ID.json from a template, only if it validates", _new_args),
     "archive": (cmd_archive, "move a stopped instance's config to config/archived", _id_only),
 }
 # commands that act on one named instance: a usage error when none is named
-NEEDS_INSTANCE = ("stop", "restart", "status", "info")
+NEEDS_INSTANCE = ("stop", "restart", "status", "info", "reload")
 
 
 # -- alerts: notify/ lives outside core's import path; loaded only when one of these runs ------

@@ -33,6 +33,7 @@ from core.masking import Masker
 from core.paths import InstancePaths
 from core.exit_codes import BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.pidfile import AlreadyLocked, PidLock, read_pid
+from core.reload_supervisor import SupervisorReload
 from core.stop_time import stop_seconds
 
 PR_SET_PDEATHSIG = 1
@@ -103,6 +104,8 @@ class Supervisor:
         self.stop_reason: str | None = None
         self.final: str | None = None
         self.log_day = today()
+        self.reload_flag = False  # set by SIGHUP; the loop applies the reload (core/reload_supervisor.py)
+        self.reloader = SupervisorReload(self)
         self.restart_window = RestartWindow()
         self.waiting_watch = WaitingWatch(float((self.s.get("notify") or {}).get("waiting_after_s", 300)))
 
@@ -178,7 +181,7 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, lambda *a: setattr(self, "reload_flag", True))
         signal.signal(signal.SIGCHLD, lambda *a: None)  # wakes select when pidfd is unavailable
 
     def _loop_once(self) -> None:
@@ -198,6 +201,9 @@ class Supervisor:
                 self._read_pipe(key.fd)
         if self.stop_flag and not self.stopping:
             self.begin_stop()
+        if self.reload_flag and not self.stopping:
+            self.reload_flag = False
+            self.reloader.on_sighup()
         self._check_bot()
         now = time.monotonic()
         for name, due in list(self.timers.items()):
@@ -348,6 +354,9 @@ class Supervisor:
             append_event(self.paths, RESTART_LOOP, on_error=self.log, restarts=self.restart_count + 1, window_s=600, last=detail)
         self.timers.pop("ready", None)
         self.timers["restart"] = time.monotonic() + delay
+
+    def on_reload(self) -> None:
+        self.reloader.poll()
 
     def on_restart(self) -> None:
         self.restart_count += 1
