@@ -33,6 +33,10 @@ class PostOnlyRejected(InvalidOrder):
     """A postOnly order that would have crossed the book: retry next loop at the same level."""
 
 
+class PriceOutOfBand(InvalidOrder):
+    """A price outside the venue's band around its last price: retry that level once the price has moved."""
+
+
 class OrderNotFound(ExchangeError):
     """Cancel or query of an order the exchange does not know (already filled or cancelled)."""
 
@@ -108,6 +112,12 @@ class Fill:
     is_maker: bool
     timestamp: int
     client_id: int | None = None
+    system_order: str | None = None     # the venue's own order (liquidation, ADL...): never placed by the bot
+
+    @property
+    def is_system(self) -> bool:
+        """A fill of an order the venue placed on the account (Backpack's systemOrderType)."""
+        return self.system_order is not None
 
 
 @dataclass(frozen=True)

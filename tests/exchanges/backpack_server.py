@@ -11,6 +11,12 @@ client (a timeout after the order reached the book), the case a bot must not pla
 `omit_fill_client_ids` makes its fills look like ccxt's unified trades of any other venue: no
 client id, only the order id (the order history still has it, as ccxt's fetch_order reads it).
 
+Every behaviour that the bot's correctness depends on cites its source. SPEC = openapi.yaml of
+backpack-exchange/bpx-openapi at commit 3451298 (line numbers); CCXT = ccxt 4.5.90
+python/ccxt/backpack.py (lines); REC = ccxt ts/src/test/static/response/backpack.json (recorded
+real answers, by method and description). Where no source settles a behaviour, the server can do
+each plausible thing (a switch below) and the adapter is tested against each.
+
 Run alone: `python -m tests.exchanges.backpack_server --port 8700` (prints the URL and test keys).
 """
 from __future__ import annotations
@@ -44,6 +50,11 @@ MIN_QTY = 0.01
 MAKER_FEE = 0.0002
 TAKER_FEE = 0.0005
 LEVERAGE = 10.0
+# Price band of the market's price filter (SPEC 8342-8375 PriceFilter.maxMultiplier/minMultiplier, "from
+# last active price"): the figures are ours, the venue publishes them per market in /markets.
+BAND_MAX, BAND_MIN = 1.25, 0.75
+FILLS_MAX_PAGE = 1000         # SPEC 4826: "Default `100`, maximum `1000`"
+BATCH_MAX = 20                # CCXT 290-292 features createOrders max (the spec gives no figure)
 
 # (method, path) -> instruction; None = public, no signature.
 ROUTES: dict[tuple[str, str], str | None] = {
@@ -51,6 +62,8 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/markets"): None,
     ("GET", "/api/v1/securities"): None,
     ("GET", "/api/v1/ticker"): None,
+    ("GET", "/api/v1/depth"): None,          # SPEC 1940
+    ("GET", "/api/v1/time"): None,           # SPEC 3658 (text/plain milliseconds)
     ("GET", "/api/v1/capital"): "balanceQuery",
     ("GET", "/api/v1/capital/collateral"): "collateralQuery",
     ("GET", "/api/v1/position"): "positionQuery",
@@ -161,6 +174,23 @@ class BackpackServer:
         self.late_answer_delay = 0.0
         self.storm_answers = 0
         self.omit_fill_client_ids = False                # fills without clientId, like most venues' trades
+        # Fill history order when the client names none. REC fetchMyTrades "Fetch my trades with limit
+        # 3": newest first. `fill_sort_forced` makes the server ignore the client's sortDirection too.
+        self.fill_sort_default = "Desc"
+        self.fill_sort_forced: str | None = None
+        self.partial_fill_qty: float | None = None       # most that one price sample fills of an order
+        self.market_liquidity: float | None = None       # most a market order finds before it expires
+        self.post_only_expires = False                   # postOnly taker: Expired(PostOnlyTaker), not a 400
+        self.position_404 = True                         # flat answers 404 "Position not found" (SPEC 2807)
+        self.maintenance_until = 0.0
+        self.clock_offset_ms = 0                         # the venue's clock minus ours
+        self.read_only_keys: set[str] = set()            # keys without trading rights: FORBIDDEN
+        self.accept_cancels_later = 0                    # next cancels answered 202, executed later
+        self.pending_cancels: list[tuple[float, str, dict]] = []
+        self.cancel_delay = 0.3                          # how much later an accepted cancel is done
+        self.ticker_empty = False                        # ticker answers 204 without a body (SPEC 1893)
+        self.batch_max = BATCH_MAX
+        self.canned: dict[str, Any] = {}                 # "METHOD /path" -> a recorded answer to give as is
         self.budget: tuple[int, float] | None = None     # (requests, window seconds) per key
         self.window_counts: dict[tuple[str, int], int] = defaultdict(int)
         self.over_budget = 0
@@ -234,6 +264,44 @@ class BackpackServer:
             self.late_answers -= 1
             return self.late_answer_delay
 
+    def maintenance(self, seconds: float) -> None:
+        """Answer 503 MAINTENANCE to everything for `seconds` (SPEC 2477 and every order route)."""
+        self.maintenance_until = time.time() + seconds
+
+    def now_ms(self) -> int:
+        """The venue's clock: ours plus `clock_offset_ms` (a skewed client is the same as a skewed venue)."""
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    def system_close(self, key: str, symbol: str, price: float, kind: str = "LiquidatePositionOnBook") -> dict:
+        """The venue closes the whole position itself: a liquidation or an ADL (SPEC SystemOrderType
+        9232, OrderFill.systemOrderType 8165; listed by /fills by default since 2025-04-22,
+        SPEC line 4 changelog). No client id: the bot never placed this order."""
+        with self.lock:
+            qty = self.accounts[key].qty[symbol]
+            assert qty != 0, "nothing to close"
+            order = {"_key": key, "id": str(next(self._ids)), "clientId": None, "symbol": symbol,
+                     "side": "Ask" if qty > 0 else "Bid", "orderType": "Market", "timeInForce": "IOC",
+                     "price": _fmt(price), "quantity": _fmt(abs(qty)), "executedQuantity": "0",
+                     "executedQuoteQuantity": "0", "status": "New", "postOnly": False, "reduceOnly": True,
+                     "selfTradePrevention": "RejectTaker", "createdAt": int(time.time() * 1000),
+                     "systemOrderType": kind}
+            self.orders.append(order)
+            self._fill(order, price, maker=False, ts=time.time())
+            return order
+
+    def trade_many(self, key: str, symbol: str, count: int, start: float) -> None:
+        """`count` fills of small market buys, one millisecond apart from `start`: a busy window
+        (more fills than one page of the history) without `count` round trips."""
+        with self.lock:
+            for i in range(count):
+                order = {"_key": key, "id": str(next(self._ids)), "clientId": i + 1, "symbol": symbol, "side": "Bid",
+                         "orderType": "Market", "timeInForce": "GTC", "price": "150", "quantity": _fmt(STEP),
+                         "executedQuantity": "0", "executedQuoteQuantity": "0", "status": "New", "postOnly": False,
+                         "reduceOnly": False, "selfTradePrevention": "RejectTaker",
+                         "createdAt": int(start * 1000) + i, "expiryReason": None}
+                self.orders.append(order)
+                self._fill(order, 150.0, maker=False, ts=start + i / 1000)
+
     def max_window_count(self, key: str) -> int:
         return max((n for (k, _), n in self.window_counts.items() if k == key), default=0)
 
@@ -247,36 +315,62 @@ class BackpackServer:
             for order in list(self.open.values()):
                 limit = float(order["price"])
                 if (order["side"] == "Bid" and price <= limit) or (order["side"] == "Ask" and price >= limit):
-                    self._fill(order, limit, maker=True, ts=t)
+                    self._fill(order, limit, maker=True, ts=t, most=self.partial_fill_qty)
             if t >= now:
                 break
         self._matched_until = now
 
-    def _fill(self, order: dict, price: float, *, maker: bool, ts: float) -> None:
-        qty = float(order["quantity"]) - float(order["executedQuantity"])
+    def _fill(self, order: dict, price: float, *, maker: bool, ts: float, most: float | None = None) -> None:
+        """Fill the rest of `order`, or at most `most` of it: then it stays `PartiallyFilled` (SPEC
+        OrderStatus 8224) on the book."""
+        rest = float(order["quantity"]) - float(order["executedQuantity"])
+        qty = round(min(rest, most), 8) if most is not None else rest
+        if qty <= 0:
+            return
         fee = qty * price * (MAKER_FEE if maker else TAKER_FEE)
         self.accounts[order["_key"]].apply_fill(order["symbol"], 1 if order["side"] == "Bid" else -1, qty, price, fee)
-        order["executedQuantity"] = order["quantity"]
+        order["executedQuantity"] = _fmt(float(order["executedQuantity"]) + qty)
         order["executedQuoteQuantity"] = _fmt(float(order["executedQuoteQuantity"]) + qty * price)
-        order["status"] = "Filled"
-        self.open.pop(order["id"], None)
+        if float(order["executedQuantity"]) >= float(order["quantity"]) - 1e-9:
+            order["status"] = "Filled"
+            self.open.pop(order["id"], None)
+        else:
+            order["status"] = "PartiallyFilled"
         stamp = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         self.fills.append({
             "_key": order["_key"], "_ms": int(ts * 1000), "tradeId": next(self._trade_ids), "orderId": order["id"],
             "clientId": order["clientId"], "symbol": order["symbol"], "side": order["side"], "price": _fmt(price),
             "quantity": _fmt(qty), "fee": _fmt(fee), "feeSymbol": "USDC", "isMaker": maker,
-            "systemOrderType": None, "timestamp": stamp,
+            "systemOrderType": order.get("systemOrderType"), "timestamp": stamp,
         })
 
     # ---- endpoints -------------------------------------------------------------------------
     def markets(self) -> list[dict]:
-        def market(symbol: str, base: str, kind: str) -> dict:
+        def market(symbol: str, base: str, kind: str, step: float = STEP) -> dict:
             return {"symbol": symbol, "baseSymbol": base, "quoteSymbol": "USDC", "marketType": kind,
                     "orderBookState": "Open", "createdAt": "2025-01-21T06:34:54.691858",
-                    "filters": {"price": {"tickSize": _fmt(TICK), "minPrice": "0.01", "maxPrice": "100000"},
-                                "quantity": {"stepSize": _fmt(STEP), "minQuantity": _fmt(MIN_QTY), "maxQuantity": None}}}
+                    "filters": {"price": {"tickSize": _fmt(TICK), "minPrice": "0.01", "maxPrice": "100000",
+                                          "maxMultiplier": _fmt(BAND_MAX), "minMultiplier": _fmt(BAND_MIN)},
+                                "quantity": {"stepSize": _fmt(step), "minQuantity": _fmt(MIN_QTY if step == STEP else step),
+                                             "maxQuantity": None}}}
         return [market("SOL_USDC_PERP", "SOL", "PERP"), market("SOL_USDC", "SOL", "SPOT"),
-                market("BTC_USDC_PERP", "BTC", "PERP")]
+                market("BTC_USDC_PERP", "BTC", "PERP"), market("ETH_USDC_PERP", "ETH", "PERP", 0.0001),
+                market("ETH_USDC", "ETH", "SPOT", 0.0001)]  # ETH: the markets of ccxt's recorded answers
+
+    def depth(self, symbol: str) -> dict:
+        """A book around the price: the account's resting orders plus one tick of outside liquidity on
+        each side. SPEC 6860 Depth: both sides ascending by price (its example), `timestamp` in
+        microseconds, `lastUpdateId` a string."""
+        price = self.price_at(time.time())
+        bids: dict[str, float] = defaultdict(float, {_fmt(price - TICK): 100.0})
+        asks: dict[str, float] = defaultdict(float, {_fmt(price + TICK): 100.0})
+        for o in self.open.values():
+            if o["symbol"] == symbol:
+                side = bids if o["side"] == "Bid" else asks
+                side[o["price"]] += float(o["quantity"]) - float(o["executedQuantity"])
+        level = lambda book: [[p, _fmt(q)] for p, q in sorted(book.items(), key=lambda kv: float(kv[0]))]
+        return {"asks": level(asks), "bids": level(bids), "lastUpdateId": str(next(self._ids)),
+                "timestamp": int(time.time() * 1_000_000)}
 
     def ticker(self, symbol: str) -> dict:
         last = _fmt(self.price_at(time.time()))
@@ -301,8 +395,11 @@ class BackpackServer:
         price = float(req["price"]) if kind == "Limit" else market_price
         if kind == "Limit" and not _on_grid(price, TICK):
             raise ApiError(400, "INVALID_PRICE", f"Price {price} is not a multiple of the tick size")
+        if kind == "Limit" and not BAND_MIN * market_price <= price <= BAND_MAX * market_price:
+            # CCXT 519: {"code":"INVALID_PRICE","message":"Price is too far from the last active price"}
+            raise ApiError(400, "INVALID_PRICE", "Price is too far from the last active price")
         crosses = (side == "Bid" and price >= market_price) or (side == "Ask" and price <= market_price)
-        if req.get("postOnly") and crosses:
+        if req.get("postOnly") and crosses and not self.post_only_expires:
             raise ApiError(400, "INVALID_ORDER", "Order would immediately match and take.")
         account = self.accounts[key]
         position = account.qty[symbol]
@@ -316,19 +413,29 @@ class BackpackServer:
             "orderType": kind, "timeInForce": "GTC", "price": _fmt(price), "quantity": _fmt(qty),
             "executedQuantity": "0", "executedQuoteQuantity": "0", "status": "New",
             "postOnly": bool(req.get("postOnly")), "reduceOnly": bool(req.get("reduceOnly")),
-            "selfTradePrevention": "RejectTaker", "createdAt": int(now * 1000),
+            "selfTradePrevention": "RejectTaker", "createdAt": int(now * 1000), "expiryReason": None,
         }
         if any(o["_key"] == key and o["symbol"] == symbol and o["side"] == side and o["price"] == order["price"]
                for o in self.open.values()):
             self.duplicates.append(order)
         self.orders.append(order)
-        if crosses:
-            self._fill(order, market_price, maker=False, ts=now)
+        if crosses and req.get("postOnly"):
+            # The other plausible answer (no source settles which): accepted, then Expired with
+            # SPEC 8138 OrderExpiryReason `PostOnlyTaker`.
+            order.update(status="Expired", expiryReason="PostOnlyTaker")
+        elif crosses:
+            self._fill(order, market_price, maker=False, ts=now, most=self.market_liquidity)
+            if order["status"] != "Filled":
+                # What the book could not give expires (SPEC 8138 `InsufficientLiquidity`), filled
+                # part kept: REC createOrder shows a market order answering with its executedQuantity.
+                order.update(status="Expired", expiryReason="InsufficientLiquidity")
         else:
             self.open[order["id"]] = order
         return order
 
     def cancel(self, key: str, req: dict) -> dict:
+        if req.get("orderId") is not None and req.get("clientId") is not None:
+            raise ApiError(400, "INVALID_CLIENT_REQUEST", "Specify one of orderId or clientId")   # SPEC 2409-2410
         for order in list(self.open.values()):
             if order["_key"] == key and order["symbol"] == req.get("symbol") and (
                     order["id"] == str(req.get("orderId")) or
@@ -344,11 +451,13 @@ class BackpackServer:
             self.open.pop(order["id"])
         return gone
 
-    def positions(self, key: str) -> list[dict]:
+    def positions(self, key: str, query: dict) -> list[dict]:
+        """Open positions, or one with `symbol` (SPEC 2790-2797). Nothing open answers 404 "Position
+        not found" (SPEC 2807); `position_404 = False` answers [] instead (the other plausible way)."""
         account, mark = self.accounts[key], self.price_at(time.time())
         out = []
         for symbol, qty in account.qty.items():
-            if qty == 0:
+            if qty == 0 or ("symbol" in query and symbol != query["symbol"]):
                 continue
             entry = account.entry[symbol]
             out.append({"symbol": symbol, "positionId": symbol, "netQuantity": _fmt(qty),
@@ -356,6 +465,8 @@ class BackpackServer:
                         "entryPrice": _fmt(entry), "markPrice": _fmt(mark), "pnlRealized": _fmt(account.realized[symbol]),
                         "pnlUnrealized": _fmt(qty * (mark - entry)), "estLiquidationPrice": "0",
                         "imf": "0.02", "mmf": "0.0125"})
+        if not out and self.position_404:
+            raise ApiError(404, "RESOURCE_NOT_FOUND", "Position not found")
         return out
 
     def capital(self, key: str) -> dict:
@@ -364,13 +475,24 @@ class BackpackServer:
         return {"USDC": {"available": _fmt(account.collateral - locked), "locked": _fmt(locked), "staked": "0"}}
 
     def fill_history(self, key: str, query: dict) -> list[dict]:
-        since = int(query.get("from", 0))
+        """SPEC 4734-4860: `from`/`to` in ms, `limit` (default 100, maximum 1000), `offset`,
+        `fillType` (no filter = every fill, liquidations and ADL included, since 2025-04-22: SPEC line 4
+        changelog; `User` = the client's own orders only), `sortDirection` Asc|Desc."""
+        since, until = int(query.get("from", 0)), int(query.get("to", 2**62))
         limit = int(query.get("limit", 100))
-        mine = [f for f in self.fills if f["_key"] == key and f["_ms"] >= since
-                and ("symbol" not in query or f["symbol"] == query["symbol"])]
+        if limit > FILLS_MAX_PAGE:
+            raise ApiError(400, "INVALID_CLIENT_REQUEST", f"limit must be at most {FILLS_MAX_PAGE}")
+        offset = int(query.get("offset", 0))
+        kind = query.get("fillType")
+        mine = [f for f in self.fills if f["_key"] == key and since <= f["_ms"] <= until
+                and ("symbol" not in query or f["symbol"] == query["symbol"])
+                and (kind is None or (kind == "User") == (f["systemOrderType"] is None))]
+        order = self.fill_sort_forced or query.get("sortDirection") or self.fill_sort_default
+        mine.sort(key=lambda f: (f["_ms"], f["tradeId"]), reverse=order == "Desc")
+        page = mine[offset:offset + limit]
         if self.omit_fill_client_ids:
-            return [{k: v for k, v in f.items() if k != "clientId"} for f in mine[:limit]]
-        return mine[:limit]
+            return [{k: v for k, v in f.items() if k != "clientId"} for f in page]
+        return page
 
     def order_history(self, key: str, query: dict) -> list[dict]:
         """Every order ever accepted (open, filled, cancelled), newest first, as Backpack lists them."""
@@ -379,8 +501,46 @@ class BackpackServer:
                 and ("orderId" not in query or o["id"] == query["orderId"])]
         return mine[:int(query.get("limit", 100))]
 
+    def _later(self, key: str, method: str, params: dict) -> None:
+        """A cancel answered 202 "accepted but not yet executed" (SPEC 2463, 2713): done a little later."""
+        self.pending_cancels.append((time.time() + self.cancel_delay, method, {"_key": key, **params}))
+
+    def _run_pending(self) -> None:
+        due = [p for p in self.pending_cancels if p[0] <= time.time()]
+        self.pending_cancels = [p for p in self.pending_cancels if p[0] > time.time()]
+        for _, method, params in due:
+            key = params.pop("_key")
+            try:
+                self.cancel(key, params) if method == "orderCancel" else self.cancel_all(key, params)
+            except ApiError:
+                pass                                  # filled meanwhile
+
+    def batch(self, key: str, params: Any) -> list[dict]:
+        """SPEC 6174-6190 BatchCommandOrderResult: one item per order, `{"operation": "Ok", ...order}`
+        or `{"operation": "Err", "code", "message"}`. A payload that does not parse (not a list, too
+        long, an unknown market, side or type) fails as a whole with 400 (SPEC 2552; the text is
+        the one CCXT 542 quotes)."""
+        if not isinstance(params, list) or not 0 < len(params) <= self.batch_max:
+            raise ApiError(400, "INVALID_CLIENT_REQUEST", f"a batch holds 1 to {self.batch_max} orders")
+        symbols = {m["symbol"] for m in self.markets()}
+        for req in params:
+            if req.get("symbol") not in symbols or req.get("side") not in ("Bid", "Ask") \
+                    or req.get("orderType") not in ("Limit", "Market"):
+                raise ApiError(400, "INVALID_CLIENT_REQUEST", 'parse request payload error: failed to parse '
+                               '"MarketSymbol": Invalid market symbol (occurred while parsing "OrderExecutePayload")')
+        results = []
+        for req in params:
+            try:
+                results.append({"operation": "Ok", **self.execute(key, req)})
+            except ApiError as exc:
+                results.append({"operation": "Err", "code": exc.code, "message": exc.message})
+        return results
+
     def dispatch(self, method: str, path: str, key: str | None, query: dict, body: Any) -> Any:
         self._match(time.time())
+        self._run_pending()
+        if f"{method} {path}" in self.canned:
+            return self.canned[f"{method} {path}"]
         if path == "/api/v1/assets":
             return [{"symbol": s, "displayName": s, "coingeckoId": None, "tokens": []} for s in ("SOL", "BTC", "USDC")]
         if path == "/api/v1/markets":
@@ -388,9 +548,16 @@ class BackpackServer:
         if path == "/api/v1/securities":
             return []
         if path == "/api/v1/ticker":
-            return self.ticker(query.get("symbol", ""))
+            return None if self.ticker_empty else self.ticker(query.get("symbol", ""))
+        if path == "/api/v1/depth":
+            return self.depth(query.get("symbol", ""))
+        if path == "/api/v1/time":
+            return self.now_ms()
         assert key is not None
         params = body if body is not None else query
+        if key in self.read_only_keys and ROUTES[(method, path)] in ("orderExecute", "orderCancel", "orderCancelAll"):
+            # SPEC 5964 ApiErrorCode FORBIDDEN; 403 as SPEC 3976 answers it.
+            raise ApiError(403, "FORBIDDEN", "API key does not have the required permissions")
         if path == "/api/v1/capital":
             return self.capital(key)
         if path == "/api/v1/capital/collateral":
@@ -400,20 +567,18 @@ class BackpackServer:
             return {"netEquity": _fmt(equity), "netEquityAvailable": _fmt(equity - locked),
                     "netEquityLocked": _fmt(locked)}
         if path == "/api/v1/position":
-            return self.positions(key)
+            return self.positions(key, query)
         if path == "/api/v1/orders" and method == "GET":
             return [o for o in self.open.values() if o["_key"] == key
                     and ("symbol" not in query or o["symbol"] == query["symbol"])]
         if path == "/api/v1/order" and method == "POST":
             return self.execute(key, params)
         if path == "/api/v1/orders" and method == "POST":
-            results = []
-            for req in params:
-                try:
-                    results.append(self.execute(key, req))
-                except ApiError as exc:
-                    results.append({"code": exc.code, "message": exc.message})
-            return results
+            return self.batch(key, params)
+        if method == "DELETE" and self.accept_cancels_later > 0:
+            self.accept_cancels_later -= 1
+            self._later(key, ROUTES[(method, path)] or "", params)
+            return None
         if path == "/api/v1/order" and method == "DELETE":
             return self.cancel(key, params)
         if path == "/api/v1/orders" and method == "DELETE":
@@ -430,8 +595,10 @@ class BackpackServer:
         params = body if body is not None else query
         if key not in self.keys:
             raise ApiError(401, "UNAUTHORIZED", "API key does not exist")
-        if not ts.isdigit() or abs(time.time() * 1000 - int(ts)) > int(window):
-            raise ApiError(400, "INVALID_CLIENT_REQUEST", "Request has expired")
+        if not ts.isdigit() or abs(self.now_ms() - int(ts)) > int(window):
+            # "401 (Unauthorized) Request has expired": github.com/catsats/backpack_exchange issue 16
+            # (2024-03-31), with the JSON error code every error carries since 2024-10-15 (SPEC line 4).
+            raise ApiError(401, "UNAUTHORIZED", "Request has expired")
         if not verify(key, sig, signing_payload(instruction or "", params, ts, window)):
             raise ApiError(401, "INVALID_SIGNATURE", "Invalid signature")
         return key
@@ -466,8 +633,20 @@ class BackpackServer:
                 pass
 
             def _send(self, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:
-                data = json.dumps({k: v for k, v in payload.items() if not k.startswith("_")} if isinstance(payload, dict)
-                                  else [{k: v for k, v in p.items() if not k.startswith("_")} for p in payload]).encode()
+                """JSON, or no body at all for 202/204 (a `None` payload: SPEC 1893, 2463, 2713)."""
+                if payload is None:
+                    status = 204 if self.command == "GET" else 202
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if isinstance(payload, dict):
+                    clean: Any = {k: v for k, v in payload.items() if not k.startswith("_")}
+                elif isinstance(payload, list):
+                    clean = [{k: v for k, v in p.items() if not k.startswith("_")} for p in payload]
+                else:
+                    clean = payload
+                data = json.dumps(clean).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -486,6 +665,9 @@ class BackpackServer:
                 time.sleep(server.delay)
                 if route not in ROUTES:
                     self._send(404, {"code": "RESOURCE_NOT_FOUND", "message": f"no route {method} {parts.path}"})
+                    return
+                if time.time() < server.maintenance_until:
+                    self._send(503, {"code": "MAINTENANCE", "message": "System under maintenance"})   # SPEC 2477
                     return
                 if time.time() < server.storm_until:
                     server.storm_answers += 1
