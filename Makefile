@@ -6,20 +6,26 @@ STAMP  := $(VENV)/.installed
 DM     := $(BIN)/python core/daemon_manager.py
 DEMO_CONFIGS := config/active/paper_sol_01.json config/active/paper_eth_02.json
 
-.PHONY: setup test test-fast demo stop list bench chromium clean
+.PHONY: setup test test-fast demo stop list bench chromium clean lock
 
 # Byte-compile the checkout (pip does it for what it installs, not for an editable repo): where
 # PYTHONDONTWRITEBYTECODE is set, every `list` would otherwise recompile core/ (13 ms of ~50).
 setup: $(STAMP)
 	@$(BIN)/python -m compileall -q core exchanges strategies database web run.py
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# compat: a plain path line in a .pth file; the default editable finder costs every
 	# interpreter start ~18 ms (it imports pathlib, re, fnmatch), a third of `list`'s budget.
-	$(BIN)/pip install -q -e ".[test]" --config-settings editable_mode=compat
+	# -c requirements.lock: the exact versions CI tested (ccxt above all), not whatever is newest.
+	$(BIN)/pip install -q -e ".[test]" -c requirements.lock --config-settings editable_mode=compat
 	touch $(STAMP)
+
+# Rewrite requirements.lock from the tested venv (after a dependency change and a green `make test`).
+lock: setup
+	@{ sed -n '1,3p' requirements.lock; $(BIN)/pip freeze --exclude-editable | grep -v '^#'; } > requirements.lock.new
+	@mv requirements.lock.new requirements.lock
 
 # Browser tests drive Debian's Chromium (Playwright cannot download a browser here).
 chromium:
