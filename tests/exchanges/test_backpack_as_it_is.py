@@ -245,3 +245,16 @@ def test_ccxts_recorded_backpack_answers_parse_through_the_adapter(exchange, ser
     server.canned["POST /api/v1/order"] = RECORDED["createOrderMarket"]["httpResponse"]
     market = exchange.place_order(OrderRequest("ETH_USDC_PERP", "buy", 1.0, type="market", post_only=False))
     assert (market.status, market.filled_qty, market.client_id, market.price) == ("filled", 1.0, 55555, 0.8921)
+
+
+# ---- the request budget --------------------------------------------------------------------------
+def test_the_budget_is_ccxts_pace_for_backpack_unless_the_config_says_otherwise(exchange, server, home):
+    """Backpack publishes no figure: the default is ccxt's pace for it (rateLimit 50 ms = 1,200 a
+    minute), below the unsourced 2,000 once assumed; `exchange_config.rate_limit` overrides it."""
+    budget = exchange.limiter.budget
+    assert (budget.requests, budget.per_seconds) == (60_000 / ccxt.backpack().rateLimit, 60)
+    assert budget.requests < 2000
+    other = create_exchange("backpack", {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64, "base_url": server.url,
+                                         "rate_limit": {"requests": 300, "per_seconds": 60}}, instance_id="bp_other")
+    assert (other.limiter.budget.requests, other.limiter.budget.per_seconds) == (300, 60)
+    other.close()
