@@ -194,6 +194,7 @@ class BackpackServer:
         self.budget: tuple[int, float] | None = None     # (requests, window seconds) per key
         self.window_counts: dict[tuple[str, int], int] = defaultdict(int)
         self.over_budget = 0
+        self.errors: dict[str, int] = defaultdict(int)   # error code -> answers given (batch items included)
         self._ids = itertools.count(1_000_000)
         self._trade_ids = itertools.count(1)
         self._matched_until = time.time()
@@ -533,6 +534,7 @@ class BackpackServer:
             try:
                 results.append({"operation": "Ok", **self.execute(key, req)})
             except ApiError as exc:
+                self.errors[exc.code] += 1
                 results.append({"operation": "Err", "code": exc.code, "message": exc.message})
         return results
 
@@ -667,6 +669,7 @@ class BackpackServer:
                     self._send(404, {"code": "RESOURCE_NOT_FOUND", "message": f"no route {method} {parts.path}"})
                     return
                 if time.time() < server.maintenance_until:
+                    server.errors["MAINTENANCE"] += 1
                     self._send(503, {"code": "MAINTENANCE", "message": "System under maintenance"})   # SPEC 2477
                     return
                 if time.time() < server.storm_until:
@@ -687,6 +690,7 @@ class BackpackServer:
                                 raise ApiError(429, "TOO_MANY_REQUESTS", "Request budget of this key spent")
                         result = server.dispatch(method, parts.path, key, query, body)
                 except ApiError as exc:
+                    server.errors[exc.code] += 1
                     self._send(exc.status, {"code": exc.code, "message": exc.message},
                                {"Retry-After": "1"} if exc.status == 429 else None)
                     return
