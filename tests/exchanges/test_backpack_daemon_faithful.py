@@ -6,13 +6,14 @@ all of it, and at the end its books (the fills in its database) equal the server
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
 import pytest
 
 from tests.conftest import run_cli, wait_for
-from tests.core.util import read_int
+from tests.core.util import list_json, read_int
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, BackpackServer
 from tests.exchanges.test_backpack_daemon import KEYS, write_config
 
@@ -61,3 +62,19 @@ def test_a_session_through_partial_fills_bands_404_maintenance_and_skew_ends_wit
         account = server.accounts[TEST_PUBLIC_B64]
         mine = [f for f in server.fills if f["_key"] == TEST_PUBLIC_B64]
         assert booked(home, "bp_real") == (len(mine), round(account.qty["SOL_USDC_PERP"], 8))
+
+
+def test_a_key_without_trading_rights_is_fatal_once_not_a_skipped_level(home):
+    """FORBIDDEN (openapi.yaml's code for a key lacking a permission) on the first placement: the
+    bot stops for good with exit 3 and an authentication message; nothing retries it."""
+    with BackpackServer(price=150.0) as server:
+        server.read_only_keys.add(TEST_PUBLIC_B64)
+        cfg = write_config(home, "bp_ro", server.url)
+        run_cli(home, "start", "-c", str(cfg), "-d", env=KEYS)
+        record = wait_for(lambda: list_json(home, "--all").get("bp_ro", {}).get("status") == "fatal"
+                          and list_json(home, "--all")["bp_ro"], timeout=40, what="a fatal instance")
+        assert record["restart_count"] == 0 and server.orders == []
+        refused = server.errors["FORBIDDEN"]
+        time.sleep(2)
+        assert server.errors["FORBIDDEN"] == refused == 1
+        assert "authentication failed" in json.dumps(list_json(home, "--all")["bp_ro"]), list_json(home, "--all")["bp_ro"]
