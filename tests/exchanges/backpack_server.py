@@ -189,6 +189,9 @@ class BackpackServer:
         self.pending_cancels: list[tuple[float, str, dict]] = []
         self.cancel_delay = 0.3                          # how much later an accepted cancel is done
         self.ticker_empty = False                        # ticker answers 204 without a body (SPEC 1893)
+        # Fills reach the history this many seconds after they happen, stamped with the time they
+        # happened (no source gives a figure; the bot must not skip a fill listed behind its cursor).
+        self.fill_listing_delay = 0.0
         self.batch_max = BATCH_MAX
         self.canned: dict[str, Any] = {}                 # "METHOD /path" -> a recorded answer to give as is
         self.budget: tuple[int, float] | None = None     # (requests, window seconds) per key
@@ -339,7 +342,7 @@ class BackpackServer:
             order["status"] = "PartiallyFilled"
         stamp = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         self.fills.append({
-            "_key": order["_key"], "_ms": int(ts * 1000), "tradeId": next(self._trade_ids), "orderId": order["id"],
+            "_key": order["_key"], "_ms": int(ts * 1000), "_listed": time.time() * 1000, "tradeId": next(self._trade_ids), "orderId": order["id"],
             "clientId": order["clientId"], "symbol": order["symbol"], "side": order["side"], "price": _fmt(price),
             "quantity": _fmt(qty), "fee": _fmt(fee), "feeSymbol": "USDC", "isMaker": maker,
             "systemOrderType": order.get("systemOrderType"), "timestamp": stamp,
@@ -485,7 +488,8 @@ class BackpackServer:
             raise ApiError(400, "INVALID_CLIENT_REQUEST", f"limit must be at most {FILLS_MAX_PAGE}")
         offset = int(query.get("offset", 0))
         kind = query.get("fillType")
-        mine = [f for f in self.fills if f["_key"] == key and since <= f["_ms"] <= until
+        listed_until = (time.time() - self.fill_listing_delay) * 1000
+        mine = [f for f in self.fills if f["_key"] == key and since <= f["_ms"] <= until and f["_listed"] <= listed_until
                 and ("symbol" not in query or f["symbol"] == query["symbol"])
                 and (kind is None or (kind == "User") == (f["systemOrderType"] is None))]
         order = self.fill_sort_forced or query.get("sortDirection") or self.fill_sort_default

@@ -1,6 +1,6 @@
 """A full grid session under the daemon on the faithful Backpack server (issue 9's proof).
 
-Partial fills throughout, grid levels outside the venue's price band, a flat position answered
+Partial fills throughout, listed a second late, grid levels outside the venue's price band, a flat position answered
 404 at start, a maintenance window and a clock skew mid-run: the same bot process trades through
 all of it, and at the end its books (the fills in its database) equal the server's account.
 """
@@ -30,6 +30,7 @@ def booked(home, iid: str) -> tuple[int, float]:
 def test_a_session_through_partial_fills_bands_404_maintenance_and_skew_ends_with_equal_books(home):
     with BackpackServer(center=150.0, amplitude=3.0, period=6.0) as server:
         server.partial_fill_qty = 0.03                 # a 0.1 order fills in pieces
+        server.fill_listing_delay = 1.0                # and its fills are listed a second late
         cfg = write_config(home, "bp_real", server.url)
         doc = cfg.read_text().replace('"grid_lower_price": 146', '"grid_lower_price": 110') \
                              .replace('"grid_upper_price": 154', '"grid_upper_price": 190') \
