@@ -15,33 +15,10 @@ import pytest
 from exchanges import base, create_exchange
 from exchanges.base import OrderRequest
 from exchanges.ccxt_exchange import batch_limit
-from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer
+from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64
+from tests.exchanges.test_ccxt_exchange import SYMBOL, buy, exchange, server  # noqa: F401  (fixtures)
 
-SYMBOL = "SOL_USDC_PERP"
 RECORDED = json.loads((Path(__file__).parent / "backpack_recorded.json").read_text())
-
-
-@pytest.fixture
-def server():
-    with BackpackServer(price=150.0) as srv:
-        yield srv
-
-
-@pytest.fixture
-def exchange(server, home, monkeypatch):
-    monkeypatch.setenv("GRIDBOT_HOME", str(home))
-    ex = create_exchange("backpack", {"api_key": TEST_PUBLIC_B64, "secret_key": TEST_SEED_B64,
-                                      "base_url": server.url}, instance_id="bp_test")
-    yield ex
-    ex.close()
-
-
-def buy(price: float, qty: float = 0.5, client_id: int | None = None, **kw) -> OrderRequest:
-    return OrderRequest(SYMBOL, "buy", qty, price, client_id=client_id, **kw)
-
-
-def open_ids(server: BackpackServer) -> list[str]:
-    return sorted(server.open)
 
 
 # ---- 1. fill history: newest first, 1,000 a page ------------------------------------------------
