@@ -284,19 +284,14 @@ class CcxtExchange(Exchange):
         raise AssertionError("unreachable")
 
     def _resync_clock(self) -> bool:
-        """Set ccxt's `timeDifference` from the venue's clock; False where the venue has no clock call.
+        """Set ccxt's `timeDifference` from Backpack's clock (whose "Request has expired" CLOCK_HINTS
+        match); False elsewhere or when the clock cannot be read.
 
         Not ccxt's `load_time_difference`: Backpack's /api/v1/time answers a bare number, which
         ccxt 4.5's `fetch_time` cannot read and replaces by the local clock (a difference of 0).
         """
         if self.client.id != "backpack":
-            if not self.client.has.get("fetchTime"):
-                return False
-            try:
-                self.client.load_time_difference()
-            except ccxt.BaseError:
-                return False
-            return True
+            return False
         try:
             before = self.client.milliseconds()
             server = int(self.client.publicGetApiV1Time())
