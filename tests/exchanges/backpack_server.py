@@ -50,11 +50,11 @@ MIN_QTY = 0.01
 MAKER_FEE = 0.0002
 TAKER_FEE = 0.0005
 LEVERAGE = 10.0
-# Price band of the market's price filter (SPEC 8342-8375 PriceFilter.maxMultiplier/minMultiplier, "from
+# Price band of the market's price filter (SPEC 8342, 8361-8368 PriceFilter.maxMultiplier/minMultiplier, "from
 # last active price"): the figures are ours, the venue publishes them per market in /markets.
 BAND_MAX, BAND_MIN = 1.25, 0.75
 FILLS_MAX_PAGE = 1000         # SPEC 4826: "Default `100`, maximum `1000`"
-BATCH_MAX = 20                # CCXT 290-292 features createOrders max (the spec gives no figure)
+BATCH_MAX = 20                # CCXT 290-292 features createOrders max 20 (the spec gives no figure)
 
 # (method, path) -> instruction; None = public, no signature.
 ROUTES: dict[tuple[str, str], str | None] = {
@@ -456,7 +456,7 @@ class BackpackServer:
         return gone
 
     def positions(self, key: str, query: dict) -> list[dict]:
-        """Open positions, or one with `symbol` (SPEC 2790-2797). Nothing open answers 404 "Position
+        """Open positions, or one with `symbol` (SPEC 2781). Nothing open answers 404 "Position
         not found" (SPEC 2807); `position_404 = False` answers [] instead (the other plausible way)."""
         account, mark = self.accounts[key], self.price_at(time.time())
         out = []
