@@ -112,12 +112,9 @@ class Fill:
     is_maker: bool
     timestamp: int
     client_id: int | None = None
-    system_order: str | None = None     # the venue's own order (liquidation, ADL...): never placed by the bot
-
-    @property
-    def is_system(self) -> bool:
-        """A fill of an order the venue placed on the account (Backpack's systemOrderType)."""
-        return self.system_order is not None
+    # Set for a fill of an order the venue placed on the account itself (a liquidation, an ADL:
+    # Backpack's systemOrderType), never by the bot: it has no client id and moves the position.
+    system_order: str | None = None
 
 
 @dataclass(frozen=True)
