@@ -35,6 +35,7 @@ CLOCK_HINTS = ("request has expired",)            # Backpack's 401 for a timesta
 UNAVAILABLE_CODES = ("MAINTENANCE", "TRADING_PAUSED", "SERVER_ERROR", "TIMEOUT")
 FILLS_PAGE = 1000                                 # Backpack's maximum page of fill history
 DEFAULT_BATCH = 20
+CANCEL_LOOKS = 4                                  # looks at the book after a cancel answered 202
 MAX_LISTED = 60                 # symbols named when the config's symbol is not listed
 ORDER_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled",
                 "expired": "canceled", "rejected": "rejected"}
@@ -480,14 +481,15 @@ class CcxtExchange(Exchange):
         order(s) left the book, a few short looks; still there means not done (ExchangeUnavailable:
         the bot cancels again next loop). Returns how many were still open at the first look."""
         first = None
-        for attempt in range(4):
+        for attempt in range(CANCEL_LOOKS):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
             left = [o for o in self.fetch_open_orders(symbol)
                     if (order_id is None and client_id is None) or o.id == order_id
                     or (client_id is not None and o.client_id == client_id)]
             first = len(left) if first is None else first
             if not left:
                 return first
-            time.sleep(self.backoff * 2 ** attempt)
         raise base.ExchangeUnavailable(f"{self.name} accepted the cancel of {symbol} orders but has not done it yet")
 
     def cancel_all_orders(self, symbol: str) -> int:
