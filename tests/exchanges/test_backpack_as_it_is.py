@@ -59,11 +59,12 @@ def test_a_flat_position_is_flat_whether_the_venue_answers_404_or_nothing(exchan
 # ---- 6. errors mapped to the right reaction ------------------------------------------------------
 def test_maintenance_is_an_outage_reads_wait_it_out_and_orders_are_not_refused_levels(exchange, server):
     exchange.market(SYMBOL)
-    server.maintenance(0.5)
+    server.maintenance(60)
     with pytest.raises(base.ExchangeUnavailable):
         exchange.place_order(buy(149.0))
-    assert exchange.fetch_open_orders(SYMBOL) == []                  # retried past the window
-    assert server.orders == []
+    server.maintenance(0.3)                                          # ends while the read backs off
+    assert exchange.fetch_open_orders(SYMBOL) == []
+    assert server.orders == [] and server.errors["MAINTENANCE"] >= 1
 
 
 def test_a_key_without_trading_rights_is_an_authentication_failure(exchange, server):
