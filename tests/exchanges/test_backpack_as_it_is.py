@@ -151,7 +151,7 @@ def test_batch_size_comes_from_ccxts_real_features_structure(exchange, server):
 
 # ---- 3. partial fills and expiries ---------------------------------------------------------------
 def test_partial_fills_are_reported_on_the_order_and_as_fills(exchange, server):
-    server.partial_fill_qty = 0.01
+    server.partial_fill_qty = 0.001                                  # 50 s of price samples to fill it all
     order = exchange.place_order(buy(149.0, qty=1.0, client_id=9))
     server.set_price(148.0)
     seen = exchange.fetch_open_orders(SYMBOL)[0]
