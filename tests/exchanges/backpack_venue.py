@@ -110,6 +110,7 @@ class BackpackVenue:
         self.fill_sort_forced: str | None = None
         self.partial_fill_qty: float | None = None       # most that one price sample fills of an order
         self.market_liquidity: float | None = None       # most a market order finds before it expires
+        self.market_expiry_reason = "InsufficientLiquidity"   # or "PriceImpact"
         self.post_only_expires = False                   # postOnly taker: Expired(PostOnlyTaker), not a 400
         self.position_404 = True                         # flat answers 404 "Position not found" (SPEC 2807)
         self.maintenance_until = 0.0
@@ -298,15 +299,27 @@ class BackpackVenue:
             # The other plausible answer (no source settles which): accepted, then Expired with
             # SPEC 8138 OrderExpiryReason `PostOnlyTaker`.
             order.update(status="Expired", expiryReason="PostOnlyTaker")
+        elif crosses and self._own_resting_order_in_the_way(key, symbol, side, price):
+            # selfTradePrevention defaults to RejectTaker (SPEC 7352): the taker expires unfilled with
+            # SPEC 8138 `SelfTradePrevention`, the account's resting order stays.
+            order.update(status="Expired", expiryReason="SelfTradePrevention")
         elif crosses:
             self._fill(order, market_price, maker=False, ts=now, most=self.market_liquidity)
             if order["status"] != "Filled":
-                # What the book could not give expires (SPEC 8138 `InsufficientLiquidity`), filled
-                # part kept: REC createOrder shows a market order answering with its executedQuantity.
-                order.update(status="Expired", expiryReason="InsufficientLiquidity")
+                # What the book could not give expires (SPEC 8138 `InsufficientLiquidity`, or
+                # `PriceImpact` past the PriceFilter's impact multipliers, SPEC 8369: which one the
+                # venue names is not settled, `market_expiry_reason` picks), filled part kept: REC
+                # createOrder shows a market order answering with its executedQuantity.
+                order.update(status="Expired", expiryReason=self.market_expiry_reason)
         else:
             self.open[order["id"]] = order
         return order
+
+    def _own_resting_order_in_the_way(self, key: str, symbol: str, side: str, price: float) -> bool:
+        """Whether a taker at `price` would first meet a resting order of the same account."""
+        return any(o["_key"] == key and o["symbol"] == symbol and o["side"] != side
+                   and (float(o["price"]) <= price if side == "Bid" else float(o["price"]) >= price)
+                   for o in self.open.values())
 
     def cancel(self, key: str, req: dict) -> dict:
         if req.get("orderId") is not None and req.get("clientId") is not None:

@@ -164,12 +164,23 @@ def test_partial_fills_are_reported_on_the_order_and_as_fills(exchange, server):
     assert {f.client_id for f in fills} == {9} and exchange.fetch_open_orders(SYMBOL) == []
 
 
-def test_a_market_order_may_expire_partly_filled(exchange, server):
-    server.market_liquidity = 2.0
+@pytest.mark.parametrize("reason", ["InsufficientLiquidity", "PriceImpact"])
+def test_a_market_order_may_expire_partly_filled(exchange, server, reason):
+    server.market_liquidity, server.market_expiry_reason = 2.0, reason
     order = exchange.place_order(OrderRequest(SYMBOL, "buy", 5.0, type="market", post_only=False, client_id=4))
     assert (order.status, order.filled_qty) == ("canceled", 2.0)
-    assert server.orders[-1]["expiryReason"] == "InsufficientLiquidity"
+    assert server.orders[-1]["expiryReason"] == reason
     assert sum(f.qty for f in exchange.fetch_fills(SYMBOL, 0)) == 2.0 == exchange.fetch_position(SYMBOL).qty
+
+
+def test_a_taker_meeting_its_own_resting_order_expires_unfilled_and_the_resting_order_stays(exchange, server):
+    """selfTradePrevention RejectTaker, Backpack's default."""
+    resting = exchange.place_order(OrderRequest(SYMBOL, "sell", 1.0, 150.5, client_id=1))
+    taker = exchange.place_order(OrderRequest(SYMBOL, "buy", 1.0, 151.0, post_only=False, client_id=2))
+    assert (taker.status, taker.filled_qty) == ("canceled", 0.0)
+    assert server.orders[-1]["expiryReason"] == "SelfTradePrevention"
+    assert [o.id for o in exchange.fetch_open_orders(SYMBOL)] == [resting.id]
+    assert exchange.fetch_fills(SYMBOL, 0) == [] and exchange.fetch_position(SYMBOL).qty == 0.0
 
 
 def test_a_post_only_order_expired_as_taker_is_a_post_only_refusal(exchange, server):
