@@ -30,11 +30,12 @@ BAND_MAX, BAND_MIN = 1.25, 0.75
 FILLS_MAX_PAGE = 1000         # SPEC 4826: "Default `100`, maximum `1000`"
 BATCH_MAX = 20                # CCXT 290-292 features createOrders max 20 (the spec gives no figure)
 
-# (method, path) -> instruction; None = public, no signature.
+# (method, path) -> instruction; None = public, no signature. The instruction names: SPEC line 4 (its
+# list) and each operation's "**Instruction:**" (e.g. SPEC 2410 ff. orderCancel).
 ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/assets"): None,
     ("GET", "/api/v1/markets"): None,
-    ("GET", "/api/v1/securities"): None,
+    ("GET", "/api/v1/securities"): None,     # not in SPEC; CCXT 189, 661 (docs.backpack.exchange get_securities)
     ("GET", "/api/v1/ticker"): None,
     ("GET", "/api/v1/depth"): None,          # SPEC 1940
     ("GET", "/api/v1/time"): None,           # SPEC 3658 (text/plain milliseconds)
@@ -222,6 +223,7 @@ class BackpackVenue:
 
     # ---- endpoints -------------------------------------------------------------------------
     def markets(self) -> list[dict]:
+        """SPEC 1828 get_markets, Market 7525 with PriceFilter 8342 and QuantityFilter 8411."""
         def market(symbol: str, base: str, kind: str, step: float = STEP) -> dict:
             return {"symbol": symbol, "baseSymbol": base, "quoteSymbol": "USDC", "marketType": kind,
                     "orderBookState": "Open", "createdAt": "2025-01-21T06:34:54.691858",
@@ -249,11 +251,14 @@ class BackpackVenue:
                 "timestamp": int(time.time() * 1_000_000)}
 
     def ticker(self, symbol: str) -> dict:
+        """SPEC 9241 Ticker; the fields of REC fetchTicker "Fetch ticker" (no bid, no ask)."""
         last = _fmt(self.price_at(time.time()))
         return {"symbol": symbol, "firstPrice": last, "lastPrice": last, "high": last, "low": last,
                 "volume": "0", "quoteVolume": "0", "priceChange": "0", "priceChangePercent": "0", "trades": "0"}
 
     def execute(self, key: str, req: dict) -> dict:
+        """SPEC 2402 execute_order: the order (REC createOrder answers) or a 400 with an ApiErrorCode
+        (SPEC 5964). The texts are ours where no source quotes the venue's, except the price band's."""
         symbol = req.get("symbol")
         if symbol not in {m["symbol"] for m in self.markets()}:
             raise ApiError(400, "INVALID_MARKET", f"Invalid market symbol {symbol}")
@@ -280,7 +285,7 @@ class BackpackVenue:
         account = self.accounts[key]
         position = account.qty[symbol]
         if req.get("reduceOnly") and (position == 0 or (position > 0) == (side == "Bid") or qty > abs(position) + 1e-9):
-            raise ApiError(400, "INVALID_ORDER", "Reduce only order not reduced.")
+            raise ApiError(400, "INVALID_ORDER", "Reduce only order not reduced.")   # SPEC 8156 ReduceOnlyNotReduced
         resting = sum(float(o["quantity"]) * float(o["price"]) for o in self.open.values() if o["_key"] == key)
         if not req.get("reduceOnly") and (resting + qty * price + abs(position) * market_price) / LEVERAGE > account.collateral:
             raise ApiError(400, "INSUFFICIENT_MARGIN", "Insufficient margin")
@@ -322,6 +327,7 @@ class BackpackVenue:
                    for o in self.open.values())
 
     def cancel(self, key: str, req: dict) -> dict:
+        """SPEC 2482 cancel_order: the cancelled order (REC cancelOrder), or 404 RESOURCE_NOT_FOUND."""
         if req.get("orderId") is not None and req.get("clientId") is not None:
             raise ApiError(400, "INVALID_CLIENT_REQUEST", "Specify one of orderId or clientId")   # SPEC 2409-2410
         for order in list(self.open.values()):
@@ -333,6 +339,7 @@ class BackpackVenue:
         raise ApiError(404, "RESOURCE_NOT_FOUND", "Order not found")
 
     def cancel_all(self, key: str, req: dict) -> list[dict]:
+        """SPEC 2732 cancel_open_orders: the cancelled orders, [] when none (REC cancelAllOrders)."""
         gone = [o for o in self.open.values() if o["_key"] == key and o["symbol"] == req.get("symbol")]
         for order in gone:
             order["status"] = "Cancelled"
@@ -358,6 +365,7 @@ class BackpackVenue:
         return out
 
     def capital(self, key: str) -> dict:
+        """SPEC 1541 get_balances: per asset available/locked/staked (REC fetchBalance)."""
         account = self.accounts[key]
         locked = sum(float(o["quantity"]) * float(o["price"]) / LEVERAGE for o in self.open.values() if o["_key"] == key)
         return {"USDC": {"available": _fmt(account.collateral - locked), "locked": _fmt(locked), "staked": "0"}}
@@ -384,7 +392,9 @@ class BackpackVenue:
         return page
 
     def order_history(self, key: str, query: dict) -> list[dict]:
-        """Every order ever accepted (open, filled, cancelled), newest first, as Backpack lists them."""
+        """SPEC 5232 get_order_history with its `orderId` filter: every order ever accepted. Newest
+        first is ours (REC fetchOrders has one order); ccxt's fetch_order filters by id, so the
+        order does not matter to the adapter."""
         mine = [o for o in reversed(self.orders) if o["_key"] == key
                 and ("symbol" not in query or o["symbol"] == query["symbol"])
                 and ("orderId" not in query or o["id"] == query["orderId"])]
@@ -450,7 +460,7 @@ class BackpackVenue:
             raise ApiError(403, "FORBIDDEN", "API key does not have the required permissions")
         if path == "/api/v1/capital":
             return self.capital(key)
-        if path == "/api/v1/capital/collateral":
+        if path == "/api/v1/capital/collateral":              # SPEC 1613 get_collateral
             account, mark = self.accounts[key], self.price_at(time.time())
             equity = account.collateral + sum(q * (mark - account.entry[s]) for s, q in account.qty.items())
             locked = float(self.capital(key)["USDC"]["locked"])
