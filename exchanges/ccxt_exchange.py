@@ -388,24 +388,38 @@ class CcxtExchange(Exchange):
         )
 
     def fetch_ticker(self, symbol: str) -> Ticker:
-        """Last price and the touch. Backpack's ticker has no bid or ask (ccxt's recorded answers) and
-        may answer 204 without a body (openapi.yaml): the touch, and then the price, come from the
-        order book (the depth endpoint)."""
+        """Last price and the touch. Backpack's ticker has no bid or ask (ccxt's recorded answers):
+        the touch comes from the order book (the depth endpoint); see `fetch_last` for the price."""
         unified = self._market(symbol)["symbol"]
         t = self._read(self.client.fetch_ticker, unified)
-        last = t.get("last") or t.get("close")
         bid, ask = t.get("bid"), t.get("ask")
         if (bid is None or ask is None) and self.client.has.get("fetchOrderBook"):
-            book = self._read(self.client.fetch_order_book, unified, 5)
-            bid = bid or (book["bids"][0][0] if book.get("bids") else None)
-            ask = ask or (book["asks"][0][0] if book.get("asks") else None)
+            book_bid, book_ask = self._touch(unified)
+            bid, ask = bid or book_bid, ask or book_ask
+        last = self._last(t, symbol, bid, ask)
+        return Ticker(symbol=symbol, last=last, bid=float(bid or last), ask=float(ask or last),
+                      timestamp=int(t.get("timestamp") or time.time() * 1000))
+
+    def fetch_last(self, symbol: str) -> float:
+        """The last price alone (one request where the ticker has one): for price sources."""
+        unified = self._market(symbol)["symbol"]
+        return self._last(self._read(self.client.fetch_ticker, unified), symbol, None, None)
+
+    def _touch(self, unified: str) -> tuple[float | None, float | None]:
+        book = self._read(self.client.fetch_order_book, unified, 5)
+        return (book["bids"][0][0] if book.get("bids") else None, book["asks"][0][0] if book.get("asks") else None)
+
+    def _last(self, t: dict[str, Any], symbol: str, bid: float | None, ask: float | None) -> float:
+        """The ticker's last price; Backpack may answer the ticker 204 without a body (openapi.yaml):
+        then the mid of the book."""
+        last = t.get("last") or t.get("close")
+        if last is None and (bid is None or ask is None) and self.client.has.get("fetchOrderBook"):
+            bid, ask = self._touch(self._market(symbol)["symbol"])
         if last is None and bid is not None and ask is not None:
             last = (float(bid) + float(ask)) / 2
         if last is None:
             raise base.ExchangeUnavailable(f"{self.name} has no price for {symbol} now (empty ticker and book)")
-        last = float(last)
-        return Ticker(symbol=symbol, last=last, bid=float(bid or last), ask=float(ask or last),
-                      timestamp=int(t.get("timestamp") or time.time() * 1000))
+        return float(last)
 
     def place_order(self, request: OrderRequest) -> Order:
         o = self._call(self.client.create_order, *self._order_args(request))
