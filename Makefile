@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed
 DM     := $(BIN)/python core/daemon_manager.py
 DEMO_CONFIGS := config/active/paper_sol_01.json config/active/paper_eth_02.json
 
-.PHONY: setup test test-fast demo stop list bench chromium clean
+.PHONY: setup test test-fast demo stop list bench chromium clean lock
 
 # Byte-compile the checkout (pip does it for what it installs, not for an editable repo): where
 # PYTHONDONTWRITEBYTECODE is set, every `list` would otherwise recompile core/ (13 ms of ~50).
 setup: $(STAMP)
 	@$(BIN)/python -m compileall -q core exchanges strategies database web run.py
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
 		v=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
 		echo "$(PYTHON) cannot create a virtual environment: the python3-venv package is missing."; \
@@ -24,8 +24,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# pyproject's package-dir {"" = "."} makes setuptools' default editable mode write a plain
 	# path line in a .pth file (no import hook: that would cost every `list` ~18 ms at start).
-	$(BIN)/pip install -q -e ".[test]"
+	# -c requirements.lock: the exact versions CI tested (ccxt above all), not whatever is newest.
+	$(BIN)/pip install -q -e ".[test]" -c requirements.lock
 	touch $(STAMP)
+
+# Rewrite requirements.lock from the tested venv (after a dependency change and a green `make test`).
+lock: setup
+	@{ sed -n '1,3p' requirements.lock; $(BIN)/pip freeze --exclude-editable | grep -v '^#'; } > requirements.lock.new
+	@mv requirements.lock.new requirements.lock
 
 # Browser tests drive Debian's Chromium (Playwright cannot download a browser here).
 chromium:

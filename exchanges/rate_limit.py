@@ -1,9 +1,10 @@
 """One request budget per exchange account, shared by every bot process on this machine.
 
-Exchanges limit requests per account, not per process (Backpack: 2,000 a minute), so ten bots on
-one key must share one budget. The budget is a token bucket whose state lives in a small JSON file
-in the user's state directory outside every home (`<user state dir>/ratelimit/<fingerprint>.json`,
-core/user_state.py: bots of two homes on one key share it too), read and written under
+Exchanges limit requests per account, not per process, so ten bots on one key must share one
+budget (its size per venue: `ccxt_exchange.ACCOUNT_BUDGETS`, overridable per config). The budget
+is a token bucket whose state lives in a small JSON file in the user's state directory outside
+every home (`<user state dir>/ratelimit/<fingerprint>.json`, core/user_state.py: bots of two homes
+on one key share it too), read and written under
 `fcntl.flock`; every request takes a token first. The fingerprint is a truncated sha256 of the
 exchange and key: the key itself is never written anywhere.
 
