@@ -275,6 +275,7 @@ class Bot:
         self.interval = float(cfg.strategy.get("interval") or 5)
         self.duration = float(cfg.strategy.get("duration") or 0)
         self.equity = 0.0
+        self._pnl_at_equity = 0.0
         self.loops = 0
         self.parent = PARENT_PID
         self._last_snap = 0.0
@@ -294,9 +295,14 @@ class Bot:
                              "unrealized_pnl": s["unrealized_pnl"]},
                 "realized_pnl": s["realized_pnl"], "unrealized_pnl": s["unrealized_pnl"],
                 "grid_profit": s["grid_profit"], "fees": s["fees"], "volume": s["volume"],
-                "fill_count": s["fill_count"], "equity": self.equity,
+                "fill_count": s["fill_count"], "equity": self.live_equity(s),
                 "open_order_count": len(orders),
                 "uptime_s": round(time.time() - self.runtime.started_at, 3), "state": s["state"]}
+
+    def live_equity(self, s: dict) -> float:
+        """Equity in step with this turn's price and PnL: the balance is fetched every
+        SNAPSHOT_EVERY_S (a request to the venue), the PnL moved since then is added to it."""
+        return self.equity + (s["realized_pnl"] + s["unrealized_pnl"] - s["fees"]) - self._pnl_at_equity
 
     def summary_line(self, label: str) -> str:
         assert self.strategy is not None
@@ -314,6 +320,7 @@ class Bot:
             self._last_snap = now
             self.equity = self.exchange.fetch_balance().total
             s = self.strategy.summary()
+            self._pnl_at_equity = s["realized_pnl"] + s["unrealized_pnl"] - s["fees"]
             self.db.add_snapshot(int(now * 1000), s["price"], self.equity, s["realized_pnl"], s["unrealized_pnl"],
                                  s["grid_profit"], s["position"], s["fees"])
         orders = self.strategy.open_orders()

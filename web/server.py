@@ -24,6 +24,7 @@ from core.paths import InstancePaths, project_home
 from core.web_token import ensure_token
 from web.binding import bind_first_free, choose_host, write_port_file
 from web.events import EventRelay
+from web.export import fills_to_csv
 from web.metrics import CONTENT_TYPE, render
 from web.validation import BadRequest, parse_adjustment, parse_limit
 
@@ -33,6 +34,7 @@ STALE_ENV = "WEB_STALE_AFTER"
 DEFAULT_STALE_AFTER = 60.0
 MAX_FILLS = 1000
 MAX_PNL_POINTS = 5000
+CSV_MAX_FILLS = 1_000_000   # the export is the whole history a trader keeps for taxes, not a page of it
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
@@ -129,6 +131,11 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     @app.get("/api/fills")
     def fills() -> Response:
         return jsonify(runtime.recent_fills(parse_limit(request.args.get("limit"), 50, MAX_FILLS)))
+
+    @app.get("/api/fills.csv")
+    def fills_csv() -> Response:
+        return Response(fills_to_csv(runtime.recent_fills(CSV_MAX_FILLS)), content_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{runtime.instance_id}-fills.csv"'})
 
     @app.get("/api/pnl")
     def pnl() -> Response:
