@@ -70,6 +70,23 @@ COMMANDS = {
 }
 
 
+
+# -- dashboard: its own package (Flask), imported only when this command runs -----------------
+def _dashboard(home, args: argparse.Namespace) -> int:
+    from dashboard.serve import main as serve_dashboard
+
+    return serve_dashboard(home, args)
+
+
+def _dashboard_args(sp: argparse.ArgumentParser) -> None:
+    from dashboard.serve import add_arguments
+
+    add_arguments(sp)
+
+
+COMMANDS["dashboard"] = (_dashboard, "one web page for the fleet, each bot's page at /bot/<id>/", _dashboard_args)
+# -- end dashboard -----------------------------------------------------------------------------
+
 class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, told the width: asking shutil for it imports shutil, bz2 and lzma (2 ms)."""
 
