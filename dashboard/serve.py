@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.atomic import write_text_atomic
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from core.pidfile import AlreadyLocked, PidLock
+from core.pidfile import AlreadyLocked, PidLock, is_locked, read_pid
 
 DEFAULT_PORT = 5000
 DEFAULT_HOST = "127.0.0.1"
@@ -36,9 +36,17 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
                                                          "through an SSH tunnel)")
 
 
+def already_running(home: Path, pid: int | None) -> str:
+    return f"failed: a dashboard of this home already runs (pid {pid}); see {state_dir(home) / 'dashboard.json'}"
+
+
 def main(home: Path, args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"--port {args.port}: must be 1..65535", file=sys.stderr)
+        return EXIT_USAGE
+    pid_file = state_dir(home) / "dashboard.pid"
+    if is_locked(pid_file):        # checked again under the lock by the server itself
+        print(already_running(home, read_pid(pid_file)), file=sys.stderr)
         return EXIT_USAGE
     if args.daemon:
         return _detach(home, args.host, args.port)
@@ -99,7 +107,7 @@ def serve(home: Path, host: str, port: int, say) -> int:
     try:
         lock.acquire()
     except AlreadyLocked as exc:
-        say(f"failed: a dashboard of this home already runs (pid {exc.pid}); see {state_dir(home) / 'dashboard.json'}")
+        say(already_running(home, exc.pid))
         return EXIT_USAGE
     try:
         app = create_app(home, fleet_token(home), host)

@@ -1,0 +1,111 @@
+"""Actions on the fleet need the fleet token: scripts send it as a bearer token, browsers log in
+through the form and get an HttpOnly SameSite=Strict session cookie plus a CSRF token; a form
+posted from another site is refused; destructive actions must be confirmed (issue 14, item 3)."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from core.instance_manager import InstanceRegistry
+from tests.conftest import free_port, kill_home_processes, run_cli, wait_for
+from tests.dashboard.conftest import Dashboard, make_home, start_dashboard, start_instance, stop_dashboard
+
+pytestmark = pytest.mark.slow
+IID = "paper_act_01"
+
+
+@pytest.fixture(scope="module")
+def dash(tmp_path_factory):
+    home = make_home(tmp_path_factory)
+    board = None
+    try:
+        start_instance(home, IID)
+        board = start_dashboard(home, free_port())
+        yield board
+    finally:
+        if board is not None:
+            stop_dashboard(board)
+        run_cli(home, "stop-all", timeout=120)
+        kill_home_processes(home)
+
+
+def state(dash: Dashboard) -> str:
+    return InstanceRegistry(dash.home).get(IID)["state"]
+
+
+def login(dash: Dashboard) -> tuple[requests.Session, str]:
+    s = requests.Session()
+    r = s.post(dash.url + "/login", data={"token": dash.token}, allow_redirects=False, timeout=10)
+    assert r.status_code == 303, r.text
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "fleet_session=" in cookie
+    csrf = s.get(dash.url + "/api/session", timeout=10).json()["csrf"]
+    assert csrf
+    return s, csrf
+
+
+@pytest.mark.parametrize("action", ["start", "stop", "restart", "adjust", "flatten"])
+def test_every_action_without_the_token_is_401(dash: Dashboard, action):
+    r = dash.post(f"/api/instances/{IID}/{action}", json={"confirm": True})
+    assert r.status_code == 401 and "fleet token" in r.json()["error"]
+    r = dash.post(f"/api/instances/{IID}/{action}", json={"confirm": True}, headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401
+    assert state(dash) == "running"
+
+
+def test_a_cross_site_form_post_is_refused_even_with_a_session(dash: Dashboard):
+    s, csrf = login(dash)
+    evil = {"Origin": "http://attacker.example", "Content-Type": "application/x-www-form-urlencoded"}
+    r = s.post(f"{dash.url}/api/instances/{IID}/stop", data="confirm=true", headers=evil, timeout=10)
+    assert r.status_code == 403
+    # same origin, but a plain form cannot add the CSRF header
+    r = s.post(f"{dash.url}/api/instances/{IID}/stop", data="confirm=true",
+               headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    assert r.status_code == 403 and "CSRF" in r.json()["error"]
+    r = s.post(f"{dash.url}/login", data={"token": dash.token}, headers={"Origin": "http://attacker.example"}, timeout=10)
+    assert r.status_code == 403
+    assert state(dash) == "running"
+
+
+def test_a_wrong_token_does_not_log_in(dash: Dashboard):
+    r = requests.post(dash.url + "/login", data={"token": "guess"}, allow_redirects=False, timeout=10)
+    assert r.status_code == 401 and "Set-Cookie" not in r.headers and "Wrong token" in r.text
+    assert requests.get(dash.url + "/api/session", timeout=10).json() == {"logged_in": False, "csrf": None}
+
+
+def test_reading_needs_no_token_on_loopback(dash: Dashboard):
+    assert dash.get("/api/fleet").status_code == 200
+    assert dash.get("/").status_code == 200
+    assert dash.get(f"/bot/{IID}/api/status").status_code == 200
+
+
+def test_destructive_actions_must_be_confirmed_and_then_stop_and_start_work(dash: Dashboard):
+    s, csrf = login(dash)
+    headers = {"X-CSRF-Token": csrf}
+    for action in ("stop", "restart", "flatten"):
+        r = s.post(f"{dash.url}/api/instances/{IID}/{action}", json={}, headers=headers, timeout=10)
+        assert r.status_code == 400 and "confirm" in r.json()["error"], action
+    assert state(dash) == "running"
+
+    r = s.post(f"{dash.url}/api/instances/{IID}/stop", json={"confirm": True}, headers=headers, timeout=120)
+    assert r.status_code == 200 and r.json()["ok"], r.text
+    assert state(dash) == "stopped"
+    r = s.post(f"{dash.url}/api/instances/{IID}/stop", json={"confirm": True}, headers=headers, timeout=120)
+    assert r.status_code == 409                                    # the CLI's own answer: not running
+    r = s.post(f"{dash.url}/api/instances/{IID}/start", json={}, headers=headers, timeout=120)
+    assert r.status_code == 200 and r.json()["ok"], r.text
+    assert state(dash) == "running"
+    r = dash.post(f"/api/instances/{IID}/flatten", json={"confirm": True}, headers={"Authorization": f"Bearer {dash.token}"})
+    assert r.status_code == 501 and "not offered" in r.json()["error"]
+
+
+def test_adjust_through_the_dashboard_reaches_the_bot_with_its_own_token(dash: Dashboard):
+    wait_for(lambda: (dash.get(f"/bot/{IID}/api/status").json().get("grid") or {}).get("upper"), 60, "a grid")
+    auth = {"Authorization": f"Bearer {dash.token}"}
+    r = dash.post(f"/api/instances/{IID}/adjust", json={"grid_lower_price": 139, "grid_upper_price": 161}, headers=auth)
+    assert r.status_code == 200, r.text
+    grid = dash.get(f"/bot/{IID}/api/status").json()["grid"]
+    assert (grid["lower"], grid["upper"]) == (139, 161)
+    r = dash.post(f"/api/instances/{IID}/adjust", json={"grid_lower_price": 170, "grid_upper_price": 160}, headers=auth)
+    assert r.status_code == 400 and r.json()["error"]               # the bot's own validation, relayed
+    assert dash.post("/api/instances/nobody/stop", json={"confirm": True}, headers=auth).status_code == 404
