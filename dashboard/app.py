@@ -64,7 +64,9 @@ def create_app(home: Path, token: str, bound_host: str = "127.0.0.1") -> Flask:
         if not request.path.startswith("/bot/"):            # a bot's answer keeps its own headers
             resp.headers.setdefault("Content-Security-Policy", CSP)
             resp.headers["X-Content-Type-Options"] = "nosniff"
-            resp.headers["Referrer-Policy"] = "no-referrer"
+            # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" on our own
+            # posts, and the Origin check is what refuses other sites
+            resp.headers["Referrer-Policy"] = "same-origin"
             if request.path.startswith("/api/") or request.path == "/metrics":
                 resp.headers["Cache-Control"] = "no-store"
         return resp

@@ -44,7 +44,10 @@ def relay_http(req: Request, port: int, path: str) -> Response:
         finally:
             conn.close()
 
-    out = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP | {"set-cookie"}]
+    out = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP | {"set-cookie", "referrer-policy"}]
+    # the bot says no-referrer, under which Chromium posts "Origin: null"; the proxy needs the real
+    # origin to refuse other sites, and same-origin still tells nothing to them
+    out.append(("Referrer-Policy", "same-origin"))
     return Response(body(), status=answer.status, headers=out, direct_passthrough=True)
 
 
