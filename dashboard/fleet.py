@@ -48,7 +48,10 @@ def instance_row(home: Path, rec: dict, now: float) -> dict:
         "grid_lower": _num(bot.get("grid_lower")), "grid_upper": _num(bot.get("grid_upper")),
         "position": _num(bot.get("position")), "entry_price": _num(bot.get("entry_price")),
         **{k: _num(bot.get(k)) for k in MONEY},
-        "fill_count": bot.get("fill_count"), "open_order_count": bot.get("open_order_count"),
+        # a bot that is gone rests no orders we know of: its last count would be a lie
+        "fill_count": bot.get("fill_count"),
+        "open_order_count": bot.get("open_order_count") if rec.get("bot_alive") else None,
+        "books_live": bool(rec.get("bot_alive")) and not stale,
         "restarts": int(rec.get("restart_count") or 0), "uptime_s": rec.get("uptime_s"),
         "web_port": rec.get("web_port"), "status_age_s": None if updated is None else round(now - updated, 1),
         "last_error": rec.get("last_error") or rec.get("stop_reason") or bot.get("message"),

@@ -103,12 +103,13 @@
     const f = card.f;
     card.row = r;
     card.node.classList.toggle("attn", !!r.attention);
+    card.node.classList.toggle("gone", !r.books_live);     // last known books of a bot that is not there
     f.state.textContent = r.state; f.state.className = "pill " + r.state;
     f.market.textContent = [r.exchange, r.symbol].filter(Boolean).join(" · ");
     f.attention.hidden = !r.attention; f.attention.textContent = r.attention ? "Needs attention: " + r.attention : "";
     const d = digits(r.price);
     f.price.textContent = fmt(r.price, d);
-    f.quote.textContent = r.quote || "";
+    f.quote.textContent = (r.quote || "") + (r.books_live || r.price === null ? "" : " · last known");
     f.marker.hidden = r.range_pos === null;
     if (r.range_pos !== null) f.marker.style.left = Math.max(0, Math.min(100, r.range_pos * 100)) + "%";
     f.marker.classList.toggle("out", r.in_range === false);

@@ -42,7 +42,8 @@ def test_the_fleet_page_fits_shows_attention_first_and_updates_live(fleet: Dashb
         expect(live.locator("[data-f=uptime]")).not_to_have_text(uptime, timeout=15000)   # live updates
         assert horizontal_overflow(page) == 0
         assert overlaps(page, [".ident", ".who"]) == []
-        assert cut_texts(page, ".price, .pill, .iid") == []
+        assert cut_texts(page, ".price, .pill, .iid, dd") == []
+        expect(cards.first.locator("[data-f=orders]")).to_have_text("—")     # a dead bot rests nothing we know of
         assert covered_by(page, f"#card-{LIVE[1]} .iid") is None
         screenshot(page, f"dashboard_{viewport['width']}x{viewport['height']}.png")
         assert errors == []

@@ -27,6 +27,7 @@ def test_one_row_per_instance_with_its_books_and_what_needs_attention_first(flee
     assert ids[0] == DEAD and view["attention"] >= 1                   # the crashed one first
     dead = view["instances"][0]
     assert dead["state"] == "dead" and dead["attention"] and not dead["alive"]
+    assert dead["open_order_count"] is None and dead["books_live"] is False
     for iid in LIVE:
         r = rows(fleet)[iid]
         bot = json.loads((fleet.home / "logs" / iid / "bot_status.json").read_text())
