@@ -3,14 +3,14 @@ the targets file, and each bot's page, API and Socket.IO through /bot/<id>/ (iss
 from __future__ import annotations
 
 import json
-import time
+import re
 
 import pytest
 import requests
 import socketio
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import wait_for
+from tests.conftest import REPO, wait_for
 from tests.dashboard.conftest import DEAD, LIVE, Dashboard
 
 pytestmark = pytest.mark.slow
@@ -116,3 +116,11 @@ def test_a_foreign_host_is_refused_against_dns_rebinding(fleet: Dashboard):
         r = fleet.get(path, headers={"Host": f"attacker.example:{fleet.port}"})
         assert r.status_code == 421, path
     assert fleet.get("/api/fleet", headers={"Host": f"localhost:{fleet.port + 1}"}).status_code == 200  # a tunnel's port
+
+
+def test_the_grafana_dashboard_asks_only_for_metrics_the_fleet_exposes(fleet: Dashboard):
+    doc = json.loads((REPO / "docs" / "grafana_fleet_dashboard.json").read_text())
+    exprs = [t["expr"] for p in doc["panels"] for t in p["targets"]]
+    wanted = {name for e in exprs for name in re.findall(r"gridbot_fleet_\w+", e)}
+    exposed = {f.name for f in text_string_to_metric_families(fleet.get("/metrics").text)}
+    assert len(wanted) >= 10 and wanted <= exposed, wanted - exposed
