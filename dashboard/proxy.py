@@ -1,6 +1,6 @@
 """Each bot's page, API and Socket.IO through the dashboard at /bot/<id>/, so one SSH tunnel
 serves the whole fleet. Plain HTTP is relayed with http.client (streamed: Socket.IO long polls
-stay open); a WebSocket upgrade is accepted with simple-websocket and relayed frame by frame to a
+stay open); a WebSocket upgrade is accepted with simple-websocket and relayed message by message to a
 WebSocket opened on the bot. The bot keeps its own checks (its token for writes)."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import threading
 from typing import Iterator
 
 import simple_websocket
+import websocket
 from flask import Request, Response
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -52,33 +53,51 @@ def relay_http(req: Request, port: int, path: str) -> Response:
 
 
 def relay_websocket(environ: dict, port: int, path: str, query: bytes) -> None:
-    """Accept the browser's WebSocket and pump frames both ways until either side closes."""
+    """Accept the browser's WebSocket and pump messages both ways until either side closes.
+
+    The bot's side is a websocket-client connection: simple-websocket's client can leave a message
+    that arrived with the handshake unread until the next one (engine.io's open packet, which the
+    browser waits for), a stall of a whole ping interval."""
     try:
-        upstream = simple_websocket.Client.connect(f"ws://127.0.0.1:{port}{_target(path, query)}")
-    except (OSError, simple_websocket.ConnectionError) as exc:
+        upstream = websocket.create_connection(f"ws://127.0.0.1:{port}{_target(path, query)}", timeout=TIMEOUT_S,
+                                               suppress_origin=True, enable_multithread=True)
+    except (OSError, websocket.WebSocketException) as exc:
         raise BotUnreachable(str(exc)) from None
+    upstream.settimeout(None)                      # idle sockets are normal; engine.io pings them
     browser = simple_websocket.Server(environ)
 
-    def pump(src, dst) -> None:
+    def close_both() -> None:
+        for close in (upstream.close, browser.close):
+            try:
+                close()
+            except (simple_websocket.ConnectionClosed, websocket.WebSocketException, OSError):
+                pass
+
+    def from_bot() -> None:
         try:
             while True:
-                data = src.receive()
-                if data is None:
+                opcode, data = upstream.recv_data()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
                     break
-                dst.send(data)
-        except (simple_websocket.ConnectionClosed, OSError):
+                browser.send(data.decode() if opcode == websocket.ABNF.OPCODE_TEXT else data)
+        except (websocket.WebSocketException, simple_websocket.ConnectionClosed, OSError):
             pass
         finally:
-            for ws in (src, dst):
-                try:
-                    ws.close()
-                except (simple_websocket.ConnectionClosed, OSError):
-                    pass
+            close_both()
 
-    back = threading.Thread(target=pump, args=(upstream, browser), name="ws-from-bot", daemon=True)
+    back = threading.Thread(target=from_bot, name="ws-from-bot", daemon=True)
     back.start()
-    pump(browser, upstream)
-    back.join(timeout=5)
+    try:
+        while (data := browser.receive()) is not None:
+            if isinstance(data, str):
+                upstream.send(data)
+            else:
+                upstream.send_binary(data)
+    except (simple_websocket.ConnectionClosed, websocket.WebSocketException, OSError):
+        pass
+    finally:
+        close_both()
+        back.join(timeout=5)
 
 
 class WebSocketDone(Response):

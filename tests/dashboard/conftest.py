@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -15,7 +17,7 @@ import requests
 from core.instance_manager import InstanceRegistry
 from dashboard.auth import token_path
 from tests.conftest import DAEMON_MANAGER, REPO, free_port, home_env, kill_home_processes, run_cli, wait_for
-from tests.web.paper_bot import write_paper_config
+from tests.web.paper_bot import terminate, write_paper_config
 
 LIVE = ("paper_sol_01", "paper_eth_02")
 DEAD = "paper_dead_03"
@@ -43,23 +45,22 @@ class Dashboard:
 
 
 def start_dashboard(home: Path, port: int) -> Dashboard:
-    """`daemon_manager.py dashboard --port PORT` in the foreground, as a test-owned child."""
-    proc = subprocess.Popen([sys.executable, str(DAEMON_MANAGER), "--home", str(home), "dashboard", "--port", str(port)],
-                            cwd=str(REPO), env=home_env(home), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("dashboard: http://127.0.0.1:"), line + (proc.stdout.read() if proc.poll() is not None else "")
+    """`daemon_manager.py dashboard --port PORT` in the foreground, as a test-owned child; its
+    output goes to a file (a pipe nobody reads would block the server once full)."""
+    output = home / "dashboard.out"
+    with open(output, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(DAEMON_MANAGER), "--home", str(home), "dashboard", "--port", str(port)],
+                                cwd=str(REPO), env=home_env(home), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+    def listening() -> bool:
+        assert proc.poll() is None, output.read_text()
+        return output.read_text().startswith("dashboard: http://127.0.0.1:")
+
+    wait_for(listening, 30, "the dashboard to listen")
     return Dashboard(home, proc, port)
 
 
-def stop_dashboard(dash: Dashboard) -> None:
-    if dash.proc.poll() is None:
-        dash.proc.send_signal(signal.SIGTERM)
-        try:
-            dash.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            dash.proc.kill()
-            dash.proc.wait()
 
 
 def make_home(tmp_path_factory) -> Path:
@@ -86,22 +87,30 @@ def kill_instance(home: Path, iid: str) -> None:
     wait_for(lambda: InstanceRegistry(home).get(iid)["state"] == "dead", 30, f"{iid} to read as dead")
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    """Two live paper bots, one crashed instance, and the dashboard over them."""
-    home = make_home(tmp_path_factory)
+@contextmanager
+def served_fleet(home: Path, live: tuple[str, ...], dead: tuple[str, ...] = ()) -> Iterator[Dashboard]:
+    """Instances started by the CLI (the `dead` ones then killed) and the dashboard over them;
+    everything stopped on the way out."""
     dash = None
     try:
-        for iid in LIVE + (DEAD,):
+        for iid in live + dead:
             start_instance(home, iid, symbol="ETH_USDC_PERP" if "eth" in iid else "SOL_USDC_PERP")
-        kill_instance(home, DEAD)
-        for iid in LIVE:
+        for iid in dead:
+            kill_instance(home, iid)
+        for iid in live:
             status = home / "logs" / iid / "bot_status.json"
             wait_for(lambda: status.exists() and b'"trading"' in status.read_bytes(), 60, f"{iid} trading")
         dash = start_dashboard(home, free_port())
         yield dash
     finally:
         if dash is not None:
-            stop_dashboard(dash)
+            terminate(dash.proc)
         run_cli(home, "stop-all", timeout=120)
         kill_home_processes(home)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """Two live paper bots, one crashed instance, and the dashboard over them."""
+    with served_fleet(make_home(tmp_path_factory), LIVE, (DEAD,)) as dash:
+        yield dash

@@ -7,8 +7,8 @@ import pytest
 import requests
 
 from core.instance_manager import InstanceRegistry
-from tests.conftest import free_port, kill_home_processes, run_cli, wait_for
-from tests.dashboard.conftest import Dashboard, make_home, start_dashboard, start_instance, stop_dashboard
+from tests.conftest import wait_for
+from tests.dashboard.conftest import Dashboard, make_home, served_fleet
 
 pytestmark = pytest.mark.slow
 IID = "paper_act_01"
@@ -16,17 +16,8 @@ IID = "paper_act_01"
 
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory):
-    home = make_home(tmp_path_factory)
-    board = None
-    try:
-        start_instance(home, IID)
-        board = start_dashboard(home, free_port())
+    with served_fleet(make_home(tmp_path_factory), (IID,)) as board:
         yield board
-    finally:
-        if board is not None:
-            stop_dashboard(board)
-        run_cli(home, "stop-all", timeout=120)
-        kill_home_processes(home)
 
 
 def state(dash: Dashboard) -> str:

@@ -8,7 +8,6 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 PHONE = {"width": 400, "height": 900}
 TABLET = {"width": 768, "height": 1024}
 DESKTOP = {"width": 1400, "height": 1000}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 _BOXES = """(sels) => sels.map((s) => { const e = document.querySelector(s); if (!e) return null;
   const b = e.getBoundingClientRect(); return {sel: s, x: b.left + scrollX, y: b.top + scrollY, w: b.width, h: b.height}; })"""

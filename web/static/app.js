@@ -226,18 +226,25 @@
     return (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * mag;
   }
 
-  function draw() {
-    const s = state.snap;
+  // A cleared 2D context the size of the canvas on screen, in CSS pixels (sharp on any screen).
+  function prepare(cv) {
     const dpr = window.devicePixelRatio || 1;
-    const W = canvas.clientWidth, H = canvas.clientHeight;
-    if (!W || !H) return;
-    if (canvas.width !== Math.round(W * dpr) || canvas.height !== Math.round(H * dpr)) {
-      canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+    const W = cv.clientWidth, H = cv.clientHeight;
+    if (!W || !H) return null;
+    if (cv.width !== Math.round(W * dpr) || cv.height !== Math.round(H * dpr)) {
+      cv.width = Math.round(W * dpr); cv.height = Math.round(H * dpr);
     }
-    const ctx = canvas.getContext("2d");
+    const ctx = cv.getContext("2d");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, W, H);
-    if (!s) return;
+    return { ctx: ctx, W: W, H: H };
+  }
+
+  function draw() {
+    const s = state.snap;
+    const area = prepare(canvas);
+    if (!area || !s) return;
+    const { ctx, W, H } = area;
     canvas.setAttribute("aria-label", "price " + price(s.price) + " against " + ((s.grid || {}).levels || []).length +
       " grid levels from " + price((s.grid || {}).lower) + " to " + price((s.grid || {}).upper) + ", " + state.orders.length + " open orders");
     const col = { text: css("--muted"), grid: css("--grid"), line: css("--line"), accent: css("--accent"),
@@ -272,8 +279,9 @@
     }
     // time axis
     ctx.textAlign = "center"; ctx.textBaseline = "top";
-    for (let i = 0; i <= 4; i++) {
-      const t = t0 + (t1 - t0) * i / 4;
+    const ticks = pw < 360 ? 2 : 4;   // on a phone five clock labels would overlap
+    for (let i = 0; i <= ticks; i++) {
+      const t = t0 + (t1 - t0) * i / ticks;
       ctx.fillText(clock(t), Math.min(Math.max(x(t), pad.l + 26), pad.l + pw - 26), H - pad.b + 8);
     }
     ctx.textBaseline = "middle";
@@ -336,15 +344,9 @@
   /* equity (top half, its own scale) over realized and total PnL (bottom half, shared scale) */
   const pnlCanvas = $("pnl-chart");
   function drawPnl() {
-    const dpr = window.devicePixelRatio || 1;
-    const W = pnlCanvas.clientWidth, H = pnlCanvas.clientHeight;
-    if (!W || !H) return;
-    if (pnlCanvas.width !== Math.round(W * dpr) || pnlCanvas.height !== Math.round(H * dpr)) {
-      pnlCanvas.width = Math.round(W * dpr); pnlCanvas.height = Math.round(H * dpr);
-    }
-    const ctx = pnlCanvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, W, H);
+    const area = prepare(pnlCanvas);
+    if (!area) return;
+    const { ctx, W, H } = area;
     const rows = state.pnl;
     pnlCanvas.setAttribute("aria-label", "equity and PnL history, " + rows.length + " points" +
       (rows.length ? ", equity " + fmt(rows[rows.length - 1].equity, 2) : ""));

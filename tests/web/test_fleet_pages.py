@@ -8,14 +8,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import DEAD, LIVE, Dashboard
-from tests.web.conftest import browser  # noqa: F401  (the shared Chromium fixture)
+from tests.dashboard.conftest import DEAD, LIVE, Dashboard, fleet  # noqa: F401  (the fleet fixture)
 from tests.web.page_checks import DESKTOP, PHONE, covered_by, cut_texts, horizontal_overflow, overlaps, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-def open_page(browser, url: str, viewport: dict):  # noqa: F811
+def open_page(browser, url: str, viewport: dict):
     context = browser.new_context(viewport=viewport)
     page = context.new_page()
     errors: list[str] = []
@@ -25,7 +24,7 @@ def open_page(browser, url: str, viewport: dict):  # noqa: F811
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1400px", "400px"])
-def test_the_fleet_page_fits_shows_attention_first_and_updates_live(fleet: Dashboard, browser, viewport):  # noqa: F811
+def test_the_fleet_page_fits_shows_attention_first_and_updates_live(fleet: Dashboard, browser, viewport):
     context, page, errors = open_page(browser, fleet.url + "/", viewport)
     try:
         cards = page.locator("article.card")
@@ -52,7 +51,7 @@ def test_the_fleet_page_fits_shows_attention_first_and_updates_live(fleet: Dashb
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1400px", "400px"])
-def test_a_bot_page_through_the_dashboard_is_live(fleet: Dashboard, browser, viewport):  # noqa: F811
+def test_a_bot_page_through_the_dashboard_is_live(fleet: Dashboard, browser, viewport):
     context, page, errors = open_page(browser, f"{fleet.url}/bot/{LIVE[0]}/", viewport)
     try:
         expect(page.locator("#conn-text")).to_have_text("live", timeout=15000)
@@ -66,7 +65,7 @@ def test_a_bot_page_through_the_dashboard_is_live(fleet: Dashboard, browser, vie
         context.close()
 
 
-def test_the_range_is_adjusted_from_a_proxied_bot_page(fleet: Dashboard, browser):  # noqa: F811
+def test_the_range_is_adjusted_from_a_proxied_bot_page(fleet: Dashboard, browser):
     iid = LIVE[0]
     token = (fleet.home / "logs" / iid / "web.token").read_text().strip()
     context, page, errors = open_page(browser, f"{fleet.url}/bot/{iid}/", PHONE)
@@ -87,7 +86,7 @@ def test_the_range_is_adjusted_from_a_proxied_bot_page(fleet: Dashboard, browser
         context.close()
 
 
-def test_login_and_a_confirmed_stop_which_the_proxied_bot_page_sees(fleet: Dashboard, browser):  # noqa: F811
+def test_login_and_a_confirmed_stop_which_the_proxied_bot_page_sees(fleet: Dashboard, browser):
     target = LIVE[1]
     context = browser.new_context(viewport=PHONE)
     try:
