@@ -9,18 +9,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.dashboard.conftest import DEAD, LIVE, Dashboard, fleet  # noqa: F401  (the fleet fixture)
-from tests.web.page_checks import DESKTOP, PHONE, covered_by, cut_texts, horizontal_overflow, overlaps, screenshot
+from tests.web.page_checks import (DESKTOP, PHONE, covered_by, cut_texts, horizontal_overflow, open_page, overlaps,
+                                   screenshot)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-def open_page(browser, url: str, viewport: dict):
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
-    return context, page, errors
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1400px", "400px"])
@@ -78,7 +70,7 @@ def test_the_range_is_adjusted_from_a_proxied_bot_page(fleet: Dashboard, browser
         page.fill("#token", token)
         page.click("#apply")
         page.click("#confirm-yes")
-        expect(page.locator("#adjust-msg")).to_contain_text("Range now", timeout=15000)
+        expect(page.locator("#adjust-msg")).to_contain_text("Range now", timeout=45000)
         grid = fleet.get(f"/bot/{iid}/api/status").json()["grid"]
         assert (grid["lower"], grid["upper"]) == (round(price - 13), round(price + 13))
         assert errors == []

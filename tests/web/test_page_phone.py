@@ -10,7 +10,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.page_checks import DESKTOP, PHONE, TABLET, covered_by, cut_texts, height, horizontal_overflow, overlaps, screenshot
+from tests.web.page_checks import (DESKTOP, PHONE, TABLET, covered_by, cut_texts, height, horizontal_overflow,
+                                   open_page, overlaps, screenshot)
 from tests.conftest import free_port, wait_for
 from tests.web.paper_bot import Bot, start_bot, stop_bot
 
@@ -19,12 +20,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 HEADER = ["#instance", "#symbol", "#exchange", "#state", ".conn"]
 
 
-def open_page(browser, url: str, viewport: dict):
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
+def open_live(browser, url: str, viewport: dict):
+    """open_page, once the page is live and shows price and equity."""
+    context, page, errors = open_page(browser, url, viewport)
     expect(page.locator("#conn-text")).to_have_text("live", timeout=15000)
     expect(page.locator("#price")).not_to_have_text("—", timeout=15000)
     expect(page.locator("#equity")).not_to_have_text("—", timeout=15000)
@@ -33,7 +31,7 @@ def open_page(browser, url: str, viewport: dict):
 
 @pytest.mark.parametrize("viewport", [PHONE, TABLET, DESKTOP], ids=["400px", "768px", "1400px"])
 def test_every_part_fits_and_every_control_is_reachable(bot: Bot, browser, viewport):
-    context, page, errors = open_page(browser, bot.url + "/", viewport)
+    context, page, errors = open_live(browser, bot.url + "/", viewport)
     try:
         expect(page.locator("#fills tbody tr:not(.empty)").first).to_be_visible(timeout=60000)
         assert horizontal_overflow(page) == 0
@@ -52,7 +50,7 @@ def test_every_part_fits_and_every_control_is_reachable(bot: Bot, browser, viewp
 
 
 def test_price_in_the_title_and_the_equity_and_pnl_chart(bot: Bot, browser):
-    context, page, errors = open_page(browser, bot.url + "/", DESKTOP)
+    context, page, errors = open_live(browser, bot.url + "/", DESKTOP)
     try:
         expect(page).to_have_title(re.compile(r"^\d[\d,]*\.\d+ SOL_USDC_PERP · paper_web_01$"))
         points = len(bot.get("/api/pnl").json())
@@ -66,15 +64,14 @@ def test_price_in_the_title_and_the_equity_and_pnl_chart(bot: Bot, browser):
 
 
 def test_an_adjustment_is_confirmed_and_a_range_without_the_price_is_warned_about(bot: Bot, browser):
-    context, page, errors = open_page(browser, bot.url + "/", PHONE)
+    context, page, errors = open_live(browser, bot.url + "/", PHONE)
     try:
         before = bot.get("/api/status").json()["grid"]
         price = bot.get("/api/status").json()["price"]
         page.fill("#lower", str(round(price + 30)))
         page.fill("#upper", str(round(price + 40)))
-        page.fill("#token", bot.token) if page.locator("#token-row").is_visible() else None
         page.click("#apply")
-        if page.locator("#token-row").is_visible():
+        if page.locator("#token-row").is_visible():         # asked once per tab
             page.fill("#token", bot.token)
             page.click("#apply")
         expect(page.locator("#confirm")).to_be_visible()
@@ -92,7 +89,7 @@ def test_an_adjustment_is_confirmed_and_a_range_without_the_price_is_warned_abou
         expect(page.locator("#confirm")).to_be_visible()
         expect(page.locator("#confirm-warn")).to_be_hidden()      # the price is inside: no warning
         page.click("#confirm-yes")
-        expect(page.locator("#adjust-msg")).to_contain_text("Range now", timeout=15000)
+        expect(page.locator("#adjust-msg")).to_contain_text("Range now", timeout=45000)
         grid = bot.get("/api/status").json()["grid"]
         assert (grid["lower"], grid["upper"]) == (lower, upper)
         assert errors == []
@@ -105,7 +102,7 @@ def test_fill_history_pages_beyond_the_first_hundred_and_exports_csv(home, brows
     context = None
     try:
         wait_for(lambda: (bot.get("/api/status").json().get("fill_count") or 0) > 100, 240, "more than 100 fills")
-        context, page, errors = open_page(browser, bot.url + "/", TABLET)
+        context, page, errors = open_live(browser, bot.url + "/", TABLET)
         rows = page.locator("#fills tbody tr:not(.empty)")
         expect(rows).to_have_count(100, timeout=15000)
         expect(page.locator("#fills-more")).to_be_visible()
