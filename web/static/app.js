@@ -360,7 +360,7 @@
       if (!values.length) return;
       let lo = Math.min(...values), hi = Math.max(...values);
       if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
-      const y = (v) => top + 6 + (hi - v) / (hi - lo) * (height - 12);
+      const y = (v) => top + 10 + (hi - v) / (hi - lo) * (height - 20);   // labels of the two halves never touch
       ctx.fillStyle = col.text;
       ctx.fillText(fmt(hi, 2), W - padR + 4, y(hi)); ctx.fillText(fmt(lo, 2), W - padR + 4, y(lo));
       series.forEach((sr) => {
