@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.web_token import ensure_token
-from web.binding import is_loopback
+from web.host_guard import host_name, is_loopback_name
 
 COOKIE = "fleet_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -38,11 +38,9 @@ def same_secret(given: str | None, expected: str) -> bool:
 
 def host_allowed(host_header: str | None, bound_host: str) -> bool:
     """The Host names loopback or the address the dashboard was bound to (any port: a tunnel
-    maps its own local port)."""
-    if not host_header:
-        return False
-    name = urlsplit("//" + host_header).hostname or ""
-    return is_loopback(name) or name == bound_host.strip("[]")
+    maps its own local port); the bot pages' own guard (web/host_guard.py) reads it the same way."""
+    name = host_name(host_header or "")
+    return bool(name) and (is_loopback_name(name) or name == host_name(bound_host))
 
 
 def same_origin(origin: str | None, host_header: str | None) -> bool:

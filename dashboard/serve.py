@@ -32,8 +32,8 @@ def state_dir(home: Path) -> Path:
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-d", "--daemon", action="store_true", help="detach: keeps serving after logout")
     sp.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    sp.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: reach it "
-                                                         "through an SSH tunnel)")
+    sp.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind and the one browsers use (default "
+                    f"{DEFAULT_HOST}: reach it through an SSH tunnel); any other Host header is refused")
 
 
 def already_running(home: Path, pid: int | None) -> str:
