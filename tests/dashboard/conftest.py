@@ -17,7 +17,7 @@ import requests
 from core.instance_manager import InstanceRegistry
 from dashboard.auth import token_path
 from tests.conftest import DAEMON_MANAGER, REPO, free_port, home_env, kill_home_processes, run_cli, wait_for
-from tests.web.paper_bot import terminate, write_paper_config
+from tests.web.paper_bot import make_home, terminate, write_paper_config
 
 LIVE = ("paper_sol_01", "paper_eth_02")
 DEAD = "paper_dead_03"
@@ -63,11 +63,9 @@ def start_dashboard(home: Path, port: int) -> Dashboard:
 
 
 
-def make_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("fleethome")
-    for d in ("config/active", "config/templates", "config/archived", "logs", "database"):
-        (home / d).mkdir(parents=True)
-    return home
+def fleet_home(tmp_path_factory) -> Path:
+    """A bare home of its own for one test module's fleet."""
+    return make_home(tmp_path_factory.mktemp("fleethome"))
 
 
 def start_instance(home: Path, iid: str, symbol: str = "SOL_USDC_PERP", **strategy) -> None:
@@ -112,5 +110,5 @@ def served_fleet(home: Path, live: tuple[str, ...], dead: tuple[str, ...] = ()) 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     """Two live paper bots, one crashed instance, and the dashboard over them."""
-    with served_fleet(make_home(tmp_path_factory), LIVE, (DEAD,)) as dash:
+    with served_fleet(fleet_home(tmp_path_factory), LIVE, (DEAD,)) as dash:
         yield dash

@@ -8,7 +8,7 @@ import requests
 
 from core.instance_manager import InstanceRegistry
 from tests.conftest import wait_for
-from tests.dashboard.conftest import Dashboard, make_home, served_fleet
+from tests.dashboard.conftest import Dashboard, fleet_home, served_fleet
 
 pytestmark = pytest.mark.slow
 IID = "paper_act_01"
@@ -16,7 +16,7 @@ IID = "paper_act_01"
 
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory):
-    with served_fleet(make_home(tmp_path_factory), (IID,)) as board:
+    with served_fleet(fleet_home(tmp_path_factory), (IID,)) as board:
         yield board
 
 
