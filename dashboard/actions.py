@@ -17,7 +17,7 @@ from core.web_token import read_token
 
 CLI = REPO_ROOT / "core" / "daemon_manager.py"
 CLI_TIMEOUT_S = 180.0
-ADJUST_TIMEOUT_S = 70.0      # the bot answers within its own 30 s (+30 s still-applying) budget
+BOT_TIMEOUT_S = 70.0        # the bot answers within its own 30 s (+30 s still-applying) budget
 DESTRUCTIVE = ("stop", "restart", "flatten")
 ACTIONS = ("start", "stop", "restart", "adjust", "flatten")
 
@@ -64,15 +64,25 @@ def lifecycle(home: Path, instance_id: str, action: str) -> dict:
 
 def adjust(home: Path, instance_id: str, body: dict) -> tuple[int, dict]:
     """Relay {"grid_lower_price", "grid_upper_price"} to the bot's /api/grid/adjust."""
+    wanted = {k: body[k] for k in ("grid_lower_price", "grid_upper_price") if k in body}
+    return _post_to_bot(home, instance_id, "/api/grid/adjust", wanted, "nothing to adjust")
+
+
+def flatten(home: Path, instance_id: str) -> tuple[int, dict]:
+    """The bot's /api/flatten: it cancels the grid's orders, closes its own position, and stops."""
+    return _post_to_bot(home, instance_id, "/api/flatten", {}, "nothing to flatten")
+
+
+def _post_to_bot(home: Path, instance_id: str, path: str, body: dict, idle: str) -> tuple[int, dict]:
+    """POST JSON to a live bot's page with the bot's own token; its status and JSON answer."""
     rec = record(home, instance_id)
     port = rec.get("web_port")
     token = read_token(InstancePaths.for_instance(home, instance_id, rec.get("log_dir")).web_token)
     if not rec["bot_alive"] or not port or not token:
-        raise ActionError(409, f"{instance_id} is not running; nothing to adjust")
-    wanted = {k: body[k] for k in ("grid_lower_price", "grid_upper_price") if k in body}
-    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=ADJUST_TIMEOUT_S)
+        raise ActionError(409, f"{instance_id} is not running; {idle}")
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=BOT_TIMEOUT_S)
     try:
-        conn.request("POST", "/api/grid/adjust", body=json.dumps(wanted),
+        conn.request("POST", path, body=json.dumps(body),
                      headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}",
                               "Host": f"127.0.0.1:{port}"})
         answer = conn.getresponse()

@@ -132,8 +132,8 @@ def create_app(home: Path, token: str, bound_host: str = "127.0.0.1") -> Flask:
                 status, payload = actions.adjust(home, iid, body)
                 return jsonify(payload), status
             if action == "flatten":
-                return error(501, "flatten is not offered by the bots yet: stop the instance (its orders are "
-                                  "cancelled) and close the position on the exchange")
+                status, payload = actions.flatten(home, iid)
+                return jsonify(payload), status
             result = actions.lifecycle(home, iid, action)
         except actions.ActionError as exc:
             return error(exc.status, str(exc))

@@ -159,13 +159,31 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     def pnl() -> Response:
         return jsonify(runtime.pnl_history(parse_limit(request.args.get("limit"), 500, MAX_PNL_POINTS)))
 
+    def unauthorized() -> tuple[Response, int] | None:
+        """None when the request carries this bot's token; else the 401 for a write."""
+        if bearer_ok(request.headers.get("Authorization"), token):
+            return None
+        resp, code = error(401, "missing or wrong token: send Authorization: Bearer <token> "
+                                "(shown by `daemon_manager.py info ID`)")
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="gridbot"'
+        return resp, code
+
+    @app.post("/api/flatten")
+    def flatten() -> Response | tuple[Response, int]:
+        if (refused := unauthorized()) is not None:
+            return refused
+        try:
+            result = runtime.flatten("flattened by the trader")
+        except ValueError as exc:
+            return error(409, str(exc))
+        except TimeoutError as exc:
+            return error(503, str(exc))
+        return jsonify(ok=True, **result)
+
     @app.post("/api/grid/adjust")
     def adjust() -> Response | tuple[Response, int]:
-        if not bearer_ok(request.headers.get("Authorization"), token):
-            resp, code = error(401, "missing or wrong token: send Authorization: Bearer <token> "
-                                    "(shown by `daemon_manager.py info ID`)")
-            resp.headers["WWW-Authenticate"] = 'Bearer realm="gridbot"'
-            return resp, code
+        if (refused := unauthorized()) is not None:
+            return refused
         body = read_json_body()
         snap = runtime.snapshot()
         grid = snap.get("grid")

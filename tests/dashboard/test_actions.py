@@ -3,6 +3,8 @@ through the form and get an HttpOnly SameSite=Strict session cookie plus a CSRF 
 posted from another site is refused; destructive actions must be confirmed (issue 14, item 3)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
@@ -86,8 +88,6 @@ def test_destructive_actions_must_be_confirmed_and_then_stop_and_start_work(dash
     r = s.post(f"{dash.url}/api/instances/{IID}/start", json={}, headers=headers, timeout=120)
     assert r.status_code == 200 and r.json()["ok"], r.text
     assert state(dash) == "running"
-    r = dash.post(f"/api/instances/{IID}/flatten", json={"confirm": True}, headers={"Authorization": f"Bearer {dash.token}"})
-    assert r.status_code == 501 and "not offered" in r.json()["error"]
 
 
 def test_adjust_through_the_dashboard_reaches_the_bot_with_its_own_token(dash: Dashboard):
@@ -100,3 +100,19 @@ def test_adjust_through_the_dashboard_reaches_the_bot_with_its_own_token(dash: D
     r = dash.post(f"/api/instances/{IID}/adjust", json={"grid_lower_price": 170, "grid_upper_price": 160}, headers=auth)
     assert r.status_code == 400 and r.json()["error"]               # the bot's own validation, relayed
     assert dash.post("/api/instances/nobody/stop", json={"confirm": True}, headers=auth).status_code == 404
+
+
+def test_flatten_cancels_the_grid_closes_its_position_and_stops_the_bot(dash: Dashboard):
+    """Last in this module: the bot ends here."""
+    published = dash.home / "logs" / IID / "bot_status.json"
+    wait_for(lambda: (json.loads(published.read_text()).get("position") or 0) != 0, 120, "a position to flatten")
+    assert dash.post(f"/bot/{IID}/api/flatten").status_code == 401             # the bot's own token guards it
+    r = dash.post(f"/api/instances/{IID}/flatten", json={"confirm": True}, headers={"Authorization": f"Bearer {dash.token}"})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["state"] == "stopped" and answer["owned"] == 0 and answer["position"] == 0
+    wait_for(lambda: state(dash) == "exited", 60, "the bot to end after its flatten")
+    assert "flattened by the trader" in (InstanceRegistry(dash.home).get(IID).get("last_error") or "")
+    final = json.loads(published.read_text())
+    assert final["position"] == 0 and final["open_order_count"] == 0
+    assert dash.get("/api/fleet").json()["instances"][0]["attention"]          # an exit with a reason: seen first
