@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from core.pidfile import AlreadyLocked, PidLock, is_locked, read_pid
 DEFAULT_PORT = 5000
 DEFAULT_HOST = "127.0.0.1"
 TARGETS_EVERY_S = 15.0
+STOP_TIMEOUT_S = 10.0
 
 
 def state_dir(home: Path) -> Path:
@@ -30,7 +32,9 @@ def state_dir(home: Path) -> Path:
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("-d", "--daemon", action="store_true", help="detach: keeps serving after logout")
+    sp.add_argument("-d", "--daemon", action="store_true", help="detach: keeps serving after logout (and `resume` "
+                    "brings it back after a reboot until `dashboard --stop`)")
+    sp.add_argument("--stop", action="store_true", help="stop this home's dashboard")
     sp.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     sp.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind and the one browsers use (default "
                     f"{DEFAULT_HOST}: reach it through an SSH tunnel); any other Host header is refused")
@@ -40,7 +44,51 @@ def already_running(home: Path, pid: int | None) -> str:
     return f"failed: a dashboard of this home already runs (pid {pid}); see {state_dir(home) / 'dashboard.json'}"
 
 
+def record_path(home: Path) -> Path:
+    return state_dir(home) / "dashboard.json"
+
+
+def read_record(home: Path) -> dict:
+    try:
+        data = json.loads(record_path(home).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def resume_args(home: Path) -> list[str] | None:
+    """The CLI arguments that bring back a detached dashboard the trader did not stop (for
+    `resume` after a reboot), or None when none should run or one already does."""
+    rec = read_record(home)
+    if rec.get("desired") != "running" or is_locked(state_dir(home) / "dashboard.pid"):
+        return None
+    return ["dashboard", "-d", "--host", str(rec.get("host") or DEFAULT_HOST), "--port", str(rec.get("port") or DEFAULT_PORT)]
+
+
+def stop(home: Path) -> int:
+    """`dashboard --stop`: end the running dashboard of this home and remember it should not run."""
+    pid_file = state_dir(home) / "dashboard.pid"
+    rec = read_record(home)
+    if rec:
+        write_text_atomic(record_path(home), json.dumps({**rec, "desired": "stopped"}) + "\n")
+    pid = read_pid(pid_file)
+    if not is_locked(pid_file) or pid is None:
+        print("no dashboard runs for this home")
+        return EXIT_OK
+    os.kill(pid, signal.SIGTERM)          # the lock's holder wrote this pid: it is the dashboard
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while is_locked(pid_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if is_locked(pid_file):
+        print(f"the dashboard (pid {pid}) did not exit within {STOP_TIMEOUT_S:.0f} s", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"dashboard (pid {pid}) stopped")
+    return EXIT_OK
+
+
 def main(home: Path, args: argparse.Namespace) -> int:
+    if args.stop:
+        return stop(home)
     if not 0 < args.port < 65536:
         print(f"--port {args.port}: must be 1..65535", file=sys.stderr)
         return EXIT_USAGE
@@ -80,7 +128,7 @@ def _detach(home: Path, host: str, port: int) -> int:
                     report.write(line + "\n")
                     report.close()
 
-            code = serve(home, host, port, say)
+            code = serve(home, host, port, say, detached=True)
         finally:
             os._exit(code)
     os.close(ready_w)
@@ -94,7 +142,7 @@ def _detach(home: Path, host: str, port: int) -> int:
     return EXIT_FAIL
 
 
-def serve(home: Path, host: str, port: int, say) -> int:
+def serve(home: Path, host: str, port: int, say, detached: bool = False) -> int:
     """Serve until killed. `say` gets one line: the URL once listening, or why not."""
     from werkzeug.serving import make_server
 
@@ -118,9 +166,9 @@ def serve(home: Path, host: str, port: int, say) -> int:
             say(f"failed: cannot listen on {host}:{port}: {exc or 'address in use'}")
             return EXIT_FAIL
         address = f"{host}:{server.port}" if ":" not in host else f"[{host}]:{server.port}"
-        write_text_atomic(state_dir(home) / "dashboard.json", json.dumps(
+        write_text_atomic(record_path(home), json.dumps(
             {"pid": os.getpid(), "host": host, "port": server.port, "url": f"http://{address}/",
-             "started_at": time.time()}) + "\n")
+             "started_at": time.time(), "desired": "running" if detached else "foreground"}) + "\n")
         targets = state_dir(home) / "prometheus_targets.json"
 
         def keep_targets() -> None:

@@ -57,3 +57,31 @@ def test_a_taken_port_is_reported(home):
     assert done.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
     assert not is_locked(home / "logs" / "dashboard" / "dashboard.pid")
+
+
+def test_a_detached_dashboard_comes_back_after_a_crash_or_reboot_until_stopped(home):
+    from dashboard.serve import resume_args
+
+    port = free_port()
+    assert run_cli(home, "dashboard", "-d", "--port", str(port)).returncode == 0
+    pid_file = home / "logs" / "dashboard" / "dashboard.pid"
+    first = read_pid(pid_file)
+    try:
+        assert resume_args(home) is None                        # it runs: nothing to bring back
+        os.kill(first, signal.SIGKILL)                          # a reboot, as far as it can tell
+        wait_for(lambda: not is_locked(pid_file), 15, "the killed dashboard's lock to go")
+        args = resume_args(home)
+        assert args == ["dashboard", "-d", "--host", "127.0.0.1", "--port", str(port)]
+        assert run_cli(home, *args).returncode == 0
+        assert requests.get(f"http://127.0.0.1:{port}/api/fleet", timeout=10).status_code == 200
+        second = read_pid(pid_file)
+        assert second != first
+
+        stopped = run_cli(home, "dashboard", "--stop")
+        assert stopped.returncode == 0 and f"pid {second}" in stopped.stdout
+        assert not is_locked(pid_file) and resume_args(home) is None   # stopped by the trader: stays stopped
+        again = run_cli(home, "dashboard", "--stop")
+        assert again.returncode == 0 and "no dashboard runs" in again.stdout
+    finally:
+        if is_locked(pid_file):                 # the lock's holder is this home's dashboard, never a stranger
+            os.kill(read_pid(pid_file), signal.SIGKILL)
