@@ -209,6 +209,7 @@ class BotRuntime:
         self._last_loop = time.time()
         self._subscribers: list[Callable[[str, dict], None]] = []
         self.requests: queue.Queue[tuple[float | None, float | None, Future]] = queue.Queue()
+        self.flattens: queue.Queue[tuple[str, Future]] = queue.Queue()
         self.wake = threading.Event()       # set when the loop has something to do before its next turn
         self.reload_wanted = False          # SIGHUP: re-read the config on the loop thread (Bot.serve_reload)
 
@@ -230,17 +231,27 @@ class BotRuntime:
     def adjust_grid(self, lower: float | None, upper: float | None) -> dict:
         future: Future = Future()
         self.requests.put((lower, upper, future))
+        return self._answer(future, "adjustment")
+
+    def flatten(self, reason: str) -> dict:
+        """Cancel the grid's orders and close its own position, on the loop thread; the bot then stops."""
+        future: Future = Future()
+        self.flattens.put((reason, future))
+        return self._answer(future, "flatten")
+
+    def _answer(self, future: Future, what: str) -> Any:
+        """The loop's answer to a queued request, or a TimeoutError saying whether it was withdrawn."""
         self.wake.set()
         try:
             return future.result(timeout=ADJUST_TIMEOUT_S)
         except TimeoutError:
             if future.cancel():             # still queued: the loop will skip it, never applied late
-                raise TimeoutError("the bot's loop did not answer in time; the adjustment was withdrawn: "
+                raise TimeoutError(f"the bot's loop did not answer in time; the {what} was withdrawn: "
                                    "check /api/status") from None
         try:                                # the loop is applying it already: its outcome is the answer
             return future.result(timeout=ADJUST_TIMEOUT_S)
         except TimeoutError:
-            raise TimeoutError("the adjustment is still being applied; check /api/status") from None
+            raise TimeoutError(f"the {what} is still being applied; check /api/status") from None
 
     def subscribe(self, callback: Callable[[str, dict], None]) -> None:
         self._subscribers.append(callback)
@@ -289,6 +300,7 @@ class Bot:
         self.interval = float(cfg.strategy.get("interval") or 5)
         self.duration = float(cfg.strategy.get("duration") or 0)
         self.equity = 0.0
+        self._pnl_at_equity = 0.0
         self.loops = 0
         self.parent = PARENT_PID
         self._last_snap = 0.0
@@ -313,9 +325,14 @@ class Bot:
                              "unrealized_pnl": s["unrealized_pnl"]},
                 "realized_pnl": s["realized_pnl"], "unrealized_pnl": s["unrealized_pnl"],
                 "grid_profit": s["grid_profit"], "fees": s["fees"], "volume": s["volume"],
-                "fill_count": s["fill_count"], "equity": self.equity,
+                "fill_count": s["fill_count"], "equity": self.live_equity(s),
                 "open_order_count": len(orders),
                 "uptime_s": round(time.time() - self.runtime.started_at, 3), "state": s["state"]}
+
+    def live_equity(self, s: dict) -> float:
+        """Equity in step with this turn's price and PnL: the balance is fetched every
+        SNAPSHOT_EVERY_S (a request to the venue), the PnL moved since then is added to it."""
+        return self.equity + (s["realized_pnl"] + s["unrealized_pnl"] - s["fees"]) - self._pnl_at_equity
 
     def summary_line(self, label: str) -> str:
         assert self.strategy is not None
@@ -332,6 +349,7 @@ class Bot:
             self._last_snap = now
             self.equity = self.exchange.fetch_balance().total
             s = self.strategy.summary()
+            self._pnl_at_equity = s["realized_pnl"] + s["unrealized_pnl"] - s["fees"]
             self.db.add_snapshot(int(now * 1000), s["price"], self.equity, s["realized_pnl"], s["unrealized_pnl"],
                                  s["grid_profit"], s["position"], s["fees"])
         orders = self.strategy.open_orders()
@@ -492,6 +510,25 @@ class Bot:
         self.interval = float(new_s.get("interval") or 5)
         return "applied", f"{', '.join(sorted(changed)) or 'nothing'} changed; {done}"
 
+    def serve_flattens(self) -> None:
+        """A flatten asked by the trader (page or dashboard): the strategy closes and stops; the
+        loop then ends like after a stop-loss, with the reason in stop_reason."""
+        assert self.strategy is not None
+        strategy = self.strategy
+        while True:
+            try:
+                reason, future = self.runtime.flattens.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            _, error = self.atomically(lambda: strategy.flatten(reason))
+            if error is not None:           # the close is sticky: the next turns finish it
+                future.set_exception(ValueError(f"flatten begun, not finished ({error}); it completes on the "
+                                                "next turns"))
+            else:
+                future.set_result({"state": strategy.state, "position": strategy.position, "owned": strategy.owned()})
+
     def atomically(self, action: Callable[[], Any]) -> tuple[Any, Exception | None]:
         """Run `action` in one transaction that commits even when it fails with an exchange error.
 
@@ -534,7 +571,9 @@ class Bot:
             try:
                 self.serve_adjustments()
                 self.serve_reload()
-                self.turn()
+                self.serve_flattens()
+                if not self.strategy.stopped:   # a flatten has just closed it: no turn after that
+                    self.turn()
                 self.publish()
                 backoff = 0.0
             except AuthenticationError as exc:

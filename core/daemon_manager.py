@@ -133,6 +133,23 @@ COMMANDS = {
 NEEDS_INSTANCE = ("stop", "restart", "status", "info", "reload")
 
 
+# -- dashboard: its own package (Flask), imported only when this command runs -----------------
+def _dashboard(home, args: argparse.Namespace) -> int:
+    from dashboard.serve import main as serve_dashboard
+
+    return serve_dashboard(home, args)
+
+
+def _dashboard_args(sp: argparse.ArgumentParser) -> None:
+    from dashboard.serve import add_arguments
+
+    add_arguments(sp)
+
+
+COMMANDS["dashboard"] = (_dashboard, "one web page for the fleet, each bot's page at /bot/<id>/", _dashboard_args)
+# -- end dashboard -----------------------------------------------------------------------------
+
+
 # -- alerts: notify/ lives outside core's import path; loaded only when one of these runs ------
 def _notify(name: str):
     def run(home, args: argparse.Namespace) -> int:

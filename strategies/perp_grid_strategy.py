@@ -403,6 +403,14 @@ class PerpGridStrategy:
         self._refresh_position()
         self._stop(reason)
 
+    def flatten(self, reason: str) -> None:
+        """The trader's flatten: cancel the grid's orders, close its own position at market, stop.
+        Sticky like every close: an exchange error midway is finished on the next turns."""
+        try:
+            self._close_and_stop(reason)
+        finally:
+            self._save()
+
     def owned(self) -> float:
         """The grid's own signed position: what its cells hold plus the inventory it carries."""
         return round(sum(c.held * c.direction for c in self.cells) + self.carried, 10)

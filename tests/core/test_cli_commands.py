@@ -29,7 +29,8 @@ def test_list_and_status_import_nothing_heavy(home, command):
     imported = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "core" in imported and "json" in imported  # the probe works
-    heavy = {"jsonschema", "dotenv", "flask", "ccxt", "numpy", "strategies", "web", "exchanges", "database", "psutil"}
+    heavy = {"jsonschema", "dotenv", "flask", "ccxt", "numpy", "strategies", "web", "exchanges", "database", "psutil",
+             "dashboard"}
     assert imported & heavy == set()
 
 
