@@ -347,7 +347,8 @@ class Bot:
         params = checked_params(self.cfg, self.exchange)
         if self.strategy is None or self.strategy.params != params:
             self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say,
-                                             on_fill=lambda f: self.runtime.emit("fill", f))
+                                             on_fill=lambda f: self.runtime.emit("fill", f),
+                                             adopt_position=bool(self.cfg.strategy.get("adopt_position")))
         self.say(self.starting_line())
         _, error = self.atomically(self.strategy.start)
         if error is not None:

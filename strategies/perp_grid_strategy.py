@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from exchanges import client_ids
 from exchanges.base import (Exchange, ExchangeError, ExchangeUnavailable, Fill, InsufficientMargin, InvalidOrder,
-                            Order, OrderNotFound, OrderRequest, PostOnlyRejected)
+                            Order, OrderNotFound, OrderRequest, Position, PostOnlyRejected)
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams, check_params
 
@@ -47,6 +47,11 @@ EPS = 1e-9
 STATE_KEY = "perp_grid"
 MARKET_LEVEL = client_ids.MAX_LEVEL     # level of market orders that close the whole position
 FILL_LOOKBACK_MS = 60_000               # late fills of a real venue still get read once
+CLOSE_ATTEMPTS = 3                      # market orders one close may send (a partial fill leaves a remainder)
+
+
+class PositionNotOwned(ValueError):
+    """A first start found a position the grid did not open and was not told to adopt (exit 2)."""
 
 
 @dataclass
@@ -70,6 +75,7 @@ class Cell:
     open_fees: float = 0.0      # fees paid opening `held`, booked pro rata when it closes
     seq: int = 0
     blocked: str | None = None  # 'invalid' until rebuild, 'margin' / 'exposure' until a fill
+    cost: float | None = None   # open price of an adopted holding (None: the cell's own opening level)
     open_order: OrderRef | None = None
     close_order: OrderRef | None = None
 
@@ -90,6 +96,19 @@ class Totals:
 Planned = tuple[Cell, int, OrderRequest]     # (cell, role, request) of an order about to be sent
 
 
+def average_entry(qty: float, entry: float, signed: float, price: float) -> float:
+    """The average entry after a trade of `signed` at `price` on a position `qty` at `entry`, as a
+    perpetual account keeps it: growing averages, shrinking keeps it, flipping starts at the price."""
+    after = qty + signed
+    if abs(after) <= EPS:
+        return 0.0
+    if abs(qty) <= EPS or (qty > 0) != (after > 0):
+        return price
+    if abs(after) > abs(qty):
+        return (abs(qty) * entry + abs(signed) * price) / abs(after)
+    return entry
+
+
 def cell_sides(levels: list[float], price: float, grid_type: str) -> list[str]:
     """Side of each cell: the cell's midpoint against the price decides in a neutral grid."""
     if grid_type in ("long", "short"):
@@ -101,8 +120,10 @@ class PerpGridStrategy:
     """One grid on one symbol of one exchange account."""
 
     def __init__(self, exchange: Exchange, params: GridParams, instance_id: str, store: Any = None,
-                 log: Callable[[str], None] = print, on_fill: Callable[[dict], None] | None = None) -> None:
+                 log: Callable[[str], None] = print, on_fill: Callable[[dict], None] | None = None,
+                 adopt_position: bool = False) -> None:
         self.exchange = exchange
+        self.adopt_position = adopt_position
         self.params = params
         self.instance_id = instance_id
         self.store = store
@@ -113,6 +134,8 @@ class PerpGridStrategy:
         self.cells: list[Cell] = []
         self.totals = Totals()
         self.carried = 0.0          # position not owned by any cell (left by a rebuild)
+        self.grid_entry = 0.0       # average entry of the grid's own position (owned())
+        self.fills_from_ms = 0      # the first start: older fills belong to no grid of ours
         self.position = 0.0
         self.entry = 0.0
         self.unrealized = 0.0
@@ -126,6 +149,7 @@ class PerpGridStrategy:
         self._planned: dict[str, float] = {"buy": 0.0, "sell": 0.0}   # qty per side about to be sent
         self._in_doubt: set[int] = set()    # client ids sent without an answer: maybe on the venue
         self._closing: str | None = None    # reason of a close-and-stop begun and not yet finished
+        self._close_target: float | None = None     # account position once the grid's is closed
         self._saved: dict | None = None     # a private copy of the state last written to the store
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -141,12 +165,18 @@ class PerpGridStrategy:
             self._restore(saved)
             self.log(f"restored grid state: {self.totals.fill_count} fills, grid profit {self.totals.grid_profit:.4f}")
         else:
+            inherited = None
             if saved:                   # book the old grid's fills on the old cells, then rebuild
                 self._restore(saved)
                 self._event("grid_changed", "grid parameters changed since the last run: rebuilding")
                 self._cancel_all()
                 self._sync_fills()
+            else:
+                inherited = self._first_start()
             self._build()
+            if inherited is not None:
+                self._adopt_inventory(inherited.qty, inherited.entry_price)
+                self.grid_entry = inherited.entry_price
         self.reconcile()
         self.state = "running"
         self._event("start", f"grid {self.params.lower}..{self.params.upper} x{len(self.levels)} "
@@ -185,10 +215,64 @@ class PerpGridStrategy:
         self._save()
         return count
 
+    def _first_start(self) -> Position | None:
+        """No saved state: the grid starts from the present, whatever this account did before.
+
+        Orders of an earlier life of this instance (a lost or moved database) are cancelled, and
+        fills older than now are never booked: replaying them would hand the new grid positions
+        an earlier close already flattened. A position already on the account and symbol is the
+        trader's unless the config opts in (`adopt_position`): then it is returned, to become the
+        grid's inventory with closing orders; otherwise PositionNotOwned (exit 2) names it.
+        """
+        for order in self._our_open_orders():
+            self._cancel(order.id)
+            self._event("stray_cancelled", f"first start: cancelled order {order.id} at {order.price} "
+                                           "left by an earlier run of this instance")
+        now = self.exchange.fetch_ticker(self.params.symbol).timestamp
+        ours = [f.timestamp + 1 for f in self.exchange.fetch_fills(self.params.symbol, max(0, now - FILL_LOOKBACK_MS))
+                if client_ids.belongs_to(f.client_id, self.instance_id)]
+        self.fills_from_ms = self.last_fill_ts = max([now, *ours])
+        pos = self.exchange.fetch_position(self.params.symbol)
+        if abs(pos.qty) <= EPS:
+            return None
+        held = f"{self.params.symbol} already holds a position of {pos.qty:g} (entry {pos.entry_price:g}) on this account"
+        if not self.adopt_position:
+            raise PositionNotOwned(f"{held}; close it first, or set strategy_config.adopt_position to true "
+                                   "to trade it as the grid's inventory")
+        max_pos = self.params.max_position
+        if max_pos is not None and abs(pos.qty) > max_pos + EPS:
+            raise PositionNotOwned(f"{held}, more than max_position {max_pos:g}: it cannot be adopted")
+        self._event("position_adopted", f"{held}: adopted as the grid's inventory (adopt_position)")
+        return pos
+
+    def _adopt_inventory(self, qty: float, cost: float) -> None:
+        """Book a position the grid did not open on the cells that can close it at a profit side.
+
+        A long is split in `quantity` chunks over the cells whose top is above the price (nearest
+        first), each made a long cell holding the chunk at `cost`, so each gets a closing sell one
+        level up as if the grid had bought it; a short symmetrically. What no cell can take (the
+        price beyond the range) stays carried.
+        """
+        direction = 1 if qty > 0 else -1
+        price = self.price
+        if direction > 0:
+            cells = sorted((c for c in self.cells if self.levels[c.index + 1] > price), key=lambda c: c.index)
+        else:
+            cells = sorted((c for c in self.cells if self.levels[c.index] < price), key=lambda c: -c.index)
+        left = abs(qty)
+        for n, cell in enumerate(cells):
+            if left <= EPS:
+                break
+            take = left if n == len(cells) - 1 else min(left, self.params.quantity)
+            cell.side, cell.held, cell.cost, cell.open_fees = ("long" if direction > 0 else "short"), take, cost, 0.0
+            left = round(left - take, 10)
+        if left > EPS:
+            self.carried = round(self.carried + left * direction, 10)
+
     # ---- grid building ---------------------------------------------------------------------
     def _build(self) -> None:
         """Cells for the current params; any position left by a previous grid becomes carried."""
-        self.carried += sum(c.held * c.direction for c in self.cells)
+        self.carried = self.owned()
         self.levels = grid_levels(self.params.lower, self.params.upper, self.params.num, self.params.mode,
                                   self.market.tick_size)
         if len(self.levels) - 1 > client_ids.MAX_LEVEL:
@@ -288,7 +372,8 @@ class PerpGridStrategy:
         fills = self.exchange.fetch_fills(self.params.symbol, max(0, self.last_fill_ts - FILL_LOOKBACK_MS))
         booked = 0
         for fill in fills:
-            if not client_ids.belongs_to(fill.client_id, self.instance_id) or not self._is_new(fill):
+            if not client_ids.belongs_to(fill.client_id, self.instance_id) or self._before_first_start(fill) \
+                    or not self._is_new(fill):
                 continue
             self._book(fill)
             booked += 1
@@ -297,6 +382,13 @@ class PerpGridStrategy:
                 if cell.blocked in ("margin", "exposure"):
                     cell.blocked = None
         return booked
+
+    def _before_first_start(self, fill: Fill) -> bool:
+        """A fill older than this grid's first start (an earlier life of the instance id), unless
+        it is of an order this grid placed (a venue clock behind ours must not lose a fill)."""
+        if fill.timestamp >= self.fills_from_ms:
+            return False
+        return self.store is None or not self.store.has_order(fill.order_id)
 
     def _is_new(self, fill: Fill) -> bool:
         cid = client_ids.decode(fill.client_id)
@@ -312,13 +404,16 @@ class PerpGridStrategy:
         self.last_fill_ts = max(self.last_fill_ts, fill.timestamp)
         signed = fill.qty if fill.side == "buy" else -fill.qty
         self.position = round(self.position + signed, 10)
+        owned_before = self.owned()
         t = self.totals
         t.fees += fill.fee
         t.volume += fill.price * fill.qty
         t.fill_count += 1
         profit = None
         cell = self.cells[cid.level] if cid.level < len(self.cells) else None
-        if cell is None or cid.level == MARKET_LEVEL:
+        if cid.level == MARKET_LEVEL:
+            pass                        # a close-and-stop's: it ends when the exchange position says so
+        elif cell is None:
             self.carried = round(self.carried + signed, 10)
         elif cid.role == client_ids.ROLE_OPEN:
             cell.held = round(cell.held + fill.qty, 10)
@@ -326,20 +421,37 @@ class PerpGridStrategy:
             self._fill_ref(cell, "open_order", fill)
         else:
             closing = min(fill.qty, cell.held)
-            open_price = self._order_side_price(cell, client_ids.ROLE_OPEN)[1]
             fee_share = cell.open_fees * closing / cell.held if cell.held > EPS else 0.0
-            profit = (fill.price - open_price) * closing * cell.direction - fill.fee - fee_share
+            profit = (fill.price - self._open_price(cell)) * closing * cell.direction - fill.fee - fee_share
             cell.open_fees -= fee_share
             cell.held = round(cell.held - closing, 10)
             if cell.held <= EPS:
-                cell.held, cell.open_fees = 0.0, 0.0
+                self._emptied(cell)
                 t.cycles += 1
             t.grid_profit += profit
             self.carried = round(self.carried + signed + closing * cell.direction, 10)
             self._fill_ref(cell, "close_order", fill)
+        self.grid_entry = average_entry(owned_before, self.grid_entry, self.owned() - owned_before, fill.price)
         if self.on_fill is not None:
             self.on_fill({"trade_id": fill.trade_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
                           "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
+
+    def _open_price(self, cell: Cell) -> float:
+        """What the cell's holding cost: its opening level, or the price it was adopted at."""
+        return cell.cost if cell.cost is not None else self._order_side_price(cell, client_ids.ROLE_OPEN)[1]
+
+    def _emptied(self, cell: Cell) -> None:
+        """A cell whose holding is gone opens at its own level again, on its grid's side."""
+        cell.held, cell.open_fees = 0.0, 0.0
+        if cell.cost is not None and self.params.grid_type in ("long", "short"):
+            cell.side = self.params.grid_type
+        cell.cost = None
+
+    def grid_unrealized(self) -> float:
+        """Unrealized PnL of the grid's own position at its own average entry: what the exchange
+        would show if the grid traded alone on the account (never a manual position's PnL)."""
+        owned = self.owned()
+        return owned * (self.price - self.grid_entry) if abs(owned) > EPS else 0.0
 
     def _fill_ref(self, cell: Cell, slot: str, fill: Fill) -> None:
         ref = getattr(cell, slot)
@@ -354,11 +466,12 @@ class PerpGridStrategy:
     # ---- risk ------------------------------------------------------------------------------
     def _check_risk(self) -> None:
         p = self.params
-        if p.stop_loss is not None and self.unrealized <= -p.stop_loss:
-            self._close_and_stop(f"stop loss: unrealized PnL {self.unrealized:.2f} <= -{p.stop_loss}")
+        pnl = self.grid_unrealized()
+        if p.stop_loss is not None and pnl <= -p.stop_loss:
+            self._close_and_stop(f"stop loss: unrealized PnL of the grid {pnl:.2f} <= -{p.stop_loss}")
             return
-        if p.take_profit is not None and self.unrealized >= p.take_profit:
-            self._close_and_stop(f"take profit: unrealized PnL {self.unrealized:.2f} >= {p.take_profit}")
+        if p.take_profit is not None and pnl >= p.take_profit:
+            self._close_and_stop(f"take profit: unrealized PnL of the grid {pnl:.2f} >= {p.take_profit}")
             return
         low, high = self._bounds()
         if low <= self.price <= high:
@@ -384,34 +497,57 @@ class PerpGridStrategy:
         return self.params.lower * (1 - tol), self.params.upper * (1 + tol)
 
     def _close_and_stop(self, reason: str) -> None:
-        """Cancel our orders, close the grid's position at market, and stop.
+        """Cancel our orders, close the grid's position at market until the exchange confirms it, stop.
 
-        The decision is sticky: `_closing` stays set (and saved) until the close has completed, so
-        a close whose market order executed but whose answer was lost (ExchangeUnavailable) is
-        finished on the next turn or after a restart, whatever the PnL says then. Each attempt
-        books the fills first (a lost close's fill lands in `carried`) and closes only what the
-        grid still owns, so a close that went through is never sent twice.
+        The exchange's position is the truth: when the close begins, the account position the
+        grid's close must reach (`_close_target`: what the trader holds beside the grid) is fixed
+        and saved, and each market order sends what the exchange position still lacks, not what
+        the books say. So a close whose fills are listed late, whose answer was lost, or that filled
+        partly and expired is never sent twice nor taken as done: up to CLOSE_ATTEMPTS orders per
+        turn, then the next turn (or a restart: `_closing` is saved) goes on. The close's fills
+        (market level, by client id) never become inventory, however late they are listed. Only
+        when the exchange position reaches the target are the cells emptied; what cannot be
+        closed (below the market minimum, or still there after the attempts) is named in the
+        stop reason.
         """
         self._closing = reason
         self._cancel_all()
         self._sync_fills()
         self._refresh_position()
-        owned = self.owned()                    # the grid's share only: the trader's own position stays
-        qty = floor_to(abs(owned), self.market.step_size)
-        if qty > EPS:
-            side = "sell" if owned > 0 else "buy"
+        if self._close_target is None:
+            self._close_target = round(self.position - self.owned(), 10)   # the trader's own stays
+        remains = round(self.position - self._close_target, 10)
+        for _ in range(CLOSE_ATTEMPTS):
+            qty = floor_to(abs(remains), self.market.step_size)
+            if qty < max(self.market.min_qty, EPS):
+                break
+            side = "sell" if remains > 0 else "buy"
             # reduceOnly when it only shrinks the account's position (the usual case); a grid short
             # beside a bigger manual long is closed by a buy that the venue sees as growing the long
-            reduces = owned * self.position > 0 and qty <= abs(self.position) + EPS
+            reduces = remains * self.position > 0 and qty <= abs(self.position) + EPS
             cid = client_ids.encode(self.instance_id, MARKET_LEVEL, client_ids.ROLE_CLOSE, int(time.time()))
-            self.exchange.place_order(OrderRequest(self.params.symbol, side, qty, type="market",
-                                                   post_only=False, reduce_only=reduces, client_id=cid))
+            order = self.exchange.place_order(OrderRequest(self.params.symbol, side, qty, type="market",
+                                                           post_only=False, reduce_only=reduces, client_id=cid))
+            if order.filled_qty < qty - EPS:
+                self._event("close_partial", f"market close {side} {qty:g} filled {order.filled_qty:g} "
+                                             f"({order.status}): sending the rest")
             self._sync_fills()
+            self._refresh_position()
+            by_answer = round(remains + (order.filled_qty if side == "buy" else -order.filled_qty), 10)
+            remains = min(by_answer, round(self.position - self._close_target, 10), key=abs)
+        if abs(remains) <= EPS < abs(self.position - self._close_target):
+            self.log("close: the answers say done, the exchange position does not yet: checking next turn")
+            return
         for cell in self.cells:
-            cell.held, cell.open_fees = 0.0, 0.0
-        self.carried = 0.0
-        self._closing = None
-        self._refresh_position()
+            self._emptied(cell)
+        self.carried, self.grid_entry = 0.0, 0.0
+        self._closing, self._close_target = None, None
+        if abs(remains) > EPS:
+            what = "long" if remains > 0 else "short"
+            why = (f"below the market minimum {self.market.min_qty:g}" if abs(remains) < self.market.min_qty
+                   else f"after {CLOSE_ATTEMPTS} market orders")
+            reason += (f"; close incomplete: {abs(remains):g} {self.params.symbol} {what} of the grid remains on "
+                       f"the exchange ({why}; account position {self.position:g})")
         self._stop(reason)
 
     def owned(self) -> float:
@@ -621,11 +757,12 @@ class PerpGridStrategy:
         half = self.market.tick_size / 2
         low, high = self._bounds()
         low, high = low - half, high + half
-        if self.position and self.entry:
+        owned = self.owned()
+        if abs(owned) > EPS:
             for limit in (self.params.stop_loss, self.params.take_profit):
                 if limit is not None:
                     for sign in (-1, 1):
-                        p = self.entry + sign * limit / self.position
+                        p = self.grid_entry + sign * limit / owned
                         if p < self.price:
                             low = max(low, p)
                         else:
@@ -673,13 +810,20 @@ class PerpGridStrategy:
     def _state(self) -> dict:
         return {"grid": self.params.grid_key(), "levels": list(self.levels), "carried": self.carried,
                 "last_fill_ts": self.last_fill_ts, "totals": asdict(self.totals),
-                "cells": [asdict(c) for c in self.cells], "closing": self._closing}
+                "cells": [asdict(c) for c in self.cells], "closing": self._closing,
+                "close_target": self._close_target, "grid_entry": self.grid_entry,
+                "fills_from_ms": self.fills_from_ms}
 
     def _restore(self, saved: dict) -> None:
         self.levels = saved["levels"]
         self.carried = saved["carried"]
         self.last_fill_ts = saved["last_fill_ts"]
         self._closing = saved.get("closing")
+        self._close_target = saved.get("close_target")
+        # a state saved before the grid kept its own entry: the account's is the best guess
+        self.grid_entry = saved["grid_entry"] if "grid_entry" in saved else \
+            self.exchange.fetch_position(self.params.symbol).entry_price
+        self.fills_from_ms = saved.get("fills_from_ms", 0)
         self.totals = Totals(**saved["totals"])
         self.cells = []
         for raw in saved["cells"]:

@@ -414,10 +414,10 @@ def test_emergency_close_closes_only_the_grids_share_of_the_position():
     from exchanges.base import OrderRequest
 
     ex, src = paper(102.4)
-    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))   # the trader's 3
-    theirs = foreign_orders(ex)
     strat = grid(ex, boundary_action="emergency_close")
     strat.start()
+    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))   # the trader's 3
+    theirs = foreign_orders(ex)
     run(ex, src, strat, 100.5, 99.0)                 # the grid buys 101 and 100: account long 5, the grid's 2
     assert strat.stopped and "emergency close" in strat.stop_reason
     assert ex.fetch_position("SOL_USDC_PERP").qty == pytest.approx(3.0)
@@ -428,9 +428,9 @@ def test_emergency_close_of_a_short_grid_beside_a_manual_long_leaves_exactly_the
     from exchanges.base import OrderRequest
 
     ex, src = paper(102.4)
-    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))
     strat = grid(ex, boundary_action="emergency_close")
     strat.start()
+    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))   # the trader's, later
     run(ex, src, strat, 103.5, 105.0)                # the grid sells 103 and 104 (short 2): account long 1
     assert strat.stopped
     assert ex.fetch_position("SOL_USDC_PERP").qty == pytest.approx(3.0)   # the grid's short bought back

@@ -1,0 +1,229 @@
+"""Issue 8: the grid's books agree with the exchange whatever the venue does.
+
+Driven through the real strategy against the paper exchange; where a venue behaves in a way the
+paper engine never does (market fills listed late, a thin book that fills a market order partly),
+a small subclass of the paper exchange plays that venue. Same grid as test_strategy.py: lines
+100..104, quantity 1, price 102.4 (buys at 100 and 101, sells at 103 and 104).
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from database.db import Database
+from exchanges.base import Order, OrderRequest
+from exchanges.paper_exchange import PaperExchange
+from strategies.perp_grid_strategy import PositionNotOwned
+from tests.bot.helpers import StepPrices, grid, move, paper, resting
+
+SYMBOL = "SOL_USDC_PERP"
+MAKER = 0.0002
+INITIAL = [("buy", 100.0, 1.0), ("buy", 101.0, 1.0), ("sell", 103.0, 1.0), ("sell", 104.0, 1.0)]
+
+
+def run(ex, strat, *prices):
+    for p in prices:
+        move(ex, ex.source, p)
+        strat.step()
+
+
+def manual(ex, side: str, qty: float) -> None:
+    """The trader's own market order on the same account and symbol (no client id)."""
+    ex.place_order(OrderRequest(SYMBOL, side, qty, type="market", post_only=False))
+
+
+def position(ex) -> float:
+    return ex.fetch_position(SYMBOL).qty
+
+
+# ---- item 1: a bot without saved state starts from the present --------------------------------
+def test_an_empty_database_never_replays_the_fills_of_an_earlier_life(tmp_path):
+    ex, _ = paper(102.4)                    # the account outlives the database
+    first = grid(ex, store=Database(tmp_path / "old.db"), max_position=2.0, boundary_action="emergency_close")
+    first.start()
+    run(ex, first, 101.0, 100.0, 99.0)      # long 2, then the price leaves the range: closed flat
+    assert first.stopped and position(ex) == 0
+
+    move(ex, ex.source, 102.4)
+    fresh = grid(ex, store=Database(tmp_path / "new.db"), max_position=2.0)   # a new server, an empty file
+    fresh.start()
+    assert (fresh.totals.fill_count, fresh.owned()) == (0, 0)
+    assert resting(ex) == [("buy", 100.0, 1.0), ("buy", 101.0, 1.0), ("sell", 103.0, 1.0), ("sell", 104.0, 1.0)]
+    worst = 0.0
+    for price in (101.0, 100.0, 102.0, 103.0, 104.0, 102.0, 100.0):   # a swing through the whole grid
+        run(ex, fresh, price)
+        worst = max(worst, abs(position(ex)))
+    assert worst <= 2.0
+    assert fresh.owned() == position(ex)
+
+
+def test_a_position_on_the_account_at_first_start_is_refused_by_name_before_any_order():
+    ex, _ = paper(102.4)
+    manual(ex, "buy", 3.0)
+    strat = grid(ex)
+    with pytest.raises(PositionNotOwned, match=r"SOL_USDC_PERP already holds a position of 3 .*adopt_position"):
+        strat.start()
+    assert resting(ex) == [] and position(ex) == 3.0
+
+
+def test_an_adopted_position_is_the_grids_inventory_with_closing_orders_and_its_own_cost():
+    ex, _ = paper(102.4)
+    manual(ex, "buy", 2.0)                  # long 2 @ 102.4
+    strat = grid(ex, adopt_position=True)
+    strat.start()
+    assert strat.owned() == 2.0
+    # cells 2 and 3 (tops 103 and 104, above the price) hold 1 each and close one level up
+    assert resting(ex) == INITIAL
+    assert strat.grid_unrealized() == pytest.approx(0.0)
+    run(ex, strat, 103.0)                   # the first adopted unit closes at 103
+    assert strat.totals.grid_profit == pytest.approx((103 - 102.4) - 103 * MAKER)
+    assert strat.owned() == 1.0 == position(ex)
+    run(ex, strat, 104.0)
+    assert strat.owned() == 0.0 == position(ex)
+    assert strat.totals.cycles == 2
+
+
+def test_an_adopted_position_beyond_max_position_is_refused():
+    ex, _ = paper(102.4)
+    manual(ex, "sell", 3.0)
+    strat = grid(ex, adopt_position=True, max_position=2.0)
+    with pytest.raises(PositionNotOwned, match="more than max_position 2"):
+        strat.start()
+    assert resting(ex) == []
+
+
+# ---- item 12: stop-loss and take-profit act on the grid's own PnL ------------------------------
+def test_stop_loss_ignores_a_manual_position_and_fires_on_the_grids_own_loss():
+    ex, _ = paper(102.4)
+    strat = grid(ex, stop_loss=1.5)
+    strat.start()
+    manual(ex, "buy", 5.0)                  # the trader's 5 @ 102.4
+    run(ex, strat, 101.9)                   # the account is down 2.5, the grid holds nothing
+    assert not strat.stopped
+    run(ex, strat, 101.0, 100.0)            # the grid: long 2 @ 100.5, down 1
+    assert not strat.stopped
+    run(ex, strat, 99.7)                    # the grid: down 1.6
+    assert strat.stopped and "stop loss: unrealized PnL of the grid -1.60" in strat.stop_reason
+    assert position(ex) == pytest.approx(5.0)   # the trader's position stays
+
+
+def test_take_profit_ignores_a_manual_profit():
+    ex, _ = paper(102.4)
+    strat = grid(ex, take_profit=1.5)
+    strat.start()
+    manual(ex, "sell", 5.0)                 # the trader's short 5 @ 102.4
+    run(ex, strat, 103.0, 102.1)            # the grid: short 1 @ 103, up 0.9; the account: short 6, up 2.4
+    assert not strat.stopped and position(ex) == -6.0
+    run(ex, strat, 101.4)                   # the grid closed at 102 (flat); the account: short 5, up 5
+    assert not strat.stopped
+
+
+# ---- item 2: the exchange position is the truth; late fills of a close are the close's -------
+class LateMarketFills(PaperExchange):
+    """A venue that answers a market order at once but lists its fills one step later."""
+
+    def fetch_fills(self, symbol, since_ms):
+        return [f for f in super().fetch_fills(symbol, since_ms) if f.is_maker or f.timestamp < self.ts]
+
+
+def test_a_close_whose_fills_are_listed_late_is_never_booked_again_as_inventory(tmp_path):
+    db = Database(tmp_path / "bot.db")
+    ex = LateMarketFills(StepPrices(102.4))
+    strat = grid(ex, store=db, stop_loss=1.5)
+    strat.start()
+    run(ex, strat, 101.0, 100.0, 99.7)      # long 2, stop loss: sold at market, the fill not listed yet
+    assert strat.stopped and position(ex) == 0
+
+    move(ex, ex.source, 99.8)               # now the close's fill is listed
+    again = grid(ex, store=db, stop_loss=1.5, boundary_action="emergency_close")
+    again.start()                           # a restart of the same grid
+    assert again.owned() == 0
+    run(ex, again, 99.0)                    # a second close of the grid: nothing of it is left to close
+    assert again.stopped and position(ex) == 0
+
+
+def test_a_close_reaches_the_position_the_trader_holds_even_when_its_fills_are_late():
+    ex = LateMarketFills(StepPrices(102.4))
+    strat = grid(ex, boundary_action="emergency_close")
+    strat.start()
+    manual(ex, "buy", 3.0)
+    run(ex, strat, 101.0, 100.0, 99.0)      # the grid's 2 closed, the trader's 3 stay
+    assert strat.stopped and position(ex) == pytest.approx(3.0)
+    assert "incomplete" not in strat.stop_reason
+
+
+# ---- item 3: a partly filled market close is finished, or the stop reason says what remains --
+class ThinBook(PaperExchange):
+    """A venue whose book takes at most `depth` of a market order; the rest expires (IOC)."""
+
+    def __init__(self, *args, depth: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.depth = depth
+        self.market_orders = 0
+
+    def place_order(self, request):
+        if request.type != "market":
+            return super().place_order(request)
+        self.market_orders += 1
+        filled = min(request.qty, self.depth)
+        order = super().place_order(OrderRequest(request.symbol, request.side, filled, type="market",
+                                                 post_only=False, reduce_only=request.reduce_only,
+                                                 client_id=request.client_id))
+        status = "filled" if filled >= request.qty else "canceled"
+        return Order(order.id, order.symbol, order.side, "market", order.price, request.qty, filled, status,
+                     request.client_id, False, request.reduce_only, order.timestamp)
+
+
+def test_a_partly_filled_market_close_sends_the_rest():
+    ex = ThinBook(StepPrices(102.4), depth=1.0)
+    strat = grid(ex, stop_loss=1.5)
+    strat.start()
+    run(ex, strat, 101.0, 100.0, 99.7)      # long 2: the first market order sells 1 and expires
+    assert strat.stopped and position(ex) == 0 and ex.market_orders == 2
+    assert "incomplete" not in strat.stop_reason
+
+
+def test_a_close_the_book_cannot_finish_names_what_remains():
+    ex = ThinBook(StepPrices(102.4), depth=0.5)
+    strat = grid(ex, stop_loss=1.5)
+    strat.start()
+    run(ex, strat, 101.0, 100.0, 99.7)      # long 2, three market orders of 0.5 each
+    assert strat.stopped and position(ex) == pytest.approx(0.5) and ex.market_orders == 3
+    assert "close incomplete: 0.5 SOL_USDC_PERP long of the grid remains on the exchange" in strat.stop_reason
+
+
+# ---- item 1 through run.py: exit 2 naming the position, or adopted on opt-in ------------------
+def paper_account_holding(db_path, qty: float) -> None:
+    """A paper account (the instance database's paper tables) that already holds `qty`, no grid state."""
+    db = Database(db_path)
+    ex = PaperExchange(StepPrices(150.0), db=db)
+    manual(ex, "buy", qty)
+    db.close()
+
+
+def test_run_py_refuses_a_position_it_did_not_open_with_exit_2_naming_it(home):
+    from tests.bot.proc import bot_config, open_paper_orders, run_bot
+
+    db = home / "database" / "bot_t1.db"
+    paper_account_holding(db, 2.0)
+    out = run_bot(home, "--config", str(bot_config(home)), "--no-web", "--duration", "1")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "SOL_USDC_PERP already holds a position of 2" in out.stderr and "adopt_position" in out.stderr
+    assert open_paper_orders(db) == [] and "Traceback" not in out.stderr
+
+
+def test_run_py_adopts_the_position_when_the_config_says_so(home):
+    from tests.bot.proc import bot_config, open_paper_orders, run_bot
+
+    db = home / "database" / "bot_t1.db"
+    paper_account_holding(db, 2.0)
+    out = run_bot(home, "--config", str(bot_config(home, strategy={"adopt_position": True})), "--no-web",
+                  "--duration", "0.3")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "adopted as the grid's inventory" in out.stdout
+    from tests.bot.proc import query
+    state = json.loads(query(db, "SELECT value FROM grid_state WHERE key = 'perp_grid'")[0][0])
+    held = sum(c["held"] * (1 if c["side"] == "long" else -1) for c in state["cells"]) + state["carried"]
+    account = json.loads(query(db, "SELECT data FROM paper_account")[0][0])
+    assert held == pytest.approx(account["pos_qty"])    # the grid owns the whole position, adopted or traded since
