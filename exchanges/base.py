@@ -170,8 +170,12 @@ class Exchange(abc.ABC):
         return results
 
     @abc.abstractmethod
-    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
-        """Cancel by exchange id or client id; OrderNotFound if it is already gone."""
+    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> Order | None:
+        """Cancel by exchange id or client id; OrderNotFound if it is already gone.
+
+        Returns the cancelled order as the venue answered it (its `filled_qty` is what it filled
+        up to the cancel, which the fill history may list later), or None where the venue's
+        answer has no order."""
 
     @abc.abstractmethod
     def cancel_all_orders(self, symbol: str) -> int:

@@ -348,16 +348,19 @@ class CcxtExchange(Exchange):
             return self.translate(error_class(f"{self.client.id} {item.get('code')}: {item.get('message')}"))
         return self._order(self.client.parse_order(item, self._market(request.symbol)), request.symbol, request)
 
-    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
+    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> Order | None:
         if order_id is None and client_id is None:
             raise ValueError("cancel_order needs an order_id or a client_id")
         m = self._market(symbol)
         if order_id is None and self.client.id == "backpack":
             # ccxt's cancelOrder always sends an orderId; Backpack cancels by clientId on its own.
             self._call(self.client.privateDeleteApiV1Order, {"symbol": m["id"], "clientId": client_id})
-        else:
-            params = {} if order_id is not None else {"clientOrderId": client_id}
-            self._call(self.client.cancel_order, order_id, m["symbol"], params)
+            return None
+        params = {} if order_id is not None else {"clientOrderId": client_id}
+        answer = self._call(self.client.cancel_order, order_id, m["symbol"], params)
+        # the strategy sizes a replacement from the filled quantity: only an answer that states it counts
+        stated = isinstance(answer, dict) and answer.get("id") is not None and answer.get("filled") is not None
+        return self._order(answer, symbol) if stated else None
 
     def cancel_all_orders(self, symbol: str) -> int:
         return len(self._call(self.client.cancel_all_orders, self._market(symbol)["symbol"]) or [])

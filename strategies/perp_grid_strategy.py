@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from exchanges import client_ids
@@ -76,12 +76,18 @@ class Cell:
     seq: int = 0
     blocked: str | None = None  # 'invalid' until rebuild, 'margin' / 'exposure' until a fill
     cost: float | None = None   # open price of an adopted holding (None: the cell's own opening level)
+    unbooked: dict[str, float] = field(default_factory=dict)    # cancelled close id -> filled, fill not listed yet
     open_order: OrderRef | None = None
     close_order: OrderRef | None = None
 
     @property
     def direction(self) -> int:
         return 1 if self.side == "long" else -1
+
+    @property
+    def to_close(self) -> float:
+        """What the closing order must hold: the holding less what cancelled closes already sold."""
+        return max(0.0, round(self.held - sum(self.unbooked.values()), 10))
 
 
 @dataclass
@@ -420,6 +426,10 @@ class PerpGridStrategy:
             cell.open_fees += fill.fee
             self._fill_ref(cell, "open_order", fill)
         else:
+            if fill.order_id in cell.unbooked:      # a cancelled close's fill, listed after the cancel
+                left = round(cell.unbooked.pop(fill.order_id) - fill.qty, 10)
+                if left > EPS:
+                    cell.unbooked[fill.order_id] = left
             closing = min(fill.qty, cell.held)
             fee_share = cell.open_fees * closing / cell.held if cell.held > EPS else 0.0
             profit = (fill.price - self._open_price(cell)) * closing * cell.direction - fill.fee - fee_share
@@ -443,6 +453,7 @@ class PerpGridStrategy:
     def _emptied(self, cell: Cell) -> None:
         """A cell whose holding is gone opens at its own level again, on its grid's side."""
         cell.held, cell.open_fees = 0.0, 0.0
+        cell.unbooked.clear()
         if cell.cost is not None and self.params.grid_type in ("long", "short"):
             cell.side = self.params.grid_type
         cell.cost = None
@@ -607,12 +618,11 @@ class PerpGridStrategy:
         """Cancel what no longer fits this cell now; add the order it lacks to `planned`."""
         if cell.held > EPS:
             ref = cell.close_order
-            if ref is not None and abs(ref.remaining - cell.held) > EPS:
-                if not self._cancel(ref.id):
+            if ref is not None and abs(ref.remaining - cell.to_close) > EPS:
+                if not self._cancel_close(cell, ref):
                     return              # it filled meanwhile: the fill decides next turn
-                cell.close_order = None
-            if cell.close_order is None:
-                self._plan(cell, client_ids.ROLE_CLOSE, cell.held, planned)
+            if cell.close_order is None and cell.to_close > EPS:
+                self._plan(cell, client_ids.ROLE_CLOSE, cell.to_close, planned)
         elif cell.close_order is not None:
             self._cancel(cell.close_order.id)
             cell.close_order = None
@@ -689,6 +699,25 @@ class PerpGridStrategy:
             self._event("skip_level", f"level {cell.index} skipped: {error}")
             return True
         return False
+
+    def _cancel_close(self, cell: Cell, ref: OrderRef) -> bool:
+        """Cancel a closing order whose size no longer fits; False if it was already gone.
+
+        The replacement is sized from the cancel's answer, never from the books alone: what the
+        order filled up to the cancel and the fill history does not list yet is already closed
+        (`Cell.unbooked`, until its fill is booked), so it is not closed a second time.
+        """
+        try:
+            answer = self.exchange.cancel_order(self.params.symbol, order_id=ref.id)
+        except OrderNotFound:
+            return False
+        self._resting = None
+        cell.close_order = None
+        if self.store is not None:
+            self.store.set_order_status(ref.id, "canceled")
+        if isinstance(answer, Order) and answer.filled_qty > ref.filled + EPS:
+            cell.unbooked[ref.id] = round(answer.filled_qty - ref.filled, 10)
+        return True
 
     def _cancel(self, order_id: str) -> bool:
         """Cancel one order; False if it was already gone (filled or cancelled)."""
@@ -771,7 +800,7 @@ class PerpGridStrategy:
             if cell.blocked is not None:
                 continue
             wants = []
-            if cell.held > EPS and cell.close_order is None:
+            if cell.to_close > EPS and cell.close_order is None:
                 wants.append(client_ids.ROLE_CLOSE)
             if cell.open_order is None and cell.held <= EPS:
                 wants.append(client_ids.ROLE_OPEN)

@@ -227,3 +227,45 @@ def test_run_py_adopts_the_position_when_the_config_says_so(home):
     held = sum(c["held"] * (1 if c["side"] == "long" else -1) for c in state["cells"]) + state["carried"]
     account = json.loads(query(db, "SELECT data FROM paper_account")[0][0])
     assert held == pytest.approx(account["pos_qty"])    # the grid owns the whole position, adopted or traded since
+
+
+# ---- item 9: resizing a closing order never races its own partial fill -----------------------
+class FillRacesCancel(PaperExchange):
+    """A venue where a trade takes `race` of a closing sell just before the cancel arrives; the
+    cancel's answer states it, the fill history lists it one step later."""
+
+    def __init__(self, *args, race: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.race = race
+        self.hidden: set[str] = set()
+
+    def cancel_order(self, symbol, order_id=None, client_id=None):
+        order = self.orders.get(order_id)
+        if order is not None and order.side == "sell" and self.race:
+            with self._batch_writes():
+                self.hidden.add(self._execute(order, self.race, order.price, is_maker=True).trade_id)
+            self.race = 0.0
+        return super().cancel_order(symbol, order_id, client_id)
+
+    def step(self):
+        self.hidden.clear()
+        return super().step()
+
+    def fetch_fills(self, symbol, since_ms):
+        return [f for f in super().fetch_fills(symbol, since_ms) if f.trade_id not in self.hidden]
+
+
+def test_a_resized_close_is_sized_from_the_cancels_answer_not_the_books():
+    ex = FillRacesCancel(StepPrices(102.4), max_fill_qty=0.4, race=0.3)
+    strat = grid(ex)
+    strat.start()
+    run(ex, strat, 101.0)                   # cell 1 holds 0.4, its close sells 0.4 at 102
+    assert ("sell", 102.0, 0.4) in resting(ex)
+    run(ex, strat, 101.0)                   # holds 0.8: the close is resized, 0.3 of it sold before the cancel
+    assert position(ex) == pytest.approx(0.5)
+    assert ("sell", 102.0, 0.5) in resting(ex)      # exactly what the account still holds of the cell
+    run(ex, strat, 101.5)                   # the raced fill is listed and booked once
+    assert strat.owned() == pytest.approx(0.5) == position(ex)
+    for _ in range(2):                      # the close fills (0.4 per step) before the bot's next turn
+        move(ex, ex.source, 102.0)
+    assert position(ex) == pytest.approx(0.0)   # flat, never short
