@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from exchanges import client_ids
 from exchanges.base import (Exchange, ExchangeError, ExchangeUnavailable, Fill, InsufficientMargin, InvalidOrder,
-                            Order, OrderNotFound, OrderRequest, Position, PostOnlyRejected)
+                            Order, OrderNotFound, OrderRequest, Position, PostOnlyRejected, PriceOutOfBand)
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams, check_params
 
@@ -48,6 +48,10 @@ STATE_KEY = "perp_grid"
 MARKET_LEVEL = client_ids.MAX_LEVEL     # level of market orders that close the whole position
 FILL_LOOKBACK_MS = 60_000               # late fills of a real venue still get read once
 CLOSE_ATTEMPTS = 3                      # market orders one close may send (a partial fill leaves a remainder)
+REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
+REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
+CLOSE_REJECTIONS = 6                    # a closing order refused this often in a row ends the bot
+REFUSED = ("invalid", "band")           # blocks that hold closing orders back too (margin never does)
 
 
 class PositionNotOwned(ValueError):
@@ -74,7 +78,10 @@ class Cell:
     held: float = 0.0           # position opened by this cell and not yet closed
     open_fees: float = 0.0      # fees paid opening `held`, booked pro rata when it closes
     seq: int = 0
-    blocked: str | None = None  # 'invalid' until rebuild, 'margin' / 'exposure' until a fill
+    blocked: str | None = None  # 'invalid' / 'band' until retry_at, 'margin' / 'exposure' until a fill
+    rejections: int = 0         # refusals in a row (InvalidOrder): the backoff doubles with each
+    retry_at: int = 0           # exchange time (ms) before which a refused level is not sent again
+    reject_price: float = 0.0   # the price at a price-band refusal: retried only once it moved
     cost: float | None = None   # open price of an adopted holding (None: the cell's own opening level)
     unbooked: dict[str, float] = field(default_factory=dict)    # cancelled close id -> filled, fill not listed yet
     open_order: OrderRef | None = None
@@ -147,6 +154,7 @@ class PerpGridStrategy:
         self.unrealized = 0.0
         self.realized = 0.0
         self.price = 0.0
+        self.now_ms = 0             # the exchange's time, from its ticker
         self.state = "starting"
         self.stop_reason = ""
         self.last_fill_ts = 0
@@ -615,24 +623,43 @@ class PerpGridStrategy:
                 cell.blocked = None
 
     def _ensure(self, cell: Cell, planned: list[Planned], held_back: list[Cell]) -> None:
-        """Cancel what no longer fits this cell now; add the order it lacks to `planned`."""
+        """Cancel what no longer fits this cell now; add the order it lacks to `planned`.
+
+        A holding below the market minimum cannot be closed alone: it waits for its opening
+        order to fill more, or, with none resting, the level's next opening order is that much
+        smaller, so the cell closes `quantity` in one order again.
+        """
+        self._unblock(cell)
+        to_close = floor_to(cell.to_close, self.market.step_size)
+        small = EPS < cell.held < self.market.min_qty - EPS and cell.close_order is None
         if cell.held > EPS:
             ref = cell.close_order
-            if ref is not None and abs(ref.remaining - cell.to_close) > EPS:
+            if ref is not None and abs(ref.remaining - to_close) > EPS:
                 if not self._cancel_close(cell, ref):
                     return              # it filled meanwhile: the fill decides next turn
-            if cell.close_order is None and cell.to_close > EPS:
-                self._plan(cell, client_ids.ROLE_CLOSE, cell.to_close, planned)
+                to_close = floor_to(cell.to_close, self.market.step_size)   # less what it filled
+            if cell.close_order is None and to_close > EPS and not small and cell.blocked not in REFUSED:
+                self._plan(cell, client_ids.ROLE_CLOSE, to_close, planned)
         elif cell.close_order is not None:
             self._cancel(cell.close_order.id)
             cell.close_order = None
-        if cell.open_order is None and cell.held <= EPS and cell.blocked is None:
+        if cell.open_order is None and (cell.held <= EPS or small) and cell.blocked is None:
+            qty = floor_to(self.params.quantity - cell.held, self.market.step_size)
             max_pos = self.params.max_position
-            if max_pos is not None and self._exposure(cell.direction) + self.params.quantity > max_pos + EPS:
+            if max_pos is not None and self._exposure(cell.direction) + qty > max_pos + EPS:
                 cell.blocked = "exposure"
                 held_back.append(cell)
                 return
-            self._plan(cell, client_ids.ROLE_OPEN, self.params.quantity, planned)
+            self._plan(cell, client_ids.ROLE_OPEN, qty, planned)
+
+    def _unblock(self, cell: Cell) -> None:
+        """A refused level is tried again once its backoff is over (a price-band refusal only
+        once the price moved too)."""
+        if cell.blocked not in REFUSED or self.now_ms < cell.retry_at:
+            return
+        if cell.blocked == "band" and abs(self.price - cell.reject_price) < self.market.tick_size / 2:
+            return
+        cell.blocked = None
 
     def _plan(self, cell: Cell, role: int, qty: float, planned: list[Planned]) -> None:
         """Add this cell's order to the batch under a fresh client id (unless postOnly would cross)."""
@@ -665,7 +692,7 @@ class PerpGridStrategy:
         for (cell, role, req), result in zip(planned, results):
             if isinstance(result, Order):
                 self._placed(cell, role, req, result)
-            elif not self._refused(cell, result):
+            elif not self._refused(cell, role, req, result):
                 unhandled.append(req)
                 first_error = first_error or result
         self._doubt(unhandled)
@@ -682,12 +709,19 @@ class PerpGridStrategy:
     def _placed(self, cell: Cell, role: int, request: OrderRequest, order: Order) -> None:
         ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty, order.filled_qty)
         setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
+        cell.rejections = 0
         self._resting = None
         if self.store is not None:
             self.store.upsert_order(order, cell.index, role)
 
-    def _refused(self, cell: Cell, error: ExchangeError) -> bool:
-        """The level's reaction to a refused order; False for an error the loop must handle."""
+    def _refused(self, cell: Cell, role: int, request: OrderRequest, error: ExchangeError) -> bool:
+        """The level's reaction to a refused order; False for an error the loop must handle.
+
+        An InvalidOrder skips the level for a while, never for good: the wait doubles with each
+        refusal in a row (a price-band refusal also waits for the price to move). A closing
+        order refused CLOSE_REJECTIONS times in a row leaves a position nobody can close from
+        here: the bot stops and says so.
+        """
         if isinstance(error, PostOnlyRejected):
             return True                 # the price moved: retry next turn
         if isinstance(error, InsufficientMargin):
@@ -695,8 +729,18 @@ class PerpGridStrategy:
             self._event("skip_level", f"level {cell.index} skipped until the next fill: {error}")
             return True
         if isinstance(error, InvalidOrder):
-            cell.blocked = "invalid"
-            self._event("skip_level", f"level {cell.index} skipped: {error}")
+            cell.rejections += 1
+            wait = min(REJECT_BACKOFF_MAX_MS, REJECT_BACKOFF_MS * 2 ** (cell.rejections - 1))
+            cell.blocked = "band" if isinstance(error, PriceOutOfBand) else "invalid"
+            cell.retry_at, cell.reject_price = self.now_ms + wait, self.price
+            if role == client_ids.ROLE_CLOSE and cell.rejections >= CLOSE_REJECTIONS:
+                self._stop(f"level {cell.index}: the closing {request.side} of {request.qty:g} at {request.price} "
+                           f"was refused {cell.rejections} times ({error}); the grid's position of {self.owned():g} "
+                           f"{self.params.symbol} stays open")
+                return True
+            when = " once the price moves" if cell.blocked == "band" else ""
+            self._event("skip_level", f"level {cell.index} skipped for {wait / 1000:g} s{when} "
+                                      f"(refusal {cell.rejections}): {error}")
             return True
         return False
 
@@ -763,7 +807,8 @@ class PerpGridStrategy:
 
     # ---- market and account ----------------------------------------------------------------
     def _refresh_market(self) -> None:
-        self.price = self.exchange.fetch_ticker(self.params.symbol).last
+        ticker = self.exchange.fetch_ticker(self.params.symbol)
+        self.price, self.now_ms = ticker.last, ticker.timestamp
         if self.entry and self.position:
             self.unrealized = self.position * (self.price - self.entry)
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from database.db import Database
-from exchanges.base import Order, OrderRequest
+from exchanges.base import Order, OrderRequest, PriceOutOfBand
 from exchanges.paper_exchange import PaperExchange
 from strategies.perp_grid_strategy import PositionNotOwned
 from tests.bot.helpers import StepPrices, grid, move, paper, resting
@@ -269,3 +269,84 @@ def test_a_resized_close_is_sized_from_the_cancels_answer_not_the_books():
     for _ in range(2):                      # the close fills (0.4 per step) before the bot's next turn
         move(ex, ex.source, 102.0)
     assert position(ex) == pytest.approx(0.0)   # flat, never short
+
+
+# ---- item 6: a rejection skips a level for a while, not forever ------------------------------
+class PriceBand(PaperExchange):
+    """A venue refusing limit orders further than `width` from the price (Backpack's price band)."""
+
+    def __init__(self, *args, width: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.width = width
+        self.refused: list[tuple[str, float]] = []
+
+    def place_order(self, request):
+        if request.type == "limit" and abs(request.price - self.price) > self.width:
+            self.refused.append((request.side, request.price))
+            raise PriceOutOfBand(f"price {request.price} is outside the band around {self.price}")
+        return super().place_order(request)
+
+
+def test_a_price_band_refusal_is_retried_once_the_price_moved_and_not_every_turn(tmp_path):
+    db = Database(tmp_path / "bot.db")
+    ex = PriceBand(StepPrices(102.4), width=2.0)
+    strat = grid(ex, store=db)
+    strat.start()                           # the buy at 100 is 2.4 away: refused
+    assert ("buy", 100.0, 1.0) not in resting(ex) and ex.refused == [("buy", 100.0)]
+    for _ in range(5):                      # the price stands still: no request every turn
+        run(ex, strat, 102.4)
+    assert ex.refused == [("buy", 100.0)]
+    restarted = grid(ex, store=db)          # the refusal is not a flag that outlives its reason
+    restarted.start()
+    run(ex, restarted, 101.5, 101.5)        # moved into the band and the backoff is over
+    assert ("buy", 100.0, 1.0) in resting(ex)
+
+
+def test_a_holding_below_the_minimum_waits_and_its_level_is_never_blocked_for_good():
+    ex, _ = paper(102.4, step_size=0.001, min_qty=0.01, max_fill_qty=0.005)
+    events: list[str] = []
+    strat = grid(ex)
+    strat.log = events.append
+    strat.start()
+    run(ex, strat, 101.0)                   # the buy at 101 fills 0.005: too small to close alone
+    run(ex, strat, 101.5, 101.5, 101.5)
+    assert not [e for e in events if "skipped" in e]            # no refused close, every turn
+    assert ("buy", 101.0, 0.995) in resting(ex)                 # the opening order goes on
+    while strat.cells[1].held < 1.0:        # the rest of the buy fills, 0.005 a step
+        run(ex, strat, 101.0)
+    while strat.cells[1].held > 0:          # its close fills: the cycle is complete
+        run(ex, strat, 102.0)
+    run(ex, strat, 101.5)
+    assert ("buy", 101.0, 1.0) in resting(ex)                   # the level is armed again
+
+
+def test_a_holding_below_the_minimum_left_without_its_opening_order_is_folded_into_the_next(tmp_path):
+    db = Database(tmp_path / "bot.db")
+    ex, _ = paper(102.4, db=db, step_size=0.001, min_qty=0.01, max_fill_qty=0.005)
+    strat = grid(ex, store=db)
+    strat.start()
+    run(ex, strat, 101.0)                   # holds 0.005
+    strat.shutdown("restart")               # the opening order is cancelled, the holding stays
+    move(ex, ex.source, 101.5)
+    again = grid(ex, store=db)
+    again.start()
+    assert ("buy", 101.0, 0.995) in resting(ex)                 # tops the cell up to one quantity
+    assert not any(side == "sell" and price == 102.0 for side, price, _ in resting(ex))
+    run(ex, again, 101.0)
+    assert again.cells[1].held == pytest.approx(0.01) and ("sell", 102.0, 0.01) in resting(ex)
+
+
+def test_a_closing_order_that_can_never_be_placed_ends_the_bot_naming_the_position():
+    ex = PriceBand(StepPrices(102.4), width=2.0)
+    strat = grid(ex)
+    strat.start()
+    ex.width = 0.5                          # the venue narrows its band ...
+    run(ex, strat, 101.0)                   # ... long 1: its close at 102 is refused
+    assert ("sell", 102.0) in ex.refused
+    turns = 0
+    while not strat.stopped and turns < 200:
+        strat.step()
+        move(ex, ex.source, 101.4 if turns % 2 else 101.3)
+        turns += 1
+    assert strat.stopped and "closing sell of 1 at 102.0 was refused 6 times" in strat.stop_reason
+    assert "the grid's position of 1 SOL_USDC_PERP stays open" in strat.stop_reason
