@@ -7,46 +7,45 @@ grids make the cells below the price long and those above short (sides never mix
 a long cell holds only while the price is below its top, a short cell only above its bottom);
 long grids make every cell long, short grids every cell short.
 
-Every turn (`step`) the strategy reads new fills (by client id: instance, level, role), books
-them on their cells, applies the risk rules, then makes the resting orders match each cell's
-state: a cell holding a position must have a closing order for exactly that quantity (so
-partial fills grow the closing order); an idle cell is armed when the price is on the right
-side and max_position allows. A closing fill books (close - open) x qty less both fees as grid
-profit; a cell whose position is closed and whose opening order is done re-arms.
+This module makes the grid's decisions: levels and sides, what should rest each turn, the risk
+rules, the close-and-stop and range changes. The books (client ids, orders in doubt, fill
+booking, the grid's own position) live in strategies/order_book.py.
 
-Because the desired orders are derived from state, a restart is a reconcile: open orders are
-adopted by their decoded client id, missed fills are replayed once (the fill ledger keys them
-by trade id), and nothing is placed twice.
+Every turn (`step`) the strategy books new fills (by client id: instance, level, role), applies
+the risk rules, then makes the resting orders match each cell's state: a cell holding a position
+must have a closing order for exactly that quantity (so partial fills grow the closing order);
+an idle cell is armed when the price is on the right side and max_position allows. A restart is
+a reconcile: open orders are adopted by client id, missed fills are booked once. A first start
+(no saved state) starts from the present: fills of an earlier life of the instance id are never
+booked, and a position already on the account is refused (PositionNotOwned, exit 2) unless the
+config adopts it (`adopt_position`) as the grid's inventory with closing orders.
 
-The orders one turn wants are sent together (`Exchange.place_orders`: one signed request per
-chunk on a venue with batch orders, instead of one per level). A placement that fails without an
-answer (timeout, network loss, or any error that escapes the batch) may still have reached the
-venue: its client ids are "in doubt", and before anything is placed again the next turn
-reconciles (fills, then open orders adopted by client id), so such a level is adopted, not
-placed twice.
+The risk rules read the grid's own PnL (its own position at its own average entry), never a
+manual position's. A close-and-stop ends only when the exchange position reaches what the trader
+holds beside the grid; a partly filled market close is retried (CLOSE_ATTEMPTS), and what cannot
+be closed is named in the stop reason.
 
-Exchange errors (see exchanges/base.py): InvalidOrder skips the level until the grid is rebuilt,
-InsufficientMargin skips it until the next fill, PostOnlyRejected retries next turn; RateLimited,
-ExchangeUnavailable and AuthenticationError propagate to the loop, which waits, backs off or
-stops. No I/O here other than the exchange and the optional store (database.db.Database).
+Exchange errors (see exchanges/base.py): InvalidOrder skips the level with a doubling backoff
+(PriceOutOfBand also until the price moved), and a closing order refused CLOSE_REJECTIONS times
+stops the bot; InsufficientMargin skips the level until the next fill; PostOnlyRejected retries
+next turn; RateLimited, ExchangeUnavailable and AuthenticationError propagate to the loop, which
+waits, backs off or stops. No I/O here other than the exchange and the optional store.
 """
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from exchanges import client_ids
-from exchanges.base import (Exchange, ExchangeError, ExchangeUnavailable, Fill, InsufficientMargin, InvalidOrder,
-                            Order, OrderNotFound, OrderRequest, Position, PostOnlyRejected, PriceOutOfBand)
+from exchanges.base import (Exchange, ExchangeError, InsufficientMargin, InvalidOrder, OrderRequest, Position,
+                            PostOnlyRejected, PriceOutOfBand)
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams, check_params
+from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, Totals
 
-EPS = 1e-9
 STATE_KEY = "perp_grid"
-MARKET_LEVEL = client_ids.MAX_LEVEL     # level of market orders that close the whole position
-FILL_LOOKBACK_MS = 60_000               # late fills of a real venue still get read once
+__all__ = ["MARKET_LEVEL", "PerpGridStrategy", "PositionNotOwned", "cell_sides"]
 CLOSE_ATTEMPTS = 3                      # market orders one close may send (a partial fill leaves a remainder)
 REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
 REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
@@ -56,70 +55,6 @@ REFUSED = ("invalid", "band")           # blocks that hold closing orders back t
 
 class PositionNotOwned(ValueError):
     """A first start found a position the grid did not open and was not told to adopt (exit 2)."""
-
-
-@dataclass
-class OrderRef:
-    id: str
-    client_id: int | None
-    price: float
-    qty: float
-    filled: float = 0.0
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.qty - self.filled)
-
-
-@dataclass
-class Cell:
-    index: int
-    side: str                   # 'long' | 'short'
-    held: float = 0.0           # position opened by this cell and not yet closed
-    open_fees: float = 0.0      # fees paid opening `held`, booked pro rata when it closes
-    seq: int = 0
-    blocked: str | None = None  # 'invalid' / 'band' until retry_at, 'margin' / 'exposure' until a fill
-    rejections: int = 0         # refusals in a row (InvalidOrder): the backoff doubles with each
-    retry_at: int = 0           # exchange time (ms) before which a refused level is not sent again
-    reject_price: float = 0.0   # the price at a price-band refusal: retried only once it moved
-    cost: float | None = None   # open price of an adopted holding (None: the cell's own opening level)
-    unbooked: dict[str, float] = field(default_factory=dict)    # cancelled close id -> filled, fill not listed yet
-    open_order: OrderRef | None = None
-    close_order: OrderRef | None = None
-
-    @property
-    def direction(self) -> int:
-        return 1 if self.side == "long" else -1
-
-    @property
-    def to_close(self) -> float:
-        """What the closing order must hold: the holding less what cancelled closes already sold."""
-        return max(0.0, round(self.held - sum(self.unbooked.values()), 10))
-
-
-@dataclass
-class Totals:
-    grid_profit: float = 0.0
-    fees: float = 0.0
-    volume: float = 0.0
-    fill_count: int = 0
-    cycles: int = 0
-
-
-Planned = tuple[Cell, int, OrderRequest]     # (cell, role, request) of an order about to be sent
-
-
-def average_entry(qty: float, entry: float, signed: float, price: float) -> float:
-    """The average entry after a trade of `signed` at `price` on a position `qty` at `entry`, as a
-    perpetual account keeps it: growing averages, shrinking keeps it, flipping starts at the price."""
-    after = qty + signed
-    if abs(after) <= EPS:
-        return 0.0
-    if abs(qty) <= EPS or (qty > 0) != (after > 0):
-        return price
-    if abs(after) > abs(qty):
-        return (abs(qty) * entry + abs(signed) * price) / abs(after)
-    return entry
 
 
 def cell_sides(levels: list[float], price: float, grid_type: str) -> list[str]:
@@ -143,12 +78,7 @@ class PerpGridStrategy:
         self.log = log
         self.on_fill = on_fill
         self.market = exchange.market(params.symbol)
-        self.levels: list[float] = []
-        self.cells: list[Cell] = []
-        self.totals = Totals()
-        self.carried = 0.0          # position not owned by any cell (left by a rebuild)
-        self.grid_entry = 0.0       # average entry of the grid's own position (owned())
-        self.fills_from_ms = 0      # the first start: older fills belong to no grid of ours
+        self.book = OrderBook(exchange, params.symbol, instance_id, params.grid_type, store, self._event, on_fill)
         self.position = 0.0
         self.entry = 0.0
         self.unrealized = 0.0
@@ -157,14 +87,35 @@ class PerpGridStrategy:
         self.now_ms = 0             # the exchange's time, from its ticker
         self.state = "starting"
         self.stop_reason = ""
-        self.last_fill_ts = 0
-        self._seen: set[str] = set()     # trade ids, when there is no store to dedupe them
-        self._resting: dict[str, float] | None = None   # resting qty per side, rebuilt after changes
         self._planned: dict[str, float] = {"buy": 0.0, "sell": 0.0}   # qty per side about to be sent
-        self._in_doubt: set[int] = set()    # client ids sent without an answer: maybe on the venue
         self._closing: str | None = None    # reason of a close-and-stop begun and not yet finished
         self._close_target: float | None = None     # account position once the grid's is closed
         self._saved: dict | None = None     # a private copy of the state last written to the store
+
+    # ---- the books (strategies/order_book.py), as the page, the loop and the tests read them --
+    @property
+    def cells(self) -> list[Cell]:
+        return self.book.cells
+
+    @property
+    def levels(self) -> list[float]:
+        return self.book.levels
+
+    @property
+    def totals(self) -> Totals:
+        return self.book.totals
+
+    @property
+    def carried(self) -> float:
+        return self.book.carried
+
+    def owned(self) -> float:
+        """The grid's own signed position: what its cells hold plus the inventory it carries."""
+        return self.book.owned()
+
+    def grid_unrealized(self) -> float:
+        """Unrealized PnL of the grid's own position (never of a manual one on the same account)."""
+        return self.book.unrealized(self.price)
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -183,14 +134,14 @@ class PerpGridStrategy:
             if saved:                   # book the old grid's fills on the old cells, then rebuild
                 self._restore(saved)
                 self._event("grid_changed", "grid parameters changed since the last run: rebuilding")
-                self._cancel_all()
+                self.book.cancel_all()
                 self._sync_fills()
             else:
                 inherited = self._first_start()
             self._build()
             if inherited is not None:
                 self._adopt_inventory(inherited.qty, inherited.entry_price)
-                self.grid_entry = inherited.entry_price
+                self.book.grid_entry = inherited.entry_price
         self.reconcile()
         self.state = "running"
         self._event("start", f"grid {self.params.lower}..{self.params.upper} x{len(self.levels)} "
@@ -222,7 +173,7 @@ class PerpGridStrategy:
 
     def shutdown(self, reason: str = "shutdown") -> int:
         """Cancel our resting orders (positions stay with their cells) and save; returns how many."""
-        count = self._cancel_all()
+        count = self.book.cancel_all()
         self._sync_fills()
         self._refresh_position()
         self._event("shutdown", f"{reason}: cancelled {count} orders")
@@ -238,14 +189,14 @@ class PerpGridStrategy:
         trader's unless the config opts in (`adopt_position`): then it is returned, to become the
         grid's inventory with closing orders; otherwise PositionNotOwned (exit 2) names it.
         """
-        for order in self._our_open_orders():
-            self._cancel(order.id)
+        for order in self.book.our_open_orders():
+            self.book.cancel(order.id)
             self._event("stray_cancelled", f"first start: cancelled order {order.id} at {order.price} "
                                            "left by an earlier run of this instance")
         now = self.exchange.fetch_ticker(self.params.symbol).timestamp
         ours = [f.timestamp + 1 for f in self.exchange.fetch_fills(self.params.symbol, max(0, now - FILL_LOOKBACK_MS))
                 if client_ids.belongs_to(f.client_id, self.instance_id)]
-        self.fills_from_ms = self.last_fill_ts = max([now, *ours])
+        self.book.fills_from_ms = self.book.last_fill_ts = max([now, *ours])
         pos = self.exchange.fetch_position(self.params.symbol)
         if abs(pos.qty) <= EPS:
             return None
@@ -281,18 +232,19 @@ class PerpGridStrategy:
             cell.side, cell.held, cell.cost, cell.open_fees = ("long" if direction > 0 else "short"), take, cost, 0.0
             left = round(left - take, 10)
         if left > EPS:
-            self.carried = round(self.carried + left * direction, 10)
+            self.book.carried = round(self.book.carried + left * direction, 10)
 
     # ---- grid building ---------------------------------------------------------------------
     def _build(self) -> None:
         """Cells for the current params; any position left by a previous grid becomes carried."""
-        self.carried = self.owned()
-        self.levels = grid_levels(self.params.lower, self.params.upper, self.params.num, self.params.mode,
-                                  self.market.tick_size)
-        if len(self.levels) - 1 > client_ids.MAX_LEVEL:
+        levels = grid_levels(self.params.lower, self.params.upper, self.params.num, self.params.mode,
+                             self.market.tick_size)
+        if len(levels) - 1 > client_ids.MAX_LEVEL:
             raise ValueError(f"grid_num: at most {client_ids.MAX_LEVEL} levels")
-        sides = cell_sides(self.levels, self.price, self.params.grid_type)
-        self.cells = [Cell(i, side) for i, side in enumerate(sides)]
+        book = self.book
+        book.carried = book.owned()
+        book.levels = levels
+        book.cells = [Cell(i, side) for i, side in enumerate(cell_sides(levels, self.price, self.params.grid_type))]
 
     def adjust_grid_range(self, lower: float | None, upper: float | None) -> dict:
         """Rebuild the grid on a new range without restarting; the old grid comes back on failure."""
@@ -301,17 +253,18 @@ class PerpGridStrategy:
         errors = check_params(new, self.market, self._equity(), self.exchange.leverage)
         if errors:
             raise ValueError("; ".join(errors))
-        self._cancel_all()
+        self.book.cancel_all()
         self._sync_fills()              # fills of the old orders belong to the old cells
         self._refresh_position()
-        old = (self.params, self.levels, self.cells, self.carried)
+        book = self.book
+        old = (self.params, book.levels, book.cells, book.carried)
         self.params = new
         try:
             self._build()
             self._ensure_all()
         except ExchangeError as exc:
-            self._cancel_all()
-            self.params, self.levels, self.cells, self.carried = old
+            book.cancel_all()
+            self.params, book.levels, book.cells, book.carried = old
             for cell in self.cells:
                 cell.open_order = cell.close_order = None
             self._ensure_all()
@@ -323,164 +276,26 @@ class PerpGridStrategy:
         self._event("grid_adjusted", f"range now {new.lower}..{new.upper}")
         return self.grid_dict()
 
-    # ---- reconciliation --------------------------------------------------------------------
+    # ---- reconciliation and fills ----------------------------------------------------------
     def reconcile(self) -> None:
         """Make our view of resting orders equal the exchange's: adopt ours, cancel strays."""
-        self._sync_fills()
-        open_orders = {o.id: o for o in self._our_open_orders()}
-        known: set[str] = set()
-        for cell in self.cells:
-            for slot in ("open_order", "close_order"):
-                ref = getattr(cell, slot)
-                if ref is None:
-                    continue
-                live = open_orders.get(ref.id)
-                if live is None:
-                    setattr(cell, slot, None)       # filled (fills were read) or cancelled elsewhere
-                else:
-                    ref.filled = live.filled_qty
-                    known.add(ref.id)
-        for order in open_orders.values():
-            if order.id not in known and not self._adopt(order):
-                self._cancel(order.id)
-                self._event("stray_cancelled", f"cancelled stray order {order.id} at {order.price}")
-        self._in_doubt.clear()              # whatever reached the venue is adopted (or booked) now
+        self._booked(self.book.reconcile())
         self._refresh_position()
         self._save()
 
-    def _resolve_doubts(self) -> None:
-        """Learn what became of placements without an answer before placing anything again.
-
-        A timed-out order may rest on the venue (or have filled): placing its level again would
-        double it. reconcile() books its fills and adopts it by client id; only a level whose
-        order is really not there is placed again. If the venue is still unreachable this
-        raises, and nothing is placed this turn.
-        """
-        if not self._in_doubt:
-            return
-        doubts = sorted(self._in_doubt)
-        self.reconcile()
-        adopted = {ref.client_id for c in self.cells for ref in (c.open_order, c.close_order) if ref is not None}
-        for cid in doubts:
-            found = "found resting: adopted" if cid in adopted else "not resting (never arrived, or filled and booked)"
-            self._event("order_in_doubt", f"level {client_ids.decode(cid).level}: order {cid} sent without "
-                                          f"an answer was {found}")
-
-    def _adopt(self, order: Order) -> bool:
-        """Attach an open order we placed but did not record (killed in between) to its cell."""
-        cid = client_ids.decode(order.client_id)
-        if cid.level >= len(self.cells):
-            return False
-        cell = self.cells[cid.level]
-        slot = "open_order" if cid.role == client_ids.ROLE_OPEN else "close_order"
-        side, price = self._order_side_price(cell, cid.role)
-        if getattr(cell, slot) is not None or order.side != side or abs(order.price - price) > EPS:
-            return False
-        setattr(cell, slot, OrderRef(order.id, order.client_id, order.price, order.qty, order.filled_qty))
-        cell.seq = max(cell.seq, cid.seq)
-        return True
-
-    # ---- fills -----------------------------------------------------------------------------
     def _sync_fills(self) -> int:
         """Book every fill we have not booked yet; returns how many."""
-        fills = self.exchange.fetch_fills(self.params.symbol, max(0, self.last_fill_ts - FILL_LOOKBACK_MS))
-        booked = 0
+        return self._booked(self.book.sync_fills())
+
+    def _booked(self, fills: list) -> int:
+        """Follow newly booked fills: the account position moves, and a fill frees margin."""
         for fill in fills:
-            if not client_ids.belongs_to(fill.client_id, self.instance_id) or self._before_first_start(fill) \
-                    or not self._is_new(fill):
-                continue
-            self._book(fill)
-            booked += 1
-        if booked:
+            self.position = round(self.position + (fill.qty if fill.side == "buy" else -fill.qty), 10)
+        if fills:
             for cell in self.cells:
                 if cell.blocked in ("margin", "exposure"):
                     cell.blocked = None
-        return booked
-
-    def _before_first_start(self, fill: Fill) -> bool:
-        """A fill older than this grid's first start (an earlier life of the instance id), unless
-        it is of an order this grid placed (a venue clock behind ours must not lose a fill)."""
-        if fill.timestamp >= self.fills_from_ms:
-            return False
-        return self.store is None or not self.store.has_order(fill.order_id)
-
-    def _is_new(self, fill: Fill) -> bool:
-        cid = client_ids.decode(fill.client_id)
-        if self.store is not None:
-            return self.store.record_fill(fill, cid.level, cid.role)
-        if fill.trade_id in self._seen:
-            return False
-        self._seen.add(fill.trade_id)
-        return True
-
-    def _book(self, fill: Fill) -> None:
-        cid = client_ids.decode(fill.client_id)
-        self.last_fill_ts = max(self.last_fill_ts, fill.timestamp)
-        signed = fill.qty if fill.side == "buy" else -fill.qty
-        self.position = round(self.position + signed, 10)
-        owned_before = self.owned()
-        t = self.totals
-        t.fees += fill.fee
-        t.volume += fill.price * fill.qty
-        t.fill_count += 1
-        profit = None
-        cell = self.cells[cid.level] if cid.level < len(self.cells) else None
-        if cid.level == MARKET_LEVEL:
-            pass                        # a close-and-stop's: it ends when the exchange position says so
-        elif cell is None:
-            self.carried = round(self.carried + signed, 10)
-        elif cid.role == client_ids.ROLE_OPEN:
-            cell.held = round(cell.held + fill.qty, 10)
-            cell.open_fees += fill.fee
-            self._fill_ref(cell, "open_order", fill)
-        else:
-            if fill.order_id in cell.unbooked:      # a cancelled close's fill, listed after the cancel
-                left = round(cell.unbooked.pop(fill.order_id) - fill.qty, 10)
-                if left > EPS:
-                    cell.unbooked[fill.order_id] = left
-            closing = min(fill.qty, cell.held)
-            fee_share = cell.open_fees * closing / cell.held if cell.held > EPS else 0.0
-            profit = (fill.price - self._open_price(cell)) * closing * cell.direction - fill.fee - fee_share
-            cell.open_fees -= fee_share
-            cell.held = round(cell.held - closing, 10)
-            if cell.held <= EPS:
-                self._emptied(cell)
-                t.cycles += 1
-            t.grid_profit += profit
-            self.carried = round(self.carried + signed + closing * cell.direction, 10)
-            self._fill_ref(cell, "close_order", fill)
-        self.grid_entry = average_entry(owned_before, self.grid_entry, self.owned() - owned_before, fill.price)
-        if self.on_fill is not None:
-            self.on_fill({"trade_id": fill.trade_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
-                          "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
-
-    def _open_price(self, cell: Cell) -> float:
-        """What the cell's holding cost: its opening level, or the price it was adopted at."""
-        return cell.cost if cell.cost is not None else self._order_side_price(cell, client_ids.ROLE_OPEN)[1]
-
-    def _emptied(self, cell: Cell) -> None:
-        """A cell whose holding is gone opens at its own level again, on its grid's side."""
-        cell.held, cell.open_fees = 0.0, 0.0
-        cell.unbooked.clear()
-        if cell.cost is not None and self.params.grid_type in ("long", "short"):
-            cell.side = self.params.grid_type
-        cell.cost = None
-
-    def grid_unrealized(self) -> float:
-        """Unrealized PnL of the grid's own position at its own average entry: what the exchange
-        would show if the grid traded alone on the account (never a manual position's PnL)."""
-        owned = self.owned()
-        return owned * (self.price - self.grid_entry) if abs(owned) > EPS else 0.0
-
-    def _fill_ref(self, cell: Cell, slot: str, fill: Fill) -> None:
-        ref = getattr(cell, slot)
-        if ref is not None and ref.id == fill.order_id:
-            ref.filled = round(ref.filled + fill.qty, 10)
-            done = ref.remaining <= EPS
-            if done:
-                setattr(cell, slot, None)
-            if self.store is not None:
-                self.store.set_order_status(ref.id, "filled" if done else "open", ref.filled)
+        return len(fills)
 
     # ---- risk ------------------------------------------------------------------------------
     def _check_risk(self) -> None:
@@ -508,7 +323,7 @@ class PerpGridStrategy:
             except ValueError as exc:
                 self._stop(f"{where}: adjust_range failed ({exc})")
         else:
-            self._cancel_all()
+            self.book.cancel_all()
             self._stop(f"{where}: stopped (position kept)")
 
     def _bounds(self) -> tuple[float, float]:
@@ -530,7 +345,7 @@ class PerpGridStrategy:
         stop reason.
         """
         self._closing = reason
-        self._cancel_all()
+        self.book.cancel_all()
         self._sync_fills()
         self._refresh_position()
         if self._close_target is None:
@@ -557,9 +372,7 @@ class PerpGridStrategy:
         if abs(remains) <= EPS < abs(self.position - self._close_target):
             self.log("close: the answers say done, the exchange position does not yet: checking next turn")
             return
-        for cell in self.cells:
-            self._emptied(cell)
-        self.carried, self.grid_entry = 0.0, 0.0
+        self.book.clear_holdings()
         self._closing, self._close_target = None, None
         if abs(remains) > EPS:
             what = "long" if remains > 0 else "short"
@@ -569,32 +382,18 @@ class PerpGridStrategy:
                        f"the exchange ({why}; account position {self.position:g})")
         self._stop(reason)
 
-    def owned(self) -> float:
-        """The grid's own signed position: what its cells hold plus the inventory it carries."""
-        return round(sum(c.held * c.direction for c in self.cells) + self.carried, 10)
-
     def _stop(self, reason: str) -> None:
         self.state = "stopped"
         self.stop_reason = reason
         self._event("stopped", reason)
 
     # ---- orders ----------------------------------------------------------------------------
-    def _order_side_price(self, cell: Cell, role: int) -> tuple[str, float]:
-        lo, hi = self.levels[cell.index], self.levels[cell.index + 1]
-        if cell.side == "long":
-            return ("buy", lo) if role == client_ids.ROLE_OPEN else ("sell", hi)
-        return ("sell", hi) if role == client_ids.ROLE_OPEN else ("buy", lo)
-
     def _exposure(self, direction: int) -> float:
         """Worst-case position on one side: the net position if every resting order of that side
         (opening or closing, of any cell) and every one planned this turn filled. Exact for the net
         position, so inventory carried over from a previous range counts too."""
-        if self._resting is None:
-            self._resting = {"buy": 0.0, "sell": 0.0}
-            for row in self.open_orders():
-                self._resting[row["side"]] += row["qty"] - row["filled_qty"]
         side = "buy" if direction > 0 else "sell"
-        return max(0.0, self.position * direction + self._resting[side] + self._planned[side])
+        return max(0.0, self.position * direction + self.book.resting(side) + self._planned[side])
 
     def _ensure_all(self) -> None:
         """Nearest cells first, so max_position is spent on the levels most likely to trade.
@@ -603,11 +402,11 @@ class PerpGridStrategy:
         if some fail, the cells that planning held back for exposure this turn are planned again
         with the real outcome (as placing them one by one would have done), the others never.
         """
-        self._resolve_doubts()
+        if self.book.resolve_doubts() is not None:     # placements without an answer: reconciled first
+            self._refresh_position()
         price = self.price
         attempted: set[int] = set()
         while True:
-            self._resting = None
             self._planned = {"buy": 0.0, "sell": 0.0}
             planned: list[Planned] = []
             held_back: list[Cell] = []
@@ -617,7 +416,7 @@ class PerpGridStrategy:
             if not planned:
                 return
             attempted.update(cell.index for cell, _, _ in planned)
-            if self._submit(planned) or not held_back:
+            if self.book.submit(planned, self._refused) or not held_back:
                 return
             for cell in held_back:
                 cell.blocked = None
@@ -635,13 +434,13 @@ class PerpGridStrategy:
         if cell.held > EPS:
             ref = cell.close_order
             if ref is not None and abs(ref.remaining - to_close) > EPS:
-                if not self._cancel_close(cell, ref):
+                if not self.book.cancel_close(cell, ref):
                     return              # it filled meanwhile: the fill decides next turn
                 to_close = floor_to(cell.to_close, self.market.step_size)   # less what it filled
             if cell.close_order is None and to_close > EPS and not small and cell.blocked not in REFUSED:
                 self._plan(cell, client_ids.ROLE_CLOSE, to_close, planned)
         elif cell.close_order is not None:
-            self._cancel(cell.close_order.id)
+            self.book.cancel(cell.close_order.id)
             cell.close_order = None
         if cell.open_order is None and (cell.held <= EPS or small) and cell.blocked is None:
             qty = floor_to(self.params.quantity - cell.held, self.market.step_size)
@@ -663,7 +462,7 @@ class PerpGridStrategy:
 
     def _plan(self, cell: Cell, role: int, qty: float, planned: list[Planned]) -> None:
         """Add this cell's order to the batch under a fresh client id (unless postOnly would cross)."""
-        side, price = self._order_side_price(cell, role)
+        side, price = self.book.side_price(cell, role)
         if (side == "buy" and price >= self.price) or (side == "sell" and price <= self.price):
             return                      # postOnly would cross now: wait for the price
         qty = floor_to(qty, self.market.step_size)
@@ -671,48 +470,6 @@ class PerpGridStrategy:
         cid = client_ids.encode(self.instance_id, cell.index, role, cell.seq)
         planned.append((cell, role, OrderRequest(self.params.symbol, side, qty, price, post_only=True, client_id=cid)))
         self._planned[side] += qty
-
-    def _submit(self, planned: list[Planned]) -> bool:
-        """Send the batch and book each result; True when every order was placed.
-
-        An exception out of the batch leaves every request of it in doubt (some may have been
-        placed), and so does a request the answer leaves out. A refusal of one request gets the
-        level's reaction as for a single order; one without such a reaction (rate limit, a venue's
-        own timeout) is also in doubt and raised to the loop once the others are booked.
-        """
-        requests = [req for _, _, req in planned]
-        try:
-            results: list[Order | ExchangeError] = self.exchange.place_orders(requests)
-        except ExchangeError:
-            self._doubt(requests)
-            raise
-        self._doubt(requests[len(results):])
-        unhandled: list[OrderRequest] = []
-        first_error: ExchangeError | None = None
-        for (cell, role, req), result in zip(planned, results):
-            if isinstance(result, Order):
-                self._placed(cell, role, req, result)
-            elif not self._refused(cell, role, req, result):
-                unhandled.append(req)
-                first_error = first_error or result
-        self._doubt(unhandled)
-        if first_error is not None:
-            raise first_error
-        if len(results) < len(requests):
-            raise ExchangeUnavailable(f"the exchange answered {len(results)} of {len(requests)} orders")
-        return all(isinstance(r, Order) for r in results)
-
-    def _doubt(self, requests: list[OrderRequest]) -> None:
-        """These requests may have reached the venue unheard: reconcile before placing again."""
-        self._in_doubt.update(req.client_id for req in requests if req.client_id is not None)
-
-    def _placed(self, cell: Cell, role: int, request: OrderRequest, order: Order) -> None:
-        ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty, order.filled_qty)
-        setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
-        cell.rejections = 0
-        self._resting = None
-        if self.store is not None:
-            self.store.upsert_order(order, cell.index, role)
 
     def _refused(self, cell: Cell, role: int, request: OrderRequest, error: ExchangeError) -> bool:
         """The level's reaction to a refused order; False for an error the loop must handle.
@@ -743,67 +500,6 @@ class PerpGridStrategy:
                                       f"(refusal {cell.rejections}): {error}")
             return True
         return False
-
-    def _cancel_close(self, cell: Cell, ref: OrderRef) -> bool:
-        """Cancel a closing order whose size no longer fits; False if it was already gone.
-
-        The replacement is sized from the cancel's answer, never from the books alone: what the
-        order filled up to the cancel and the fill history does not list yet is already closed
-        (`Cell.unbooked`, until its fill is booked), so it is not closed a second time.
-        """
-        try:
-            answer = self.exchange.cancel_order(self.params.symbol, order_id=ref.id)
-        except OrderNotFound:
-            return False
-        self._resting = None
-        cell.close_order = None
-        if self.store is not None:
-            self.store.set_order_status(ref.id, "canceled")
-        if isinstance(answer, Order) and answer.filled_qty > ref.filled + EPS:
-            cell.unbooked[ref.id] = round(answer.filled_qty - ref.filled, 10)
-        return True
-
-    def _cancel(self, order_id: str) -> bool:
-        """Cancel one order; False if it was already gone (filled or cancelled)."""
-        try:
-            self.exchange.cancel_order(self.params.symbol, order_id=order_id)
-        except OrderNotFound:
-            return False
-        self._resting = None
-        if self.store is not None:
-            self.store.set_order_status(order_id, "canceled")
-        return True
-
-    def _cancel_all(self) -> int:
-        """Cancel every resting order of this instance; returns how many.
-
-        Only ours, by client id: the trader may have manual orders on the same account and
-        symbol (a venue's cancel-all would take them too). Each cancelled order leaves its cell at
-        once, so after a failure midway the cells still name exactly the orders that may remain.
-        """
-        mine = sorted(o.id for o in self._our_open_orders())
-        count = 0
-        for order_id in mine:
-            cancelled = self._cancel(order_id)      # records the cancellation itself
-            count += cancelled
-            self._forget(lambda ref: ref.id == order_id, record=not cancelled)
-        self._forget(lambda ref: True)          # the rest no longer rest: filled (the fills book them) or gone
-        self._resting = None
-        return count
-
-    def _our_open_orders(self) -> list[Order]:
-        """The exchange's open orders of this instance (by client id): never the trader's own."""
-        return [o for o in self.exchange.fetch_open_orders(self.params.symbol)
-                if client_ids.belongs_to(o.client_id, self.instance_id)]
-
-    def _forget(self, which: Callable[[OrderRef], bool], record: bool = True) -> None:
-        for cell in self.cells:
-            for slot in ("open_order", "close_order"):
-                ref = getattr(cell, slot)
-                if ref is not None and which(ref):
-                    if record and self.store is not None:
-                        self.store.set_order_status(ref.id, "canceled")
-                    setattr(cell, slot, None)
 
     # ---- market and account ----------------------------------------------------------------
     def _refresh_market(self) -> None:
@@ -836,7 +532,7 @@ class PerpGridStrategy:
             for limit in (self.params.stop_loss, self.params.take_profit):
                 if limit is not None:
                     for sign in (-1, 1):
-                        p = self.grid_entry + sign * limit / owned
+                        p = self.book.grid_entry + sign * limit / owned
                         if p < self.price:
                             low = max(low, p)
                         else:
@@ -850,7 +546,7 @@ class PerpGridStrategy:
             if cell.open_order is None and cell.held <= EPS:
                 wants.append(client_ids.ROLE_OPEN)
             for role in wants:
-                side, price = self._order_side_price(cell, role)
+                side, price = self.book.side_price(cell, role)
                 if side == "buy":
                     high = min(high, price + half)
                 else:
@@ -864,15 +560,7 @@ class PerpGridStrategy:
                 "levels": list(self.levels)}
 
     def open_orders(self) -> list[dict]:
-        rows = []
-        for cell in self.cells:
-            for role, ref in ((client_ids.ROLE_OPEN, cell.open_order), (client_ids.ROLE_CLOSE, cell.close_order)):
-                if ref is not None:
-                    side = self._order_side_price(cell, role)[0]
-                    rows.append({"id": ref.id, "client_id": ref.client_id, "side": side, "price": ref.price,
-                                 "qty": ref.qty, "filled_qty": ref.filled, "level": cell.index,
-                                 "role": "open" if role == client_ids.ROLE_OPEN else "close"})
-        return rows
+        return self.book.open_orders()
 
     def summary(self) -> dict:
         t = self.totals
@@ -882,27 +570,13 @@ class PerpGridStrategy:
                 "state": self.state, "stop_reason": self.stop_reason}
 
     def _state(self) -> dict:
-        return {"grid": self.params.grid_key(), "levels": list(self.levels), "carried": self.carried,
-                "last_fill_ts": self.last_fill_ts, "totals": asdict(self.totals),
-                "cells": [asdict(c) for c in self.cells], "closing": self._closing,
-                "close_target": self._close_target, "grid_entry": self.grid_entry,
-                "fills_from_ms": self.fills_from_ms}
+        return {"grid": self.params.grid_key(), **self.book.state(), "closing": self._closing,
+                "close_target": self._close_target}
 
     def _restore(self, saved: dict) -> None:
-        self.levels = saved["levels"]
-        self.carried = saved["carried"]
-        self.last_fill_ts = saved["last_fill_ts"]
+        self.book.restore(saved, lambda: self.exchange.fetch_position(self.params.symbol).entry_price)
         self._closing = saved.get("closing")
         self._close_target = saved.get("close_target")
-        # a state saved before the grid kept its own entry: the account's is the best guess
-        self.grid_entry = saved["grid_entry"] if "grid_entry" in saved else \
-            self.exchange.fetch_position(self.params.symbol).entry_price
-        self.fills_from_ms = saved.get("fills_from_ms", 0)
-        self.totals = Totals(**saved["totals"])
-        self.cells = []
-        for raw in saved["cells"]:
-            refs = {k: OrderRef(**raw[k]) if raw.get(k) else None for k in ("open_order", "close_order")}
-            self.cells.append(Cell(**{**raw, **refs}))
 
     def _save(self) -> None:
         """Write the state when it differs from the last one written (most turns change nothing)."""
