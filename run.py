@@ -345,7 +345,7 @@ class Bot:
         """Market, parameters, the grid: raises ExchangeError (transient ones are retried by
         `start_trading`), UsageError or ValueError (bad config or symbol: exit 2)."""
         params = checked_params(self.cfg, self.exchange)
-        if self.strategy is None or self.strategy.params != params:
+        if self.strategy is None or self.strategy.config_params != params:
             self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say,
                                              on_fill=lambda f: self.runtime.emit("fill", f),
                                              adopt_position=bool(self.cfg.strategy.get("adopt_position")))

@@ -73,6 +73,7 @@ class PerpGridStrategy:
         self.exchange = exchange
         self.adopt_position = adopt_position
         self.params = params
+        self.config_params = params     # as the config file says; `params` may carry a range set live
         self.instance_id = instance_id
         self.store = store
         self.log = log
@@ -126,6 +127,8 @@ class PerpGridStrategy:
         """Restore the saved grid, reconcile it with the exchange, and place the missing orders."""
         self._refresh_market()
         saved = self.store.load_state(STATE_KEY) if self.store is not None else None
+        if saved:
+            self._choose_range(saved)
         if saved and saved.get("grid") == self.params.grid_key():
             self._restore(saved)
             self.log(f"restored grid state: {self.totals.fill_count} fills, grid profit {self.totals.grid_profit:.4f}")
@@ -140,7 +143,7 @@ class PerpGridStrategy:
                 inherited = self._first_start()
             self._build()
             if inherited is not None:
-                self._adopt_inventory(inherited.qty, inherited.entry_price)
+                self._adopt_inventory([(inherited.qty, inherited.entry_price)])
                 self.book.grid_entry = inherited.entry_price
         self.reconcile()
         self.state = "running"
@@ -153,6 +156,20 @@ class PerpGridStrategy:
         if not self.stopped:
             self._ensure_all()
         self._save()
+
+    def _choose_range(self, saved: dict) -> None:
+        """The range a restart trades: the effective one (set live) unless the trader edited the
+        config file's range since the last start. Either way a log line says which."""
+        live, config = saved.get("grid") or {}, self.params.grid_key()
+        if saved.get("config_grid") is None or live == config:
+            return
+        if saved["config_grid"] == config:
+            self.params = self.params.with_range(live["lower"], live["upper"])
+            self.log(f"range {live['lower']}..{live['upper']} (set live) kept: the config file's range "
+                     f"{config['lower']}..{config['upper']} is unchanged since the last start")
+        else:
+            self.log(f"range {config['lower']}..{config['upper']} of the config file used: it was edited since the "
+                     f"last start (the grid traded {live.get('lower')}..{live.get('upper')})")
 
     def step(self) -> None:
         """One turn of the loop: fills, risk rules, orders."""
@@ -210,41 +227,53 @@ class PerpGridStrategy:
         self._event("position_adopted", f"{held}: adopted as the grid's inventory (adopt_position)")
         return pos
 
-    def _adopt_inventory(self, qty: float, cost: float) -> None:
-        """Book a position the grid did not open on the cells that can close it at a profit side.
+    def _adopt_inventory(self, lots: list[tuple[float, float]]) -> None:
+        """Give positions the new cells did not open (signed qty, cost) closing orders.
 
-        A long is split in `quantity` chunks over the cells whose top is above the price (nearest
-        first), each made a long cell holding the chunk at `cost`, so each gets a closing sell one
-        level up as if the grid had bought it; a short symmetrically. What no cell can take (the
-        price beyond the range) stays carried.
+        Each lot is cut in `quantity` chunks over the free cells whose closing price lies beyond
+        the price on the side that closes it (for a long: the cells whose top is above the price,
+        nearest first, the cheapest chunk nearest), each made a cell of that side holding the
+        chunk at its cost, so it closes one level on as if the grid had opened it there. The
+        last such cell takes whatever is left; with none (the price beyond the range) it is
+        carried.
         """
-        direction = 1 if qty > 0 else -1
         price = self.price
-        if direction > 0:
-            cells = sorted((c for c in self.cells if self.levels[c.index + 1] > price), key=lambda c: c.index)
-        else:
-            cells = sorted((c for c in self.cells if self.levels[c.index] < price), key=lambda c: -c.index)
-        left = abs(qty)
-        for n, cell in enumerate(cells):
-            if left <= EPS:
-                break
-            take = left if n == len(cells) - 1 else min(left, self.params.quantity)
-            cell.side, cell.held, cell.cost, cell.open_fees = ("long" if direction > 0 else "short"), take, cost, 0.0
-            left = round(left - take, 10)
-        if left > EPS:
-            self.book.carried = round(self.book.carried + left * direction, 10)
+        for direction in (1, -1):
+            chunks: list[tuple[float, float]] = []
+            for qty, cost in sorted(((abs(q), c) for q, c in lots if q * direction > EPS), key=lambda l: l[1] * direction):
+                while qty > EPS:
+                    take = min(qty, self.params.quantity)
+                    chunks.append((take, cost))
+                    qty = round(qty - take, 10)
+            if direction > 0:
+                cells = [c for c in self.cells if c.held <= EPS and self.levels[c.index + 1] > price]
+            else:
+                cells = [c for c in self.cells if c.held <= EPS and self.levels[c.index] < price][::-1]
+            if not cells:
+                self.book.carried = round(self.book.carried + direction * sum(q for q, _ in chunks), 10)
+                continue
+            last = len(cells) - 1
+            head, tail = chunks[:last], chunks[last:]
+            for cell, chunk in zip(cells, head + ([(sum(q for q, _ in tail), sum(q * c for q, c in tail) /
+                                                    sum(q for q, _ in tail))] if tail else [])):
+                cell.side = "long" if direction > 0 else "short"
+                cell.held, cell.cost, cell.open_fees = round(chunk[0], 10), chunk[1], 0.0
 
     # ---- grid building ---------------------------------------------------------------------
     def _build(self) -> None:
-        """Cells for the current params; any position left by a previous grid becomes carried."""
+        """Cells for the current params; what the previous grid held keeps a closing order on them."""
         levels = grid_levels(self.params.lower, self.params.upper, self.params.num, self.params.mode,
                              self.market.tick_size)
         if len(levels) - 1 > client_ids.MAX_LEVEL:
             raise ValueError(f"grid_num: at most {client_ids.MAX_LEVEL} levels")
         book = self.book
-        book.carried = book.owned()
+        lots = [(c.held * c.direction, book.open_price(c)) for c in book.cells if c.held > EPS]
+        if abs(book.carried) > EPS:
+            lots.append((book.carried, book.grid_entry or self.price))
+        book.carried = 0.0
         book.levels = levels
         book.cells = [Cell(i, side) for i, side in enumerate(cell_sides(levels, self.price, self.params.grid_type))]
+        self._adopt_inventory(lots)
 
     def adjust_grid_range(self, lower: float | None, upper: float | None) -> dict:
         """Rebuild the grid on a new range without restarting; the old grid comes back on failure."""
@@ -557,7 +586,8 @@ class PerpGridStrategy:
     def grid_dict(self) -> dict:
         p = self.params
         return {"lower": p.lower, "upper": p.upper, "num": p.num, "mode": p.mode, "type": p.grid_type,
-                "levels": list(self.levels)}
+                "levels": list(self.levels),
+                "config_lower": self.config_params.lower, "config_upper": self.config_params.upper}
 
     def open_orders(self) -> list[dict]:
         return self.book.open_orders()
@@ -570,7 +600,8 @@ class PerpGridStrategy:
                 "state": self.state, "stop_reason": self.stop_reason}
 
     def _state(self) -> dict:
-        return {"grid": self.params.grid_key(), **self.book.state(), "closing": self._closing,
+        return {"grid": self.params.grid_key(), "config_grid": self.config_params.grid_key(),
+                **self.book.state(), "closing": self._closing,
                 "close_target": self._close_target}
 
     def _restore(self, saved: dict) -> None:

@@ -350,3 +350,40 @@ def test_a_closing_order_that_can_never_be_placed_ends_the_bot_naming_the_positi
         turns += 1
     assert strat.stopped and "closing sell of 1 at 102.0 was refused 6 times" in strat.stop_reason
     assert "the grid's position of 1 SOL_USDC_PERP stays open" in strat.stop_reason
+
+
+# ---- item 5: a live range change survives restarts and crashes -------------------------------
+def live_range_then_crash(tmp_path):
+    """Cell 1 holds 1 bought at 101; the range is set live to 98..106; the bot dies (no shutdown)."""
+    db = Database(tmp_path / "bot.db")
+    ex, _ = paper(102.4)
+    strat = grid(ex, store=db)
+    strat.start()
+    run(ex, strat, 101.0)
+    strat.adjust_grid_range(98.0, 106.0)
+    assert ("sell", 102.0, 1.0) in resting(ex)      # the held unit closes on the new grid
+    return ex, db
+
+
+def test_a_range_set_live_survives_a_crash_with_its_closing_orders(tmp_path):
+    ex, db = live_range_then_crash(tmp_path)
+    lines: list[str] = []
+    again = grid(ex, store=db)              # the config file still says 100..104
+    again.log = lines.append
+    again.start()
+    g = again.grid_dict()
+    assert (g["lower"], g["upper"], g["config_lower"], g["config_upper"]) == (98.0, 106.0, 100.0, 104.0)
+    assert any("98.0..106.0 (set live) kept" in line for line in lines)
+    assert ("sell", 102.0, 1.0) in resting(ex) and again.owned() == 1.0 == position(ex)
+
+
+def test_an_edited_config_range_wins_and_what_the_grid_held_keeps_a_closing_order(tmp_path):
+    ex, db = live_range_then_crash(tmp_path)
+    lines: list[str] = []
+    edited = grid(ex, store=db, lower=99.0, upper=107.0)    # the trader edited the file meanwhile
+    edited.log = lines.append
+    edited.start()
+    assert (edited.grid_dict()["lower"], edited.grid_dict()["upper"]) == (99.0, 107.0)
+    assert any("99.0..107.0 of the config file used: it was edited" in line for line in lines)
+    assert ("sell", 103.0, 1.0) in resting(ex)      # the unit bought at 101 closes one level up
+    assert edited.owned() == 1.0 == position(ex) and edited.carried == 0

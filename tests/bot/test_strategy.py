@@ -148,21 +148,23 @@ def test_boundary_adjust_range_recentres_the_grid():
     ex, src = paper(102.4)
     strat = grid(ex, boundary_action="adjust_range")
     strat.start()
-    run(ex, src, strat, 99.0)               # buys at 101 and 100 filled: long 2, carried over
+    run(ex, src, strat, 99.0)               # buys at 101 and 100 filled: long 2, kept by the new cells
     assert not strat.stopped
     assert strat.grid_dict()["levels"] == [97.0, 98.0, 99.0, 100.0, 101.0]
+    # the held units close at 100 and 101 (bought at 100 and 101), the new long cells buy at 97 and 98
     assert resting(ex) == [("buy", 97.0, 1.0), ("buy", 98.0, 1.0), ("sell", 100.0, 1.0), ("sell", 101.0, 1.0)]
-    assert strat.carried == 2.0 and ex.fetch_position("SOL_USDC_PERP").qty == 2.0
+    assert [(c.held, c.cost) for c in strat.cells[2:]] == [(1.0, 100.0), (1.0, 101.0)]
+    assert strat.owned() == 2.0 == ex.fetch_position("SOL_USDC_PERP").qty and strat.carried == 0
 
 
 def test_max_position_counts_inventory_carried_over_from_the_old_range():
     ex, src = paper(102.4)
     strat = grid(ex, boundary_action="adjust_range", max_position=2.0)
     strat.start()
-    run(ex, src, strat, 99.0)               # long 2 carried into the range 97..101
-    assert strat.carried == 2.0
+    run(ex, src, strat, 99.0)               # long 2 kept by the cells of the range 97..101
+    assert strat.owned() == 2.0
     assert [side for side, _, _ in resting(ex)] == ["sell", "sell"]   # any buy could make it 3
-    run(ex, src, strat, 101.0)              # both sells fill: net 0 = carried 2 - short cells 2
+    run(ex, src, strat, 101.0)              # both closing sells fill: flat
     assert ex.fetch_position("SOL_USDC_PERP").qty == 0
     # the short cells' closes would bring it back to +2: no room for an opening buy at 97 or 98
     assert resting(ex) == [("buy", 99.0, 1.0), ("buy", 100.0, 1.0)]
