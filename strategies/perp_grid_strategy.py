@@ -45,12 +45,20 @@ from strategies.grid_params import GridParams, check_params
 from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, Totals
 
 STATE_KEY = "perp_grid"
-__all__ = ["MARKET_LEVEL", "PerpGridStrategy", "PositionNotOwned", "cell_sides"]
+__all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned", "cell_sides"]
 CLOSE_ATTEMPTS = 3                      # market orders one close may send (a partial fill leaves a remainder)
 REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
 REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
 CLOSE_REJECTIONS = 6                    # a closing order refused this often in a row ends the bot
 REFUSED = ("invalid", "band")           # blocks that hold closing orders back too (margin never does)
+
+
+class AdjustFailed(ValueError):
+    """A live range change that did not apply: `outcome` is 'rolled back' or 'in doubt'."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 class PositionNotOwned(ValueError):
@@ -292,18 +300,43 @@ class PerpGridStrategy:
             self._build()
             self._ensure_all()
         except ExchangeError as exc:
-            book.cancel_all()
-            self.params, book.levels, book.cells, book.carried = old
-            for cell in self.cells:
-                cell.open_order = cell.close_order = None
-            self._ensure_all()
-            self._event("adjust_failed", f"range {new.lower}..{new.upper} failed ({exc}); old range restored")
-            raise ValueError(f"adjusting the range failed ({exc}); the old range {old[0].lower}..{old[0].upper} "
-                             "was restored") from exc
+            raise self._roll_back(old, exc) from exc
         finally:
             self._save()
         self._event("grid_adjusted", f"range now {new.lower}..{new.upper}")
-        return self.grid_dict()
+        return {**self.grid_dict(), "outcome": "applied"}
+
+    def _roll_back(self, old: tuple, exc: ExchangeError) -> "AdjustFailed":
+        """Put the old grid back after a failed rebuild, and say truthfully how far that got.
+
+        Rolled back: the new range's orders are cancelled and the old grid's placed again. In
+        doubt: the venue failed again midway, so some of the new range's orders may still rest;
+        the books hold the old grid and those orders' client ids are in doubt, so the next turn's
+        reconcile cancels whatever rests outside the old grid (one consistent grid again).
+        """
+        book = self.book
+        new = self.params
+        # what the new range placed, as far as we know, and what it sent without an answer
+        maybe = {row["client_id"] for row in book.open_orders() if row["client_id"] is not None} | book.in_doubt
+        self.params, book.levels, book.cells, book.carried = old
+        for cell in book.cells:
+            cell.open_order = cell.close_order = None
+        tried = f"range {new.lower}..{new.upper} failed ({exc})"
+        try:
+            book.cancel_all()
+            self._ensure_all()
+        except ExchangeError as again:
+            book.in_doubt.update(maybe)
+            message = (f"{tried}; rolling back to {old[0].lower}..{old[0].upper} failed too ({again}): in doubt, "
+                       f"up to {len(maybe)} orders of the new range may still rest and "
+                       f"{len(book.open_orders())} of the old one do; the next turns cancel what does not "
+                       "belong to the old range and place what it lacks")
+            self._event("adjust_in_doubt", message)
+            return AdjustFailed("in doubt", message)
+        message = (f"{tried}; rolled back: the old range {old[0].lower}..{old[0].upper} was restored with "
+                   f"{len(book.open_orders())} orders resting")
+        self._event("adjust_failed", message)
+        return AdjustFailed("rolled back", message)
 
     # ---- reconciliation and fills ----------------------------------------------------------
     def reconcile(self) -> None:

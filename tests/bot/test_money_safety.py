@@ -12,9 +12,9 @@ import json
 import pytest
 
 from database.db import Database
-from exchanges.base import Order, OrderRequest, PriceOutOfBand
+from exchanges.base import ExchangeUnavailable, Order, OrderRequest, PriceOutOfBand
 from exchanges.paper_exchange import PaperExchange
-from strategies.perp_grid_strategy import PositionNotOwned
+from strategies.perp_grid_strategy import AdjustFailed, PositionNotOwned
 from tests.bot.helpers import StepPrices, grid, move, paper, resting
 
 SYMBOL = "SOL_USDC_PERP"
@@ -387,3 +387,69 @@ def test_an_edited_config_range_wins_and_what_the_grid_held_keeps_a_closing_orde
     assert any("99.0..107.0 of the config file used: it was edited" in line for line in lines)
     assert ("sell", 103.0, 1.0) in resting(ex)      # the unit bought at 101 closes one level up
     assert edited.owned() == 1.0 == position(ex) and edited.carried == 0
+
+
+# ---- item 8 of the issue: a range change that fails half-way tells the truth, then repairs ----
+class Outage(PaperExchange):
+    """A venue that goes down after `placements_left` more orders, until `down` is cleared."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.placements_left: int | None = None
+        self.down = False
+
+    def _check(self):
+        if self.down:
+            raise ExchangeUnavailable("connection refused")
+
+    def place_order(self, request):
+        self._check()
+        if self.placements_left is not None:
+            if self.placements_left == 0:
+                self.down = True
+                self._check()
+            self.placements_left -= 1
+        return super().place_order(request)
+
+    def fetch_open_orders(self, symbol):
+        self._check()
+        return super().fetch_open_orders(symbol)
+
+    def cancel_order(self, symbol, order_id=None, client_id=None):
+        self._check()
+        return super().cancel_order(symbol, order_id, client_id)
+
+
+def test_a_range_change_the_outage_cuts_half_way_answers_in_doubt_and_repairs_to_the_old_grid():
+    ex = Outage(StepPrices(102.4))
+    strat = grid(ex)
+    strat.start()
+    ex.placements_left = 2                  # the new range places two orders, then the venue is gone
+    with pytest.raises(AdjustFailed) as failed:
+        strat.adjust_grid_range(101.0, 105.0)
+    assert failed.value.outcome == "in doubt"
+    assert "up to 4 orders of the new range may still rest" in str(failed.value)   # one batch: 2 placed unheard
+    assert strat.grid_dict()["lower"] == 100.0          # the books say the old range, as the answer does
+    ex.down, ex.placements_left = False, None
+    run(ex, strat, 102.4)                   # the next turn repairs: one consistent grid, the old one
+    assert resting(ex) == INITIAL
+
+
+def test_a_range_change_that_fails_but_rolls_back_says_so():
+    ex = Outage(StepPrices(102.4))
+    strat = grid(ex)
+    strat.start()
+    ex.placements_left = 2
+    original = ex.place_order
+
+    def recover_after_the_failure(request):
+        try:
+            return original(request)
+        except ExchangeUnavailable:
+            ex.down, ex.placements_left = False, None   # the venue is back for the rollback
+            raise
+    ex.place_order = recover_after_the_failure
+    with pytest.raises(AdjustFailed) as failed:
+        strat.adjust_grid_range(101.0, 105.0)
+    assert failed.value.outcome == "rolled back" and "with 4 orders resting" in str(failed.value)
+    assert resting(ex) == INITIAL
