@@ -492,7 +492,7 @@ class PerpGridStrategy:
         """
         self._unblock(cell)
         to_close = floor_to(cell.to_close, self.market.step_size)
-        small = EPS < cell.held < self.market.min_qty - EPS and cell.close_order is None
+        small = self._too_small(cell)
         if cell.held > EPS:
             ref = cell.close_order
             if ref is not None and abs(ref.remaining - to_close) > EPS:
@@ -512,6 +512,10 @@ class PerpGridStrategy:
                 held_back.append(cell)
                 return
             self._plan(cell, client_ids.ROLE_OPEN, qty, planned)
+
+    def _too_small(self, cell: Cell) -> bool:
+        """A holding below the market minimum with no closing order: no order can close it alone."""
+        return EPS < cell.held < self.market.min_qty - EPS and cell.close_order is None
 
     def _unblock(self, cell: Cell) -> None:
         """A refused level is tried again once its backoff is over (a price-band refusal only
@@ -603,9 +607,10 @@ class PerpGridStrategy:
             if cell.blocked is not None:
                 continue
             wants = []
-            if cell.to_close > EPS and cell.close_order is None:
+            small = self._too_small(cell)
+            if cell.to_close > EPS and cell.close_order is None and not small:
                 wants.append(client_ids.ROLE_CLOSE)
-            if cell.open_order is None and cell.held <= EPS:
+            if cell.open_order is None and (cell.held <= EPS or small):
                 wants.append(client_ids.ROLE_OPEN)
             for role in wants:
                 side, price = self.book.side_price(cell, role)
