@@ -65,6 +65,8 @@ class Cell:
     @property
     def to_close(self) -> float:
         """What the closing order must hold: the holding less what cancelled closes already sold."""
+        if not self.unbooked:
+            return self.held
         return max(0.0, round(self.held - sum(self.unbooked.values()), 10))
 
 

@@ -491,9 +491,10 @@ class PerpGridStrategy:
         smaller, so the cell closes `quantity` in one order again.
         """
         self._unblock(cell)
-        to_close = floor_to(cell.to_close, self.market.step_size)
-        small = self._too_small(cell)
+        small = False
         if cell.held > EPS:
+            small = self._too_small(cell)
+            to_close = floor_to(cell.to_close, self.market.step_size)
             ref = cell.close_order
             if ref is not None and abs(ref.remaining - to_close) > EPS:
                 if not self.book.cancel_close(cell, ref):
@@ -505,7 +506,7 @@ class PerpGridStrategy:
             self.book.cancel(cell.close_order.id)
             cell.close_order = None
         if cell.open_order is None and (cell.held <= EPS or small) and cell.blocked is None:
-            qty = floor_to(self.params.quantity - cell.held, self.market.step_size)
+            qty = floor_to(self.params.quantity - cell.held, self.market.step_size) if small else self.params.quantity
             max_pos = self.params.max_position
             if max_pos is not None and self._exposure(cell.direction) + qty > max_pos + EPS:
                 cell.blocked = "exposure"
