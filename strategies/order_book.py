@@ -119,6 +119,8 @@ class OrderBook:
         self._seen: set[str] = set()     # trade ids, when there is no store to dedupe them
         self._resting: dict[str, float] | None = None   # resting qty per side, rebuilt after changes
         self.in_doubt: set[int] = set()     # client ids sent without an answer: maybe on the venue
+        self.vanished: dict[str, float] = {}    # order id -> signed qty gone from the book, fills not listed
+        self.settled: set[str] = set()      # orders a completed close already covered: fills change no holding
 
     # ---- the grid's own position -------------------------------------------------------------
     def owned(self) -> float:
@@ -151,10 +153,13 @@ class OrderBook:
         cell.cost = None
 
     def clear_holdings(self) -> None:
-        """The grid's position is closed (the exchange confirmed it): nothing is held any more."""
+        """The grid's position is closed (the exchange confirmed it): nothing is held any more, and
+        fills of orders that had left the book unlisted were part of what the close covered."""
         for cell in self.cells:
             self.emptied(cell)
         self.carried, self.grid_entry = 0.0, 0.0
+        self.settled.update(self.vanished)
+        self.vanished.clear()
 
     def resting(self, side: str) -> float:
         """Quantity our resting orders of one side still want to trade."""
@@ -204,8 +209,12 @@ class OrderBook:
         t.fill_count += 1
         profit = None
         cell = self.cells[cid.level] if cid.level < len(self.cells) else None
-        if cid.level == MARKET_LEVEL:
-            pass                        # a close-and-stop's: it ends when the exchange position says so
+        if fill.order_id in self.vanished:
+            left = round(self.vanished.pop(fill.order_id) - signed, 10)
+            if abs(left) > EPS:
+                self.vanished[fill.order_id] = left
+        if cid.level == MARKET_LEVEL or fill.order_id in self.settled:
+            pass                        # a close-and-stop's, or covered by one: the exchange position said so
         elif cell is None:
             self.carried = round(self.carried + signed, 10)
         elif cid.role == client_ids.ROLE_OPEN:
@@ -325,6 +334,9 @@ class OrderBook:
         once, so after a failure midway the cells still name exactly the orders that may remain.
         """
         mine = sorted(o.id for o in self.our_open_orders())
+        for row in self.open_orders():  # gone from the book, not by us: filled, the fills maybe not listed yet
+            if row["id"] not in mine and row["qty"] - row["filled_qty"] > EPS:
+                self.vanished[row["id"]] = (row["qty"] - row["filled_qty"]) * (1 if row["side"] == "buy" else -1)
         count = 0
         for order_id in mine:
             cancelled = self.cancel(order_id)       # records the cancellation itself
@@ -421,7 +433,8 @@ class OrderBook:
     def state(self) -> dict:
         return {"levels": list(self.levels), "carried": self.carried, "last_fill_ts": self.last_fill_ts,
                 "totals": asdict(self.totals), "cells": [asdict(c) for c in self.cells],
-                "grid_entry": self.grid_entry, "fills_from_ms": self.fills_from_ms}
+                "grid_entry": self.grid_entry, "fills_from_ms": self.fills_from_ms, "vanished": dict(self.vanished),
+                "settled": sorted(self.settled)}
 
     def restore(self, saved: dict, fallback_entry: Callable[[], float]) -> None:
         """The books as saved; `fallback_entry` (the account's entry) for a state saved before the
@@ -430,6 +443,8 @@ class OrderBook:
         self.carried = saved["carried"]
         self.last_fill_ts = saved["last_fill_ts"]
         self.fills_from_ms = saved.get("fills_from_ms", 0)
+        self.vanished = dict(saved.get("vanished", {}))
+        self.settled = set(saved.get("settled", []))
         self.totals = Totals(**saved["totals"])
         self.cells = []
         for raw in saved["cells"]:

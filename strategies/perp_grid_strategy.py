@@ -47,6 +47,7 @@ from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, Ord
 STATE_KEY = "perp_grid"
 __all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned", "cell_sides"]
 CLOSE_ATTEMPTS = 3                      # market orders one close may send (a partial fill leaves a remainder)
+CLOSE_WAIT_TURNS = 5                    # turns a close waits for fills of orders gone from the book
 REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
 REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
 CLOSE_REJECTIONS = 6                    # a closing order refused this often in a row ends the bot
@@ -99,6 +100,7 @@ class PerpGridStrategy:
         self._planned: dict[str, float] = {"buy": 0.0, "sell": 0.0}   # qty per side about to be sent
         self._closing: str | None = None    # reason of a close-and-stop begun and not yet finished
         self._close_target: float | None = None     # account position once the grid's is closed
+        self._close_waits = 0               # turns the close waited for unlisted fills
         self._saved: dict | None = None     # a private copy of the state last written to the store
 
     # ---- the books (strategies/order_book.py), as the page, the loop and the tests read them --
@@ -411,7 +413,12 @@ class PerpGridStrategy:
         self._sync_fills()
         self._refresh_position()
         if self._close_target is None:
-            self._close_target = round(self.position - self.owned(), 10)   # the trader's own stays
+            if self.book.vanished and self._close_waits < CLOSE_WAIT_TURNS:
+                self._close_waits += 1          # orders of ours filled, their fills not listed yet:
+                self.log(f"close: waiting for the fills of {len(self.book.vanished)} orders gone from the book")
+                return                          # the grid's share is unknown until they are
+            # the trader's own stays; orders of ours that left the book unlisted count as filled
+            self._close_target = round(self.position - self.owned() - sum(self.book.vanished.values()), 10)
         remains = round(self.position - self._close_target, 10)
         for _ in range(CLOSE_ATTEMPTS):
             qty = floor_to(abs(remains), self.market.step_size)
@@ -435,7 +442,7 @@ class PerpGridStrategy:
             self.log("close: the answers say done, the exchange position does not yet: checking next turn")
             return
         self.book.clear_holdings()
-        self._closing, self._close_target = None, None
+        self._closing, self._close_target, self._close_waits = None, None, 0
         if abs(remains) > EPS:
             what = "long" if remains > 0 else "short"
             why = (f"below the market minimum {self.market.min_qty:g}" if abs(remains) < self.market.min_qty

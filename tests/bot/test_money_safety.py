@@ -453,3 +453,50 @@ def test_a_range_change_that_fails_but_rolls_back_says_so():
         strat.adjust_grid_range(101.0, 105.0)
     assert failed.value.outcome == "rolled back" and "with 4 orders resting" in str(failed.value)
     assert resting(ex) == INITIAL
+
+
+class LateFills(PaperExchange):
+    """A venue whose fill history lists every fill `lag` steps late (the order book is up to date)."""
+
+    def __init__(self, *args, lag: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lag = lag
+
+    def fetch_fills(self, symbol, since_ms):
+        return [f for f in super().fetch_fills(symbol, since_ms) if f.timestamp <= self.ts - 1000 * self.lag]
+
+
+def test_a_grid_fill_not_listed_yet_when_the_close_begins_is_closed_too_and_never_comes_back(tmp_path):
+    db = Database(tmp_path / "bot.db")
+    ex = LateFills(StepPrices(102.4))
+    strat = grid(ex, store=db, boundary_action="emergency_close")
+    strat.start()
+    run(ex, strat, 101.0, 101.0)            # long 1 (booked a step late)
+    assert strat.owned() == 1.0
+    run(ex, strat, 99.0)                    # the buy at 100 fills (not listed yet) and the price is out:
+    assert not strat.stopped and position(ex) == 2  # the close waits for the fill of the order gone
+    run(ex, strat, 99.0)                    # listed now: the grid's share is 2, none is the trader's
+    assert strat.stopped and position(ex) == 0
+    move(ex, ex.source, 99.0)               # the close's own fill is listed
+    again = grid(ex, store=db)
+    again.start()
+    assert again.owned() == 0 == position(ex) and again.totals.fill_count == 3
+    assert not any(side == "sell" for side, _, _ in resting(ex))
+
+
+def test_a_close_that_waited_long_enough_settles_the_fills_listed_after_it(tmp_path):
+    db = Database(tmp_path / "bot.db")
+    ex = LateFills(StepPrices(102.4))
+    strat = grid(ex, store=db, boundary_action="emergency_close")
+    strat.start()
+    run(ex, strat, 101.0, 101.0)
+    ex.lag = 10                             # the venue's history falls 10 steps behind
+    for _ in range(6):                      # the close waits its turns, then trusts the exchange position
+        run(ex, strat, 99.0)
+    assert strat.stopped and position(ex) == 0      # the order gone from the book counted as filled
+    for _ in range(10):                     # the history catches up: the buy at 100 is listed
+        move(ex, ex.source, 99.0)
+    again = grid(ex, store=db)
+    again.start()
+    assert again.totals.fill_count == 3     # booked ...
+    assert again.owned() == 0               # ... but covered by the close: never a holding to close again
