@@ -500,3 +500,18 @@ def test_a_close_that_waited_long_enough_settles_the_fills_listed_after_it(tmp_p
     again.start()
     assert again.totals.fill_count == 3     # booked ...
     assert again.owned() == 0               # ... but covered by the close: never a holding to close again
+
+
+def test_a_stop_loss_close_below_the_market_minimum_stops_naming_it_instead_of_looping(tmp_path):
+    db = Database(tmp_path / "bot.db")
+    ex, _ = paper(102.4, db=db, step_size=0.001, min_qty=0.01, max_fill_qty=0.005)
+    strat = grid(ex, store=db, stop_loss=0.01)
+    strat.start()
+    run(ex, strat, 101.0)                   # holds 0.005 @ 101
+    strat.shutdown("restart")               # its opening order is cancelled
+    move(ex, ex.source, 98.9)               # down 0.0105 while the bot is down
+    again = grid(ex, store=db, stop_loss=0.01)
+    again.start()                           # stop loss: but 0.005 cannot be sent alone
+    assert again.stopped and position(ex) == pytest.approx(0.005)
+    assert "close incomplete: 0.005 SOL_USDC_PERP long" in again.stop_reason
+    assert "below the market minimum 0.01" in again.stop_reason
