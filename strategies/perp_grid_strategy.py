@@ -73,6 +73,15 @@ def cell_sides(levels: list[float], price: float, grid_type: str) -> list[str]:
     return ["long" if (levels[i] + levels[i + 1]) / 2 < price else "short" for i in range(len(levels) - 1)]
 
 
+def fit(chunks: list[tuple[float, float]], slots: int) -> list[tuple[float, float]]:
+    """(qty, cost) chunks for at most `slots` cells: the last one takes all the rest, at their average cost."""
+    if len(chunks) <= slots:
+        return chunks
+    rest = chunks[slots - 1:]
+    qty = sum(q for q, _ in rest)
+    return chunks[:slots - 1] + [(qty, sum(q * c for q, c in rest) / qty)]
+
+
 class PerpGridStrategy:
     """One grid on one symbol of one exchange account."""
 
@@ -252,9 +261,8 @@ class PerpGridStrategy:
             chunks: list[tuple[float, float]] = []
             for qty, cost in sorted(((abs(q), c) for q, c in lots if q * direction > EPS), key=lambda l: l[1] * direction):
                 while qty > EPS:
-                    take = min(qty, self.params.quantity)
-                    chunks.append((take, cost))
-                    qty = round(qty - take, 10)
+                    chunks.append((min(qty, self.params.quantity), cost))
+                    qty = round(qty - self.params.quantity, 10)
             if direction > 0:
                 cells = [c for c in self.cells if c.held <= EPS and self.levels[c.index + 1] > price]
             else:
@@ -262,12 +270,9 @@ class PerpGridStrategy:
             if not cells:
                 self.book.carried = round(self.book.carried + direction * sum(q for q, _ in chunks), 10)
                 continue
-            last = len(cells) - 1
-            head, tail = chunks[:last], chunks[last:]
-            for cell, chunk in zip(cells, head + ([(sum(q for q, _ in tail), sum(q * c for q, c in tail) /
-                                                    sum(q for q, _ in tail))] if tail else [])):
+            for cell, (qty, cost) in zip(cells, fit(chunks, len(cells))):
                 cell.side = "long" if direction > 0 else "short"
-                cell.held, cell.cost, cell.open_fees = round(chunk[0], 10), chunk[1], 0.0
+                cell.held, cell.cost, cell.open_fees = round(qty, 10), cost, 0.0
 
     # ---- grid building ---------------------------------------------------------------------
     def _build(self) -> None:
@@ -400,13 +405,13 @@ class PerpGridStrategy:
         The exchange's position is the truth: when the close begins, the account position the
         grid's close must reach (`_close_target`: what the trader holds beside the grid) is fixed
         and saved, and each market order sends what the exchange position still lacks, not what
-        the books say. So a close whose fills are listed late, whose answer was lost, or that filled
-        partly and expired is never sent twice nor taken as done: up to CLOSE_ATTEMPTS orders per
-        turn, then the next turn (or a restart: `_closing` is saved) goes on. The close's fills
-        (market level, by client id) never become inventory, however late they are listed. Only
-        when the exchange position reaches the target are the cells emptied; what cannot be
-        closed (below the market minimum, or still there after the attempts) is named in the
-        stop reason.
+        the books say. So a close whose fills are listed late, whose answer was lost (the next turn
+        or a restart goes on: `_closing` is saved) or that filled partly and expired is never sent
+        twice nor taken as done; after CLOSE_ATTEMPTS market orders, or below the market minimum,
+        the stop reason names what remains. Orders of ours that left the book with their fills not
+        listed yet are waited for (CLOSE_WAIT_TURNS), then counted as filled, before the target is
+        fixed. The close's fills (market level, by client id) never become inventory, however late
+        they are listed. Only when the exchange position reaches the target are the cells emptied.
         """
         self._closing = reason
         self.book.cancel_all()
