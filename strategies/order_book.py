@@ -121,6 +121,7 @@ class OrderBook:
         self.in_doubt: set[int] = set()     # client ids sent without an answer: maybe on the venue
         self.vanished: dict[str, float] = {}    # order id -> signed qty gone from the book, fills not listed
         self.settled: set[str] = set()      # orders a completed close already covered: fills change no holding
+        self.foreign: set[int] = set()      # client ids of an abandoned layout (a failed range change)
 
     # ---- the grid's own position -------------------------------------------------------------
     def owned(self) -> float:
@@ -215,7 +216,7 @@ class OrderBook:
                 self.vanished[fill.order_id] = left
         if cid.level == MARKET_LEVEL or fill.order_id in self.settled:
             pass                        # a close-and-stop's, or covered by one: the exchange position said so
-        elif cell is None:
+        elif cell is None or fill.client_id in self.foreign:     # no cell of this layout traded it
             self.carried = round(self.carried + signed, 10)
         elif cid.role == client_ids.ROLE_OPEN:
             cell.held = round(cell.held + fill.qty, 10)
@@ -434,7 +435,7 @@ class OrderBook:
         return {"levels": list(self.levels), "carried": self.carried, "last_fill_ts": self.last_fill_ts,
                 "totals": asdict(self.totals), "cells": [asdict(c) for c in self.cells],
                 "grid_entry": self.grid_entry, "fills_from_ms": self.fills_from_ms, "vanished": dict(self.vanished),
-                "settled": sorted(self.settled)}
+                "settled": sorted(self.settled), "foreign": sorted(self.foreign)}
 
     def restore(self, saved: dict, fallback_entry: Callable[[], float]) -> None:
         """The books as saved; `fallback_entry` (the account's entry) for a state saved before the
@@ -445,6 +446,7 @@ class OrderBook:
         self.fills_from_ms = saved.get("fills_from_ms", 0)
         self.vanished = dict(saved.get("vanished", {}))
         self.settled = set(saved.get("settled", []))
+        self.foreign = set(saved.get("foreign", []))
         self.totals = Totals(**saved["totals"])
         self.cells = []
         for raw in saved["cells"]:

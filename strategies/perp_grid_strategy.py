@@ -286,6 +286,7 @@ class PerpGridStrategy:
         if abs(book.carried) > EPS:
             lots.append((book.carried, book.grid_entry or self.price))
         book.carried = 0.0
+        book.foreign.clear()                    # the layout's own cells start afresh
         book.levels = levels
         book.cells = [Cell(i, side) for i, side in enumerate(cell_sides(levels, self.price, self.params.grid_type))]
         self._adopt_inventory(lots)
@@ -325,6 +326,7 @@ class PerpGridStrategy:
         new = self.params
         # what the new range placed, as far as we know, and what it sent without an answer
         maybe = {row["client_id"] for row in book.open_orders() if row["client_id"] is not None} | book.in_doubt
+        book.foreign |= maybe                   # their fills belong to no cell of the old grid
         self.params, book.levels, book.cells, book.carried = old
         for cell in book.cells:
             cell.open_order = cell.close_order = None

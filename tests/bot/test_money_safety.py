@@ -515,3 +515,17 @@ def test_a_stop_loss_close_below_the_market_minimum_stops_naming_it_instead_of_l
     assert again.stopped and position(ex) == pytest.approx(0.005)
     assert "close incomplete: 0.005 SOL_USDC_PERP long" in again.stop_reason
     assert "below the market minimum 0.01" in again.stop_reason
+
+
+def test_a_fill_of_the_abandoned_range_is_booked_as_what_it_was_not_on_the_old_grids_cells():
+    ex = Outage(StepPrices(102.4))
+    strat = grid(ex)
+    strat.start()
+    ex.placements_left = 2                  # the new range's buy at 101 and sell at 103 reach the venue
+    with pytest.raises(AdjustFailed):
+        strat.adjust_grid_range(101.0, 105.0)
+    ex.down, ex.placements_left = False, None
+    move(ex, ex.source, 103.0)              # the abandoned range's sell at 103 fills before the repair
+    strat.step()
+    assert position(ex) == -1.0
+    assert strat.owned() == -1.0            # a short, as the exchange says, not a long of old cell 1
