@@ -17,6 +17,7 @@ It talks to the exchange and the optional store (database.db.Database) only.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -27,6 +28,7 @@ from exchanges.base import (Exchange, ExchangeError, ExchangeUnavailable, Fill, 
 EPS = 1e-9
 MARKET_LEVEL = client_ids.MAX_LEVEL     # level of market orders that close the whole position
 FILL_LOOKBACK_MS = 60_000               # late fills of a real venue still get read once
+VANISHED_MS = 120_000                   # an order gone from the book this long without a fill was not filled
 
 
 @dataclass
@@ -119,7 +121,7 @@ class OrderBook:
         self._seen: set[str] = set()     # trade ids, when there is no store to dedupe them
         self._resting: dict[str, float] | None = None   # resting qty per side, rebuilt after changes
         self.in_doubt: set[int] = set()     # client ids sent without an answer: maybe on the venue
-        self.vanished: dict[str, float] = {}    # order id -> signed qty gone from the book, fills not listed
+        self.vanished: dict[str, list] = {}     # order id -> [signed qty gone from the book unlisted, when (ms)]
         self.settled: set[str] = set()      # orders a completed close already covered: fills change no holding
         self.foreign: set[int] = set()      # client ids of an abandoned layout (a failed range change)
 
@@ -211,9 +213,9 @@ class OrderBook:
         profit = None
         cell = self.cells[cid.level] if cid.level < len(self.cells) else None
         if fill.order_id in self.vanished:
-            left = round(self.vanished.pop(fill.order_id) - signed, 10)
-            if abs(left) > EPS:
-                self.vanished[fill.order_id] = left
+            qty, since = self.vanished.pop(fill.order_id)
+            if abs(qty - signed) > EPS:
+                self.vanished[fill.order_id] = [round(qty - signed, 10), since]
         if cid.level == MARKET_LEVEL or fill.order_id in self.settled:
             pass                        # a close-and-stop's, or covered by one: the exchange position said so
         elif cell is None or fill.client_id in self.foreign:     # no cell of this layout traded it
@@ -335,9 +337,11 @@ class OrderBook:
         once, so after a failure midway the cells still name exactly the orders that may remain.
         """
         mine = sorted(o.id for o in self.our_open_orders())
-        for row in self.open_orders():  # gone from the book, not by us: filled, the fills maybe not listed yet
-            if row["id"] not in mine and row["qty"] - row["filled_qty"] > EPS:
-                self.vanished[row["id"]] = (row["qty"] - row["filled_qty"]) * (1 if row["side"] == "buy" else -1)
+        for cell in self.cells:
+            for slot in ("open_order", "close_order"):
+                ref = getattr(cell, slot)
+                if ref is not None and ref.id not in mine:
+                    self._gone(cell, slot)
         count = 0
         for order_id in mine:
             cancelled = self.cancel(order_id)       # records the cancellation itself
@@ -346,6 +350,24 @@ class OrderBook:
         self._forget(lambda ref: True)          # the rest no longer rest: filled (the fills book them) or gone
         self._resting = None
         return count
+
+    def _gone(self, cell: Cell, slot: str) -> None:
+        """An order of ours left the exchange's book without our cancel: filled (its fills maybe not
+        listed yet) or cancelled elsewhere. What it had left is remembered (`vanished`) until its
+        fills account for it: a close must not take it for the trader's."""
+        ref = getattr(cell, slot)
+        if ref.remaining > EPS:
+            side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
+            self.vanished[ref.id] = [ref.remaining * (1 if side == "buy" else -1), int(time.time() * 1000)]
+        setattr(cell, slot, None)
+
+    def unlisted(self) -> float:
+        """Signed quantity of our orders that left the book and whose fills are not listed: recent
+        ones only (VANISHED_MS), an older one was cancelled elsewhere, not filled."""
+        recent = int(time.time() * 1000) - VANISHED_MS
+        for order_id in [k for k, (_, since) in self.vanished.items() if since < recent]:
+            del self.vanished[order_id]
+        return round(sum(qty for qty, _ in self.vanished.values()), 10)
 
     def our_open_orders(self) -> list[Order]:
         """The exchange's open orders of this instance (by client id): never the trader's own."""
@@ -375,7 +397,7 @@ class OrderBook:
                     continue
                 live = open_orders.get(ref.id)
                 if live is None:
-                    setattr(cell, slot, None)       # filled (fills were read) or cancelled elsewhere
+                    self._gone(cell, slot)
                 else:
                     ref.filled = live.filled_qty
                     known.add(ref.id)
@@ -385,6 +407,7 @@ class OrderBook:
                 self.event("stray_cancelled", f"cancelled stray order {order.id} at {order.price}")
         self.in_doubt.clear()               # whatever reached the venue is adopted (or booked) now
         self._resting = None
+        self.unlisted()                     # forgets orders gone long ago without a fill
         return booked
 
     def resolve_doubts(self) -> list[Fill] | None:

@@ -420,12 +420,12 @@ class PerpGridStrategy:
         self._sync_fills()
         self._refresh_position()
         if self._close_target is None:
-            if self.book.vanished and self._close_waits < CLOSE_WAIT_TURNS:
+            if abs(self.book.unlisted()) > EPS and self._close_waits < CLOSE_WAIT_TURNS:
                 self._close_waits += 1          # orders of ours filled, their fills not listed yet:
                 self.log(f"close: waiting for the fills of {len(self.book.vanished)} orders gone from the book")
                 return                          # the grid's share is unknown until they are
             # the trader's own stays; orders of ours that left the book unlisted count as filled
-            self._close_target = round(self.position - self.owned() - sum(self.book.vanished.values()), 10)
+            self._close_target = round(self.position - self.owned() - self.book.unlisted(), 10)
         remains = round(self.position - self._close_target, 10)
         for _ in range(CLOSE_ATTEMPTS):
             qty = floor_to(abs(remains), self.market.step_size)
