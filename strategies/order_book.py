@@ -333,23 +333,33 @@ class OrderBook:
         """Cancel every resting order of this instance; returns how many.
 
         Only ours, by client id: the trader may have manual orders on the same account and
-        symbol (a venue's cancel-all would take them too). Each cancelled order leaves its cell at
-        once, so after a failure midway the cells still name exactly the orders that may remain.
+        symbol (a venue's cancel-all would take them too). Every order is attempted (concurrently
+        where the venue allows); a cancelled one leaves its cell, so after failures the cells name
+        exactly the orders that may remain (and the first failure is raised). An order of ours
+        that left the book without our cancel is remembered as gone (`_gone`).
         """
         mine = sorted(o.id for o in self.our_open_orders())
+        results = self.exchange.cancel_orders(self.symbol, mine)
+        failed = {oid: err for oid, err in zip(mine, results) if err is not None and not isinstance(err, OrderNotFound)}
+        cancelled = {oid for oid, err in zip(mine, results) if err is None}
+        cancelled_or_gone = set(cancelled)     # as the store records them (a gone one's fills still book)
         for cell in self.cells:
             for slot in ("open_order", "close_order"):
                 ref = getattr(cell, slot)
-                if ref is not None and ref.id not in mine:
-                    self._gone(cell, slot)
-        count = 0
-        for order_id in mine:
-            cancelled = self.cancel(order_id)       # records the cancellation itself
-            count += cancelled
-            self._forget(lambda ref: ref.id == order_id, record=not cancelled)
-        self._forget(lambda ref: True)          # the rest no longer rest: filled (the fills book them) or gone
+                if ref is None or ref.id in failed:
+                    continue                # a failed cancel keeps its cell: it may still rest
+                if ref.id in cancelled:
+                    setattr(cell, slot, None)
+                else:
+                    cancelled_or_gone.add(ref.id)
+                    self._gone(cell, slot)  # filled (the fills book it) or cancelled elsewhere
+        if self.store is not None:
+            for order_id in cancelled_or_gone:
+                self.store.set_order_status(order_id, "canceled")
         self._resting = None
-        return count
+        if failed:
+            raise next(iter(failed.values()))
+        return len(cancelled)
 
     def _gone(self, cell: Cell, slot: str) -> None:
         """An order of ours left the exchange's book without our cancel: filled (its fills maybe not
@@ -373,15 +383,6 @@ class OrderBook:
         """The exchange's open orders of this instance (by client id): never the trader's own."""
         return [o for o in self.exchange.fetch_open_orders(self.symbol)
                 if client_ids.belongs_to(o.client_id, self.instance_id)]
-
-    def _forget(self, which: Callable[[OrderRef], bool], record: bool = True) -> None:
-        for cell in self.cells:
-            for slot in ("open_order", "close_order"):
-                ref = getattr(cell, slot)
-                if ref is not None and which(ref):
-                    if record and self.store is not None:
-                        self.store.set_order_status(ref.id, "canceled")
-                    setattr(cell, slot, None)
 
     # ---- reconciliation ----------------------------------------------------------------------
     def reconcile(self) -> list[Fill]:
