@@ -381,9 +381,10 @@ class Bot:
         """Market, parameters, the grid: raises ExchangeError (transient ones are retried by
         `start_trading`), UsageError or ValueError (bad config or symbol: exit 2)."""
         params = checked_params(self.cfg, self.exchange)
-        if self.strategy is None or self.strategy.params != params:
+        if self.strategy is None or self.strategy.config_params != params:
             self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say_dated,
-                                             on_fill=self.on_fill)
+                                             on_fill=self.on_fill,
+                                             adopt_position=bool(self.cfg.strategy.get("adopt_position")))
         self.say(self.starting_line())
         _, error = self.atomically(self.strategy.start)
         if error is not None:
