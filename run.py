@@ -462,7 +462,7 @@ class Bot:
 
     def reload_config(self) -> tuple[str, str]:
         """(status, message): applied, rejected (nothing changed), rolled_back or in_doubt."""
-        from strategies.reconfigure import LIVE_FIELDS, ReconfigureFailed, apply_params, merged
+        from strategies.reconfigure import LIVE_FIELDS, AdjustFailed, apply_params, merged
 
         try:
             new = load_config(self.args, project_home())
@@ -479,14 +479,16 @@ class Bot:
         if self.strategy is not None and changed & LIVE_FIELDS.keys():
             strategy = self.strategy
             try:
-                params = merged(strategy.params, grid_params(new, self.exchange), changed)
+                fresh = grid_params(new, self.exchange)
+                params = merged(strategy.params, fresh, changed)
             except (UsageError, ValueError, ExchangeError) as exc:
                 return "rejected", f"{exc}; nothing changed"
             outcome, error = self.atomically(lambda: apply_params(strategy, params))
-            if isinstance(error, ReconfigureFailed):
-                return ("rolled_back" if error.rolled_back else "in_doubt"), str(error)
+            if isinstance(error, AdjustFailed):
+                return error.outcome.replace(" ", "_"), str(error)
             if error is not None:
                 return "rejected", f"{error}; nothing changed"
+            strategy.config_params = fresh  # the file a restart reads: a range set live stays unless it was edited
             self.runtime.emit("grid_adjusted", strategy.grid_dict())
             done = f"kept {outcome.kept} orders, cancelled {outcome.cancelled}, placed {outcome.placed}"
         self.cfg = new

@@ -211,7 +211,7 @@ class OrderBook:
         t.volume += fill.price * fill.qty
         t.fill_count += 1
         profit = None
-        cell = self.cells[cid.level] if cid.level < len(self.cells) else None
+        cell = self.cell_of(fill.order_id, cid.level)
         if fill.order_id in self.vanished:
             qty, since = self.vanished.pop(fill.order_id)
             if abs(qty - signed) > EPS:
@@ -244,6 +244,17 @@ class OrderBook:
         if self.on_fill is not None:
             self.on_fill({"trade_id": fill.trade_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
                           "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
+
+    def cell_of(self, order_id: str, level: int) -> Cell | None:
+        """The cell that holds this order (resting, or a cancelled close whose fill is unlisted),
+        else the one its client id names: a live change (strategies/reconfigure.py) moves kept
+        orders to new cell indexes under their old client ids."""
+        named = self.cells[level] if level < len(self.cells) else None
+        for cell in ([named] if named is not None else []) + self.cells:   # the usual case first
+            if order_id in cell.unbooked or any(ref is not None and ref.id == order_id
+                                                for ref in (cell.open_order, cell.close_order)):
+                return cell
+        return named
 
     def _fill_ref(self, cell: Cell, slot: str, fill: Fill) -> None:
         ref = getattr(cell, slot)
@@ -433,7 +444,7 @@ class OrderBook:
     def _adopt(self, order: Order) -> bool:
         """Attach an open order we placed but did not record (killed in between) to its cell."""
         cid = client_ids.decode(order.client_id)
-        if cid.level >= len(self.cells):
+        if cid.level >= len(self.cells) or order.client_id in self.foreign:    # an abandoned layout's
             return False
         cell = self.cells[cid.level]
         slot = "open_order" if cid.role == client_ids.ROLE_OPEN else "close_order"

@@ -41,8 +41,9 @@ from exchanges import client_ids
 from exchanges.base import (Exchange, ExchangeError, InsufficientMargin, InvalidOrder, OrderRequest, Position,
                             PostOnlyRejected, PriceOutOfBand)
 from strategies.grid_math import floor_to, grid_levels, round_to
-from strategies.grid_params import GridParams, check_params
+from strategies.grid_params import GridParams
 from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, Totals
+from strategies.reconfigure import AdjustFailed, apply_params
 
 STATE_KEY = "perp_grid"
 __all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned", "cell_sides"]
@@ -52,14 +53,6 @@ REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubl
 REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
 CLOSE_REJECTIONS = 6                    # a closing order refused this often in a row ends the bot
 REFUSED = ("invalid", "band")           # blocks that hold closing orders back too (margin never does)
-
-
-class AdjustFailed(ValueError):
-    """A live range change that did not apply: `outcome` is 'rolled back' or 'in doubt'."""
-
-    def __init__(self, outcome: str, message: str) -> None:
-        super().__init__(message)
-        self.outcome = outcome
 
 
 class PositionNotOwned(ValueError):
@@ -249,7 +242,8 @@ class PerpGridStrategy:
     def _adopt_inventory(self, lots: list[tuple[float, float]]) -> None:
         """Give positions the new cells did not open (signed qty, cost) closing orders.
 
-        Each lot is cut in `quantity` chunks over the free cells whose closing price lies beyond
+        Each lot is cut in `quantity` chunks over the free cells (holding nothing and resting no
+        order: a cell a live change kept keeps its orders) whose closing price lies beyond
         the price on the side that closes it (for a long: the cells whose top is above the price,
         nearest first, the cheapest chunk nearest), each made a cell of that side holding the
         chunk at its cost, so it closes one level on as if the grid had opened it there. The
@@ -263,10 +257,11 @@ class PerpGridStrategy:
                 while qty > EPS:
                     chunks.append((min(qty, self.params.quantity), cost))
                     qty = round(qty - self.params.quantity, 10)
+            free = [c for c in self.cells if c.held <= EPS and c.open_order is None and c.close_order is None]
             if direction > 0:
-                cells = [c for c in self.cells if c.held <= EPS and self.levels[c.index + 1] > price]
+                cells = [c for c in free if self.levels[c.index + 1] > price]
             else:
-                cells = [c for c in self.cells if c.held <= EPS and self.levels[c.index] < price][::-1]
+                cells = [c for c in free if self.levels[c.index] < price][::-1]
             if not cells:
                 self.book.carried = round(self.book.carried + direction * sum(q for q, _ in chunks), 10)
                 continue
@@ -282,70 +277,31 @@ class PerpGridStrategy:
         if len(levels) - 1 > client_ids.MAX_LEVEL:
             raise ValueError(f"grid_num: at most {client_ids.MAX_LEVEL} levels")
         book = self.book
-        lots = [(c.held * c.direction, book.open_price(c)) for c in book.cells if c.held > EPS]
-        if abs(book.carried) > EPS:
-            lots.append((book.carried, book.grid_entry or self.price))
-        book.carried = 0.0
+        lots = self._lots(book.cells)
         book.foreign.clear()                    # the layout's own cells start afresh
         book.levels = levels
         book.cells = [Cell(i, side) for i, side in enumerate(cell_sides(levels, self.price, self.params.grid_type))]
         self._adopt_inventory(lots)
 
+    def _lots(self, lost: list[Cell]) -> list[tuple[float, float]]:
+        """(signed qty, cost) of what the `lost` cells hold and of the inventory carried, which is
+        handed over: a rebuild gives them closing orders on the new cells (`_adopt_inventory`), so
+        no unit the grid holds is left without one. Called while the old levels still price them."""
+        book = self.book
+        lots = [(c.held * c.direction, book.open_price(c)) for c in lost if c.held > EPS]
+        if abs(book.carried) > EPS:
+            lots.append((book.carried, book.grid_entry or self.price))
+        book.carried = 0.0
+        return lots
+
     def adjust_grid_range(self, lower: float | None, upper: float | None) -> dict:
-        """Rebuild the grid on a new range without restarting; the old grid comes back on failure."""
-        new = self.params.with_range(self.params.lower if lower is None else lower,
-                                     self.params.upper if upper is None else upper)
-        errors = check_params(new, self.market, self._equity(), self.exchange.leverage)
-        if errors:
-            raise ValueError("; ".join(errors))
-        self.book.cancel_all()
-        self._sync_fills()              # fills of the old orders belong to the old cells
-        self._refresh_position()
-        book = self.book
-        old = (self.params, book.levels, book.cells, book.carried)
-        self.params = new
-        try:
-            self._build()
-            self._ensure_all()
-        except ExchangeError as exc:
-            raise self._roll_back(old, exc) from exc
-        finally:
-            self._save()
-        self._event("grid_adjusted", f"range now {new.lower}..{new.upper}")
+        """Move the grid to a new range without restarting, by the one path every live change takes
+        (strategies/reconfigure.py): orders at levels both ranges share keep their ids and queue
+        place, and a failure answers truthfully (AdjustFailed: rolled back or in doubt)."""
+        apply_params(self, self.params.with_range(self.params.lower if lower is None else lower,
+                                                  self.params.upper if upper is None else upper))
+        self._event("grid_adjusted", f"range now {self.params.lower}..{self.params.upper}")
         return {**self.grid_dict(), "outcome": "applied"}
-
-    def _roll_back(self, old: tuple, exc: ExchangeError) -> "AdjustFailed":
-        """Put the old grid back after a failed rebuild, and say truthfully how far that got.
-
-        Rolled back: the new range's orders are cancelled and the old grid's placed again. In
-        doubt: the venue failed again midway, so some of the new range's orders may still rest;
-        the books hold the old grid and those orders' client ids are in doubt, so the next turn's
-        reconcile cancels whatever rests outside the old grid (one consistent grid again).
-        """
-        book = self.book
-        new = self.params
-        # what the new range placed, as far as we know, and what it sent without an answer
-        maybe = {row["client_id"] for row in book.open_orders() if row["client_id"] is not None} | book.in_doubt
-        book.foreign |= maybe                   # their fills belong to no cell of the old grid
-        self.params, book.levels, book.cells, book.carried = old
-        for cell in book.cells:
-            cell.open_order = cell.close_order = None
-        tried = f"range {new.lower}..{new.upper} failed ({exc})"
-        try:
-            book.cancel_all()
-            self._ensure_all()
-        except ExchangeError as again:
-            book.in_doubt.update(maybe)
-            message = (f"{tried}; rolling back to {old[0].lower}..{old[0].upper} failed too ({again}): in doubt, "
-                       f"up to {len(maybe)} orders of the new range may still rest and "
-                       f"{len(book.open_orders())} of the old one do; the next turns cancel what does not "
-                       "belong to the old range and place what it lacks")
-            self._event("adjust_in_doubt", message)
-            return AdjustFailed("in doubt", message)
-        message = (f"{tried}; rolled back: the old range {old[0].lower}..{old[0].upper} was restored with "
-                   f"{len(book.open_orders())} orders resting")
-        self._event("adjust_failed", message)
-        return AdjustFailed("rolled back", message)
 
     # ---- reconciliation and fills ----------------------------------------------------------
     def reconcile(self) -> None:
