@@ -213,7 +213,7 @@ def _roll_back(strategy, new: GridParams, old: GridParams, snapshot: tuple | Non
     except ExchangeError as again:
         book.in_doubt |= maybe
         message = (f"{tried}; restoring {_describe(old)} failed too ({again}): in doubt, up to {len(maybe)} "
-                   f"orders of the change may still rest and {len(book.open_orders())} of the old grid do; "
+                   f"orders of the new grid may still rest and {len(book.open_orders())} of the old grid do; "
                    "the next turns cancel what does not belong to the old grid and place what it lacks")
         strategy._event("adjust_in_doubt", message)
         return AdjustFailed("in doubt", message)

@@ -390,6 +390,10 @@ def test_an_edited_config_range_wins_and_what_the_grid_held_keeps_a_closing_orde
 
 
 # ---- item 8 of the issue: a range change that fails half-way tells the truth, then repairs ----
+# A live change keeps the orders of levels both ranges share (strategies/reconfigure.py), so these
+# move the grid by half a step: 100.5..104.5 shares no level and places four new orders, nearest
+# first (buy 101.5, sell 103.5, buy 100.5, sell 104.5), which the outage cuts after two.
+SHIFTED = (100.5, 104.5)
 class Outage(PaperExchange):
     """A venue that goes down after `placements_left` more orders, until `down` is cleared."""
 
@@ -426,9 +430,9 @@ def test_a_range_change_the_outage_cuts_half_way_answers_in_doubt_and_repairs_to
     strat.start()
     ex.placements_left = 2                  # the new range places two orders, then the venue is gone
     with pytest.raises(AdjustFailed) as failed:
-        strat.adjust_grid_range(101.0, 105.0)
+        strat.adjust_grid_range(*SHIFTED)
     assert failed.value.outcome == "in doubt"
-    assert "up to 4 orders of the new range may still rest" in str(failed.value)   # one batch: 2 placed unheard
+    assert "up to 4 orders of the new grid may still rest" in str(failed.value)   # one batch: 2 placed unheard
     assert strat.grid_dict()["lower"] == 100.0          # the books say the old range, as the answer does
     ex.down, ex.placements_left = False, None
     run(ex, strat, 102.4)                   # the next turn repairs: one consistent grid, the old one
@@ -450,7 +454,7 @@ def test_a_range_change_that_fails_but_rolls_back_says_so():
             raise
     ex.place_order = recover_after_the_failure
     with pytest.raises(AdjustFailed) as failed:
-        strat.adjust_grid_range(101.0, 105.0)
+        strat.adjust_grid_range(*SHIFTED)
     assert failed.value.outcome == "rolled back" and "with 4 orders resting" in str(failed.value)
     assert resting(ex) == INITIAL
 
@@ -521,11 +525,11 @@ def test_a_fill_of_the_abandoned_range_is_booked_as_what_it_was_not_on_the_old_g
     ex = Outage(StepPrices(102.4))
     strat = grid(ex)
     strat.start()
-    ex.placements_left = 2                  # the new range's buy at 101 and sell at 103 reach the venue
+    ex.placements_left = 2                  # the new range's buy at 101.5 and sell at 103.5 reach the venue
     with pytest.raises(AdjustFailed):
-        strat.adjust_grid_range(101.0, 105.0)
+        strat.adjust_grid_range(*SHIFTED)
     ex.down, ex.placements_left = False, None
-    move(ex, ex.source, 103.0)              # the abandoned range's sell at 103 fills before the repair
+    move(ex, ex.source, 103.5)              # the abandoned range's sell at 103.5 fills before the repair
     strat.step()
     assert position(ex) == -1.0
     assert strat.owned() == -1.0            # a short, as the exchange says, not a long of old cell 1
