@@ -103,3 +103,38 @@ def test_the_pages_range_adjustment_keeps_the_orders_of_shared_levels_too():
     strat.adjust_grid_range(101.0, 105.0)
     after = ids_by_price(ex)
     assert all(after[p] == before[p] for p in (101.0, 103.0, 104.0)) and 100.0 not in after
+
+
+def test_a_moved_grid_survives_a_crash_and_its_kept_orders_still_book_on_their_moved_cells(tmp_path):
+    from database.db import Database
+
+    db = Database(tmp_path / "bot.db")
+    ex, src = paper(102.4)
+    strat = grid(ex, store=db)
+    strat.start()
+    apply_params(strat, strat.params.with_range(101.0, 105.0))    # buy at 101 (client id level 1) -> cell 0
+    before = ids_by_price(ex)
+    again = grid(ex, store=db)                  # killed, restarted: the config file still says 100..104
+    again.start()
+    assert (again.grid_dict()["lower"], again.grid_dict()["upper"]) == (101.0, 105.0)
+    assert ids_by_price(ex) == before           # every order adopted, none placed twice
+    move(ex, src, 101.0)
+    again.step()
+    assert again.cells[0].held == 1.0 and again.owned() == 1.0 == ex.fetch_position(SYMBOL).qty
+    assert ("sell", 102.0, 1.0) in resting(ex)
+
+
+def test_a_held_unit_of_a_vanished_cell_gets_a_closing_order_and_a_shared_cell_keeps_its_own():
+    ex, src = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    move(ex, src, 100.0)                        # cells 100..101 and 101..102 each hold 1
+    strat.step()
+    close_102 = ids_by_price(ex)[102.0]         # cell 101..102's closing sell
+    apply_params(strat, strat.params.with_range(101.0, 105.0))    # cell 100..101 vanishes
+    assert ids_by_price(ex)[102.0] == close_102                 # the shared cell keeps its close
+    assert strat.owned() == 2.0 == ex.fetch_position(SYMBOL).qty and strat.carried == 0
+    # the unit bought at 100 closes on a new cell: the nearest free one above the price (104..105;
+    # 102..103 and 103..104 keep their resting opening sells, ids and queue place)
+    assert resting(ex) == [("sell", 102.0, 1.0), ("sell", 103.0, 1.0), ("sell", 104.0, 1.0), ("sell", 105.0, 1.0)]
+    assert (strat.cells[3].side, strat.cells[3].held, strat.cells[3].cost) == ("long", 1.0, 100.0)
