@@ -79,6 +79,7 @@ def apply_params(strategy, new: GridParams) -> Outcome:
     try:
         if book.resolve_doubts() is not None:   # what rests decides what is kept: learn it first
             strategy._refresh_position()
+            before = _order_ids(book)
         plan = {c.index: c.index for c in book.cells} if same_layout else _plan(strategy, levels, new)
         _cancel_misfits(strategy, new, plan, same_layout)
         # the old layout as the exchange left it, its fills booked: what a failure goes back to
@@ -195,8 +196,10 @@ def _roll_back(strategy, new: GridParams, old: GridParams, snapshot: tuple | Non
     turns finish the same repair.
     """
     book = strategy.book
-    maybe = {ref.client_id for c in book.cells for ref in (c.open_order, c.close_order)
-             if ref is not None and ref.id not in before and ref.client_id is not None} | book.in_doubt
+    maybe: set[int] = set()                 # nothing is placed before the new layout (snapshot) exists
+    if snapshot is not None:
+        maybe = {ref.client_id for c in book.cells for ref in (c.open_order, c.close_order)
+                 if ref is not None and ref.id not in before and ref.client_id is not None} | book.in_doubt
     book.foreign |= maybe
     book.in_doubt |= maybe
     strategy.params = old
