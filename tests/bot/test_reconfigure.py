@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from exchanges.base import ExchangeUnavailable
+from strategies.perp_grid_strategy import AdjustFailed
 from strategies.reconfigure import apply_params
 from tests.bot.helpers import grid, move, paper, resting
 from tests.bot.test_strategy import INITIAL, FailingAt, StepPrices
@@ -138,3 +139,20 @@ def test_a_held_unit_of_a_vanished_cell_gets_a_closing_order_and_a_shared_cell_k
     # 102..103 and 103..104 keep their resting opening sells, ids and queue place)
     assert resting(ex) == [("sell", 102.0, 1.0), ("sell", 103.0, 1.0), ("sell", 104.0, 1.0), ("sell", 105.0, 1.0)]
     assert (strat.cells[3].side, strat.cells[3].held, strat.cells[3].cost) == ("long", 1.0, 100.0)
+
+
+def test_a_change_the_venue_fails_before_any_placement_is_in_doubt_then_the_old_grid_is_whole():
+    from tests.bot.test_money_safety import Outage
+
+    ex = Outage(StepPrices(102.4))
+    strat = grid(ex)
+    strat.start()
+    before = ids_by_price(ex)
+    ex.down = True                              # the first cancel fails, and so does the way back
+    with pytest.raises(AdjustFailed) as failed:
+        strat.adjust_grid_range(101.0, 105.0)
+    assert failed.value.outcome == "in doubt" and "up to 0 orders of the new grid" in str(failed.value)
+    assert strat.params.lower == 100.0 and not strat.book.foreign
+    ex.down = False
+    strat.step()
+    assert resting(ex) == INITIAL and ids_by_price(ex) == before    # nothing was touched
