@@ -382,6 +382,19 @@ class OrderBook:
             self.vanished[ref.id] = [ref.remaining * (1 if side == "buy" else -1), int(time.time() * 1000)]
         setattr(cell, slot, None)
 
+    def abandon(self, cells: list[Cell]) -> None:
+        """Cells a live layout change drops: an order of theirs still referenced left the book
+        without our cancel (filled, its fill not listed yet). It is remembered as gone (a close
+        waits for its fills) and foreign, so its fill is carried with its true sign, never booked
+        on the new layout's cell of the same level (which may be of the other side)."""
+        for cell in cells:
+            for slot in ("open_order", "close_order"):
+                ref = getattr(cell, slot)
+                if ref is not None:
+                    if ref.client_id is not None:
+                        self.foreign.add(ref.client_id)
+                    self._gone(cell, slot)
+
     def unlisted(self) -> float:
         """Signed quantity of our orders that left the book and whose fills are not listed: recent
         ones only (VANISHED_MS), an older one was cancelled elsewhere, not filled."""

@@ -159,7 +159,9 @@ def _relayout(strategy, levels: list[float], new: GridParams, plan: dict[int, in
     book = strategy.book
     used = {c.index: c.seq for c in book.cells}     # client ids the old layout spent per level
     cells = [Cell(j, side) for j, side in enumerate(cell_sides(levels, strategy.price, new.grid_type))]
-    lots = strategy._lots([c for c in book.cells if c.index not in plan])
+    lost = [c for c in book.cells if c.index not in plan]
+    lots = strategy._lots(lost)
+    book.abandon(lost)
     for cell in book.cells:
         j = plan.get(cell.index)
         if j is None:

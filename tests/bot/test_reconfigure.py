@@ -156,3 +156,18 @@ def test_a_change_the_venue_fails_before_any_placement_is_in_doubt_then_the_old_
     ex.down = False
     strat.step()
     assert resting(ex) == INITIAL and ids_by_price(ex) == before    # nothing was touched
+
+
+def test_a_fill_listed_after_its_cell_vanished_is_booked_with_its_true_sign():
+    from tests.bot.test_money_safety import LateFills
+
+    ex = LateFills(StepPrices(102.4))
+    strat = grid(ex)
+    strat.start()
+    move(ex, ex.source, 100.0)                  # the buys at 100 and 101 fill; the venue lists them later
+    strat.step()
+    apply_params(strat, strat.params.with_range(101.0, 105.0))
+    # at 100 every cell of 101..105 is short: both long cells vanish with their fills unlisted
+    move(ex, ex.source, 100.0)                  # listed now
+    strat.step()
+    assert ex.fetch_position(SYMBOL).qty == 2.0 and strat.owned() == 2.0     # never booked as shorts
