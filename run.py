@@ -37,9 +37,10 @@ from typing import Any, Callable
 PARENT_PID = os.getppid()   # taken first: a supervisor that dies while we start is still noticed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from core import heartbeat  # noqa: E402
+from core import events, heartbeat  # noqa: E402
 from core.atomic import write_text_atomic  # noqa: E402
 from core.bot_status import write_bot_status  # noqa: E402
+from core.events import append_event  # noqa: E402
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # noqa: E402
 from core.masking import Masker  # noqa: E402
 from core.reload import bot_result_file, write_json  # noqa: E402
@@ -399,9 +400,10 @@ class Bot:
         """Market, parameters, the grid: raises ExchangeError (transient ones are retried by
         `start_trading`), UsageError or ValueError (bad config or symbol: exit 2)."""
         params = checked_params(self.cfg, self.exchange)
-        if self.strategy is None or self.strategy.params != params:
+        if self.strategy is None or self.strategy.config_params != params:
             self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say_dated,
-                                             on_fill=self.on_fill)
+                                             on_fill=self.on_fill,
+                                             adopt_position=bool(self.cfg.strategy.get("adopt_position")))
         self.say(self.starting_line())
         _, error = self.atomically(self.strategy.start)
         if error is not None:
@@ -415,6 +417,9 @@ class Bot:
         self.say_dated(f"FILL {self.cfg.instance_id} {self.strategy.params.symbol}: {fill['side']} {fill['qty']:g} @ "
                         f"{fill['price']:g} (level {fill['level']}, fee {fill['fee']:.4f}{profit}, trade {fill['trade_id']})")
         self.runtime.emit("fill", fill)
+        # for the notifier (fill alerts are off unless the trader turns them on); never raises
+        append_event(self.paths, events.FILL, on_error=lambda why: write_line(f"warning: {why}", err=True),
+                     symbol=self.strategy.params.symbol, side=fill["side"], price=fill["price"], qty=fill["qty"])
 
     def starting_line(self) -> str:
         assert self.strategy is not None
@@ -479,7 +484,7 @@ class Bot:
 
     def reload_config(self) -> tuple[str, str]:
         """(status, message): applied, rejected (nothing changed), rolled_back or in_doubt."""
-        from strategies.reconfigure import LIVE_FIELDS, ReconfigureFailed, apply_params, merged
+        from strategies.reconfigure import LIVE_FIELDS, AdjustFailed, apply_params, merged
 
         try:
             new = load_config(self.args, project_home())
@@ -496,14 +501,16 @@ class Bot:
         if self.strategy is not None and changed & LIVE_FIELDS.keys():
             strategy = self.strategy
             try:
-                params = merged(strategy.params, grid_params(new, self.exchange), changed)
+                fresh = grid_params(new, self.exchange)
+                params = merged(strategy.params, fresh, changed)
             except (UsageError, ValueError, ExchangeError) as exc:
                 return "rejected", f"{exc}; nothing changed"
             outcome, error = self.atomically(lambda: apply_params(strategy, params))
-            if isinstance(error, ReconfigureFailed):
-                return ("rolled_back" if error.rolled_back else "in_doubt"), str(error)
+            if isinstance(error, AdjustFailed):
+                return error.outcome.replace(" ", "_"), str(error)
             if error is not None:
                 return "rejected", f"{error}; nothing changed"
+            strategy.config_params = fresh  # the file a restart reads: a range set live stays unless it was edited
             self.runtime.emit("grid_adjusted", strategy.grid_dict())
             done = f"kept {outcome.kept} orders, cancelled {outcome.cancelled}, placed {outcome.placed}"
         self.cfg = new

@@ -141,6 +141,10 @@ class Database:
                 (order.id, order.client_id, level, role, order.side, order.price, order.qty,
                  order.filled_qty, order.status, order.timestamp or ts, ts))
 
+    def has_order(self, order_id: str) -> bool:
+        """Whether this instance placed (and recorded) the order: its fills are ours whenever they are dated."""
+        return bool(self.query("SELECT 1 FROM orders WHERE id=?", (order_id,)))
+
     def set_order_status(self, order_id: str, status: str, filled_qty: float | None = None) -> None:
         with self.transaction() as conn:
             if filled_qty is None:

@@ -33,6 +33,10 @@ class InvalidOrder(ExchangeError):
     """Price or quantity the market refuses (tick, step, minimum, price band): skip the level."""
 
 
+class PriceOutOfBand(InvalidOrder):
+    """A limit price too far from the mark for the venue's price band: retry once the price moved."""
+
+
 class PostOnlyRejected(InvalidOrder):
     """A postOnly order that would have crossed the book: retry next loop at the same level."""
 
@@ -176,8 +180,12 @@ class Exchange(abc.ABC):
         return results
 
     @abc.abstractmethod
-    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
-        """Cancel by exchange id or client id; OrderNotFound if it is already gone."""
+    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> Order | None:
+        """Cancel by exchange id or client id; OrderNotFound if it is already gone.
+
+        Returns the cancelled order as the venue answered it (its `filled_qty` is what it filled
+        up to the cancel, which the fill history may list later), or None where the venue's
+        answer has no order."""
 
     def cancel_orders(self, symbol: str, order_ids: Sequence[str]) -> list[ExchangeError | None]:
         """Cancel these orders (by exchange id); one result per id: None when cancelled, the

@@ -426,7 +426,7 @@ class CcxtExchange(Exchange):
         order = self._order(raw, request.symbol, request)
         return self._expired_post_only(raw, order) or order
 
-    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
+    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> Order | None:
         if order_id is None and client_id is None:
             raise ValueError("cancel_order needs an order_id or a client_id")
         m = self._market(symbol)
@@ -435,11 +435,17 @@ class CcxtExchange(Exchange):
             # on its own) and turns a 202 without a body into an empty order.
             request = {"symbol": m["id"], **({"orderId": order_id} if order_id is not None else {"clientId": client_id})}
             answer = self._call(self.client.privateDeleteApiV1Order, request, order_call=True)
+            if isinstance(answer, dict) and answer:
+                answer = self.client.parse_order(answer, m)
         else:
             params = {} if order_id is not None else {"clientOrderId": client_id}
             answer = self._call(self.client.cancel_order, order_id, m["symbol"], params, order_call=True)
         if not answer:
             self._confirm_gone(symbol, order_id, client_id)
+            return None
+        # the strategy sizes a replacement from the filled quantity: only an answer that states it counts
+        stated = isinstance(answer, dict) and answer.get("id") is not None and answer.get("filled") is not None
+        return self._order(answer, symbol) if stated else None
 
     def _confirm_gone(self, symbol: str, order_id: str | None, client_id: int | None) -> int:
         """After "202 accepted but not yet executed" (Backpack's openapi.yaml): wait until the

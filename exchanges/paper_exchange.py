@@ -386,12 +386,13 @@ class PaperExchange(Exchange):
             self._save_account()
         return order
 
-    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
+    def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> Order:
         order = self.orders.get(order_id) if order_id else next(
             (o for o in self.orders.values() if client_id is not None and o.client_id == client_id), None)
         if order is None:
             raise OrderNotFound(f"no open order {order_id or client_id}")
         self._finish(order, "canceled")
+        return Order(**asdict(order))
 
     def cancel_all_orders(self, symbol: str) -> int:
         with self._batch_writes():

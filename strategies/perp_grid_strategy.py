@@ -7,87 +7,56 @@ grids make the cells below the price long and those above short (sides never mix
 a long cell holds only while the price is below its top, a short cell only above its bottom);
 long grids make every cell long, short grids every cell short.
 
-Every turn (`step`) the strategy reads new fills (by client id: instance, level, role), books
-them on their cells, applies the risk rules, then makes the resting orders match each cell's
-state: a cell holding a position must have a closing order for exactly that quantity (so
-partial fills grow the closing order); an idle cell is armed when the price is on the right
-side and max_position allows. A closing fill books (close - open) x qty less both fees as grid
-profit; a cell whose position is closed and whose opening order is done re-arms.
+This module makes the grid's decisions: levels and sides, what should rest each turn, the risk
+rules, the close-and-stop and range changes. The books (client ids, orders in doubt, fill
+booking, the grid's own position) live in strategies/order_book.py.
 
-Because the desired orders are derived from state, a restart is a reconcile: open orders are
-adopted by their decoded client id, missed fills are replayed once (the fill ledger keys them
-by trade id), and nothing is placed twice.
+Every turn (`step`) the strategy books new fills (by client id: instance, level, role), applies
+the risk rules, then makes the resting orders match each cell's state: a cell holding a position
+must have a closing order for exactly that quantity (so partial fills grow the closing order);
+an idle cell is armed when the price is on the right side and max_position allows. A restart is
+a reconcile: open orders are adopted by client id, missed fills are booked once. A first start
+(no saved state) starts from the present: fills of an earlier life of the instance id are never
+booked, and a position already on the account is refused (PositionNotOwned, exit 2) unless the
+config adopts it (`adopt_position`) as the grid's inventory with closing orders.
 
-The orders one turn wants are sent together (`Exchange.place_orders`: one signed request per
-chunk on a venue with batch orders, instead of one per level). A placement that fails without an
-answer (timeout, network loss, or any error that escapes the batch) may still have reached the
-venue: its client ids are "in doubt", and before anything is placed again the next turn
-reconciles (fills, then open orders adopted by client id), so such a level is adopted, not
-placed twice.
+The risk rules read the grid's own PnL (its own position at its own average entry), never a
+manual position's. A close-and-stop ends only when the exchange position reaches what the trader
+holds beside the grid; a partly filled market close is retried (CLOSE_ATTEMPTS), and what cannot
+be closed is named in the stop reason.
 
-Exchange errors (see exchanges/base.py): InvalidOrder skips the level until the grid is rebuilt,
-InsufficientMargin skips it until the next fill, PostOnlyRejected retries next turn; RateLimited,
-ExchangeUnavailable and AuthenticationError propagate to the loop, which waits, backs off or
-stops. No I/O here other than the exchange and the optional store (database.db.Database).
+Exchange errors (see exchanges/base.py): InvalidOrder skips the level with a doubling backoff
+(PriceOutOfBand also until the price moved), and a closing order refused CLOSE_REJECTIONS times
+stops the bot; InsufficientMargin skips the level until the next fill; PostOnlyRejected retries
+next turn; RateLimited, ExchangeUnavailable and AuthenticationError propagate to the loop, which
+waits, backs off or stops. No I/O here other than the exchange and the optional store.
 """
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from exchanges import client_ids
-from exchanges.base import (Exchange, ExchangeError, ExchangeUnavailable, Fill, InsufficientMargin, InvalidOrder,
-                            Order, OrderNotFound, OrderRequest, PostOnlyRejected)
+from exchanges.base import (Exchange, ExchangeError, InsufficientMargin, InvalidOrder, OrderRequest, Position,
+                            PostOnlyRejected, PriceOutOfBand)
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams
+from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, Totals
+from strategies.reconfigure import AdjustFailed, apply_params
 
-EPS = 1e-9
 STATE_KEY = "perp_grid"
-MARKET_LEVEL = client_ids.MAX_LEVEL     # level of market orders that close the whole position
-FILL_LOOKBACK_MS = 60_000               # late fills of a real venue still get read once
+__all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned", "cell_sides"]
+CLOSE_ATTEMPTS = 3                      # market orders one close may send (a partial fill leaves a remainder)
+CLOSE_WAIT_TURNS = 5                    # turns a close waits for fills of orders gone from the book
+REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
+REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
+CLOSE_REJECTIONS = 6                    # a closing order refused this often in a row ends the bot
+REFUSED = ("invalid", "band")           # blocks that hold closing orders back too (margin never does)
 
 
-@dataclass
-class OrderRef:
-    id: str
-    client_id: int | None
-    price: float
-    qty: float
-    filled: float = 0.0
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.qty - self.filled)
-
-
-@dataclass
-class Cell:
-    index: int
-    side: str                   # 'long' | 'short'
-    held: float = 0.0           # position opened by this cell and not yet closed
-    open_fees: float = 0.0      # fees paid opening `held`, booked pro rata when it closes
-    seq: int = 0
-    blocked: str | None = None  # 'invalid' until rebuild, 'margin' / 'exposure' until a fill
-    open_order: OrderRef | None = None
-    close_order: OrderRef | None = None
-
-    @property
-    def direction(self) -> int:
-        return 1 if self.side == "long" else -1
-
-
-@dataclass
-class Totals:
-    grid_profit: float = 0.0
-    fees: float = 0.0
-    volume: float = 0.0
-    fill_count: int = 0
-    cycles: int = 0
-
-
-Planned = tuple[Cell, int, OrderRequest]     # (cell, role, request) of an order about to be sent
+class PositionNotOwned(ValueError):
+    """A first start found a position the grid did not open and was not told to adopt (exit 2)."""
 
 
 def cell_sides(levels: list[float], price: float, grid_type: str) -> list[str]:
@@ -97,36 +66,69 @@ def cell_sides(levels: list[float], price: float, grid_type: str) -> list[str]:
     return ["long" if (levels[i] + levels[i + 1]) / 2 < price else "short" for i in range(len(levels) - 1)]
 
 
+def fit(chunks: list[tuple[float, float]], slots: int) -> list[tuple[float, float]]:
+    """(qty, cost) chunks for at most `slots` cells: the last one takes all the rest, at their average cost."""
+    if len(chunks) <= slots:
+        return chunks
+    rest = chunks[slots - 1:]
+    qty = sum(q for q, _ in rest)
+    return chunks[:slots - 1] + [(qty, sum(q * c for q, c in rest) / qty)]
+
+
 class PerpGridStrategy:
     """One grid on one symbol of one exchange account."""
 
     def __init__(self, exchange: Exchange, params: GridParams, instance_id: str, store: Any = None,
-                 log: Callable[[str], None] = print, on_fill: Callable[[dict], None] | None = None) -> None:
+                 log: Callable[[str], None] = print, on_fill: Callable[[dict], None] | None = None,
+                 adopt_position: bool = False) -> None:
         self.exchange = exchange
+        self.adopt_position = adopt_position
         self.params = params
+        self.config_params = params     # as the config file says; `params` may carry a range set live
         self.instance_id = instance_id
         self.store = store
         self.log = log
         self.on_fill = on_fill
         self.market = exchange.market(params.symbol)
-        self.levels: list[float] = []
-        self.cells: list[Cell] = []
-        self.totals = Totals()
-        self.carried = 0.0          # position not owned by any cell (left by a rebuild)
+        self.book = OrderBook(exchange, params.symbol, instance_id, params.grid_type, store, self._event, on_fill)
         self.position = 0.0
         self.entry = 0.0
         self.unrealized = 0.0
         self.realized = 0.0
         self.price = 0.0
+        self.now_ms = 0             # the exchange's time, from its ticker
         self.state = "starting"
         self.stop_reason = ""
-        self.last_fill_ts = 0
-        self._seen: set[str] = set()     # trade ids, when there is no store to dedupe them
-        self._resting: dict[str, float] | None = None   # resting qty per side, rebuilt after changes
         self._planned: dict[str, float] = {"buy": 0.0, "sell": 0.0}   # qty per side about to be sent
-        self._in_doubt: set[int] = set()    # client ids sent without an answer: maybe on the venue
         self._closing: str | None = None    # reason of a close-and-stop begun and not yet finished
+        self._close_target: float | None = None     # account position once the grid's is closed
+        self._close_waits = 0               # turns the close waited for unlisted fills
         self._saved: dict | None = None     # a private copy of the state last written to the store
+
+    # ---- the books (strategies/order_book.py), as the page, the loop and the tests read them --
+    @property
+    def cells(self) -> list[Cell]:
+        return self.book.cells
+
+    @property
+    def levels(self) -> list[float]:
+        return self.book.levels
+
+    @property
+    def totals(self) -> Totals:
+        return self.book.totals
+
+    @property
+    def carried(self) -> float:
+        return self.book.carried
+
+    def owned(self) -> float:
+        """The grid's own signed position: what its cells hold plus the inventory it carries."""
+        return self.book.owned()
+
+    def grid_unrealized(self) -> float:
+        """Unrealized PnL of the grid's own position (never of a manual one on the same account)."""
+        return self.book.unrealized(self.price)
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -137,16 +139,24 @@ class PerpGridStrategy:
         """Restore the saved grid, reconcile it with the exchange, and place the missing orders."""
         self._refresh_market()
         saved = self.store.load_state(STATE_KEY) if self.store is not None else None
+        if saved:
+            self._choose_range(saved)
         if saved and saved.get("grid") == self.params.grid_key():
             self._restore(saved)
             self.log(f"restored grid state: {self.totals.fill_count} fills, grid profit {self.totals.grid_profit:.4f}")
         else:
+            inherited = None
             if saved:                   # book the old grid's fills on the old cells, then rebuild
                 self._restore(saved)
                 self._event("grid_changed", "grid parameters changed since the last run: rebuilding")
-                self._cancel_all()
+                self.book.cancel_all()
                 self._sync_fills()
+            else:
+                inherited = self._first_start()
             self._build()
+            if inherited is not None:
+                self._adopt_inventory([(inherited.qty, inherited.entry_price)])
+                self.book.grid_entry = inherited.entry_price
         self.reconcile()
         self.state = "running"
         self._event("start", f"grid {self.params.lower}..{self.params.upper} x{len(self.levels)} "
@@ -158,6 +168,20 @@ class PerpGridStrategy:
         if not self.stopped:
             self._ensure_all()
         self._save()
+
+    def _choose_range(self, saved: dict) -> None:
+        """The range a restart trades: the effective one (set live) unless the trader edited the
+        config file's range since the last start. Either way a log line says which."""
+        live, config = saved.get("grid") or {}, self.params.grid_key()
+        if saved.get("config_grid") is None or live == config:
+            return
+        if saved["config_grid"] == config:
+            self.params = self.params.with_range(live["lower"], live["upper"])
+            self.log(f"range {live['lower']}..{live['upper']} (set live) kept: the config file's range "
+                     f"{config['lower']}..{config['upper']} is unchanged since the last start")
+        else:
+            self.log(f"range {config['lower']}..{config['upper']} of the config file used: it was edited since the "
+                     f"last start (the grid traded {live.get('lower')}..{live.get('upper')})")
 
     def step(self) -> None:
         """One turn of the loop: fills, risk rules, orders."""
@@ -178,176 +202,137 @@ class PerpGridStrategy:
 
     def shutdown(self, reason: str = "shutdown") -> int:
         """Cancel our resting orders (positions stay with their cells) and save; returns how many."""
-        count = self._cancel_all()
+        count = self.book.cancel_all()
         self._sync_fills()
         self._refresh_position()
         self._event("shutdown", f"{reason}: cancelled {count} orders")
         self._save()
         return count
 
+    def _first_start(self) -> Position | None:
+        """No saved state: the grid starts from the present, whatever this account did before.
+
+        Orders of an earlier life of this instance (a lost or moved database) are cancelled, and
+        fills older than now are never booked: replaying them would hand the new grid positions
+        an earlier close already flattened. A position already on the account and symbol is the
+        trader's unless the config opts in (`adopt_position`): then it is returned, to become the
+        grid's inventory with closing orders; otherwise PositionNotOwned (exit 2) names it.
+        """
+        for order in self.book.our_open_orders():
+            self.book.cancel(order.id)
+            self._event("stray_cancelled", f"first start: cancelled order {order.id} at {order.price} "
+                                           "left by an earlier run of this instance")
+        now = self.exchange.fetch_ticker(self.params.symbol).timestamp
+        ours = [f.timestamp + 1 for f in self.exchange.fetch_fills(self.params.symbol, max(0, now - FILL_LOOKBACK_MS))
+                if client_ids.belongs_to(f.client_id, self.instance_id)]
+        self.book.fills_from_ms = self.book.last_fill_ts = max([now, *ours])
+        pos = self.exchange.fetch_position(self.params.symbol)
+        if abs(pos.qty) <= EPS:
+            return None
+        held = f"{self.params.symbol} already holds a position of {pos.qty:g} (entry {pos.entry_price:g}) on this account"
+        if not self.adopt_position:
+            raise PositionNotOwned(f"{held}; close it first, or set strategy_config.adopt_position to true "
+                                   "to trade it as the grid's inventory")
+        max_pos = self.params.max_position
+        if max_pos is not None and abs(pos.qty) > max_pos + EPS:
+            raise PositionNotOwned(f"{held}, more than max_position {max_pos:g}: it cannot be adopted")
+        self._event("position_adopted", f"{held}: adopted as the grid's inventory (adopt_position)")
+        return pos
+
+    def _adopt_inventory(self, lots: list[tuple[float, float]]) -> None:
+        """Give positions the new cells did not open (signed qty, cost) closing orders.
+
+        Each lot is cut in `quantity` chunks over the free cells (holding nothing and resting no
+        order: a cell a live change kept keeps its orders) whose closing price lies beyond
+        the price on the side that closes it (for a long: the cells whose top is above the price,
+        nearest first, the cheapest chunk nearest), each made a cell of that side holding the
+        chunk at its cost, so it closes one level on as if the grid had opened it there. The
+        last such cell takes whatever is left; with none (the price beyond the range) it is
+        carried.
+        """
+        price = self.price
+        for direction in (1, -1):
+            chunks: list[tuple[float, float]] = []
+            for qty, cost in sorted(((abs(q), c) for q, c in lots if q * direction > EPS), key=lambda l: l[1] * direction):
+                while qty > EPS:
+                    chunks.append((min(qty, self.params.quantity), cost))
+                    qty = round(qty - self.params.quantity, 10)
+            free = [c for c in self.cells if c.held <= EPS and c.open_order is None and c.close_order is None]
+            if direction > 0:
+                cells = [c for c in free if self.levels[c.index + 1] > price]
+            else:
+                cells = [c for c in free if self.levels[c.index] < price][::-1]
+            if not cells:
+                self.book.carried = round(self.book.carried + direction * sum(q for q, _ in chunks), 10)
+                continue
+            for cell, (qty, cost) in zip(cells, fit(chunks, len(cells))):
+                cell.side = "long" if direction > 0 else "short"
+                cell.held, cell.cost, cell.open_fees = round(qty, 10), cost, 0.0
+
     # ---- grid building ---------------------------------------------------------------------
     def _build(self) -> None:
-        """Cells for the current params; any position left by a previous grid becomes carried."""
-        self.carried += sum(c.held * c.direction for c in self.cells)
-        self.levels = grid_levels(self.params.lower, self.params.upper, self.params.num, self.params.mode,
-                                  self.market.tick_size)
-        if len(self.levels) - 1 > client_ids.MAX_LEVEL:
+        """Cells for the current params; what the previous grid held keeps a closing order on them."""
+        levels = grid_levels(self.params.lower, self.params.upper, self.params.num, self.params.mode,
+                             self.market.tick_size)
+        if len(levels) - 1 > client_ids.MAX_LEVEL:
             raise ValueError(f"grid_num: at most {client_ids.MAX_LEVEL} levels")
-        sides = cell_sides(self.levels, self.price, self.params.grid_type)
-        self.cells = [Cell(i, side) for i, side in enumerate(sides)]
+        book = self.book
+        lots = self._lots(book.cells)
+        book.foreign.clear()                    # the layout's own cells start afresh
+        book.levels = levels
+        book.cells = [Cell(i, side) for i, side in enumerate(cell_sides(levels, self.price, self.params.grid_type))]
+        self._adopt_inventory(lots)
+
+    def _lots(self, lost: list[Cell]) -> list[tuple[float, float]]:
+        """(signed qty, cost) of what the `lost` cells hold and of the inventory carried, which is
+        handed over: a rebuild gives them closing orders on the new cells (`_adopt_inventory`), so
+        no unit the grid holds is left without one. Called while the old levels still price them."""
+        book = self.book
+        lots = [(c.held * c.direction, book.open_price(c)) for c in lost if c.held > EPS]
+        if abs(book.carried) > EPS:
+            lots.append((book.carried, book.grid_entry or self.price))
+        book.carried = 0.0
+        return lots
 
     def adjust_grid_range(self, lower: float | None, upper: float | None) -> dict:
-        """Move the grid to a new range without restarting; orders at levels both ranges share stay
-        (strategies/reconfigure.py), and the old range comes back on failure."""
-        from strategies.reconfigure import apply_params
-
+        """Move the grid to a new range without restarting, by the one path every live change takes
+        (strategies/reconfigure.py): orders at levels both ranges share keep their ids and queue
+        place, and a failure answers truthfully (AdjustFailed: rolled back or in doubt)."""
         apply_params(self, self.params.with_range(self.params.lower if lower is None else lower,
                                                   self.params.upper if upper is None else upper))
         self._event("grid_adjusted", f"range now {self.params.lower}..{self.params.upper}")
-        return self.grid_dict()
+        return {**self.grid_dict(), "outcome": "applied"}
 
-    # ---- reconciliation --------------------------------------------------------------------
+    # ---- reconciliation and fills ----------------------------------------------------------
     def reconcile(self) -> None:
         """Make our view of resting orders equal the exchange's: adopt ours, cancel strays."""
-        self._sync_fills()
-        open_orders = {o.id: o for o in self._our_open_orders()}
-        known: set[str] = set()
-        for cell in self.cells:
-            for slot in ("open_order", "close_order"):
-                ref = getattr(cell, slot)
-                if ref is None:
-                    continue
-                live = open_orders.get(ref.id)
-                if live is None:
-                    setattr(cell, slot, None)       # filled (fills were read) or cancelled elsewhere
-                else:
-                    ref.filled = live.filled_qty
-                    known.add(ref.id)
-        for order in open_orders.values():
-            if order.id not in known and not self._adopt(order):
-                self._cancel(order.id)
-                self._event("stray_cancelled", f"cancelled stray order {order.id} at {order.price}")
-        self._in_doubt.clear()              # whatever reached the venue is adopted (or booked) now
+        self._booked(self.book.reconcile())
         self._refresh_position()
         self._save()
 
-    def _resolve_doubts(self) -> None:
-        """Learn what became of placements without an answer before placing anything again.
-
-        A timed-out order may rest on the venue (or have filled): placing its level again would
-        double it. reconcile() books its fills and adopts it by client id; only a level whose
-        order is really not there is placed again. If the venue is still unreachable this
-        raises, and nothing is placed this turn.
-        """
-        if not self._in_doubt:
-            return
-        doubts = sorted(self._in_doubt)
-        self.reconcile()
-        adopted = {ref.client_id for c in self.cells for ref in (c.open_order, c.close_order) if ref is not None}
-        for cid in doubts:
-            found = "found resting: adopted" if cid in adopted else "not resting (never arrived, or filled and booked)"
-            self._event("order_in_doubt", f"level {client_ids.decode(cid).level}: order {cid} sent without "
-                                          f"an answer was {found}")
-
-    def _adopt(self, order: Order) -> bool:
-        """Attach an open order we placed but did not record (killed in between) to its cell."""
-        cid = client_ids.decode(order.client_id)
-        if cid.level >= len(self.cells):
-            return False
-        cell = self.cells[cid.level]
-        slot = "open_order" if cid.role == client_ids.ROLE_OPEN else "close_order"
-        side, price = self._order_side_price(cell, cid.role)
-        if getattr(cell, slot) is not None or order.side != side or abs(order.price - price) > EPS:
-            return False
-        setattr(cell, slot, OrderRef(order.id, order.client_id, order.price, order.qty, order.filled_qty))
-        cell.seq = max(cell.seq, cid.seq)
-        return True
-
-    # ---- fills -----------------------------------------------------------------------------
     def _sync_fills(self) -> int:
         """Book every fill we have not booked yet; returns how many."""
-        fills = self.exchange.fetch_fills(self.params.symbol, max(0, self.last_fill_ts - FILL_LOOKBACK_MS))
-        booked = 0
+        return self._booked(self.book.sync_fills())
+
+    def _booked(self, fills: list) -> int:
+        """Follow newly booked fills: the account position moves, and a fill frees margin."""
         for fill in fills:
-            if not client_ids.belongs_to(fill.client_id, self.instance_id) or not self._is_new(fill):
-                continue
-            self._book(fill)
-            booked += 1
-        if booked:
+            self.position = round(self.position + (fill.qty if fill.side == "buy" else -fill.qty), 10)
+        if fills:
             for cell in self.cells:
                 if cell.blocked in ("margin", "exposure"):
                     cell.blocked = None
-        return booked
-
-    def _is_new(self, fill: Fill) -> bool:
-        cid = client_ids.decode(fill.client_id)
-        if self.store is not None:
-            return self.store.record_fill(fill, cid.level, cid.role)
-        if fill.trade_id in self._seen:
-            return False
-        self._seen.add(fill.trade_id)
-        return True
-
-    def _book(self, fill: Fill) -> None:
-        cid = client_ids.decode(fill.client_id)
-        self.last_fill_ts = max(self.last_fill_ts, fill.timestamp)
-        signed = fill.qty if fill.side == "buy" else -fill.qty
-        self.position = round(self.position + signed, 10)
-        t = self.totals
-        t.fees += fill.fee
-        t.volume += fill.price * fill.qty
-        t.fill_count += 1
-        profit = None
-        cell = self.cell_of(fill.order_id, cid.level)
-        if cell is None or cid.level == MARKET_LEVEL:
-            self.carried = round(self.carried + signed, 10)
-        elif cid.role == client_ids.ROLE_OPEN:
-            cell.held = round(cell.held + fill.qty, 10)
-            cell.open_fees += fill.fee
-            self._fill_ref(cell, "open_order", fill)
-        else:
-            closing = min(fill.qty, cell.held)
-            open_price = self._order_side_price(cell, client_ids.ROLE_OPEN)[1]
-            fee_share = cell.open_fees * closing / cell.held if cell.held > EPS else 0.0
-            profit = (fill.price - open_price) * closing * cell.direction - fill.fee - fee_share
-            cell.open_fees -= fee_share
-            cell.held = round(cell.held - closing, 10)
-            if cell.held <= EPS:
-                cell.held, cell.open_fees = 0.0, 0.0
-                t.cycles += 1
-            t.grid_profit += profit
-            self.carried = round(self.carried + signed + closing * cell.direction, 10)
-            self._fill_ref(cell, "close_order", fill)
-        if self.on_fill is not None:
-            self.on_fill({"trade_id": fill.trade_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
-                          "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
-
-    def cell_of(self, order_id: str, level: int) -> Cell | None:
-        """The cell resting this order, else the one its client id names: a live reconfiguration
-        (strategies/reconfigure.py) moves kept orders to new cell indexes under their old ids."""
-        for cell in self.cells:
-            if any(ref is not None and ref.id == order_id for ref in (cell.open_order, cell.close_order)):
-                return cell
-        return self.cells[level] if level < len(self.cells) else None
-
-    def _fill_ref(self, cell: Cell, slot: str, fill: Fill) -> None:
-        ref = getattr(cell, slot)
-        if ref is not None and ref.id == fill.order_id:
-            ref.filled = round(ref.filled + fill.qty, 10)
-            done = ref.remaining <= EPS
-            if done:
-                setattr(cell, slot, None)
-            if self.store is not None:
-                self.store.set_order_status(ref.id, "filled" if done else "open", ref.filled)
+        return len(fills)
 
     # ---- risk ------------------------------------------------------------------------------
     def _check_risk(self) -> None:
         p = self.params
-        if p.stop_loss is not None and self.unrealized <= -p.stop_loss:
-            self._close_and_stop(f"stop loss: unrealized PnL {self.unrealized:.2f} <= -{p.stop_loss}")
+        pnl = self.grid_unrealized()
+        if p.stop_loss is not None and pnl <= -p.stop_loss:
+            self._close_and_stop(f"stop loss: unrealized PnL of the grid {pnl:.2f} <= -{p.stop_loss}")
             return
-        if p.take_profit is not None and self.unrealized >= p.take_profit:
-            self._close_and_stop(f"take profit: unrealized PnL {self.unrealized:.2f} >= {p.take_profit}")
+        if p.take_profit is not None and pnl >= p.take_profit:
+            self._close_and_stop(f"take profit: unrealized PnL of the grid {pnl:.2f} >= {p.take_profit}")
             return
         low, high = self._bounds()
         if low <= self.price <= high:
@@ -365,7 +350,7 @@ class PerpGridStrategy:
             except ValueError as exc:
                 self._stop(f"{where}: adjust_range failed ({exc})")
         else:
-            self._cancel_all()
+            self.book.cancel_all()
             self._stop(f"{where}: stopped (position kept)")
 
     def _bounds(self) -> tuple[float, float]:
@@ -373,34 +358,60 @@ class PerpGridStrategy:
         return self.params.lower * (1 - tol), self.params.upper * (1 + tol)
 
     def _close_and_stop(self, reason: str) -> None:
-        """Cancel our orders, close the grid's position at market, and stop.
+        """Cancel our orders, close the grid's position at market until the exchange confirms it, stop.
 
-        The decision is sticky: `_closing` stays set (and saved) until the close has completed, so
-        a close whose market order executed but whose answer was lost (ExchangeUnavailable) is
-        finished on the next turn or after a restart, whatever the PnL says then. Each attempt
-        books the fills first (a lost close's fill lands in `carried`) and closes only what the
-        grid still owns, so a close that went through is never sent twice.
+        The exchange's position is the truth: when the close begins, the account position the
+        grid's close must reach (`_close_target`: what the trader holds beside the grid) is fixed
+        and saved, and each market order sends what the exchange position still lacks, not what
+        the books say. So a close whose fills are listed late, whose answer was lost (the next turn
+        or a restart goes on: `_closing` is saved) or that filled partly and expired is never sent
+        twice nor taken as done; after CLOSE_ATTEMPTS market orders, or below the market minimum,
+        the stop reason names what remains. Orders of ours that left the book with their fills not
+        listed yet are waited for (CLOSE_WAIT_TURNS), then counted as filled, before the target is
+        fixed. The close's fills (market level, by client id) never become inventory, however late
+        they are listed. Only when the exchange position reaches the target are the cells emptied.
         """
         self._closing = reason
-        self._cancel_all()
+        self.book.cancel_all()
         self._sync_fills()
         self._refresh_position()
-        owned = self.owned()                    # the grid's share only: the trader's own position stays
-        qty = floor_to(abs(owned), self.market.step_size)
-        if qty > EPS:
-            side = "sell" if owned > 0 else "buy"
+        if self._close_target is None:
+            if abs(self.book.unlisted()) > EPS and self._close_waits < CLOSE_WAIT_TURNS:
+                self._close_waits += 1          # orders of ours filled, their fills not listed yet:
+                self.log(f"close: waiting for the fills of {len(self.book.vanished)} orders gone from the book")
+                return                          # the grid's share is unknown until they are
+            # the trader's own stays; orders of ours that left the book unlisted count as filled
+            self._close_target = round(self.position - self.owned() - self.book.unlisted(), 10)
+        remains = round(self.position - self._close_target, 10)
+        for _ in range(CLOSE_ATTEMPTS):
+            qty = floor_to(abs(remains), self.market.step_size)
+            if qty < max(self.market.min_qty, EPS):
+                break
+            side = "sell" if remains > 0 else "buy"
             # reduceOnly when it only shrinks the account's position (the usual case); a grid short
             # beside a bigger manual long is closed by a buy that the venue sees as growing the long
-            reduces = owned * self.position > 0 and qty <= abs(self.position) + EPS
+            reduces = remains * self.position > 0 and qty <= abs(self.position) + EPS
             cid = client_ids.encode(self.instance_id, MARKET_LEVEL, client_ids.ROLE_CLOSE, int(time.time()))
-            self.exchange.place_order(OrderRequest(self.params.symbol, side, qty, type="market",
-                                                   post_only=False, reduce_only=reduces, client_id=cid))
+            order = self.exchange.place_order(OrderRequest(self.params.symbol, side, qty, type="market",
+                                                           post_only=False, reduce_only=reduces, client_id=cid))
+            if order.filled_qty < qty - EPS:
+                self._event("close_partial", f"market close {side} {qty:g} filled {order.filled_qty:g} "
+                                             f"({order.status}): sending the rest")
             self._sync_fills()
-        for cell in self.cells:
-            cell.held, cell.open_fees = 0.0, 0.0
-        self.carried = 0.0
-        self._closing = None
-        self._refresh_position()
+            self._refresh_position()
+            by_answer = round(remains + (order.filled_qty if side == "buy" else -order.filled_qty), 10)
+            remains = min(by_answer, round(self.position - self._close_target, 10), key=abs)
+        if abs(remains) <= EPS < abs(self.position - self._close_target):
+            self.log("close: the answers say done, the exchange position does not yet: checking next turn")
+            return
+        self.book.clear_holdings()
+        self._closing, self._close_target, self._close_waits = None, None, 0
+        if abs(remains) > EPS:
+            what = "long" if remains > 0 else "short"
+            why = (f"below the market minimum {self.market.min_qty:g}" if abs(remains) < self.market.min_qty
+                   else f"after {CLOSE_ATTEMPTS} market orders")
+            reason += (f"; close incomplete: {abs(remains):g} {self.params.symbol} {what} of the grid remains on "
+                       f"the exchange ({why}; account position {self.position:g})")
         self._stop(reason)
 
     def flatten(self, reason: str) -> None:
@@ -411,32 +422,18 @@ class PerpGridStrategy:
         finally:
             self._save()
 
-    def owned(self) -> float:
-        """The grid's own signed position: what its cells hold plus the inventory it carries."""
-        return round(sum(c.held * c.direction for c in self.cells) + self.carried, 10)
-
     def _stop(self, reason: str) -> None:
         self.state = "stopped"
         self.stop_reason = reason
         self._event("stopped", reason)
 
     # ---- orders ----------------------------------------------------------------------------
-    def _order_side_price(self, cell: Cell, role: int) -> tuple[str, float]:
-        lo, hi = self.levels[cell.index], self.levels[cell.index + 1]
-        if cell.side == "long":
-            return ("buy", lo) if role == client_ids.ROLE_OPEN else ("sell", hi)
-        return ("sell", hi) if role == client_ids.ROLE_OPEN else ("buy", lo)
-
     def _exposure(self, direction: int) -> float:
         """Worst-case position on one side: the net position if every resting order of that side
         (opening or closing, of any cell) and every one planned this turn filled. Exact for the net
         position, so inventory carried over from a previous range counts too."""
-        if self._resting is None:
-            self._resting = {"buy": 0.0, "sell": 0.0}
-            for row in self.open_orders():
-                self._resting[row["side"]] += row["qty"] - row["filled_qty"]
         side = "buy" if direction > 0 else "sell"
-        return max(0.0, self.position * direction + self._resting[side] + self._planned[side])
+        return max(0.0, self.position * direction + self.book.resting(side) + self._planned[side])
 
     def _ensure_all(self) -> None:
         """Nearest cells first, so max_position is spent on the levels most likely to trade.
@@ -445,11 +442,11 @@ class PerpGridStrategy:
         if some fail, the cells that planning held back for exposure this turn are planned again
         with the real outcome (as placing them one by one would have done), the others never.
         """
-        self._resolve_doubts()
+        if self.book.resolve_doubts() is not None:     # placements without an answer: reconciled first
+            self._refresh_position()
         price = self.price
         attempted: set[int] = set()
         while True:
-            self._resting = None
             self._planned = {"buy": 0.0, "sell": 0.0}
             planned: list[Planned] = []
             held_back: list[Cell] = []
@@ -459,35 +456,58 @@ class PerpGridStrategy:
             if not planned:
                 return
             attempted.update(cell.index for cell, _, _ in planned)
-            if self._submit(planned) or not held_back:
+            if self.book.submit(planned, self._refused) or not held_back:
                 return
             for cell in held_back:
                 cell.blocked = None
 
     def _ensure(self, cell: Cell, planned: list[Planned], held_back: list[Cell]) -> None:
-        """Cancel what no longer fits this cell now; add the order it lacks to `planned`."""
+        """Cancel what no longer fits this cell now; add the order it lacks to `planned`.
+
+        A holding below the market minimum cannot be closed alone: it waits for its opening
+        order to fill more, or, with none resting, the level's next opening order is that much
+        smaller, so the cell closes `quantity` in one order again.
+        """
+        self._unblock(cell)
+        small = False
         if cell.held > EPS:
+            small = self._too_small(cell)
+            to_close = floor_to(cell.to_close, self.market.step_size)
             ref = cell.close_order
-            if ref is not None and abs(ref.remaining - cell.held) > EPS:
-                if not self._cancel(ref.id):
+            if ref is not None and abs(ref.remaining - to_close) > EPS:
+                if not self.book.cancel_close(cell, ref):
                     return              # it filled meanwhile: the fill decides next turn
-                cell.close_order = None
-            if cell.close_order is None:
-                self._plan(cell, client_ids.ROLE_CLOSE, cell.held, planned)
+                to_close = floor_to(cell.to_close, self.market.step_size)   # less what it filled
+            if cell.close_order is None and to_close > EPS and not small and cell.blocked not in REFUSED:
+                self._plan(cell, client_ids.ROLE_CLOSE, to_close, planned)
         elif cell.close_order is not None:
-            self._cancel(cell.close_order.id)
+            self.book.cancel(cell.close_order.id)
             cell.close_order = None
-        if cell.open_order is None and cell.held <= EPS and cell.blocked is None:
+        if cell.open_order is None and (cell.held <= EPS or small) and cell.blocked is None:
+            qty = floor_to(self.params.quantity - cell.held, self.market.step_size) if small else self.params.quantity
             max_pos = self.params.max_position
-            if max_pos is not None and self._exposure(cell.direction) + self.params.quantity > max_pos + EPS:
+            if max_pos is not None and self._exposure(cell.direction) + qty > max_pos + EPS:
                 cell.blocked = "exposure"
                 held_back.append(cell)
                 return
-            self._plan(cell, client_ids.ROLE_OPEN, self.params.quantity, planned)
+            self._plan(cell, client_ids.ROLE_OPEN, qty, planned)
+
+    def _too_small(self, cell: Cell) -> bool:
+        """A holding below the market minimum with no closing order: no order can close it alone."""
+        return EPS < cell.held < self.market.min_qty - EPS and cell.close_order is None
+
+    def _unblock(self, cell: Cell) -> None:
+        """A refused level is tried again once its backoff is over (a price-band refusal only
+        once the price moved too)."""
+        if cell.blocked not in REFUSED or self.now_ms < cell.retry_at:
+            return
+        if cell.blocked == "band" and abs(self.price - cell.reject_price) < self.market.tick_size / 2:
+            return
+        cell.blocked = None
 
     def _plan(self, cell: Cell, role: int, qty: float, planned: list[Planned]) -> None:
         """Add this cell's order to the batch under a fresh client id (unless postOnly would cross)."""
-        side, price = self._order_side_price(cell, role)
+        side, price = self.book.side_price(cell, role)
         if (side == "buy" and price >= self.price) or (side == "sell" and price <= self.price):
             return                      # postOnly would cross now: wait for the price
         qty = floor_to(qty, self.market.step_size)
@@ -496,49 +516,14 @@ class PerpGridStrategy:
         planned.append((cell, role, OrderRequest(self.params.symbol, side, qty, price, post_only=True, client_id=cid)))
         self._planned[side] += qty
 
-    def _submit(self, planned: list[Planned]) -> bool:
-        """Send the batch and book each result; True when every order was placed.
+    def _refused(self, cell: Cell, role: int, request: OrderRequest, error: ExchangeError) -> bool:
+        """The level's reaction to a refused order; False for an error the loop must handle.
 
-        An exception out of the batch leaves every request of it in doubt (some may have been
-        placed), and so does a request the answer leaves out. A refusal of one request gets the
-        level's reaction as for a single order; one without such a reaction (rate limit, a venue's
-        own timeout) is also in doubt and raised to the loop once the others are booked.
+        An InvalidOrder skips the level for a while, never for good: the wait doubles with each
+        refusal in a row (a price-band refusal also waits for the price to move). A closing
+        order refused CLOSE_REJECTIONS times in a row leaves a position nobody can close from
+        here: the bot stops and says so.
         """
-        requests = [req for _, _, req in planned]
-        try:
-            results: list[Order | ExchangeError] = self.exchange.place_orders(requests)
-        except ExchangeError:
-            self._doubt(requests)
-            raise
-        self._doubt(requests[len(results):])
-        unhandled: list[OrderRequest] = []
-        first_error: ExchangeError | None = None
-        for (cell, role, req), result in zip(planned, results):
-            if isinstance(result, Order):
-                self._placed(cell, role, req, result)
-            elif not self._refused(cell, result):
-                unhandled.append(req)
-                first_error = first_error or result
-        self._doubt(unhandled)
-        if first_error is not None:
-            raise first_error
-        if len(results) < len(requests):
-            raise ExchangeUnavailable(f"the exchange answered {len(results)} of {len(requests)} orders")
-        return all(isinstance(r, Order) for r in results)
-
-    def _doubt(self, requests: list[OrderRequest]) -> None:
-        """These requests may have reached the venue unheard: reconcile before placing again."""
-        self._in_doubt.update(req.client_id for req in requests if req.client_id is not None)
-
-    def _placed(self, cell: Cell, role: int, request: OrderRequest, order: Order) -> None:
-        ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty, order.filled_qty)
-        setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
-        self._resting = None
-        if self.store is not None:
-            self.store.upsert_order(order, cell.index, role)
-
-    def _refused(self, cell: Cell, error: ExchangeError) -> bool:
-        """The level's reaction to a refused order; False for an error the loop must handle."""
         if isinstance(error, PostOnlyRejected):
             return True                 # the price moved: retry next turn
         if isinstance(error, InsufficientMargin):
@@ -546,64 +531,25 @@ class PerpGridStrategy:
             self._event("skip_level", f"level {cell.index} skipped until the next fill: {error}")
             return True
         if isinstance(error, InvalidOrder):
-            cell.blocked = "invalid"
-            self._event("skip_level", f"level {cell.index} skipped: {error}")
+            cell.rejections += 1
+            wait = min(REJECT_BACKOFF_MAX_MS, REJECT_BACKOFF_MS * 2 ** (cell.rejections - 1))
+            cell.blocked = "band" if isinstance(error, PriceOutOfBand) else "invalid"
+            cell.retry_at, cell.reject_price = self.now_ms + wait, self.price
+            if role == client_ids.ROLE_CLOSE and cell.rejections >= CLOSE_REJECTIONS:
+                self._stop(f"level {cell.index}: the closing {request.side} of {request.qty:g} at {request.price} "
+                           f"was refused {cell.rejections} times ({error}); the grid's position of {self.owned():g} "
+                           f"{self.params.symbol} stays open")
+                return True
+            when = " once the price moves" if cell.blocked == "band" else ""
+            self._event("skip_level", f"level {cell.index} skipped for {wait / 1000:g} s{when} "
+                                      f"(refusal {cell.rejections}): {error}")
             return True
         return False
 
-    def _cancel(self, order_id: str) -> bool:
-        """Cancel one order; False if it was already gone (filled or cancelled)."""
-        try:
-            self.exchange.cancel_order(self.params.symbol, order_id=order_id)
-        except OrderNotFound:
-            return False
-        self._resting = None
-        if self.store is not None:
-            self.store.set_order_status(order_id, "canceled")
-        return True
-
-    def _cancel_all(self) -> int:
-        """Cancel every resting order of this instance; returns how many.
-
-        Only ours, by client id: the trader may have manual orders on the same account and
-        symbol (a venue's cancel-all would take them too). Every order is attempted; a cancelled
-        one leaves its cell, so after failures the cells name exactly the orders that may remain
-        (and the first failure is raised).
-        """
-        mine = sorted(o.id for o in self._our_open_orders())
-        results = self.exchange.cancel_orders(self.params.symbol, mine)   # concurrently where the venue allows
-        failed = {oid: err for oid, err in zip(mine, results) if err is not None and not isinstance(err, OrderNotFound)}
-        count = 0
-        for order_id, error in zip(mine, results):
-            if error is None:
-                count += 1
-                if self.store is not None:
-                    self.store.set_order_status(order_id, "canceled")
-                self._forget(lambda ref: ref.id == order_id, record=False)
-        # the rest no longer rest: filled (the fills book them) or gone; a failed cancel keeps its cell
-        self._forget(lambda ref: ref.id not in failed)
-        self._resting = None
-        if failed:
-            raise next(iter(failed.values()))
-        return count
-
-    def _our_open_orders(self) -> list[Order]:
-        """The exchange's open orders of this instance (by client id): never the trader's own."""
-        return [o for o in self.exchange.fetch_open_orders(self.params.symbol)
-                if client_ids.belongs_to(o.client_id, self.instance_id)]
-
-    def _forget(self, which: Callable[[OrderRef], bool], record: bool = True) -> None:
-        for cell in self.cells:
-            for slot in ("open_order", "close_order"):
-                ref = getattr(cell, slot)
-                if ref is not None and which(ref):
-                    if record and self.store is not None:
-                        self.store.set_order_status(ref.id, "canceled")
-                    setattr(cell, slot, None)
-
     # ---- market and account ----------------------------------------------------------------
     def _refresh_market(self) -> None:
-        self.price = self.exchange.fetch_ticker(self.params.symbol).last
+        ticker = self.exchange.fetch_ticker(self.params.symbol)
+        self.price, self.now_ms = ticker.last, ticker.timestamp
         if self.entry and self.position:
             self.unrealized = self.position * (self.price - self.entry)
 
@@ -626,11 +572,12 @@ class PerpGridStrategy:
         half = self.market.tick_size / 2
         low, high = self._bounds()
         low, high = low - half, high + half
-        if self.position and self.entry:
+        owned = self.owned()
+        if abs(owned) > EPS:
             for limit in (self.params.stop_loss, self.params.take_profit):
                 if limit is not None:
                     for sign in (-1, 1):
-                        p = self.entry + sign * limit / self.position
+                        p = self.book.grid_entry + sign * limit / owned
                         if p < self.price:
                             low = max(low, p)
                         else:
@@ -639,12 +586,13 @@ class PerpGridStrategy:
             if cell.blocked is not None:
                 continue
             wants = []
-            if cell.held > EPS and cell.close_order is None:
+            small = self._too_small(cell)
+            if cell.to_close > EPS and cell.close_order is None and not small:
                 wants.append(client_ids.ROLE_CLOSE)
-            if cell.open_order is None and cell.held <= EPS:
+            if cell.open_order is None and (cell.held <= EPS or small):
                 wants.append(client_ids.ROLE_OPEN)
             for role in wants:
-                side, price = self._order_side_price(cell, role)
+                side, price = self.book.side_price(cell, role)
                 if side == "buy":
                     high = min(high, price + half)
                 else:
@@ -655,18 +603,11 @@ class PerpGridStrategy:
     def grid_dict(self) -> dict:
         p = self.params
         return {"lower": p.lower, "upper": p.upper, "num": p.num, "mode": p.mode, "type": p.grid_type,
-                "levels": list(self.levels)}
+                "levels": list(self.levels),
+                "config_lower": self.config_params.lower, "config_upper": self.config_params.upper}
 
     def open_orders(self) -> list[dict]:
-        rows = []
-        for cell in self.cells:
-            for role, ref in ((client_ids.ROLE_OPEN, cell.open_order), (client_ids.ROLE_CLOSE, cell.close_order)):
-                if ref is not None:
-                    side = self._order_side_price(cell, role)[0]
-                    rows.append({"id": ref.id, "client_id": ref.client_id, "side": side, "price": ref.price,
-                                 "qty": ref.qty, "filled_qty": ref.filled, "level": cell.index,
-                                 "role": "open" if role == client_ids.ROLE_OPEN else "close"})
-        return rows
+        return self.book.open_orders()
 
     def summary(self) -> dict:
         t = self.totals
@@ -676,20 +617,14 @@ class PerpGridStrategy:
                 "state": self.state, "stop_reason": self.stop_reason}
 
     def _state(self) -> dict:
-        return {"grid": self.params.grid_key(), "levels": list(self.levels), "carried": self.carried,
-                "last_fill_ts": self.last_fill_ts, "totals": asdict(self.totals),
-                "cells": [asdict(c) for c in self.cells], "closing": self._closing}
+        return {"grid": self.params.grid_key(), "config_grid": self.config_params.grid_key(),
+                **self.book.state(), "closing": self._closing,
+                "close_target": self._close_target}
 
     def _restore(self, saved: dict) -> None:
-        self.levels = saved["levels"]
-        self.carried = saved["carried"]
-        self.last_fill_ts = saved["last_fill_ts"]
+        self.book.restore(saved, lambda: self.exchange.fetch_position(self.params.symbol).entry_price)
         self._closing = saved.get("closing")
-        self.totals = Totals(**saved["totals"])
-        self.cells = []
-        for raw in saved["cells"]:
-            refs = {k: OrderRef(**raw[k]) if raw.get(k) else None for k in ("open_order", "close_order")}
-            self.cells.append(Cell(**{**raw, **refs}))
+        self._close_target = saved.get("close_target")
 
     def _save(self) -> None:
         """Write the state when it differs from the last one written (most turns change nothing)."""

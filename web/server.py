@@ -193,6 +193,8 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
         try:
             new_grid = runtime.adjust_grid(lower, upper)
         except ValueError as exc:
+            if getattr(exc, "outcome", None) == "in doubt":     # neither applied nor cleanly rolled back
+                return error(503, str(exc))
             raise BadRequest(f"rejected by the strategy: {exc}") from None
         except TimeoutError as exc:         # the runtime says whether it was withdrawn or is still applying
             return error(503, str(exc) or "the bot's loop did not answer in time: check /api/status")

@@ -39,11 +39,12 @@ def move(exchange: PaperExchange, source: StepPrices, price: float) -> None:
     exchange.step()
 
 
-def grid(exchange: PaperExchange, store=None, **overrides) -> PerpGridStrategy:
+def grid(exchange: PaperExchange, store=None, adopt_position: bool = False, **overrides) -> PerpGridStrategy:
     """A strategy on lines 100, 101, 102, 103, 104 (quantity 1) unless overridden."""
     values = dict(symbol="SOL_USDC_PERP", lower=100.0, upper=104.0, num=5, quantity=1.0)
     values.update(overrides)
-    return PerpGridStrategy(exchange, GridParams(**values), "test_bot", store=store, log=lambda _m: None)
+    return PerpGridStrategy(exchange, GridParams(**values), "test_bot", store=store, log=lambda _m: None,
+                            adopt_position=adopt_position)
 
 
 def resting(exchange: PaperExchange) -> list[tuple[str, float, float]]:

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from exchanges.base import ExchangeUnavailable
+from strategies.perp_grid_strategy import AdjustFailed
 from strategies.reconfigure import apply_params
 from tests.bot.helpers import grid, move, paper, resting
 from tests.bot.test_strategy import INITIAL, FailingAt, StepPrices
@@ -103,3 +104,70 @@ def test_the_pages_range_adjustment_keeps_the_orders_of_shared_levels_too():
     strat.adjust_grid_range(101.0, 105.0)
     after = ids_by_price(ex)
     assert all(after[p] == before[p] for p in (101.0, 103.0, 104.0)) and 100.0 not in after
+
+
+def test_a_moved_grid_survives_a_crash_and_its_kept_orders_still_book_on_their_moved_cells(tmp_path):
+    from database.db import Database
+
+    db = Database(tmp_path / "bot.db")
+    ex, src = paper(102.4)
+    strat = grid(ex, store=db)
+    strat.start()
+    apply_params(strat, strat.params.with_range(101.0, 105.0))    # buy at 101 (client id level 1) -> cell 0
+    before = ids_by_price(ex)
+    again = grid(ex, store=db)                  # killed, restarted: the config file still says 100..104
+    again.start()
+    assert (again.grid_dict()["lower"], again.grid_dict()["upper"]) == (101.0, 105.0)
+    assert ids_by_price(ex) == before           # every order adopted, none placed twice
+    move(ex, src, 101.0)
+    again.step()
+    assert again.cells[0].held == 1.0 and again.owned() == 1.0 == ex.fetch_position(SYMBOL).qty
+    assert ("sell", 102.0, 1.0) in resting(ex)
+
+
+def test_a_held_unit_of_a_vanished_cell_gets_a_closing_order_and_a_shared_cell_keeps_its_own():
+    ex, src = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    move(ex, src, 100.0)                        # cells 100..101 and 101..102 each hold 1
+    strat.step()
+    close_102 = ids_by_price(ex)[102.0]         # cell 101..102's closing sell
+    apply_params(strat, strat.params.with_range(101.0, 105.0))    # cell 100..101 vanishes
+    assert ids_by_price(ex)[102.0] == close_102                 # the shared cell keeps its close
+    assert strat.owned() == 2.0 == ex.fetch_position(SYMBOL).qty and strat.carried == 0
+    # the unit bought at 100 closes on a new cell: the nearest free one above the price (104..105;
+    # 102..103 and 103..104 keep their resting opening sells, ids and queue place)
+    assert resting(ex) == [("sell", 102.0, 1.0), ("sell", 103.0, 1.0), ("sell", 104.0, 1.0), ("sell", 105.0, 1.0)]
+    assert (strat.cells[3].side, strat.cells[3].held, strat.cells[3].cost) == ("long", 1.0, 100.0)
+
+
+def test_a_change_the_venue_fails_before_any_placement_is_in_doubt_then_the_old_grid_is_whole():
+    from tests.bot.test_money_safety import Outage
+
+    ex = Outage(StepPrices(102.4))
+    strat = grid(ex)
+    strat.start()
+    before = ids_by_price(ex)
+    ex.down = True                              # the first cancel fails, and so does the way back
+    with pytest.raises(AdjustFailed) as failed:
+        strat.adjust_grid_range(101.0, 105.0)
+    assert failed.value.outcome == "in doubt" and "up to 0 orders of the new grid" in str(failed.value)
+    assert strat.params.lower == 100.0 and not strat.book.foreign
+    ex.down = False
+    strat.step()
+    assert resting(ex) == INITIAL and ids_by_price(ex) == before    # nothing was touched
+
+
+def test_a_fill_listed_after_its_cell_vanished_is_booked_with_its_true_sign():
+    from tests.bot.test_money_safety import LateFills
+
+    ex = LateFills(StepPrices(102.4))
+    strat = grid(ex)
+    strat.start()
+    move(ex, ex.source, 100.0)                  # the buys at 100 and 101 fill; the venue lists them later
+    strat.step()
+    apply_params(strat, strat.params.with_range(101.0, 105.0))
+    # at 100 every cell of 101..105 is short: both long cells vanish with their fills unlisted
+    move(ex, ex.source, 100.0)                  # listed now
+    strat.step()
+    assert ex.fetch_position(SYMBOL).qty == 2.0 and strat.owned() == 2.0     # never booked as shorts

@@ -148,24 +148,26 @@ def test_boundary_adjust_range_recentres_the_grid():
     ex, src = paper(102.4)
     strat = grid(ex, boundary_action="adjust_range")
     strat.start()
-    run(ex, src, strat, 99.0)               # buys at 101 and 100 filled: long 2
+    run(ex, src, strat, 99.0)               # buys at 101 and 100 filled: long 2, kept by the new cells
     assert not strat.stopped
     assert strat.grid_dict()["levels"] == [97.0, 98.0, 99.0, 100.0, 101.0]
+    # the held units close at 100 and 101, the new long cells buy at 97 and 98
     assert resting(ex) == [("buy", 97.0, 1.0), ("buy", 98.0, 1.0), ("sell", 100.0, 1.0), ("sell", 101.0, 1.0)]
-    # cell 100..101 exists in both ranges: it keeps its long 1 and its closing sell at 101;
-    # cell 101..102 is gone, its long 1 is carried
-    assert strat.cells[3].held == 1.0 and strat.cells[3].close_order is not None
-    assert strat.carried == 1.0 and ex.fetch_position("SOL_USDC_PERP").qty == 2.0
+    # One rule for a live change (strategies/reconfigure.py): cell 100..101 exists in both ranges,
+    # so it keeps its unit bought at 100, closing at 101 (and its orders, had they rested yet);
+    # the unit of the vanished cell 101..102 (bought at 101) gets a closing order on a new cell.
+    assert [(c.held, c.cost) for c in strat.cells[2:]] == [(1.0, 101.0), (1.0, None)]
+    assert strat.owned() == 2.0 == ex.fetch_position("SOL_USDC_PERP").qty and strat.carried == 0
 
 
 def test_max_position_counts_inventory_carried_over_from_the_old_range():
     ex, src = paper(102.4)
     strat = grid(ex, boundary_action="adjust_range", max_position=2.0)
     strat.start()
-    run(ex, src, strat, 99.0)               # long 2 into the range 97..101: cell 100..101 keeps 1, 1 carried
-    assert strat.carried == 1.0 and strat.owned() == 2.0
+    run(ex, src, strat, 99.0)               # long 2 kept by the cells of the range 97..101
+    assert strat.owned() == 2.0
     assert [side for side, _, _ in resting(ex)] == ["sell", "sell"]   # any buy could make it 3
-    run(ex, src, strat, 101.0)              # both sells fill: net 0 = carried 2 - short cells 2
+    run(ex, src, strat, 101.0)              # both closing sells fill: flat
     assert ex.fetch_position("SOL_USDC_PERP").qty == 0
     # the short cells' closes would bring it back to +2: no room for an opening buy at 97 or 98
     assert resting(ex) == [("buy", 99.0, 1.0), ("buy", 100.0, 1.0)]
@@ -417,10 +419,10 @@ def test_emergency_close_closes_only_the_grids_share_of_the_position():
     from exchanges.base import OrderRequest
 
     ex, src = paper(102.4)
-    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))   # the trader's 3
-    theirs = foreign_orders(ex)
     strat = grid(ex, boundary_action="emergency_close")
     strat.start()
+    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))   # the trader's 3
+    theirs = foreign_orders(ex)
     run(ex, src, strat, 100.5, 99.0)                 # the grid buys 101 and 100: account long 5, the grid's 2
     assert strat.stopped and "emergency close" in strat.stop_reason
     assert ex.fetch_position("SOL_USDC_PERP").qty == pytest.approx(3.0)
@@ -431,9 +433,9 @@ def test_emergency_close_of_a_short_grid_beside_a_manual_long_leaves_exactly_the
     from exchanges.base import OrderRequest
 
     ex, src = paper(102.4)
-    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))
     strat = grid(ex, boundary_action="emergency_close")
     strat.start()
+    ex.place_order(OrderRequest("SOL_USDC_PERP", "buy", 3.0, type="market", post_only=False))   # the trader's, later
     run(ex, src, strat, 103.5, 105.0)                # the grid sells 103 and 104 (short 2): account long 1
     assert strat.stopped
     assert ex.fetch_position("SOL_USDC_PERP").qty == pytest.approx(3.0)   # the grid's short bought back

@@ -18,7 +18,9 @@ def test_page_reads_the_runtime_and_adjusts_the_grid_on_the_loop_thread(home):
     with running_bot(home, cfg, "--web-port", str(port)) as proc:
         wait_for(lambda: (log_dir / "web.port").exists(), what="web.port")
         base = f"http://127.0.0.1:{int((log_dir / 'web.port').read_text())}"
-        status = wait_for(lambda: requests.get(f"{base}/api/status", timeout=5).json(), what="status")
+        # before the grid is placed the status has only the uptime: wait for the trading one
+        status = wait_for(lambda: (lambda s: s if "symbol" in s else None)(
+            requests.get(f"{base}/api/status", timeout=5).json()), what="the trading status")
         assert status["instance_id"] == "bot_t1" and status["symbol"] == "SOL_USDC_PERP"
         assert status["grid"]["levels"][0] == 140.0 and len(status["grid"]["levels"]) == 21
         assert {"qty", "entry_price", "unrealized_pnl"} <= set(status["position"])

@@ -85,8 +85,8 @@ def test_reload_applies_range_and_quantity_live_and_refuses_what_needs_a_restart
     out = run_cli(home, "reload", IID)
     assert out.returncode == 0, out.stderr
     assert "strategy_config.grid_lower_price: 140 -> 142  (bot)" in out.stdout
-    assert ("\n  strategy_config: allow_unprofitable_step, auto_price, boundary_action, duration, grid_mode, "
-            "grid_num, grid_type, interval, max_position, quantity, stop_loss, take_profit\n") in out.stdout
+    assert ("\n  strategy_config: adopt_position, allow_unprofitable_step, auto_price, boundary_action, duration, "
+            "grid_mode, grid_num, grid_type, interval, max_position, quantity, stop_loss, take_profit\n") in out.stdout
     after = resting(home)
     assert 140.0 not in after and 141.0 not in after
     shared = [p for p in before if 142.0 <= p <= 160.0]

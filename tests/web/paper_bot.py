@@ -99,6 +99,9 @@ def start_bot(home: Path, instance_id: str, web_port: int, env: dict[str, str] |
     bot = Bot(proc, paths, port, output)
     if wait_healthy:
         wait_for(lambda: health_status(bot) == 200, START_TIMEOUT, "/health to answer 200")
+        # the page answers before the grid is placed (its status then has only the uptime): tests
+        # read the trading status, so wait for the bot's first publish
+        wait_for(lambda: "grid" in bot.get("/api/status").json(), START_TIMEOUT, "the bot's first trading status")
     return bot
 
 

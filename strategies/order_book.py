@@ -1,0 +1,503 @@
+"""The grid's books against one exchange account: which orders are ours, what they filled, what the grid owns.
+
+PerpGridStrategy decides what should rest; this module keeps the record straight whatever the
+venue does, and decides nothing about the grid:
+- client ids (instance, level, role, sequence; exchanges/client_ids.py) tie every order and fill
+  to its cell, so a restart adopts its open orders instead of placing them twice, and the
+  trader's own orders and other bots' are never touched;
+- orders in doubt: a placement without an answer may have reached the venue; its client id is
+  kept until a reconcile has booked its fills and adopted it (or found it absent);
+- fill booking: each fill once (by trade id, in the store's fill ledger), never one from before
+  the grid's first start; an opening fill grows its cell's holding, a closing fill books
+  (close - open) x qty less both fees as grid profit, and the close-and-stop's market fills never
+  become inventory, however late they are listed;
+- the grid's own position (`owned`) and its own average entry, which the risk rules use instead
+  of the account's (a manual position on the same account is not the grid's).
+It talks to the exchange and the optional store (database.db.Database) only.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from exchanges import client_ids
+from exchanges.base import (Exchange, ExchangeError, ExchangeUnavailable, Fill, Order, OrderNotFound,
+                            OrderRequest)
+
+EPS = 1e-9
+MARKET_LEVEL = client_ids.MAX_LEVEL     # level of market orders that close the whole position
+FILL_LOOKBACK_MS = 60_000               # late fills of a real venue still get read once
+VANISHED_MS = 120_000                   # an order gone from the book this long without a fill was not filled
+
+
+@dataclass
+class OrderRef:
+    id: str
+    client_id: int | None
+    price: float
+    qty: float
+    filled: float = 0.0
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.qty - self.filled)
+
+
+@dataclass
+class Cell:
+    index: int
+    side: str                   # 'long' | 'short'
+    held: float = 0.0           # position opened by this cell and not yet closed
+    open_fees: float = 0.0      # fees paid opening `held`, booked pro rata when it closes
+    seq: int = 0
+    blocked: str | None = None  # 'invalid' / 'band' until retry_at, 'margin' / 'exposure' until a fill
+    rejections: int = 0         # refusals in a row (InvalidOrder): the backoff doubles with each
+    retry_at: int = 0           # exchange time (ms) before which a refused level is not sent again
+    reject_price: float = 0.0   # the price at a price-band refusal: retried only once it moved
+    cost: float | None = None   # open price of an adopted holding (None: the cell's own opening level)
+    unbooked: dict[str, float] = field(default_factory=dict)    # cancelled close id -> filled, fill not listed yet
+    open_order: OrderRef | None = None
+    close_order: OrderRef | None = None
+
+    @property
+    def direction(self) -> int:
+        return 1 if self.side == "long" else -1
+
+    @property
+    def to_close(self) -> float:
+        """What the closing order must hold: the holding less what cancelled closes already sold."""
+        if not self.unbooked:
+            return self.held
+        return max(0.0, round(self.held - sum(self.unbooked.values()), 10))
+
+
+@dataclass
+class Totals:
+    grid_profit: float = 0.0
+    fees: float = 0.0
+    volume: float = 0.0
+    fill_count: int = 0
+    cycles: int = 0
+
+
+Planned = tuple[Cell, int, OrderRequest]     # (cell, role, request) of an order about to be sent
+Refusal = Callable[[Cell, int, OrderRequest, ExchangeError], bool]   # the grid's reaction; False: not handled
+
+
+def average_entry(qty: float, entry: float, signed: float, price: float) -> float:
+    """The average entry after a trade of `signed` at `price` on a position `qty` at `entry`, as a
+    perpetual account keeps it: growing averages, shrinking keeps it, flipping starts at the price."""
+    after = qty + signed
+    if abs(after) <= EPS:
+        return 0.0
+    if abs(qty) <= EPS or (qty > 0) != (after > 0):
+        return price
+    if abs(after) > abs(qty):
+        return (abs(qty) * entry + abs(signed) * price) / abs(after)
+    return entry
+
+
+class OrderBook:
+    """The cells' holdings and orders of one grid instance, kept equal to what the exchange did."""
+
+    def __init__(self, exchange: Exchange, symbol: str, instance_id: str, grid_type: str, store: Any = None,
+                 event: Callable[[str, str], None] = lambda _k, _m: None,
+                 on_fill: Callable[[dict], None] | None = None) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.instance_id = instance_id
+        self.grid_type = grid_type
+        self.store = store
+        self.event = event
+        self.on_fill = on_fill
+        self.levels: list[float] = []
+        self.cells: list[Cell] = []
+        self.totals = Totals()
+        self.carried = 0.0          # position not owned by any cell (left by a rebuild)
+        self.grid_entry = 0.0       # average entry of the grid's own position (owned())
+        self.fills_from_ms = 0      # the first start: older fills belong to no grid of ours
+        self.last_fill_ts = 0
+        self._seen: set[str] = set()     # trade ids, when there is no store to dedupe them
+        self._resting: dict[str, float] | None = None   # resting qty per side, rebuilt after changes
+        self.in_doubt: set[int] = set()     # client ids sent without an answer: maybe on the venue
+        self.vanished: dict[str, list] = {}     # order id -> [signed qty gone from the book unlisted, when (ms)]
+        self.settled: set[str] = set()      # orders a completed close already covered: fills change no holding
+        self.foreign: set[int] = set()      # client ids of an abandoned layout (a failed range change)
+
+    # ---- the grid's own position -------------------------------------------------------------
+    def owned(self) -> float:
+        """The grid's own signed position: what its cells hold plus the inventory it carries."""
+        return round(sum(c.held * c.direction for c in self.cells) + self.carried, 10)
+
+    def unrealized(self, price: float) -> float:
+        """Unrealized PnL of the grid's own position at its own average entry: what the exchange
+        would show if the grid traded alone on the account (never a manual position's PnL)."""
+        owned = self.owned()
+        return owned * (price - self.grid_entry) if abs(owned) > EPS else 0.0
+
+    def side_price(self, cell: Cell, role: int) -> tuple[str, float]:
+        """Side and limit price of a cell's opening or closing order."""
+        lo, hi = self.levels[cell.index], self.levels[cell.index + 1]
+        if cell.side == "long":
+            return ("buy", lo) if role == client_ids.ROLE_OPEN else ("sell", hi)
+        return ("sell", hi) if role == client_ids.ROLE_OPEN else ("buy", lo)
+
+    def open_price(self, cell: Cell) -> float:
+        """What the cell's holding cost: its opening level, or the price it was adopted at."""
+        return cell.cost if cell.cost is not None else self.side_price(cell, client_ids.ROLE_OPEN)[1]
+
+    def emptied(self, cell: Cell) -> None:
+        """A cell whose holding is gone opens at its own level again, on its grid's side."""
+        cell.held, cell.open_fees = 0.0, 0.0
+        cell.unbooked.clear()
+        if cell.cost is not None and self.grid_type in ("long", "short"):
+            cell.side = self.grid_type
+        cell.cost = None
+
+    def clear_holdings(self) -> None:
+        """The grid's position is closed (the exchange confirmed it): nothing is held any more, and
+        fills of orders that had left the book unlisted were part of what the close covered."""
+        for cell in self.cells:
+            self.emptied(cell)
+        self.carried, self.grid_entry = 0.0, 0.0
+        self.settled.update(self.vanished)
+        self.vanished.clear()
+
+    def resting(self, side: str) -> float:
+        """Quantity our resting orders of one side still want to trade."""
+        if self._resting is None:
+            self._resting = {"buy": 0.0, "sell": 0.0}
+            for row in self.open_orders():
+                self._resting[row["side"]] += row["qty"] - row["filled_qty"]
+        return self._resting[side]
+
+    # ---- fills -------------------------------------------------------------------------------
+    def sync_fills(self) -> list[Fill]:
+        """Book every fill of ours not booked yet; returns those booked now."""
+        fills = self.exchange.fetch_fills(self.symbol, max(0, self.last_fill_ts - FILL_LOOKBACK_MS))
+        booked = []
+        for fill in fills:
+            if not client_ids.belongs_to(fill.client_id, self.instance_id) or self._before_first_start(fill) \
+                    or not self._is_new(fill):
+                continue
+            self._book(fill)
+            booked.append(fill)
+        return booked
+
+    def _before_first_start(self, fill: Fill) -> bool:
+        """A fill older than this grid's first start (an earlier life of the instance id), unless
+        it is of an order this grid placed (a venue clock behind ours must not lose a fill)."""
+        if fill.timestamp >= self.fills_from_ms:
+            return False
+        return self.store is None or not self.store.has_order(fill.order_id)
+
+    def _is_new(self, fill: Fill) -> bool:
+        cid = client_ids.decode(fill.client_id)
+        if self.store is not None:
+            return self.store.record_fill(fill, cid.level, cid.role)
+        if fill.trade_id in self._seen:
+            return False
+        self._seen.add(fill.trade_id)
+        return True
+
+    def _book(self, fill: Fill) -> None:
+        cid = client_ids.decode(fill.client_id)
+        self.last_fill_ts = max(self.last_fill_ts, fill.timestamp)
+        signed = fill.qty if fill.side == "buy" else -fill.qty
+        owned_before = self.owned()
+        t = self.totals
+        t.fees += fill.fee
+        t.volume += fill.price * fill.qty
+        t.fill_count += 1
+        profit = None
+        cell = self.cell_of(fill.order_id, cid.level)
+        if fill.order_id in self.vanished:
+            qty, since = self.vanished.pop(fill.order_id)
+            if abs(qty - signed) > EPS:
+                self.vanished[fill.order_id] = [round(qty - signed, 10), since]
+        if cid.level == MARKET_LEVEL or fill.order_id in self.settled:
+            pass                        # a close-and-stop's, or covered by one: the exchange position said so
+        elif cell is None or fill.client_id in self.foreign:     # no cell of this layout traded it
+            self.carried = round(self.carried + signed, 10)
+        elif cid.role == client_ids.ROLE_OPEN:
+            cell.held = round(cell.held + fill.qty, 10)
+            cell.open_fees += fill.fee
+            self._fill_ref(cell, "open_order", fill)
+        else:
+            if fill.order_id in cell.unbooked:      # a cancelled close's fill, listed after the cancel
+                left = round(cell.unbooked.pop(fill.order_id) - fill.qty, 10)
+                if left > EPS:
+                    cell.unbooked[fill.order_id] = left
+            closing = min(fill.qty, cell.held)
+            fee_share = cell.open_fees * closing / cell.held if cell.held > EPS else 0.0
+            profit = (fill.price - self.open_price(cell)) * closing * cell.direction - fill.fee - fee_share
+            cell.open_fees -= fee_share
+            cell.held = round(cell.held - closing, 10)
+            if cell.held <= EPS:
+                self.emptied(cell)
+                t.cycles += 1
+            t.grid_profit += profit
+            self.carried = round(self.carried + signed + closing * cell.direction, 10)
+            self._fill_ref(cell, "close_order", fill)
+        self.grid_entry = average_entry(owned_before, self.grid_entry, self.owned() - owned_before, fill.price)
+        if self.on_fill is not None:
+            self.on_fill({"trade_id": fill.trade_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
+                          "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
+
+    def cell_of(self, order_id: str, level: int) -> Cell | None:
+        """The cell that holds this order (resting, or a cancelled close whose fill is unlisted),
+        else the one its client id names: a live change (strategies/reconfigure.py) moves kept
+        orders to new cell indexes under their old client ids."""
+        named = self.cells[level] if level < len(self.cells) else None
+        for cell in ([named] if named is not None else []) + self.cells:   # the usual case first
+            if order_id in cell.unbooked or any(ref is not None and ref.id == order_id
+                                                for ref in (cell.open_order, cell.close_order)):
+                return cell
+        return named
+
+    def _fill_ref(self, cell: Cell, slot: str, fill: Fill) -> None:
+        ref = getattr(cell, slot)
+        if ref is not None and ref.id == fill.order_id:
+            ref.filled = round(ref.filled + fill.qty, 10)
+            done = ref.remaining <= EPS
+            if done:
+                setattr(cell, slot, None)
+            if self.store is not None:
+                self.store.set_order_status(ref.id, "filled" if done else "open", ref.filled)
+
+    # ---- placing -----------------------------------------------------------------------------
+    def submit(self, planned: list[Planned], refused: Refusal) -> bool:
+        """Send the batch and book each result; True when every order was placed.
+
+        An exception out of the batch leaves every request of it in doubt (some may have been
+        placed), and so does a request the answer leaves out. A refusal of one request gets the
+        grid's reaction (`refused`); one it does not handle (rate limit, a venue's own timeout)
+        is also in doubt and raised to the loop once the others are booked.
+        """
+        requests = [req for _, _, req in planned]
+        try:
+            results: list[Order | ExchangeError] = self.exchange.place_orders(requests)
+        except ExchangeError:
+            self._doubt(requests)
+            raise
+        self._doubt(requests[len(results):])
+        unhandled: list[OrderRequest] = []
+        first_error: ExchangeError | None = None
+        for (cell, role, req), result in zip(planned, results):
+            if isinstance(result, Order):
+                self._placed(cell, role, req, result)
+            elif not refused(cell, role, req, result):
+                unhandled.append(req)
+                first_error = first_error or result
+        self._doubt(unhandled)
+        if first_error is not None:
+            raise first_error
+        if len(results) < len(requests):
+            raise ExchangeUnavailable(f"the exchange answered {len(results)} of {len(requests)} orders")
+        return all(isinstance(r, Order) for r in results)
+
+    def _doubt(self, requests: list[OrderRequest]) -> None:
+        """These requests may have reached the venue unheard: reconcile before placing again."""
+        self.in_doubt.update(req.client_id for req in requests if req.client_id is not None)
+
+    def _placed(self, cell: Cell, role: int, request: OrderRequest, order: Order) -> None:
+        ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty, order.filled_qty)
+        setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
+        cell.rejections = 0
+        self._resting = None
+        if self.store is not None:
+            self.store.upsert_order(order, cell.index, role)
+
+    # ---- cancelling --------------------------------------------------------------------------
+    def cancel_close(self, cell: Cell, ref: OrderRef) -> bool:
+        """Cancel a closing order whose size no longer fits; False if it was already gone.
+
+        The replacement is sized from the cancel's answer, never from the books alone: what the
+        order filled up to the cancel and the fill history does not list yet is already closed
+        (`Cell.unbooked`, until its fill is booked), so it is not closed a second time.
+        """
+        try:
+            answer = self.exchange.cancel_order(self.symbol, order_id=ref.id)
+        except OrderNotFound:
+            return False
+        self._resting = None
+        cell.close_order = None
+        if self.store is not None:
+            self.store.set_order_status(ref.id, "canceled")
+        if isinstance(answer, Order) and answer.filled_qty > ref.filled + EPS:
+            cell.unbooked[ref.id] = round(answer.filled_qty - ref.filled, 10)
+        return True
+
+    def cancel(self, order_id: str) -> bool:
+        """Cancel one order; False if it was already gone (filled or cancelled)."""
+        try:
+            self.exchange.cancel_order(self.symbol, order_id=order_id)
+        except OrderNotFound:
+            return False
+        self._resting = None
+        if self.store is not None:
+            self.store.set_order_status(order_id, "canceled")
+        return True
+
+    def cancel_all(self) -> int:
+        """Cancel every resting order of this instance; returns how many.
+
+        Only ours, by client id: the trader may have manual orders on the same account and
+        symbol (a venue's cancel-all would take them too). Every order is attempted (concurrently
+        where the venue allows); a cancelled one leaves its cell, so after failures the cells name
+        exactly the orders that may remain (and the first failure is raised). An order of ours
+        that left the book without our cancel is remembered as gone (`_gone`).
+        """
+        mine = sorted(o.id for o in self.our_open_orders())
+        results = self.exchange.cancel_orders(self.symbol, mine)
+        failed = {oid: err for oid, err in zip(mine, results) if err is not None and not isinstance(err, OrderNotFound)}
+        cancelled = {oid for oid, err in zip(mine, results) if err is None}
+        cancelled_or_gone = set(cancelled)     # as the store records them (a gone one's fills still book)
+        for cell in self.cells:
+            for slot in ("open_order", "close_order"):
+                ref = getattr(cell, slot)
+                if ref is None or ref.id in failed:
+                    continue                # a failed cancel keeps its cell: it may still rest
+                if ref.id in cancelled:
+                    setattr(cell, slot, None)
+                else:
+                    cancelled_or_gone.add(ref.id)
+                    self._gone(cell, slot)  # filled (the fills book it) or cancelled elsewhere
+        if self.store is not None:
+            for order_id in cancelled_or_gone:
+                self.store.set_order_status(order_id, "canceled")
+        self._resting = None
+        if failed:
+            raise next(iter(failed.values()))
+        return len(cancelled)
+
+    def _gone(self, cell: Cell, slot: str) -> None:
+        """An order of ours left the exchange's book without our cancel: filled (its fills maybe not
+        listed yet) or cancelled elsewhere. What it had left is remembered (`vanished`) until its
+        fills account for it: a close must not take it for the trader's."""
+        ref = getattr(cell, slot)
+        if ref.remaining > EPS:
+            side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
+            self.vanished[ref.id] = [ref.remaining * (1 if side == "buy" else -1), int(time.time() * 1000)]
+        setattr(cell, slot, None)
+
+    def abandon(self, cells: list[Cell]) -> None:
+        """Cells a live layout change drops: an order of theirs still referenced left the book
+        without our cancel (filled, its fill not listed yet). It is remembered as gone (a close
+        waits for its fills) and foreign, so its fill is carried with its true sign, never booked
+        on the new layout's cell of the same level (which may be of the other side)."""
+        for cell in cells:
+            for slot in ("open_order", "close_order"):
+                ref = getattr(cell, slot)
+                if ref is not None:
+                    if ref.client_id is not None:
+                        self.foreign.add(ref.client_id)
+                    self._gone(cell, slot)
+
+    def unlisted(self) -> float:
+        """Signed quantity of our orders that left the book and whose fills are not listed: recent
+        ones only (VANISHED_MS), an older one was cancelled elsewhere, not filled."""
+        recent = int(time.time() * 1000) - VANISHED_MS
+        for order_id in [k for k, (_, since) in self.vanished.items() if since < recent]:
+            del self.vanished[order_id]
+        return round(sum(qty for qty, _ in self.vanished.values()), 10)
+
+    def our_open_orders(self) -> list[Order]:
+        """The exchange's open orders of this instance (by client id): never the trader's own."""
+        return [o for o in self.exchange.fetch_open_orders(self.symbol)
+                if client_ids.belongs_to(o.client_id, self.instance_id)]
+
+    # ---- reconciliation ----------------------------------------------------------------------
+    def reconcile(self) -> list[Fill]:
+        """Make our view of resting orders equal the exchange's: adopt ours, cancel strays.
+        Returns the fills booked on the way."""
+        booked = self.sync_fills()
+        open_orders = {o.id: o for o in self.our_open_orders()}
+        known: set[str] = set()
+        for cell in self.cells:
+            for slot in ("open_order", "close_order"):
+                ref = getattr(cell, slot)
+                if ref is None:
+                    continue
+                live = open_orders.get(ref.id)
+                if live is None:
+                    self._gone(cell, slot)
+                else:
+                    ref.filled = live.filled_qty
+                    known.add(ref.id)
+        for order in open_orders.values():
+            if order.id not in known and not self._adopt(order):
+                self.cancel(order.id)
+                self.event("stray_cancelled", f"cancelled stray order {order.id} at {order.price}")
+        self.in_doubt.clear()               # whatever reached the venue is adopted (or booked) now
+        self._resting = None
+        self.unlisted()                     # forgets orders gone long ago without a fill
+        return booked
+
+    def resolve_doubts(self) -> list[Fill] | None:
+        """Learn what became of placements without an answer before placing anything again.
+
+        A timed-out order may rest on the venue (or have filled): placing its level again would
+        double it. reconcile() books its fills and adopts it by client id; only a level whose
+        order is really not there is placed again. If the venue is still unreachable this
+        raises, and nothing is placed this turn. None when nothing was in doubt.
+        """
+        if not self.in_doubt:
+            return None
+        doubts = sorted(self.in_doubt)
+        booked = self.reconcile()
+        adopted = {ref.client_id for c in self.cells for ref in (c.open_order, c.close_order) if ref is not None}
+        for cid in doubts:
+            found = "found resting: adopted" if cid in adopted else "not resting (never arrived, or filled and booked)"
+            self.event("order_in_doubt", f"level {client_ids.decode(cid).level}: order {cid} sent without "
+                                         f"an answer was {found}")
+        return booked
+
+    def _adopt(self, order: Order) -> bool:
+        """Attach an open order we placed but did not record (killed in between) to its cell."""
+        cid = client_ids.decode(order.client_id)
+        if cid.level >= len(self.cells) or order.client_id in self.foreign:    # an abandoned layout's
+            return False
+        cell = self.cells[cid.level]
+        slot = "open_order" if cid.role == client_ids.ROLE_OPEN else "close_order"
+        side, price = self.side_price(cell, cid.role)
+        if getattr(cell, slot) is not None or order.side != side or abs(order.price - price) > EPS:
+            return False
+        setattr(cell, slot, OrderRef(order.id, order.client_id, order.price, order.qty, order.filled_qty))
+        cell.seq = max(cell.seq, cid.seq)
+        return True
+
+    # ---- views and persistence ---------------------------------------------------------------
+    def open_orders(self) -> list[dict]:
+        rows = []
+        for cell in self.cells:
+            for role, ref in ((client_ids.ROLE_OPEN, cell.open_order), (client_ids.ROLE_CLOSE, cell.close_order)):
+                if ref is not None:
+                    rows.append({"id": ref.id, "client_id": ref.client_id, "side": self.side_price(cell, role)[0],
+                                 "price": ref.price, "qty": ref.qty, "filled_qty": ref.filled, "level": cell.index,
+                                 "role": "open" if role == client_ids.ROLE_OPEN else "close"})
+        return rows
+
+    def state(self) -> dict:
+        return {"levels": list(self.levels), "carried": self.carried, "last_fill_ts": self.last_fill_ts,
+                "totals": asdict(self.totals), "cells": [asdict(c) for c in self.cells],
+                "grid_entry": self.grid_entry, "fills_from_ms": self.fills_from_ms, "vanished": dict(self.vanished),
+                "settled": sorted(self.settled), "foreign": sorted(self.foreign)}
+
+    def restore(self, saved: dict, fallback_entry: Callable[[], float]) -> None:
+        """The books as saved; `fallback_entry` (the account's entry) for a state saved before the
+        grid kept its own."""
+        self.levels = saved["levels"]
+        self.carried = saved["carried"]
+        self.last_fill_ts = saved["last_fill_ts"]
+        self.fills_from_ms = saved.get("fills_from_ms", 0)
+        self.vanished = dict(saved.get("vanished", {}))
+        self.settled = set(saved.get("settled", []))
+        self.foreign = set(saved.get("foreign", []))
+        self.totals = Totals(**saved["totals"])
+        self.cells = []
+        for raw in saved["cells"]:
+            refs = {k: OrderRef(**raw[k]) if raw.get(k) else None for k in ("open_order", "close_order")}
+            self.cells.append(Cell(**{**raw, **refs}))
+        self.grid_entry = saved["grid_entry"] if "grid_entry" in saved else fallback_entry()
