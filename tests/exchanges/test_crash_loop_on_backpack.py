@@ -1,9 +1,10 @@
 """The crash loop of issue 8 on the Backpack test server, with lagging fill history and lost answers.
 
 The paper version is tests/bot/test_crash_loop.py; this one runs a real supervised run.py bot
-against tests/exchanges/backpack_server.py, whose fills reach the history a second after they
-happen (`fill_listing_delay`), whose orders fill in pieces, and which now and then takes an
-order but answers after the client gave up (`lose_order_answers`). The bot and its supervisor
+against tests/exchanges/backpack_server.py, whose fills reach the history one to three seconds
+after they happen, some behind later ones (`fill_listing_delay`, `fill_listing_jitter`), whose
+orders fill in pieces, and which now and then takes an order but answers after the client gave
+up (`lose_order_answers`). The bot and its supervisor
 are SIGKILLed at random moments (the instance is started again after a supervisor kill) while
 the venue's book is sampled: no (level, role) of the instance ever rests twice. At the end the
 venue's fills of the instance's client ids are the database's fills, once each, and the grid's
@@ -58,7 +59,8 @@ def test_random_sigkills_on_backpack_with_late_fills_and_lost_answers_double_not
     db = home / "database" / f"{IID}.db"
     with BackpackServer(center=150.0, amplitude=3.0, period=6.0) as server:
         server.partial_fill_qty = 0.03                 # a 0.1 order fills in pieces
-        server.fill_listing_delay = 1.0                # listed a second after it happened
+        server.fill_listing_delay = 1.0                # listed a second or more after it happened,
+        server.fill_listing_jitter = 2.0               # some behind fills that happened later
         cfg = write_config(home, IID, server.url, timeout_ms=int(TIMEOUT_S * 1000))
         doc = json.loads(cfg.read_text())
         doc["daemon_config"].update(SUPERVISION)
