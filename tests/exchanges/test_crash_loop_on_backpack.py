@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from core.bot_status import read_bot_status
+from core.paths import InstancePaths
 from exchanges import client_ids
 from tests.bot.crash_loop import grid_holdings, kill_loop, repeated
 from tests.bot.proc import SYMBOL, query
@@ -81,6 +83,10 @@ def test_random_sigkills_on_backpack_with_late_fills_and_lost_answers_double_not
             server.set_price(server.price_at(time.time()))   # the market stops moving
             wait_for(lambda: booked_fills(db) == venue_fills(server), timeout=30,
                      what="the bot to book the venue's late-listed fills")
+            venue_position = server.accounts[TEST_PUBLIC_B64].qty[SYMBOL]
+            wait_for(lambda: (read_bot_status(InstancePaths(IID, home / "logs" / IID).bot_status) or {}).get("position")
+                     == pytest.approx(venue_position, abs=1e-9), timeout=30,
+                     what="bot_status.json showing the venue's position")
         finally:
             stopped = run_cli(home, "stop", "-c", str(cfg), env=KEYS)
         assert stopped.returncode == 0, stopped.stderr + stopped.stdout
