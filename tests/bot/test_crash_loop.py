@@ -29,7 +29,8 @@ IID = "bot_t1"
 
 def duplicates(db) -> list[tuple]:
     """(level, role) of this instance resting more than once on the paper exchange right now."""
-    cids = (json.loads(data).get("client_id") for (data,) in query(db, "SELECT data FROM paper_orders WHERE status = 'open'"))
+    rows = query(db, "SELECT data FROM paper_orders WHERE status = 'open'")
+    cids = (json.loads(data).get("client_id") for (data,) in rows)
     return repeated(client_ids.decode(c)[1:3] for c in cids if client_ids.belongs_to(c, IID))
 
 
