@@ -62,11 +62,11 @@ def _gone(pid: int) -> bool:
 
 def kill_loop(home: Path, iid: str, kills: int, rng: random.Random, sample: Callable[[], list],
               restart: Callable[[], None], between: Callable[[], None] = lambda: None,
-              wait: float = 60) -> tuple[list[int], list]:
+              wait: float = 60) -> tuple[list[tuple[str, int]], list]:
     """`kills` SIGKILLs, 60 % of the bot and 40 % of the supervisor, each at a random moment;
-    `between` runs before each wait (to switch on a venue fault). Returns (killed pids,
-    duplicates seen). The bot is running again when it returns."""
-    killed: list[int] = []
+    `between` runs before each wait (to switch on a venue fault). Returns (what was killed, as
+    ("bot" | "supervisor", pid) pairs, and the duplicates seen). The bot is running again when it returns."""
+    killed: list[tuple[str, int]] = []
     seen: list = []
     for _ in range(kills):
         bot = wait_for(lambda: running_bot_pid(home, iid), wait, "the bot running")
@@ -74,12 +74,12 @@ def kill_loop(home: Path, iid: str, kills: int, rng: random.Random, sample: Call
         watch(sample, rng.uniform(0.1, 1.5), seen)
         if rng.random() < 0.6:
             os.kill(bot, signal.SIGKILL)                    # the supervisor restarts it
-            killed.append(bot)
+            killed.append(("bot", bot))
             wait_for(lambda: running_bot_pid(home, iid) not in (None, bot), wait, "the restarted bot")
         else:
             daemon = wait_for(lambda: supervisor_pid(home, iid), 30, "the supervisor's pid")
             os.kill(daemon, signal.SIGKILL)
-            killed.append(daemon)
+            killed.append(("supervisor", daemon))
             wait_for(lambda: _gone(bot), wait, "the orphaned bot to exit")
             restart()
         watch(sample, 0.5, seen)                            # the restart's reconcile

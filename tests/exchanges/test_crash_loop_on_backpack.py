@@ -90,7 +90,7 @@ def test_random_sigkills_on_backpack_with_late_fills_and_lost_answers_double_not
         finally:
             stopped = run_cli(home, "stop", "-c", str(cfg), env=KEYS)
         assert stopped.returncode == 0, stopped.stderr + stopped.stdout
-        assert len(killed) == KILLS
+        assert {kind for kind, _ in killed} == {"bot", "supervisor"}   # the seed kills both kinds
         assert seen == [] and server.duplicates == []                       # 0 duplicate orders
         fills = venue_fills(server)
         assert len(fills) >= 4 and booked_fills(db) == fills                # 0 lost fills, none twice
