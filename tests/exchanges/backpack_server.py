@@ -89,6 +89,7 @@ class BackpackServer(BackpackVenue):
         self.delay = 0.0                                 # seconds to sit on every request (timeouts)
         self.late_answers = 0                            # placements still to answer late (see lose_order_answers)
         self.late_answer_delay = 0.0
+        self.answers_held = 0                            # placements answered late so far
         self.storm_answers = 0
         self.budget: tuple[int, float] | None = None     # (requests, window seconds) per key
         self.window_counts: dict[tuple[str, int], int] = defaultdict(int)
@@ -146,6 +147,7 @@ class BackpackServer(BackpackVenue):
             if self.late_answers <= 0:
                 return 0.0
             self.late_answers -= 1
+            self.answers_held += 1
             return self.late_answer_delay
 
     def max_window_count(self, key: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import threading
 import time
 from collections import defaultdict
@@ -124,6 +125,10 @@ class BackpackVenue:
         # Fills reach the history this many seconds after they happen, stamped with the time they
         # happened (no source gives a figure; the bot must not skip a fill listed behind its cursor).
         self.fill_listing_delay = 0.0
+        # And each fill up to this many seconds more, at random: a fill can then be listed after
+        # fills that happened later than it (behind a client's cursor), as an indexer would.
+        self.fill_listing_jitter = 0.0
+        self._jitter = random.Random(9)
         self.batch_max = BATCH_MAX
         self.canned: dict[str, Any] = {}                 # "METHOD /path" -> a recorded answer to give as is
         self.errors: dict[str, int] = defaultdict(int)   # error code -> answers given (batch items included)
@@ -214,8 +219,9 @@ class BackpackVenue:
         else:
             order["status"] = "PartiallyFilled"
         stamp = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        listed = (time.time() + self._jitter.uniform(0, self.fill_listing_jitter)) * 1000
         self.fills.append({
-            "_key": order["_key"], "_ms": int(ts * 1000), "_listed": time.time() * 1000, "tradeId": next(self._trade_ids), "orderId": order["id"],
+            "_key": order["_key"], "_ms": int(ts * 1000), "_listed": listed, "tradeId": next(self._trade_ids), "orderId": order["id"],
             "clientId": order["clientId"], "symbol": order["symbol"], "side": order["side"], "price": _fmt(price),
             "quantity": _fmt(qty), "fee": _fmt(fee), "feeSymbol": "USDC", "isMaker": maker,
             "systemOrderType": order.get("systemOrderType"), "timestamp": stamp,
