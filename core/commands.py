@@ -52,7 +52,9 @@ def table(rows: list[tuple], header: tuple) -> str:
 
 # -- commands --------------------------------------------------------------------------------
 def cmd_list(home: Path, args: argparse.Namespace) -> int:
-    recs = InstanceRegistry(home).list_instances(include_dead=True)
+    registry = InstanceRegistry(home)
+    recs = sorted(registry.list_instances(include_dead=True), key=lambda r: r["instance_id"])
+    notes = registry.end_orphans(recs, "list")  # a bot whose supervisor died must not trade on
     if not args.all:
         recs = [r for r in recs if r["alive"] or r["needs_attention"]]
     if args.json:
@@ -82,6 +84,8 @@ def cmd_list(home: Path, args: argparse.Namespace) -> int:
     else:
         print("no instances" + ("" if args.all else " (list --all shows stopped ones)"))
     print(f"total: {len(recs)} shown, {running} live, {attention} need attention, CPU {cpu:.1f}%, MEM {mem:.1f} MB")
+    for note in notes:
+        print(note)
     return EXIT_OK
 
 
@@ -124,22 +128,42 @@ def cmd_status(home: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_stop_all(home: Path, args: argparse.Namespace) -> int:
+    """Stop every instance whose supervisor lives (found by record or by its socket lock, so no
+    lost file hides one), end orphaned bots, then check: exit 1 naming any that still runs."""
     from core.daemon import stop_many
+    from core.pidfile import holder_pid
+    from core.states import DESIRED_STOPPED
 
     registry = InstanceRegistry(home)
-    live = registry.list_instances()
+    recs = registry.list_instances(include_dead=True)
     t0 = time.monotonic()
+    for line in registry.end_orphans(recs, "stop-all"):
+        print(line)
+    live = [r for r in recs if r["alive"] or holder_pid(home, r["instance_id"])]
     outcomes = stop_many(registry, live)
     for o in outcomes:
         print(o.message)
-    failed = sum(1 for o in outcomes if o.code not in (EXIT_OK, EXIT_NOT_RUNNING))
-    print(f"stopped {len(outcomes) - failed} of {len(live)} instances in {time.monotonic() - t0:.1f}s")
-    return EXIT_FAIL if failed else EXIT_OK
+    still = [(r["instance_id"], pid) for r in live if (pid := holder_pid(home, r["instance_id"]))]
+    for iid, pid in still:
+        print(f"{iid}: could not be stopped (supervisor pid {pid} is still alive)", file=sys.stderr)
+    if not getattr(args, "keep_desired", False):
+        for r in live:
+            try:
+                registry.update(r["instance_id"], desired_state=DESIRED_STOPPED)
+            except OSError as exc:
+                print(f"{r['instance_id']}: cannot record the stop ({exc.strerror or exc})", file=sys.stderr)
+    print(f"stopped {len(live) - len(still)} of {len(live)} instances in {time.monotonic() - t0:.1f}s")
+    return EXIT_FAIL if still else EXIT_OK
 
 
 def cmd_cleanup(home: Path, args: argparse.Namespace) -> int:
+    from core.pidfile import holder_pid
+
     registry = InstanceRegistry(home)
-    dead = [r for r in registry.list_instances(include_dead=True) if not r["alive"]]
+    recs = registry.list_instances(include_dead=True)
+    for note in registry.end_orphans(recs, "cleanup"):
+        print(note)
+    dead = [r for r in recs if not r["alive"] and not r["bot_alive"] and holder_pid(home, r["instance_id"]) is None]
     if not dead:
         print("nothing to clean up: no dead instance records")
         return EXIT_OK

@@ -41,6 +41,11 @@ def _cleanup_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--force", action="store_true", help="do not ask")
 
 
+def _stop_all_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--keep-desired", action="store_true",
+                    help="leave each desired state `running` (a shutdown: `resume` starts them at boot)")
+
+
 def _stats_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-i", "--instance-id", dest="instance_id")
     sp.add_argument("--json", action="store_true")
@@ -63,7 +68,7 @@ COMMANDS = {
     "status": (cmd_status, "JSON status (exit 0 running, 3 not running, 4 unknown)", _instance_args),
     "list": (cmd_list, "one line per instance", _list_args),
     "cleanup": (cmd_cleanup, "forget records of dead instances", _cleanup_args),
-    "stop-all": (cmd_stop_all, "stop every running instance in parallel", lambda sp: None),
+    "stop-all": (cmd_stop_all, "stop every running instance in parallel", _stop_all_args),
     "stats": (cmd_stats, "CPU, memory, threads, uptime of daemons and bots", _stats_args),
     "info": (cmd_info, "every registry field of one instance, its web URL and token", _info_args),
     "validate": (cmd_validate, "check configs (all of config/active when none is named)", _validate_args),

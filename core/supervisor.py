@@ -23,12 +23,12 @@ from pathlib import Path
 from collections.abc import Callable
 
 from core import heartbeat, proc
-from core.instance_manager import InstanceRegistry
+from core.instance_record import write_record
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
 from core.paths import InstancePaths
 from core.exit_codes import BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
-from core.pidfile import AlreadyLocked, PidLock, read_pid
+from core.pidfile import AlreadyLocked, InstanceLock, PidLock, read_pid
 
 PR_SET_PDEATHSIG = 1
 STDERR_TAIL = 15
@@ -67,7 +67,8 @@ class Supervisor:
         self.iid: str = spec["instance_id"]
         self.s: dict = spec["settings"]
         self.paths = InstancePaths(self.iid, Path(spec["log_dir"]))
-        self.registry = InstanceRegistry(Path(spec["home"]))
+        self.rec: dict = dict(spec["record"])  # our own record: we are its one writer while we live
+        self.record_pending = False  # a write failed (disk full, read-only): retried at each health check
         self.masker = Masker(spec.get("secrets", []))
         self._report_cb: Callable[[str], None] | None = report
         max_bytes = int(float(self.s.get("log_max_mb", 20)) * 2**20)
@@ -97,10 +98,23 @@ class Supervisor:
         self.stop_reason: str | None = None
         self.final: str | None = None
         self.log_day = today()
+        self.lost_lines = 0
 
     # -- reporting -------------------------------------------------------------------------
     def log(self, msg: str, level: str = "INFO") -> None:
-        self.daemon_log.write_line(self.masker(f"{stamp()} {level} {msg}"))
+        self._write(self.daemon_log, self.masker(f"{stamp()} {level} {msg}"))
+
+    def _write(self, log: DatedLog, line: str) -> None:
+        """A log line, or, when the disk is full or logs/ read-only, a count of lines lost (said
+        once the disk takes lines again): a log write never ends supervision."""
+        try:
+            if self.lost_lines:
+                log.write_line(f"{stamp()} WARNING {self.lost_lines} log line(s) lost: the log could not be written")
+            log.write_line(line)
+            self.lost_lines = 0
+        except OSError:
+            self.lost_lines += 1
+            log.close()
 
     def report(self, line: str) -> None:
         """Tell the waiting CLI once: 'ready ...' or 'failed: ...'."""
@@ -109,15 +123,41 @@ class Supervisor:
             cb(self.masker(line))
 
     def record(self, **fields: object) -> None:
-        self.registry.update(self.iid, **fields)
+        """Rewrite our own record (logs/{id}/instance.json): no lock, no shared file, so a bot's
+        respawn never waits on another instance. A failed write (disk full, read-only logs/) is
+        logged and retried at the next health check; supervision goes on."""
+        self.rec.update(fields, last_updated=time.time())
+        try:
+            write_record(self.paths.record, self.rec)
+        except OSError as exc:
+            if not self.record_pending:
+                self.log(f"cannot write {self.paths.record}: {exc.strerror or exc}; retrying at each health check",
+                         "ERROR")
+            self.record_pending = True
+            return
+        if self.record_pending:
+            self.record_pending = False
+            self.log(f"{self.paths.record} written again")
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
+        # The socket first: it cannot be deleted from under us, so it alone decides who supervises
+        # this instance; the pid file stays for the humans and tools that read it.
+        self.lock = InstanceLock(Path(self.spec["home"]), self.iid)
         lock = PidLock(self.paths.daemon_pid)
         try:
-            lock.acquire()
+            self.lock.acquire()
+            try:
+                lock.acquire()
+            except AlreadyLocked:
+                self.lock.release()
+                raise
         except AlreadyLocked as exc:
             self.report(f"failed: {self.iid} is already running (pid {exc.pid})")
+            return 1
+        except OSError as exc:
+            self.report(f"failed: cannot lock {self.paths.daemon_pid}: {exc.strerror or exc}")
+            self.lock.release()
             return 1
         try:
             return self._run_locked()
@@ -137,16 +177,19 @@ class Supervisor:
                 f.close()
             self.daemon_log.close()
             lock.release()
+            self.lock.release()
 
     def _run_locked(self) -> int:
         removed = remove_old_dirs(self.paths.log_dir, int(self.s["log_retention_days"]))
         me = os.getpid()
-        self.record(**{**self.spec["record"], "pid": me, "pid_create_time": proc.create_time(me),
+        self.record(**{"pid": me, "pid_create_time": proc.create_time(me), "checked_at": time.time(),
+                       "health_check_interval": float(self.s["health_check_interval"]),
                        "status": "starting", "started_at": time.time(), "restart_count": 0, "exit_code": None,
                        "last_error": None, "stop_reason": None, "bot_pid": None, "bot_create_time": None, "cpu_warning": False,
                        "cpu_percent": None, "memory_mb": None})
         self.log(f"supervisor {me} started for {self.iid}; removed {len(removed)} old log dirs")
         self._install_signals()
+        self.sel.register(self.lock.fileno(), selectors.EVENT_READ, "lock")
         self.spawn()
         self.timers["health"] = time.monotonic() + float(self.s["health_check_interval"])
         while self.final is None:
@@ -182,6 +225,8 @@ class Supervisor:
                     pass
             elif key.data == "pidfd":
                 pass  # handled by _check_bot below
+            elif key.data == "lock":
+                self.lock.accept_all()  # a command asked who holds the instance: SO_PEERCRED told it
             else:
                 self._read_pipe(key.fd)
         if self.stop_flag and not self.stopping:
@@ -196,7 +241,10 @@ class Supervisor:
     # -- the bot ---------------------------------------------------------------------------
     def spawn(self) -> None:
         for stale in (self.paths.heartbeat, self.paths.web_port_file, self.paths.stop_reason):
-            stale.unlink(missing_ok=True)
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only logs/: the bot's fresh files decide, by their mtime
         self.ready = False
         self.kill_reason = None
         self.spawned_at = time.time()
@@ -213,9 +261,15 @@ class Supervisor:
         pid = self.bot.pid
         bot_ct = proc.create_time(pid)
         self.cpu_meter = proc.CpuMeter(pid)
-        self.paths.bot_pid.write_text(f"{pid}\n")
+        try:
+            self.paths.bot_pid.write_text(f"{pid}\n")
+        except OSError as exc:  # the record names the bot too; the pid file is a convenience
+            self.log(f"cannot write {self.paths.bot_pid}: {exc.strerror or exc}", "ERROR")
         for name, stream in (("stdout", self.bot.stdout), ("stderr", self.bot.stderr)):
-            self.out_logs[name].ensure_open()
+            try:
+                self.out_logs[name].ensure_open()
+            except OSError:
+                pass  # a full disk: lines are counted as lost until it takes them again
             fd = stream.fileno()
             os.set_blocking(fd, False)
             self.pipes[fd] = (name, bytearray())
@@ -252,7 +306,7 @@ class Supervisor:
 
     def _emit(self, name: str, raw: bytes) -> None:
         line = self.masker(raw.decode("utf-8", "replace").rstrip("\r"))
-        self.out_logs[name].write_line(line)
+        self._write(self.out_logs[name], line)
         if name == "stderr":
             self.stderr_tail.append(line)
 
@@ -384,19 +438,20 @@ class Supervisor:
         if today() != self.log_day:
             self.log_day = today()
             remove_old_dirs(self.paths.log_dir, int(self.s["log_retention_days"]))
-        if self.bot is None or self.cpu_meter is None or self.kill_reason:
-            return
-        rss, cpu = proc.rss_bytes(self.bot.pid), self.cpu_meter.percent()
+        rss = cpu = None
+        if self.bot is not None and self.cpu_meter is not None and not self.kill_reason:
+            rss, cpu = proc.rss_bytes(self.bot.pid), self.cpu_meter.percent()
         if rss is None or cpu is None:
+            self.record(checked_at=time.time())  # the check-in: readers call a silent supervisor unresponsive
             return
         rss_mb = rss / 2**20
         over_memory = rss_mb > float(self.s["memory_limit_mb"])
         self._learn_port(record=False)
         if not over_memory:
             self._check_cpu(cpu)
-        # one registry write per check (each is a locked, fsynced rewrite of instances.json)
+        # one write of our own record per check: it is also our check-in
         self.record(cpu_percent=round(cpu, 1), memory_mb=round(rss_mb, 1), cpu_warning=self.cpu_warning,
-                    web_port=self.web_port)
+                    web_port=self.web_port, checked_at=time.time())
         if over_memory:
             self.kill_bot(f"memory {rss_mb:.0f} MB over memory_limit_mb {self.s['memory_limit_mb']}")
             return
