@@ -146,6 +146,8 @@ class TradingBotDaemon:
         problems = preflight(cfg, self.home)
         if problems:
             return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(problems))
+        before = self.registry.get(cfg.instance_id)
+        ended = self.registry.end_orphans([before], "start") if before else []  # never a second bot beside one
         try:
             record = self.registry.mutate(lambda data: self._claim(data, cfg))
             spec = self._spec(cfg, record)
@@ -154,9 +156,8 @@ class TradingBotDaemon:
         except OSError as exc:  # disk full, read-only logs/: say so, start nothing
             return Outcome(EXIT_FAIL, f"{cfg.instance_id} not started: cannot write "
                                       f"{exc.filename or 'its files'}: {exc.strerror or exc}")
-        if not daemonize:
-            return self._run_foreground(spec)
-        return self._spawn_daemon(spec)
+        outcome = self._run_foreground(spec) if not daemonize else self._spawn_daemon(spec)
+        return Outcome(outcome.code, "\n".join([*ended, outcome.message]))
 
     def _claim(self, data: dict[str, dict], cfg: InstanceConfig) -> dict:
         """Under the claims lock: refuse conflicts, choose the port, write the `starting` record."""

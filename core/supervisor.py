@@ -50,6 +50,55 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return setup
 
 
+def _keeper(fd: int, stop_timeout: float) -> None:
+    """The forked keeper's whole life: learn the bot group from the pipe; at EOF (the supervisor
+    ended, even by SIGKILL) end whatever is left of that group: SIGTERM, then SIGKILL after
+    stop_timeout. The kernel's PDEATHSIG reaches only the bot itself, and only with SIGTERM."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # a stop of the supervisor's group is the supervisor's to handle
+    leader: tuple[int, float | None] | None = None
+    buf = b""
+    while chunk := os.read(fd, 4096):
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            pid, _, created = line.decode().partition(" ")
+            leader = (int(pid), float(created) if created and created != "None" else None) if int(pid) else None
+    if leader is None or not proc.kill_group(leader[0], leader[1], signal.SIGTERM):
+        return
+    deadline = time.monotonic() + stop_timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(leader[0], 0)
+        except OSError:
+            return  # the whole group is gone
+        time.sleep(0.1)
+    proc.kill_group(leader[0], leader[1])
+
+
+def start_keeper(stop_timeout: float) -> tuple[int, int]:
+    """Fork the keeper (it shares our pages, so it costs little memory); returns (pid, pipe write end).
+
+    The child drops every inherited fd but its pipe: it must not keep our pid-file flock or our
+    socket lock alive after we die."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked keeper
+        try:
+            signal.set_wakeup_fd(-1)
+            for name in os.listdir("/proc/self/fd"):
+                if int(name) > 2 and int(name) != r:
+                    try:
+                        os.close(int(name))
+                    except OSError:
+                        pass
+            _keeper(r, stop_timeout)
+        finally:
+            os._exit(0)
+    os.close(r)
+    return pid, w
+
+
 def describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -176,6 +225,12 @@ class Supervisor:
             for f in self.out_logs.values():
                 f.close()
             self.daemon_log.close()
+            if getattr(self, "keeper_fd", None) is not None:
+                os.close(self.keeper_fd)  # EOF: the keeper ends what is left (nothing, after a clean stop)
+                try:
+                    os.waitpid(self.keeper_pid, 0)
+                except ChildProcessError:
+                    pass
             lock.release()
             self.lock.release()
 
@@ -188,6 +243,7 @@ class Supervisor:
                        "last_error": None, "stop_reason": None, "bot_pid": None, "bot_create_time": None, "cpu_warning": False,
                        "cpu_percent": None, "memory_mb": None})
         self.log(f"supervisor {me} started for {self.iid}; removed {len(removed)} old log dirs")
+        self.keeper_pid, self.keeper_fd = start_keeper(float(self.s["stop_timeout"]))
         self._install_signals()
         self.sel.register(self.lock.fileno(), selectors.EVENT_READ, "lock")
         self.spawn()
@@ -261,6 +317,7 @@ class Supervisor:
         pid = self.bot.pid
         bot_ct = proc.create_time(pid)
         self.cpu_meter = proc.CpuMeter(pid)
+        self._tell_keeper(f"{pid} {bot_ct}")
         try:
             self.paths.bot_pid.write_text(f"{pid}\n")
         except OSError as exc:  # the record names the bot too; the pid file is a convenience
@@ -345,6 +402,15 @@ class Supervisor:
         pid = self.bot.pid if self.bot else None
         if pid:
             proc.kill_group(pid, None)
+            if self.bot.returncode is not None:
+                self._tell_keeper("0")  # nothing of that group is left for the keeper to end
+
+    def _tell_keeper(self, line: str) -> None:
+        if getattr(self, "keeper_fd", None) is not None:
+            try:
+                os.write(self.keeper_fd, (line + "\n").encode())
+            except OSError as exc:
+                self.log(f"cannot reach the keeper of the bot group: {exc}", "ERROR")
 
     def _read_stop_reason(self) -> str | None:
         """The bot's own last word (logs/{id}/stop_reason), masked, or None."""
