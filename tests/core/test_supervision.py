@@ -242,7 +242,7 @@ def test_stop_of_a_hung_daemon_kills_it_and_its_bot(home):
     rec = registry(home)["frozen"]
     os.kill(rec["pid"], signal.SIGSTOP)  # the daemon can no longer act on SIGTERM
     out = run_cli(home, "stop", "-i", "frozen")
-    assert out.returncode == 0 and "daemon was hung" in out.stdout
+    assert out.returncode == 0 and "supervisor was hung" in out.stdout
     assert not proc.is_alive(rec["pid"], rec["pid_create_time"])
     assert not proc.is_alive(rec["bot_pid"], rec["bot_create_time"])
     assert registry(home)["frozen"]["status"] == "stopped"
