@@ -27,7 +27,7 @@ from core.instance_record import write_record
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
 from core.paths import InstancePaths
-from core.exit_codes import BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
+from core.exit_codes import BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.pidfile import AlreadyLocked, InstanceLock, PidLock, read_pid
 
 PR_SET_PDEATHSIG = 1
@@ -424,6 +424,8 @@ class Supervisor:
         self.exit_code = code
         self.stop_reason = self._read_stop_reason()
         reason = self.kill_reason or describe_exit(code)
+        if not self.stopping and not self.kill_reason and code in (BOT_EXIT_TERM, -signal.SIGTERM):
+            reason = f"ended by a SIGTERM the supervisor did not send ({reason})"  # restarted per policy
         tail = " | ".join(list(self.stderr_tail)[-5:])
         self.log(f"bot {reason} after {ran:.1f}s" + (f"; stderr: {tail}" if tail and code else ""),
                  "INFO" if code == 0 or self.stopping else "WARNING")

@@ -6,7 +6,7 @@
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
 
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
-$LOG_DIR/web.port when it binds $WEB_PORT, exits 0 on SIGTERM, and writes $LOG_DIR/stop_reason
+$LOG_DIR/web.port when it binds $WEB_PORT, exits 143 on SIGTERM, and writes $LOG_DIR/stop_reason
 (atomically) before it exits with reason-exit (after --after, exit 0) or reason-on-term (on SIGTERM). Only the standard library, so fifty
 of them fit on a small machine.
 """
@@ -86,7 +86,7 @@ def main() -> int:
     def on_term(*_: object) -> None:
         if "reason-on-term" in modes:
             write_stop_reason(log_dir, args.reason)
-        sys.exit(0)
+        sys.exit(143)  # the contract: a graceful end on SIGTERM is 128 + 15, never "finished" (0)
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN if "ignore-term" in modes else on_term)
     print(f"fake bot {os.getpid()} run {run} modes {sorted(modes)} instance {os.environ.get('INSTANCE_ID')}", flush=True)

@@ -75,7 +75,7 @@ def test_heartbeat_readiness_gives_up_after_start_timeout_and_stops_the_bot_grac
     assert not proc.is_alive(rec["pid"], rec["pid_create_time"]) or wait_for(
         lambda: not proc.is_alive(rec["pid"], rec["pid_create_time"]), 15, "daemon exit")
     log = daemon_log(home, "silent")
-    assert "bot exited with code 0" in log and "SIGKILL" not in log  # SIGTERM handled: orders cancelled
+    assert "bot exited with code 143" in log and "SIGKILL" not in log  # SIGTERM handled: orders cancelled
     assert rec["stop_reason"] == "orders cancelled"  # written by the bot's SIGTERM handler
 
 
@@ -121,3 +121,17 @@ def test_a_broken_shared_registry_never_touches_supervision(home):
     finally:
         lock.rmdir()
     assert run_cli(home, "stop", "-i", "sturdy").returncode == 0
+
+
+def test_an_outside_sigterm_to_the_bot_is_an_unexpected_exit_and_restarted(home):
+    """Issue 10 item 6: only a stop the supervisor asked for is `stopped`."""
+    path = write_config(home, "termed")
+    assert start(home, path).returncode == 0
+    first = registry(home)["termed"]["bot_pid"]
+    psutil.Process(first).terminate()
+    rec = wait_for(lambda: (r := registry(home)["termed"])["restart_count"] == 1 and r["status"] == "running" and r,
+                   what="a restart after the outside SIGTERM")
+    assert rec["bot_pid"] != first and list_json(home)["termed"]["status"] == "running"
+    assert "ended by a SIGTERM the supervisor did not send" in daemon_log(home, "termed")
+    assert run_cli(home, "stop", "-i", "termed").returncode == 0
+    assert registry(home)["termed"]["status"] == "stopped"
