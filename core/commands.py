@@ -110,7 +110,7 @@ def _report(outcome) -> int:
 def cmd_start(home: Path, args: argparse.Namespace) -> int:
     if not args.config:
         raise UsageError("start needs -c CONFIG")
-    return _report(_daemon(home, args).start(daemonize=args.daemon))
+    return _report(_daemon(home, args).start(daemonize=args.daemon, fresh_db=getattr(args, "fresh_db", False)))
 
 
 def cmd_stop(home: Path, args: argparse.Namespace) -> int:

@@ -138,7 +138,9 @@ class TradingBotDaemon:
         return InstancePaths.for_instance(self.home, self.instance_id, (rec or {}).get("log_dir"))
 
     # -- start -----------------------------------------------------------------------------
-    def start(self, daemonize: bool = True) -> Outcome:
+    def start(self, daemonize: bool = True, fresh_db: bool = False) -> Outcome:
+        """Validate, refuse conflicts and a lost database, claim, start the supervisor; fresh_db
+        accepts that an instance which has run before begins again on a new, empty database."""
         try:
             cfg = self.cm.load(self.config_file, instance_id=self.flag_id)
         except ConfigError as exc:
@@ -148,8 +150,14 @@ class TradingBotDaemon:
             return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(problems))
         before = self.registry.get(cfg.instance_id)
         ended = self.registry.end_orphans([before], "start") if before else []  # never a second bot beside one
+        db_path = cfg.daemon["db_path"]
+        if before and before.get("db_identity") and not os.path.exists(db_path) and not fresh_db:
+            return Outcome(EXIT_USAGE, f"{cfg.instance_id} has run before on {db_path}, which is missing now: its "
+                                       "account and orders would start from nothing. Restore the file, or "
+                                       "`start --fresh-db` to begin on a new database")
+        keep_identity = before.get("db_identity") if before and not fresh_db and os.path.exists(db_path) else None
         try:
-            record = self.registry.mutate(lambda data: self._claim(data, cfg))
+            record = self.registry.mutate(lambda data: self._claim(data, cfg, keep_identity))
             spec = self._spec(cfg, record)
         except Refused as exc:
             return Outcome(exc.code, exc.message)
@@ -159,7 +167,7 @@ class TradingBotDaemon:
         outcome = self._run_foreground(spec) if not daemonize else self._spawn_daemon(spec)
         return Outcome(outcome.code, "\n".join([*ended, outcome.message]))
 
-    def _claim(self, data: dict[str, dict], cfg: InstanceConfig) -> dict:
+    def _claim(self, data: dict[str, dict], cfg: InstanceConfig, db_identity: list | None = None) -> dict:
         """Under the claims lock: refuse conflicts, choose the port, write the `starting` record."""
         iid, d = cfg.instance_id, cfg.daemon
         pid_file = InstancePaths(iid, Path(d["log_dir"])).daemon_pid
@@ -189,7 +197,7 @@ class TradingBotDaemon:
             "web_port": port, "exchange": cfg.metadata["exchange"], "symbol": cfg.metadata["symbol"],
             "account": cfg.account, "status": State.STARTING, "desired_state": DESIRED_RUNNING,
             "pid": me, "pid_create_time": proc.create_time(me), "bot_pid": None, "bot_create_time": None,
-            "restart_count": 0, "exit_code": None, "last_error": None, "stop_reason": None,
+            "restart_count": 0, "exit_code": None, "last_error": None, "stop_reason": None, "db_identity": db_identity,
             "stop_timeout": float(d["stop_timeout"]), "health_check_interval": float(d["health_check_interval"]),
             "started_at": time.time(), "registered_at": time.time(), "last_updated": time.time(),
         }

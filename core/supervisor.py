@@ -506,6 +506,8 @@ class Supervisor:
         if today() != self.log_day:
             self.log_day = today()
             remove_old_dirs(self.paths.log_dir, int(self.s["log_retention_days"]))
+        if self._database_lost():
+            return
         rss = cpu = None
         if self.bot is not None and self.cpu_meter is not None and not self.kill_reason:
             rss, cpu = proc.rss_bytes(self.bot.pid), self.cpu_meter.percent()
@@ -526,6 +528,33 @@ class Supervisor:
         age = heartbeat.age(self.paths.heartbeat, since=self.spawned_at - 1)
         if age is not None and age > float(self.s["heartbeat_timeout"]):
             self.kill_bot(f"hung: no heartbeat for {age:.1f}s (heartbeat_timeout {self.s['heartbeat_timeout']})")
+
+    def _database_lost(self) -> bool:
+        """True (and the instance stopping, fatal) when the database the bot used is gone or was
+        replaced: a bot on a fresh file would silently trade a reset account (a paper balance back
+        at 10,000, no memory of its orders). Learnt from the first check that sees the file."""
+        db_path = self.rec.get("db_path")
+        if not db_path or self.stopping:
+            return False
+        try:
+            st = os.stat(db_path)
+            now = [st.st_dev, st.st_ino]
+        except FileNotFoundError:
+            now = None
+        except OSError:
+            return False
+        known = self.rec.get("db_identity")
+        if known is None:
+            if now is not None:
+                self.record(db_identity=now)
+            return False
+        if now == known:
+            return False
+        what = "was deleted" if now is None else "was replaced by another file"
+        self.fatal_reason = f"database {db_path} {what} while the bot ran: stopped it (start --fresh-db for a new one)"
+        self.log(self.fatal_reason, "ERROR")
+        self.begin_stop()
+        return True
 
     def _check_cpu(self, cpu: float) -> None:
         """Update the CPU warning (three checks over the limit); on_health records it."""
