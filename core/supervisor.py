@@ -119,6 +119,8 @@ class Supervisor:
         self.rec: dict = dict(spec["record"])  # our own record: we are its one writer while we live
         self.record_pending = False  # a write failed (disk full, read-only): retried at each health check
         self.masker = Masker(spec.get("secrets", []))
+        # bytes an unfinished secret may occupy at the end of a cut line (the longest secret but one)
+        self.secret_span = max((len(x.encode()) for x in spec.get("secrets", []) if x), default=1) - 1
         self._report_cb: Callable[[str], None] | None = report
         max_bytes = int(float(self.s.get("log_max_mb", 20)) * 2**20)
         self.daemon_log = DatedLog(self.paths, "daemon.log", max_bytes)
@@ -354,12 +356,20 @@ class Supervisor:
         buf.extend(chunk)
         *lines, rest = buf.split(b"\n")
         if len(rest) >= MAX_LINE:
-            lines.append(rest)
-            rest = b""
+            piece, rest = self._cut(rest)
+            lines.append(piece)
         self.pipes[fd] = (name, bytearray(rest))
         for raw in lines:
             self._emit(name, raw)
         return True
+
+    def _cut(self, long: bytes) -> tuple[bytes, bytes]:
+        """Split an over-long unterminated line so that no secret is ever cut in two: mask what is
+        complete first, then keep back as many bytes as a secret could still need (a secret that
+        began in them is masked once the rest of it arrives)."""
+        masked = self.masker(long.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+        keep = min(self.secret_span, len(masked))
+        return masked[:len(masked) - keep], masked[len(masked) - keep:]
 
     def _emit(self, name: str, raw: bytes) -> None:
         line = self.masker(raw.decode("utf-8", "replace").rstrip("\r"))

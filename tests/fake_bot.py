@@ -1,7 +1,7 @@
 """A real, light process that the supervisor runs instead of run.py, made to misbehave on demand.
 
     python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|progress|ignore-term|
-                                                grandchild|secret|bind|reason-exit|reason-on-term[,more]]
+                                                grandchild|secret|straddle|bind|reason-exit|reason-on-term[,more]]
                                          [--after S] [--interval S] [--no-beat] [--exit-code N]
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
 
@@ -97,6 +97,13 @@ def main() -> int:
         secret = os.environ.get("EXCHANGE_SECRET_KEY", "")
         print(f"stdout leaks {secret}", flush=True)
         print(f"stderr leaks {secret}", file=sys.stderr, flush=True)
+    if "straddle" in modes:  # an unterminated line whose 64 KiB cut falls inside the secret, then a crash
+        secret = os.environ.get("EXCHANGE_SECRET_KEY", "")
+        for stream in (sys.stdout, sys.stderr):
+            stream.write("x" * (65536 - len(secret) // 2) + secret + " and more")
+            stream.flush()
+        time.sleep(0.5)
+        return 1
     keep = []
     if "bind" in modes:
         keep.append(bind_page(log_dir))

@@ -205,6 +205,24 @@ def test_secret_never_in_outputs_or_logs(home, monkeypatch):
             assert secret.encode() not in f.read_bytes(), f
 
 
+def test_a_secret_straddling_the_64k_cut_is_still_masked(home):
+    """Issue 10 item 9: the cut of an unterminated line never splits a secret into two clear halves,
+    in the logs or in the stderr tail that becomes last_error."""
+    secret = "s3cr3t-VALUE-abcdef123456"
+    (home / ".env").write_text(f"LEAKY_SECRET={secret}\n")
+    path = write_config(home, "straddler", "--mode", "straddle", exchange="backpack", max_restart_attempts=0,
+                        exchange_config={"api_key": "pub-key-12345678", "secret_key": "${LEAKY_SECRET}"})
+    start(home, path)
+    rec = wait_for(lambda: (r := registry(home).get("straddler")) and r["status"] == "fatal" and r,
+                   what="the straddling bot to end fatal")
+    logs = "".join(p.read_text() for p in home.glob("logs/straddler/*/bot_*.log"))
+    assert "x" * 1000 in logs and "and more" in logs  # the probe worked: the long line was logged
+    halves = (secret[:len(secret) // 2], secret[len(secret) // 2:])
+    for text in (logs, rec["last_error"] or ""):
+        assert not any(half in text for half in halves), text[-300:]
+    assert "****3456" in logs
+
+
 def test_dated_log_layout(home):
     path = write_config(home, "logged")
     assert start(home, path).returncode == 0
