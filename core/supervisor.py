@@ -11,6 +11,9 @@ import sys
 
 if __name__ == "__main__":  # -S skipped site (and its 2 MB): only the repo is needed on sys.path
     sys.path[0] = sys.argv[1]
+    from core.keeper import fork_keeper
+
+    KEEPER = fork_keeper()  # first, while this interpreter is tiny: the keeper shares its pages
 
 import ctypes
 import json
@@ -23,6 +26,7 @@ from pathlib import Path
 from collections.abc import Callable
 
 from core import heartbeat, proc
+from core.keeper import KeeperLink, fork_keeper
 from core.instance_record import write_record
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
@@ -50,55 +54,6 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return setup
 
 
-def _keeper(fd: int, stop_timeout: float) -> None:
-    """The forked keeper's whole life: learn the bot group from the pipe; at EOF (the supervisor
-    ended, even by SIGKILL) end whatever is left of that group: SIGTERM, then SIGKILL after
-    stop_timeout. The kernel's PDEATHSIG reaches only the bot itself, and only with SIGTERM."""
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)  # a stop of the supervisor's group is the supervisor's to handle
-    leader: tuple[int, float | None] | None = None
-    buf = b""
-    while chunk := os.read(fd, 4096):
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            pid, _, created = line.decode().partition(" ")
-            leader = (int(pid), float(created) if created and created != "None" else None) if int(pid) else None
-    if leader is None or not proc.kill_group(leader[0], leader[1], signal.SIGTERM):
-        return
-    deadline = time.monotonic() + stop_timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(leader[0], 0)
-        except OSError:
-            return  # the whole group is gone
-        time.sleep(0.1)
-    proc.kill_group(leader[0], leader[1])
-
-
-def start_keeper(stop_timeout: float) -> tuple[int, int]:
-    """Fork the keeper (it shares our pages, so it costs little memory); returns (pid, pipe write end).
-
-    The child drops every inherited fd but its pipe: it must not keep our pid-file flock or our
-    socket lock alive after we die."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the forked keeper
-        try:
-            signal.set_wakeup_fd(-1)
-            for name in os.listdir("/proc/self/fd"):
-                if int(name) > 2 and int(name) != r:
-                    try:
-                        os.close(int(name))
-                    except OSError:
-                        pass
-            _keeper(r, stop_timeout)
-        finally:
-            os._exit(0)
-    os.close(r)
-    return pid, w
-
-
 def describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -111,11 +66,12 @@ def describe_exit(code: int) -> str:
 class Supervisor:
     """State machine: starting -> running -> (backoff -> starting)* -> stopping/stopped | exited | fatal."""
 
-    def __init__(self, spec: dict, report: Callable[[str], None]) -> None:
+    def __init__(self, spec: dict, report: Callable[[str], None], keeper: tuple[int, int] | None = None) -> None:
         self.spec = spec
         self.iid: str = spec["instance_id"]
         self.s: dict = spec["settings"]
         self.paths = InstancePaths(self.iid, Path(spec["log_dir"]))
+        self.keeper = KeeperLink(*keeper) if keeper else None
         self.rec: dict = dict(spec["record"])  # our own record: we are its one writer while we live
         self.record_pending = False  # a write failed (disk full, read-only): retried at each health check
         self.masker = Masker(spec.get("secrets", []))
@@ -227,12 +183,8 @@ class Supervisor:
             for f in self.out_logs.values():
                 f.close()
             self.daemon_log.close()
-            if getattr(self, "keeper_fd", None) is not None:
-                os.close(self.keeper_fd)  # EOF: the keeper ends what is left (nothing, after a clean stop)
-                try:
-                    os.waitpid(self.keeper_pid, 0)
-                except ChildProcessError:
-                    pass
+            if self.keeper is not None:
+                self.keeper.close()  # EOF: the keeper ends what is left (nothing, after a clean stop)
             lock.release()
             self.lock.release()
 
@@ -245,7 +197,9 @@ class Supervisor:
                        "last_error": None, "stop_reason": None, "bot_pid": None, "bot_create_time": None, "cpu_warning": False,
                        "cpu_percent": None, "memory_mb": None})
         self.log(f"supervisor {me} started for {self.iid}; removed {len(removed)} old log dirs")
-        self.keeper_pid, self.keeper_fd = start_keeper(float(self.s["stop_timeout"]))
+        if self.keeper is None:  # in the foreground CLI: fork it now
+            self.keeper = KeeperLink(*fork_keeper())
+        self._tell_keeper(f"timeout {float(self.s['stop_timeout'])}")
         self._install_signals()
         self.sel.register(self.lock.fileno(), selectors.EVENT_READ, "lock")
         self.spawn()
@@ -416,9 +370,9 @@ class Supervisor:
                 self._tell_keeper("0")  # nothing of that group is left for the keeper to end
 
     def _tell_keeper(self, line: str) -> None:
-        if getattr(self, "keeper_fd", None) is not None:
+        if self.keeper is not None:
             try:
-                os.write(self.keeper_fd, (line + "\n").encode())
+                self.keeper.tell(line)
             except OSError as exc:
                 self.log(f"cannot reach the keeper of the bot group: {exc}", "ERROR")
 
@@ -668,7 +622,7 @@ def pipe_reporter(fd: int) -> Callable[[str], None]:
 def main() -> int:
     """argv: repo_root spec_fd ready_fd (set up by daemon_manager's double fork)."""
     spec = read_spec(int(sys.argv[2]))
-    return Supervisor(spec, pipe_reporter(int(sys.argv[3]))).run()
+    return Supervisor(spec, pipe_reporter(int(sys.argv[3])), KEEPER).run()
 
 
 if __name__ == "__main__":
