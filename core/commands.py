@@ -258,3 +258,15 @@ def cmd_validate(home: Path, args: argparse.Namespace) -> int:
             print("  " + json.dumps(cfg.masked(), indent=2).replace("\n", "\n  "))
     print(f"{len(targets) - bad} valid, {bad} invalid")
     return EXIT_USAGE if bad else EXIT_OK
+
+
+def cmd_resume(home: Path, args: argparse.Namespace) -> int:
+    from core.boot import resume
+
+    return resume(home)
+
+
+def cmd_startup(home: Path, args: argparse.Namespace) -> int:
+    from core.boot import startup
+
+    return startup(home, install=args.install)

@@ -16,8 +16,8 @@ if __package__ in (None, ""):  # run as a script: make `core` importable from an
 
 import argparse
 
-from core.commands import (UsageError, cmd_cleanup, cmd_info, cmd_list, cmd_restart, cmd_start, cmd_stats,
-                           cmd_status, cmd_stop, cmd_stop_all, cmd_validate)
+from core.commands import (UsageError, cmd_cleanup, cmd_info, cmd_list, cmd_restart, cmd_resume, cmd_start,
+                           cmd_startup, cmd_stats, cmd_status, cmd_stop, cmd_stop_all, cmd_validate)
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from core.paths import project_home
 
@@ -48,6 +48,10 @@ def _stop_all_args(sp: argparse.ArgumentParser) -> None:
                     help="leave each desired state `running` (a shutdown: `resume` starts them at boot)")
 
 
+def _startup_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--install", action="store_true", help="write and enable the units (root only)")
+
+
 def _stats_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-i", "--instance-id", dest="instance_id")
     sp.add_argument("--json", action="store_true")
@@ -73,6 +77,8 @@ COMMANDS = {
     "stop-all": (cmd_stop_all, "stop every running instance in parallel", _stop_all_args),
     "stats": (cmd_stats, "CPU, memory, threads, uptime of daemons and bots", _stats_args),
     "info": (cmd_info, "every registry field of one instance, its web URL and token", _info_args),
+    "resume": (cmd_resume, "start, in parallel, every instance that should run and does not (after a boot)", lambda sp: None),
+    "startup": (cmd_startup, "print (or --install, as root) the systemd units that resume at boot", _startup_args),
     "validate": (cmd_validate, "check configs (all of config/active when none is named)", _validate_args),
 }
 
