@@ -259,7 +259,7 @@ class TradingBotDaemon:
             line = "failed: the daemon exited without reporting (see its daemon.log)"
             self._mark_failed(iid, line)
         rec = self.registry.load().get(iid) or {}  # the daemon records its end before it reports
-        config_error = rec.get("status") == "fatal" and rec.get("exit_code") == BOT_EXIT_CONFIG
+        config_error = rec.get("status") == State.FATAL and rec.get("exit_code") == BOT_EXIT_CONFIG
         return Outcome(EXIT_USAGE if config_error else EXIT_FAIL, f"{iid} {line}")
 
     def _mark_failed(self, iid: str, reason: str) -> None:
@@ -267,7 +267,7 @@ class TradingBotDaemon:
         def fix(data: dict[str, dict]) -> None:
             rec = data.get(iid)
             if rec and rec.get("pid") == os.getpid():
-                rec.update(status="fatal", last_error=reason, pid=None)
+                rec.update(status=State.FATAL, last_error=reason, pid=None)
         self.registry.mutate(fix)
 
     # -- stop ------------------------------------------------------------------------------

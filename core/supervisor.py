@@ -33,6 +33,7 @@ from core.masking import Masker
 from core.paths import InstancePaths
 from core.exit_codes import BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.pidfile import AlreadyLocked, InstanceLock, PidLock, read_pid
+from core.states import State
 
 PR_SET_PDEATHSIG = 1
 STDERR_TAIL = 15
@@ -174,7 +175,7 @@ class Supervisor:
             self._stop_bot_blocking()
             self.stop_reason = self._read_stop_reason()
             try:
-                self.record(status="fatal", last_error=self._with_stop_reason(f"supervisor error: {exc}"),
+                self.record(status=State.FATAL, last_error=self._with_stop_reason(f"supervisor error: {exc}"),
                             stop_reason=self.stop_reason, bot_pid=None)
             except Exception as again:  # noqa: BLE001 - the registry may be what broke
                 self.log(f"cannot record the crash in the registry: {again!r}", "ERROR")
@@ -193,7 +194,7 @@ class Supervisor:
         me = os.getpid()
         self.record(**{"pid": me, "pid_create_time": proc.create_time(me), "checked_at": time.time(),
                        "health_check_interval": float(self.s["health_check_interval"]),
-                       "status": "starting", "started_at": time.time(), "restart_count": 0, "exit_code": None,
+                       "status": State.STARTING, "started_at": time.time(), "restart_count": 0, "exit_code": None,
                        "last_error": None, "stop_reason": None, "bot_pid": None, "bot_create_time": None, "cpu_warning": False,
                        "cpu_percent": None, "memory_mb": None})
         self.log(f"supervisor {me} started for {self.iid}; removed {len(removed)} old log dirs")
@@ -207,7 +208,7 @@ class Supervisor:
         while self.final is None:
             self._loop_once()
         self.log(f"supervisor exiting: {self.final}")
-        if self.final in ("stopped", "exited"):
+        if self.final in (State.STOPPED, State.EXITED):
             return EXIT_OK
         return EXIT_USAGE if self.exit_code == BOT_EXIT_CONFIG else EXIT_FAIL  # for systemd / the foreground CLI
 
@@ -268,7 +269,7 @@ class Supervisor:
                 preexec_fn=_die_with_parent(os.getpid()),
             )
         except OSError as exc:
-            self.finish("fatal", f"cannot start the bot {self.spec['argv'][:2]}: {exc}")
+            self.finish(State.FATAL, f"cannot start the bot {self.spec['argv'][:2]}: {exc}")
             return
         pid = self.bot.pid
         bot_ct = proc.create_time(pid)
@@ -292,7 +293,7 @@ class Supervisor:
             self.sel.register(self.pidfd, selectors.EVENT_READ, "pidfd")
         except OSError:
             self.pidfd = None
-        self.record(status="starting", bot_pid=pid, bot_create_time=bot_ct, restart_count=self.restart_count)
+        self.record(status=State.STARTING, bot_pid=pid, bot_create_time=bot_ct, restart_count=self.restart_count)
         self.log(f"bot started: pid {pid}: {' '.join(self.spec['argv'])}")
         self.timers["ready"] = time.monotonic() + READY_POLL
         self.timers["port"] = time.monotonic() + PORT_POLL
@@ -396,25 +397,25 @@ class Supervisor:
         if self.stop_reason:
             self.log(f"bot stop reason: {self.stop_reason}", "WARNING")
         if self.stopping:
-            self.finish("fatal" if self.fatal_reason else "stopped", self.fatal_reason)
+            self.finish(State.FATAL if self.fatal_reason else State.STOPPED, self.fatal_reason)
             return
         if code == 0 and not self.kill_reason:
-            self.finish("exited", "bot exited with code 0 (finished)")
+            self.finish(State.EXITED, "bot exited with code 0 (finished)")
             return
         detail = f"bot {reason}" + (f": {tail}" if tail else "")
         if code in NOT_RETRIED and not self.kill_reason:  # before or after ready
-            self.finish("fatal", f"{detail} (code {code}, {NOT_RETRIED[code]}: not retried)")
+            self.finish(State.FATAL, f"{detail} (code {code}, {NOT_RETRIED[code]}: not retried)")
             return
         if not self.s.get("auto_restart", True):
-            self.finish("fatal", f"{detail} (auto_restart is off)")
+            self.finish(State.FATAL, f"{detail} (auto_restart is off)")
             return
         self.failures = self.failures + 1 if ran < float(self.s["stable_uptime"]) else 1
         limit = int(self.s["max_restart_attempts"])
         if self.failures > limit:
-            self.finish("fatal", f"gave up after {self.failures} quick failures (max_restart_attempts {limit}); last: {detail}")
+            self.finish(State.FATAL, f"gave up after {self.failures} quick failures (max_restart_attempts {limit}); last: {detail}")
             return
         delay = min(float(self.s["restart_delay"]) * 2 ** (self.failures - 1), float(self.s["max_backoff"]))
-        self.record(status="backoff", exit_code=code, last_error=self._with_stop_reason(detail), stop_reason=self.stop_reason,
+        self.record(status=State.BACKOFF, exit_code=code, last_error=self._with_stop_reason(detail), stop_reason=self.stop_reason,
                     bot_pid=None, bot_create_time=None)
         self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
         self.timers.pop("ready", None)
@@ -444,7 +445,7 @@ class Supervisor:
         self.ready = True
         self.cpu_meter = proc.CpuMeter(self.bot.pid)  # measure from here: start-up imports are not load
         self._learn_port(record=False)
-        self.record(status="running", web_port=self.web_port)
+        self.record(status=State.RUNNING, web_port=self.web_port)
         first_sample = time.monotonic() + 1.0  # so `list` shows CPU and memory soon after a start
         self.timers["health"] = min(self.timers.get("health", first_sample), first_sample)
         self.log(f"bot {self.bot.pid} ready ({'first heartbeat' if beat else 'alive for startsecs'})")
@@ -566,10 +567,10 @@ class Supervisor:
     def begin_stop(self) -> None:
         self.stopping = True
         self.timers.pop("restart", None)
-        self.record(status="stopping")
+        self.record(status=State.STOPPING)
         self.log("stop requested")
         if self.bot is None:
-            self.finish("stopped", None)
+            self.finish(State.STOPPED, None)
             return
         self._signal_bot(signal.SIGTERM)
         self.timers["kill"] = time.monotonic() + float(self.s["stop_timeout"])
@@ -583,15 +584,15 @@ class Supervisor:
     def finish(self, state: str, error: str | None) -> None:
         self.final = state
         self.timers.clear()
-        if state == "stopped" or (state == "exited" and self.stop_reason):
+        if state == State.STOPPED or (state == State.EXITED and self.stop_reason):
             error = None  # a requested stop or a normal end: only the bot's stop reason is news
         last_error = self._with_stop_reason(error)
         self.record(status=state, exit_code=self.exit_code, last_error=last_error, stop_reason=self.stop_reason,
                     bot_pid=None, bot_create_time=None, cpu_percent=None, memory_mb=None,
                     restart_count=self.restart_count)
         self.log(f"state {state}" + (f": {last_error}" if last_error else ""),
-                 "ERROR" if state == "fatal" else "INFO")
-        if state == "fatal":
+                 "ERROR" if state == State.FATAL else "INFO")
+        if state == State.FATAL:
             self.report(f"failed: {last_error}")
         else:
             self.report(f"failed: bot {state} before it was ready" + (f" ({last_error})" if last_error else ""))
