@@ -12,7 +12,6 @@ as `corrupt` with its id instead of crashing or dropping it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from core.atomic import write_text_atomic
@@ -77,12 +76,4 @@ def read_record(path: Path) -> dict | None:
 def write_record(path: Path, rec: dict, durable: bool = False) -> None:
     """Replace the record atomically; durable also fsyncs it and its directory (desired state
     changes must survive a power loss, a supervisor's frequent check-ins need not)."""
-    text = json.dumps(rec, separators=(",", ":"), sort_keys=True)
-    write_text_atomic(path, text, mode=0o600)
-    if durable:
-        for target, flags in ((path, os.O_RDONLY), (path.parent, os.O_RDONLY | os.O_DIRECTORY)):
-            fd = os.open(target, flags)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+    write_text_atomic(path, json.dumps(rec, separators=(",", ":"), sort_keys=True), mode=0o600, durable=durable)
