@@ -145,7 +145,7 @@ def cmd_stop_all(home: Path, args: argparse.Namespace) -> int:
         print(o.message)
     still = [(r["instance_id"], pid) for r in live if (pid := holder_pid(home, r["instance_id"]))]
     for iid, pid in still:
-        print(f"{iid}: could not be stopped (supervisor pid {pid} is still alive)", file=sys.stderr)
+        print(f"{iid}: could not be stopped (its supervisor lock is still held, by pid {pid})", file=sys.stderr)
     if not getattr(args, "keep_desired", False):
         for r in live:
             try:

@@ -126,3 +126,34 @@ def test_one_supervisor_per_instance_even_without_pid_file_and_registry(home):
     out = run_cli(home, "stop-all")
     assert out.returncode == 0 and "stopped 1 of 1" in out.stdout, out.stdout + out.stderr
     wait_for(lambda: _all_gone(first), what="the one supervisor and its bot to end")
+
+
+HOLDER = """
+import os, socket, sys, time
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.bind(bytes.fromhex(sys.argv[1]))
+sock.listen()
+if os.fork() == 0:          # the lock outlives the process that took it: nothing can release it
+    print(os.getpid(), flush=True)
+    time.sleep(120)
+os._exit(0)
+"""
+
+
+def test_stop_all_exits_1_naming_an_instance_it_could_not_stop(home):
+    import subprocess
+    import sys
+
+    from core.pidfile import lock_address
+    from tests.conftest import home_env
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, lock_address(home, "stuck").hex()],
+                              stdout=subprocess.PIPE, text=True, env=home_env(home))
+    grandchild = psutil.Process(int(holder.stdout.readline()))
+    try:
+        holder.wait(timeout=10)
+        out = run_cli(home, "stop-all")
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "stuck: could not be stopped" in out.stderr and "stopped 0 of 1" in out.stdout
+    finally:
+        grandchild.kill()
