@@ -121,8 +121,10 @@ def test_one_supervisor_per_instance_even_without_pid_file_and_registry(home):
     out = start(home, path)
     assert out.returncode == 1 and "already running" in out.stderr, out.stdout + out.stderr
     assert all(p.is_running() for p in first)
-    assert len([p for p in psutil.process_iter(["cmdline"]) if "supervisor.py" in " ".join(p.info["cmdline"] or [])
-                and p.environ().get("GRIDBOT_HOME") == str(home)]) == 1
+    supervisors = [p for p in psutil.process_iter(["cmdline"]) if "supervisor.py" in " ".join(p.info["cmdline"] or [])
+                   and p.environ().get("GRIDBOT_HOME") == str(home)]
+    keepers = {c.pid for p in supervisors for c in p.children()}  # each supervisor forks one keeper
+    assert [p.pid for p in supervisors if p.pid not in keepers] == [first[0].pid]
     out = run_cli(home, "stop-all")
     assert out.returncode == 0 and "stopped 1 of 1" in out.stdout, out.stdout + out.stderr
     wait_for(lambda: _all_gone(first), what="the one supervisor and its bot to end")
