@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.exit_codes import EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
+from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from core.instance_manager import InstanceManager, InstanceRegistry
 
 

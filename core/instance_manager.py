@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core import proc
+from core.atomic import write_text_atomic
 from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record, write_record
 from core.paths import INSTANCE_ID_RE, InstancePaths, registry_path
 from core.pidfile import holder_pid, locked_ids
@@ -80,10 +81,7 @@ class InstanceRegistry:
                     extra.unlink()
 
     def _write_claims(self, claims: dict[str, dict]) -> None:
-        text = json.dumps(claims, indent=1, sort_keys=True)
-        from core.atomic import write_text_atomic
-
-        write_text_atomic(self.path, text, mode=0o600)
+        write_text_atomic(self.path, json.dumps(claims, indent=1, sort_keys=True), mode=0o600, durable=True)
 
     # -- finding instances -----------------------------------------------------------------
     def instance_dirs(self, claims: dict[str, dict] | None = None) -> dict[str, Path]:
@@ -191,8 +189,6 @@ class InstanceRegistry:
         write_record(paths.record, {k: v for k, v in rec.items() if not k.startswith("_")}, durable=True)
         default = InstancePaths.for_instance(self.home, iid).log_dir
         if paths.log_dir != default:  # found again even if the claims file is lost
-            from core.atomic import write_text_atomic
-
             write_text_atomic(self.index_dir / iid, f"{paths.log_dir}\n", mode=0o600)
 
     def _forget(self, iid: str, log_dir: Path) -> None:
