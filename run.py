@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import os
 import queue
 import signal
@@ -41,6 +42,7 @@ from core.atomic import write_text_atomic  # noqa: E402
 from core.bot_status import write_bot_status  # noqa: E402
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # noqa: E402
 from core.masking import Masker  # noqa: E402
+from core.stop_time import write_stop_seconds  # noqa: E402
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY,  # noqa: E402
                         ENV_WEB_PORT, InstancePaths, project_home, resolve_runtime)
 from exchanges.base import (AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable,  # noqa: E402
@@ -58,6 +60,9 @@ MAX_BACKOFF_S = 30.0
 START_BACKOFF_S = 1.0           # first wait after a transient error at start-up, doubling to MAX_BACKOFF_S
 DEFAULT_BACKTEST_TICKS = 100_000
 ADJUST_TIMEOUT_S = 30.0
+STOP_MARGIN_S = 5.0             # asked beyond the cancels themselves: the reads around them, the exit
+STOP_EXIT_S = 1.5               # left of a stop's time for the last words once cancelling gives up
+CANCEL_RETRY_S = 0.5            # pause before cancelling again after the venue failed to answer
 
 # flag dest -> strategy_config key
 STRATEGY_FLAGS = {
@@ -280,9 +285,14 @@ class Bot:
         self.loops = 0
         self.parent = PARENT_PID
         self._last_snap = 0.0
+        self.stop_timeout = float(cfg.daemon.get("stop_timeout") or 10)
+        self.stop_requested_at: float | None = None     # monotonic: the clock of the supervisor's SIGKILL
+        self._stop_seconds_said: int | None = None
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
         self.stop_event.set()
         self.runtime.wake.set()
 
@@ -319,9 +329,27 @@ class Bot:
             self.db.add_snapshot(int(now * 1000), s["price"], self.equity, s["realized_pnl"], s["unrealized_pnl"],
                                  s["grid_profit"], s["position"], s["fees"])
         orders = self.strategy.open_orders()
+        self.ask_stop_time(len(orders))
         snapshot = self.snapshot(orders)
         self.runtime.publish(snapshot, orders)
         self.write_status("trading" if snapshot["state"] == "running" else snapshot["state"], None, snapshot)
+
+    def stop_time(self) -> float:
+        """Seconds a stop may take: stop_timeout, or what the bot last asked the supervisor for."""
+        return max(self.stop_timeout, float(self._stop_seconds_said or 0))
+
+    def ask_stop_time(self, order_count: int) -> None:
+        """Tell the supervisor how long cancelling `order_count` orders needs (core/stop_time.py):
+        twice the exchange's estimate (a retry after a rate limit) plus STOP_MARGIN_S for the reads
+        around it. Written only when the whole seconds change."""
+        need = math.ceil(2 * self.exchange.cancel_seconds(order_count) + STOP_MARGIN_S)
+        if need == self._stop_seconds_said:
+            return
+        try:
+            write_stop_seconds(self.paths.stop_seconds, need)
+            self._stop_seconds_said = need
+        except OSError as exc:
+            write_line(f"warning: could not write {self.paths.stop_seconds}: {exc}", err=True)
 
     def write_status(self, state: str, message: str | None, snapshot: dict | None = None) -> None:
         """Publish the books for `list`, `resume` and the dashboard (core/bot_status.py); a failed
@@ -499,6 +527,25 @@ class Bot:
             self.runtime.wake.wait(min(1.0, max(0.0, deadline - time.monotonic())))
             self.runtime.wake.clear()
 
+    def cancel_until_deadline(self, cancel: Callable[[], Any]) -> Exception | None:
+        """Run `cancel` (one transaction each time), retrying transient exchange errors until the
+        time the supervisor gives this stop is nearly spent; the last error, or None when done.
+
+        A rate limit or a venue hiccup in the middle of a stop must not leave orders resting that
+        a second attempt would have cancelled; the deadline keeps the bot ahead of its SIGKILL, so
+        it can still say what is left.
+        """
+        begun = self.stop_requested_at if self.stop_requested_at is not None else time.monotonic()
+        deadline = begun + self.stop_time() - STOP_EXIT_S
+        while True:
+            _, error = self.atomically(cancel)
+            if not isinstance(error, (RateLimited, ExchangeUnavailable)):
+                return error
+            wait = error.retry_after if isinstance(error, RateLimited) else CANCEL_RETRY_S
+            if time.monotonic() + wait > deadline:
+                return error
+            time.sleep(wait)
+
     def shutdown(self, reason: str, cancel: bool = True) -> bool:
         """Cancel our orders, then flush the database and print the final summary; False (and a
         stop_reason) when some orders may remain on the exchange.
@@ -512,7 +559,7 @@ class Bot:
         cancelled, failure = True, ""
         if cancel:
             strategy = self.strategy
-            _, error = self.atomically(lambda: strategy.shutdown(reason))
+            error = self.cancel_until_deadline(lambda: strategy.shutdown(reason))
             if error is not None:
                 cancelled = False
                 remaining = len(strategy.open_orders())
@@ -613,7 +660,7 @@ def start_page(bot: Bot, args: argparse.Namespace, say: Callable[[str], None]) -
         say(f"warning: the web page is not available ({exc}); running without it")
         return
     try:
-        start_web(bot.runtime, None, int(port), bot.paths)
+        start_web(bot.runtime, None, int(port), bot.paths, allowed_hosts=bot.cfg.daemon.get("web_allowed_hosts") or ())
     except (OSError, ValueError) as exc:
         say(f"warning: could not serve the web page on port {port}: {exc}; running without it")
 

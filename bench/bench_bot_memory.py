@@ -18,7 +18,7 @@ import psutil  # noqa: E402
 import socketio  # noqa: E402
 
 from tests.conftest import free_port, kill_home_processes  # noqa: E402
-from tests.web.paper_bot import start_bot, stop_bot  # noqa: E402
+from tests.web.paper_bot import make_home, start_bot, stop_bot  # noqa: E402
 
 BAR_MB = 80.0
 
@@ -28,9 +28,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0, help="how long the bot runs before measuring")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_mem_") as tmp:
-        home = Path(tmp)
-        for d in ("config/active", "logs", "database"):
-            (home / d).mkdir(parents=True)
+        home = make_home(Path(tmp))
         # adjust_range: a long random walk leaves any fixed range, and a stopped bot measures nothing
         bot = start_bot(home, "bench_mem_01", free_port(), boundary_action="adjust_range")
         client = socketio.Client(reconnection=False)

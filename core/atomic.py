@@ -1,32 +1,48 @@
-"""Small files other processes read while we write them (web.port, web.token, stop_reason).
+"""Files of one instance, written so that no reader sees half of one and no one else steers them.
 
-Written to a unique temp file in the same directory and renamed over the target, so a reader sees
-the old content or the new, never half a file.
+Small files other processes read while we write them (web.port, web.token, stop_reason, bot.pid)
+are written to a new temp file in the same directory and renamed over the target: a reader sees
+the old content or the new, and a symlink planted at the target is replaced, never written
+through. Files kept open (pid files, logs) are opened with O_NOFOLLOW through `private_opener`.
+Everything is created private to its user (0600): positions and trades are nobody else's business.
+
+No `tempfile` here: it pulls `random` and `shutil` into the lean supervisor.
 """
 from __future__ import annotations
 
+import errno
+import itertools
 import os
-import time
 from pathlib import Path
 
+PRIVATE = 0o600
+_serial = itertools.count()
 
-def write_text_atomic(path: Path, text: str, mode: int = 0o644, durable: bool = False) -> None:
-    """Write to a temp file beside path and rename it over path; durable also fsyncs the file and
-    its directory (what must survive a power loss, e.g. a desired state).
 
-    The temp name is unique by pid, clock and O_EXCL (tempfile would cost the lean supervisor
-    1 MB of imports: shutil, random, bz2, lzma)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+def private_opener(path: str | os.PathLike, flags: int) -> int:
+    """os.open for `open(..., opener=private_opener)`: created 0600, never through a symlink."""
     try:
-        try:
-            os.fchmod(fd, mode)  # whatever the umask
-            os.write(fd, text.encode())
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symlink is planted there: refusing to write through it",
+                          str(path)) from None
+        raise
+
+
+def write_text_atomic(path: Path, text: str, mode: int = PRIVATE, durable: bool = False) -> None:
+    """Replace path's content atomically; durable also fsyncs the file and its directory (what must
+    survive a power loss, e.g. a desired state)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_serial)}.{os.urandom(4).hex()}")
+    fd = private_opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(text)
             if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -107,10 +107,26 @@ def _report(outcome) -> int:
     return outcome.code
 
 
+def warn_about_dotenv(home: Path) -> None:
+    """Say so when the home's .env, where the keys live, is open to other local users."""
+    from core.environment import dotenv_warning
+
+    warning = dotenv_warning(home)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
 def cmd_start(home: Path, args: argparse.Namespace) -> int:
     if not args.config:
         raise UsageError("start needs -c CONFIG")
-    return _report(_daemon(home, args).start(daemonize=args.daemon, fresh_db=getattr(args, "fresh_db", False)))
+    warn_about_dotenv(home)
+    code = _report(_daemon(home, args).start(daemonize=args.daemon, fresh_db=getattr(args, "fresh_db", False)))
+    if code == EXIT_OK and args.daemon:  # alerts configured: the fleet's notifier runs too (a process, not an import)
+        from core.notify_start import ensure_notifier
+
+        if said := ensure_notifier(home, args.config):
+            print(said)
+    return code
 
 
 def cmd_stop(home: Path, args: argparse.Namespace) -> int:
@@ -118,6 +134,7 @@ def cmd_stop(home: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_restart(home: Path, args: argparse.Namespace) -> int:
+    warn_about_dotenv(home)
     return _report(_daemon(home, args).restart())
 
 
@@ -203,7 +220,7 @@ def cmd_stats(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_info(home: Path, args: argparse.Namespace) -> int:
     from core.paths import InstancePaths
-    from core.web_token import read_token
+    from core.web_token import UnsafeToken, read_token
 
     rec = InstanceRegistry(home).get(args.id)
     if rec is None:
@@ -212,7 +229,10 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
     paths = InstancePaths.for_instance(home, args.id, rec.get("log_dir"))
     info = {k: (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v)) if k in TIMESTAMP_FIELDS and v else v)
             for k, v in sorted(rec.items())}
-    info["web_token"] = read_token(paths.web_token)
+    try:
+        info["web_token"] = read_token(paths.web_token)
+    except (UnsafeToken, OSError) as exc:
+        info["web_token"] = f"(none: {exc})"
     info["url"] = f"http://127.0.0.1:{rec['web_port']}/" if rec.get("web_port") else None
     info["logs"] = str(paths.dated_dir())
     width = max(len(k) for k in info)
@@ -226,6 +246,7 @@ def cmd_validate(home: Path, args: argparse.Namespace) -> int:
     from core.daemon import preflight
 
     cm = ConfigManager(home)
+    warn_about_dotenv(home)
     if args.config:
         targets = [(args.config, args.instance_id)]
     elif args.instance_id:

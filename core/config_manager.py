@@ -20,10 +20,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
+from core import safe_json
 from core.masking import SECRET_KEY_RE, Masker, mask_config, secret_values
 from core.paths import INSTANCE_ID_RE, REPO_ROOT, is_repo_bot, resolve_code, resolve_runtime
 
 SCHEMA_PATH = REPO_ROOT / "config" / "schema" / "instance.schema.json"
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KiB; `start -c /dev/zero` once grew to 20 GB
 SECTIONS = ("metadata", "daemon_config", "exchange_config", "strategy_config")
 VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ID_RULE = "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ (letters, digits, '_', '.', '-'; it names directories)"
@@ -123,15 +125,14 @@ class ConfigManager:
         return resolve_runtime(self.home, p).resolve()
 
     def read_json(self, path: str | os.PathLike) -> dict:
+        """The config as a dict; bounded in size and depth, strict JSON (safe_json), else ConfigError."""
         source = self.resolve_path(path)
         try:
-            text = source.read_text()
+            doc = safe_json.loads(safe_json.read_bounded(source, MAX_CONFIG_BYTES))
         except OSError as exc:
             raise ConfigError([f"{path}: cannot read config file ({exc.strerror or exc})"]) from None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError([f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
+        except safe_json.JSONRefused as exc:
+            raise ConfigError([f"{path}: {exc}"]) from None
         if not isinstance(doc, dict):
             raise ConfigError([f"{path}: the config must be a JSON object, got {type(doc).__name__}"])
         return doc
@@ -154,9 +155,14 @@ class ConfigManager:
         doc = legacy_to_sections(raw) if legacy else raw
         errors: list[str] = []
         used: dict[str, str] = {}
+        errors += argv_placeholders(doc)
         doc = self._expand(doc, "", errors, used)
         errors += schema_errors(doc)
         meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        given = meta.get("instance_id")
+        if isinstance(given, str) and not INSTANCE_ID_RE.match(given) \
+                and not any(e.startswith("metadata.instance_id:") for e in errors):  # the schema's $ allows "id\n"
+            errors.append(f"metadata.instance_id: {json.dumps(given)} {ID_RULE}")
         iid, id_errors = _choose_instance_id(instance_id, meta, source)
         errors += id_errors
         strategy = doc.get("strategy_config") if isinstance(doc.get("strategy_config"), dict) else {}
@@ -199,8 +205,14 @@ class ConfigManager:
         if self._dotenv is None:
             env_file = self.home / ".env"
             if env_file.is_file():
+                from io import StringIO
+
                 from dotenv import dotenv_values
-                self._dotenv = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+                try:
+                    text = safe_json.read_bounded(env_file, MAX_CONFIG_BYTES).decode("utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ConfigError([f"{env_file}: cannot read ({exc})"]) from None
+                self._dotenv = {k: v for k, v in dotenv_values(stream=StringIO(text)).items() if v is not None}
             else:
                 self._dotenv = {}
         return {**self._dotenv, **os.environ}
@@ -293,15 +305,25 @@ def _defaults(schema: dict, section: str) -> dict:
     return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
 
 
+def _validator() -> type:
+    """Draft 2020-12, except that an integer is written as one: JSON Schema counts 7520.0 as an
+    integer, and `web_port: 7520.0` passed validation only for the page never to start."""
+    from jsonschema import Draft202012Validator, validators
+
+    def integer(_checker: object, value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", integer)
+    return validators.extend(Draft202012Validator, type_checker=checker)
+
+
 def schema_errors(doc: dict, sections: tuple[str, ...] = ()) -> list[str]:
     """JSON Schema errors as 'path: value rule' lines (jsonschema imported here, lazily)."""
-    from jsonschema import Draft202012Validator
-
     schema = load_schema()
     if sections:
         schema = {"type": "object", "properties": {name: schema["properties"][name] for name in sections}}
     out = []
-    for err in sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+    for err in sorted(_validator()(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         out.append(f"{where}: {_describe(err)}")
     return out
@@ -342,6 +364,19 @@ def strategy_rules(s: dict) -> list[str]:
     if isinstance(q, (int, float)) and isinstance(mp, (int, float)) and q > mp:
         out.append(f"strategy_config.quantity: {q} must not exceed max_position ({mp})")
     return out
+
+
+def argv_placeholders(doc: dict) -> list[str]:
+    """${VAR} in bot_args is refused: expanded, it would sit on the bot's command line, which every
+    local user reads in `ps`. Secrets go in exchange_config (passed by environment), others in
+    daemon_config.environment."""
+    daemon = doc.get("daemon_config")
+    args = daemon.get("bot_args") if isinstance(daemon, dict) else None
+    if not isinstance(args, list):
+        return []
+    return [f"daemon_config.bot_args[{i}]: {json.dumps(a)} uses ${{{m.group(1)}}}: a command line is readable by "
+            "every local user (ps); put secrets in exchange_config and other values in daemon_config.environment"
+            for i, a in enumerate(args) if isinstance(a, str) for m in [VAR_RE.search(a)] if m]
 
 
 def is_legacy(doc: dict) -> bool:

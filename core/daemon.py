@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -19,21 +18,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import proc
-from core.config_manager import ConfigError, ConfigManager, InstanceConfig
+from core import proc, safe_json
+from core.config_manager import MAX_CONFIG_BYTES, ConfigError, ConfigManager, InstanceConfig
+from core.environment import inherited, supervisor_environment
 from core.instance_manager import InstanceRegistry, is_daemon_alive
 from core.masking import Masker, mask_config
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY, ENV_WEB_PORT,
                         HOME_ENV, REPO_ROOT, InstancePaths, is_repo_bot)
-from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK,
+from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK,
                              EXIT_UNKNOWN, EXIT_USAGE)
 from core.pidfile import holder_pid, is_locked, read_pid
 from core.states import DESIRED_RUNNING, DESIRED_STOPPED, FINAL_STATES, State
+from core.stop_time import stop_seconds
 
 FIRST_PORT = 5001
 SUPERVISOR = REPO_ROOT / "core" / "supervisor.py"
-# An inherited variable with such a name is a credential: it reaches a bot only if its config uses it.
-SECRET_NAME_RE = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSPHRASE", re.IGNORECASE)
 CHECK_TIMEOUT = 60.0  # seconds for `run.py --check` (no network: it only loads and validates)
 
 
@@ -52,11 +51,10 @@ class Refused(Exception):
 
 
 def bot_environment(cfg: InstanceConfig, home: Path, web_port: int, base: dict[str, str]) -> dict[str, str]:
-    """The bot's env: the CLI's less every secret-looking variable this config does not use, plus
-    this instance's contract variables (the exchange keys of THIS config reach THIS bot only)."""
-    wanted = set(cfg.used_vars) | set(cfg.daemon.get("environment", {}))
-    env = {k: v for k, v in base.items()
-           if k not in (ENV_API_KEY, ENV_SECRET_KEY) and (k in wanted or not SECRET_NAME_RE.search(k))}
+    """The bot's env, by allow-list (core/environment.py): PATH, HOME, LANG, TZ, LC_* and the names the
+    config lists in inherit_environment from the CLI's env; then the ${VAR}s and `environment` of this
+    config and its contract variables (the exchange keys of THIS config reach THIS bot only)."""
+    env = inherited(base, cfg.daemon.get("inherit_environment", ()))
     env.update(cfg.used_vars)
     env.update(cfg.daemon.get("environment", {}))
     env.update({ENV_INSTANCE_ID: cfg.instance_id, ENV_DB_PATH: cfg.daemon["db_path"], ENV_WEB_PORT: str(web_port),
@@ -117,6 +115,22 @@ def live_records(data: dict[str, dict]) -> dict[str, dict]:
     return {iid: rec for iid, rec in data.items() if is_daemon_alive(rec)}
 
 
+def refuse_conflicts(cfg: InstanceConfig, live: dict[str, dict]) -> None:
+    """Raise Refused (exit 2) if a live instance already uses this config's port, db, logs or account."""
+    iid, d = cfg.instance_id, cfg.daemon
+    port = d.get("web_port")
+    for other, rec in live.items():
+        if port and rec.get("web_port") == port:
+            raise Refused(EXIT_USAGE, f"daemon_config.web_port: {port} of {iid} is already used by instance {other}")
+        for key in ("db_path", "log_dir"):
+            if same_path(rec.get(key), d[key]):
+                raise Refused(EXIT_USAGE, f"daemon_config.{key}: {d[key]} of {iid} is already used by instance {other}")
+        if cfg.account and rec.get("account") == cfg.account and rec.get("symbol") == cfg.metadata["symbol"]:
+            raise Refused(EXIT_USAGE, f"metadata.symbol: {cfg.metadata['symbol']} on the same {cfg.metadata['exchange']} "
+                                      f"account is already traded by instance {other} (wanted by {iid}); "
+                                      "two grids on one account and symbol would fight")
+
+
 class TradingBotDaemon:
     """One instance, named by a config file or by its id."""
 
@@ -138,9 +152,9 @@ class TradingBotDaemon:
         return InstancePaths.for_instance(self.home, self.instance_id, (rec or {}).get("log_dir"))
 
     # -- start -----------------------------------------------------------------------------
-    def start(self, daemonize: bool = True, fresh_db: bool = False) -> Outcome:
-        """Validate, refuse conflicts and a lost database, claim, start the supervisor; fresh_db
-        accepts that an instance which has run before begins again on a new, empty database."""
+    def checked_config(self) -> InstanceConfig | Outcome:
+        """The config loaded, validated and passed by the bot's pre-flight, or the exit-2 Outcome
+        saying why not. Run before anything is started or stopped."""
         try:
             cfg = self.cm.load(self.config_file, instance_id=self.flag_id)
         except ConfigError as exc:
@@ -148,6 +162,17 @@ class TradingBotDaemon:
         problems = preflight(cfg, self.home)
         if problems:
             return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(problems))
+        return cfg
+
+    def start(self, daemonize: bool = True, cfg: InstanceConfig | None = None, fresh_db: bool = False) -> Outcome:
+        """Start the instance (`cfg`: a config restart() has already checked): refuse conflicts and
+        a lost database, claim, start the supervisor. fresh_db accepts that an instance which has
+        run before begins again on a new, empty database."""
+        if cfg is None:
+            checked = self.checked_config()
+            if isinstance(checked, Outcome):
+                return checked
+            cfg = checked
         before = self.registry.get(cfg.instance_id)
         ended = self.registry.end_orphans([before], "start") if before else []  # never a second bot beside one
         db_path = cfg.daemon["db_path"]
@@ -176,16 +201,7 @@ class TradingBotDaemon:
         if iid in live or holder:
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {holder or live[iid].get('pid')})")
         port = d.get("web_port")
-        for other, rec in live.items():
-            if port and rec.get("web_port") == port:
-                raise Refused(EXIT_USAGE, f"daemon_config.web_port: {port} of {iid} is already used by instance {other}")
-            for key in ("db_path", "log_dir"):
-                if same_path(rec.get(key), d[key]):
-                    raise Refused(EXIT_USAGE, f"daemon_config.{key}: {d[key]} of {iid} is already used by instance {other}")
-            if cfg.account and rec.get("account") == cfg.account and rec.get("symbol") == cfg.metadata["symbol"]:
-                raise Refused(EXIT_USAGE, f"metadata.symbol: {cfg.metadata['symbol']} on the same {cfg.metadata['exchange']} "
-                                          f"account is already traded by instance {other} (wanted by {iid}); "
-                                          "two grids on one account and symbol would fight")
+        refuse_conflicts(cfg, live)
         if is_locked(pid_file):
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {read_pid(pid_file)})")
         if not port:
@@ -227,7 +243,7 @@ class TradingBotDaemon:
         ready_r, ready_w = os.pipe()
         spec_r, spec_w = os.pipe()
         argv = [sys.executable, "-S", str(SUPERVISOR), str(REPO_ROOT), str(spec_r), str(ready_w)]
-        env = {**os.environ, HOME_ENV: str(self.home)}
+        env = supervisor_environment(os.environ, self.home)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the forked children
             try:
@@ -300,10 +316,20 @@ class TradingBotDaemon:
             self.config_file = rec.get("config_file")
         if not self.config_file:
             return Outcome(EXIT_UNKNOWN, f"{self.instance_id}: unknown instance (no config to restart from)")
+        # A typo must not take a trading bot down: the new config passes every check first.
+        checked = self.checked_config()
+        if not isinstance(checked, Outcome):
+            others = {k: v for k, v in live_records(self.registry.load()).items() if k != checked.instance_id}
+            try:
+                refuse_conflicts(checked, others)  # checked again under the lock by start
+            except Refused as exc:
+                checked = Outcome(exc.code, exc.message)
+        if isinstance(checked, Outcome):
+            return Outcome(checked.code, f"{checked.message}\n{self.instance_id} left as it was (nothing stopped)")
         stopped = self.stop(keep_desired=True)
         if stopped.code not in (EXIT_OK, EXIT_NOT_RUNNING, EXIT_UNKNOWN):
             return stopped
-        started = self.start(daemonize=True)
+        started = self.start(daemonize=True, cfg=checked)
         return Outcome(started.code, f"{stopped.message}\n{started.message}")
 
     # -- status ----------------------------------------------------------------------------
@@ -344,7 +370,7 @@ class TradingBotDaemon:
         if not path:
             return None
         try:
-            return mask_config(json.loads(Path(path).read_text()))
+            return mask_config(safe_json.loads(safe_json.read_bounded(path, MAX_CONFIG_BYTES)))
         except (OSError, ValueError):
             return None
 
@@ -369,6 +395,12 @@ def _supervised(registry: InstanceRegistry, rec: dict) -> dict | None:
             return None
         time.sleep(0.02)
         rec = registry.get(iid) or rec
+
+
+def _stop_wait(registry: InstanceRegistry, rec: dict) -> float:
+    """stop_timeout, or the longer time the bot asked for to cancel its orders (core/stop_time.py)."""
+    paths = InstancePaths.for_instance(registry.home, rec["instance_id"], rec.get("log_dir"))
+    return stop_seconds(paths.stop_seconds, float(rec.get("stop_timeout") or 10))
 
 
 def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
@@ -402,7 +434,7 @@ def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
             rec = registry.get(targets[fd]["instance_id"]) or targets[fd]
             targets[fd] = {**targets[fd], "bot_pid": rec.get("bot_pid"), "bot_create_time": rec.get("bot_create_time")}
             proc.kill_group(rec.get("bot_pid"), rec.get("bot_create_time"), signal.SIGTERM)
-        timeout = max((float(r.get("stop_timeout") or 10) for r in targets.values()), default=0)
+        timeout = max((_stop_wait(registry, r) for r in targets.values()), default=0)
         left = proc.wait_exit(list(targets), timeout + (0 if hung else 5))
         for fd, rec in targets.items():
             iid = rec["instance_id"]
@@ -421,6 +453,10 @@ def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
             if final.get("status") not in FINAL_STATES:
                 with contextlib.suppress(OSError):
                     registry.update(iid, status=State.STOPPED, bot_pid=None)
+            if final.get("stop_reason") and final.get("exit_code") not in (0, BOT_EXIT_TERM, None):
+                # the bot could not clear its orders (it exited 1 saying how many) or was killed doing it
+                outcomes.append(Outcome(EXIT_FAIL, f"{iid} stopped, but not cleanly: {final['stop_reason']}"))
+                continue
             warning = f"\nwarning: {iid}: {final['stop_reason']}" if final.get("stop_reason") else ""
             outcomes.append(Outcome(EXIT_OK, f"{iid} stopped{warning}"))
         return outcomes

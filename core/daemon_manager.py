@@ -83,6 +83,23 @@ COMMANDS = {
 }
 
 
+# -- alerts: notify/ lives outside core's import path; loaded only when one of these runs ------
+def _notify(name: str):
+    def run(home, args: argparse.Namespace) -> int:
+        from notify import cli
+        return getattr(cli, name)(home, args)
+    return run
+
+
+def _notifier_args(sp: argparse.ArgumentParser) -> None:
+    from notify.cli import notifier_args
+    notifier_args(sp)
+
+
+COMMANDS["notifier"] = (_notify("cmd_notifier"), "deliver alerts (logs/*/events.jsonl) to phones via Apprise", _notifier_args)
+COMMANDS["notify-test"] = (_notify("cmd_notify_test"), "send a test alert to every configured URL", lambda sp: None)
+
+
 class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, told the width: asking shutil for it imports shutil, bz2 and lzma (2 ms)."""
 
@@ -123,9 +140,14 @@ def command_in(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # Everything the product creates (registry, locks, logs, databases) is its user's alone; the
+    # supervisor and the bot inherit this mask.
+    os.umask(0o077)
     parser = build_parser(only=command_in(argv))
     args = parser.parse_args(argv)
     home = project_home(args.home)
+    if home.exists() and not home.is_dir():
+        parser.error(f"--home {home}: not a directory (the home holds config/, logs/ and database/)")
     try:
         return args.func(home, args)
     except BrokenPipeError:  # `list | head`: the reader left; not an error worth a traceback
@@ -139,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, ConfigError):
             print(str(exc), file=sys.stderr)
             return EXIT_USAGE
+        if isinstance(exc, OSError):  # an unwritable home, a full disk: say which file, not a traceback
+            print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+            return EXIT_FAIL
         raise
     return EXIT_FAIL
 

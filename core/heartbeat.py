@@ -9,14 +9,16 @@ import os
 import time
 from pathlib import Path
 
+from core.atomic import private_opener
+
 
 def beat(path: Path) -> None:
     """Record that the loop turned just now."""
     try:
-        os.utime(path)
+        os.utime(path, follow_symlinks=False)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
+        os.close(private_opener(path, os.O_WRONLY | os.O_CREAT))
 
 
 def last_beat(path: Path) -> float | None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core import proc
-from core.atomic import write_text_atomic
+from core.atomic import private_opener, write_text_atomic
 from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record, write_record
 from core.paths import INSTANCE_ID_RE, InstancePaths, registry_path
 from core.pidfile import holder_pid, locked_ids
@@ -160,7 +160,7 @@ class InstanceRegistry:
         """Hold the claims lock; yields every record by id. Records added, changed or removed in
         it are written (durably) on normal exit, and the claims file rebuilt to match."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = private_opener(self.lock_path, os.O_RDWR | os.O_CREAT)  # 0600: no other user can freeze us
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             claims = self._parse_claims()

@@ -11,6 +11,7 @@ import re
 import time
 from pathlib import Path
 
+from core.atomic import private_opener
 from core.paths import InstancePaths
 
 DATED_DIR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -38,7 +39,7 @@ class DatedLog:
         self.close()
         d = self.paths.dated_dir(day)
         d.mkdir(parents=True, exist_ok=True)
-        self._fh = open(d / self.name, "a", encoding="utf-8", errors="replace")
+        self._fh = open(d / self.name, "a", encoding="utf-8", errors="replace", opener=private_opener)
         self._day = day
 
     def ensure_open(self) -> None:

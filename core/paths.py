@@ -13,7 +13,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_PY = REPO_ROOT / "run.py"
 HOME_ENV = "GRIDBOT_HOME"
-INSTANCE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# \A..\Z, not ^..$: `$` also matches before a trailing newline, and "bot\n" names no directory we want
+INSTANCE_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 # The environment contract between a supervisor and the bot it runs.
 ENV_INSTANCE_ID = "INSTANCE_ID"
@@ -109,6 +110,12 @@ class InstancePaths:
         """Written by the bot just before it ends for a reason the trader must see (a stop-loss,
         a range exit, orders it could not cancel); the supervisor reports it as last_error."""
         return self.log_dir / "stop_reason"
+
+    @property
+    def stop_seconds(self) -> Path:
+        """Written by the bot: the seconds cancelling its resting orders needs (core/stop_time.py);
+        a stop waits that long when it is more than stop_timeout."""
+        return self.log_dir / "stop_seconds"
 
     @property
     def bot_status(self) -> Path:

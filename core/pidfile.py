@@ -9,6 +9,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from core.atomic import private_opener
+
 
 class AlreadyLocked(Exception):
     """Another live process holds the pid file; .pid is what the file says (may be None)."""
@@ -52,7 +54,7 @@ class PidLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = private_opener(self.path, os.O_RDWR | os.O_CREAT)  # not through a planted symlink
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -26,6 +26,10 @@ from pathlib import Path
 from collections.abc import Callable
 
 from core import heartbeat, proc
+from core.atomic import write_text_atomic
+from core.bot_status import read_bot_status
+from core.events import (EXITED, FATAL, HANG_RESTART, MEMORY_RESTART, RESTART_LOOP, RestartWindow, WaitingWatch,
+                         append_event)
 from core.keeper import KeeperLink, fork_keeper
 from core.instance_record import write_record
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
@@ -34,6 +38,7 @@ from core.paths import InstancePaths
 from core.exit_codes import BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.pidfile import AlreadyLocked, InstanceLock, PidLock, read_pid
 from core.states import State
+from core.stop_time import stop_seconds
 
 PR_SET_PDEATHSIG = 1
 STDERR_TAIL = 15
@@ -93,6 +98,7 @@ class Supervisor:
         self._spawned_mono = 0.0  # monotonic, for run lengths
         self.ready = False
         self.kill_reason: str | None = None
+        self.killed_with_orders: str | None = None   # the stop reason of a bot SIGKILLed while cancelling
         self.fatal_reason: str | None = None  # a stop the supervisor itself decided ends `fatal`
         self.stopping = False
         self.stop_flag = False
@@ -107,6 +113,8 @@ class Supervisor:
         self.final: str | None = None
         self.log_day = today()
         self.lost_lines = 0
+        self.restart_window = RestartWindow()
+        self.waiting_watch = WaitingWatch(float((self.s.get("notify") or {}).get("waiting_after_s", 300)))
 
     # -- reporting -------------------------------------------------------------------------
     def log(self, msg: str, level: str = "INFO") -> None:
@@ -163,7 +171,7 @@ class Supervisor:
         except AlreadyLocked as exc:
             self.report(f"failed: {self.iid} is already running (pid {exc.pid})")
             return 1
-        except OSError as exc:
+        except OSError as exc:  # a symlink planted at the pid file, a read-only logs/
             self.report(f"failed: cannot lock {self.paths.daemon_pid}: {exc.strerror or exc}")
             self.lock.release()
             return 1
@@ -179,6 +187,7 @@ class Supervisor:
                             stop_reason=self.stop_reason, bot_pid=None)
             except Exception as again:  # noqa: BLE001 - the registry may be what broke
                 self.log(f"cannot record the crash in the registry: {again!r}", "ERROR")
+            append_event(self.paths, FATAL, on_error=self.log, reason=f"supervisor error: {exc}", stderr_tail=[])
             return 1
         finally:
             for f in self.out_logs.values():
@@ -253,13 +262,14 @@ class Supervisor:
 
     # -- the bot ---------------------------------------------------------------------------
     def spawn(self) -> None:
-        for stale in (self.paths.heartbeat, self.paths.web_port_file, self.paths.stop_reason):
+        for stale in (self.paths.heartbeat, self.paths.web_port_file, self.paths.stop_reason, self.paths.stop_seconds):
             try:
                 stale.unlink(missing_ok=True)
             except OSError:
                 pass  # a read-only logs/: the bot's fresh files decide, by their mtime
         self.ready = False
         self.kill_reason = None
+        self.killed_with_orders = None
         self.spawned_at = time.time()
         self._spawned_mono = time.monotonic()
         try:
@@ -276,7 +286,7 @@ class Supervisor:
         self.cpu_meter = proc.CpuMeter(pid)
         self._tell_keeper(f"{pid} {bot_ct}")
         try:
-            self.paths.bot_pid.write_text(f"{pid}\n")
+            write_text_atomic(self.paths.bot_pid, f"{pid}\n")  # replaces a planted symlink, never writes through it
         except OSError as exc:  # the record names the bot too; the pid file is a convenience
             self.log(f"cannot write {self.paths.bot_pid}: {exc.strerror or exc}", "ERROR")
         for name, stream in (("stdout", self.bot.stdout), ("stderr", self.bot.stderr)):
@@ -387,7 +397,7 @@ class Supervisor:
 
     def on_bot_exit(self, code: int, ran: float) -> None:
         self.exit_code = code
-        self.stop_reason = self._read_stop_reason()
+        self.stop_reason = self._read_stop_reason() or self.killed_with_orders
         reason = self.kill_reason or describe_exit(code)
         if not self.stopping and not self.kill_reason and code in (BOT_EXIT_TERM, -signal.SIGTERM):
             reason = f"ended by a SIGTERM the supervisor did not send ({reason})"  # restarted per policy
@@ -418,6 +428,8 @@ class Supervisor:
         self.record(status=State.BACKOFF, exit_code=code, last_error=self._with_stop_reason(detail), stop_reason=self.stop_reason,
                     bot_pid=None, bot_create_time=None)
         self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
+        if self.restart_window.add(time.monotonic(), limit - self.failures if ran < float(self.s["stable_uptime"]) else None):
+            append_event(self.paths, RESTART_LOOP, on_error=self.log, restarts=self.restart_count + 1, window_s=600, last=detail)
         self.timers.pop("ready", None)
         self.timers["restart"] = time.monotonic() + delay
 
@@ -487,12 +499,16 @@ class Supervisor:
         # one write of our own record per check: it is also our check-in
         self.record(cpu_percent=round(cpu, 1), memory_mb=round(rss_mb, 1), cpu_warning=self.cpu_warning,
                     web_port=self.web_port, checked_at=time.time())
+        if (news := self.waiting_watch.check(read_bot_status(self.paths.bot_status), time.time())):
+            append_event(self.paths, news[0], on_error=self.log, **news[1])
         if over_memory:
             self.kill_bot(f"memory {rss_mb:.0f} MB over memory_limit_mb {self.s['memory_limit_mb']}")
+            append_event(self.paths, MEMORY_RESTART, on_error=self.log, reason=self.kill_reason)
             return
         age = heartbeat.age(self.paths.heartbeat, since=self.spawned_at - 1)
         if age is not None and age > float(self.s["heartbeat_timeout"]):
             self.kill_bot(f"hung: no heartbeat for {age:.1f}s (heartbeat_timeout {self.s['heartbeat_timeout']})")
+            append_event(self.paths, HANG_RESTART, on_error=self.log, reason=self.kill_reason)
 
     def _database_lost(self) -> bool:
         """True (and the instance stopping, fatal) when the database the bot used is gone or was
@@ -538,7 +554,7 @@ class Supervisor:
         self.kill_reason = reason
         self.log(f"restarting bot {self.bot.pid}: {reason}", "WARNING")
         self._signal_bot(signal.SIGTERM)
-        self.timers["kill"] = time.monotonic() + float(self.s["stop_timeout"])
+        self.timers["kill"] = time.monotonic() + self._stop_wait()
 
     def _stop_bot_blocking(self) -> None:
         """The error path's stop: SIGTERM (the bot cancels its orders), wait stop_timeout, SIGKILL the group."""
@@ -546,10 +562,14 @@ class Supervisor:
             self.log(f"stopping bot {self.bot.pid}: SIGTERM, SIGKILL after stop_timeout", "WARNING")
             self._signal_bot(signal.SIGTERM)
             try:
-                self.bot.wait(timeout=float(self.s.get("stop_timeout", 10)))
+                self.bot.wait(timeout=self._stop_wait())
             except subprocess.TimeoutExpired:
                 self.log(f"bot {self.bot.pid} still alive after stop_timeout: SIGKILL to its process group", "WARNING")
         self._kill_bot_group()
+
+    def _stop_wait(self) -> float:
+        """stop_timeout, or the longer time the bot asked for to cancel its orders (core/stop_time.py)."""
+        return stop_seconds(self.paths.stop_seconds, float(self.s.get("stop_timeout", 10)))
 
     def _signal_bot(self, sig: int) -> None:
         if self.bot is not None and self.bot.returncode is None:
@@ -561,6 +581,10 @@ class Supervisor:
     def on_kill(self) -> None:
         if self.bot is not None:
             self.log(f"bot {self.bot.pid} still alive after stop_timeout: SIGKILL to its process group", "WARNING")
+            count = (read_bot_status(self.paths.bot_status) or {}).get("open_order_count")
+            if count:       # it had no time to say what it left: its last published count is the best word
+                self.killed_with_orders = (f"killed while stopping after {self._stop_wait():.0f} s: {count} orders "
+                                           "may remain on the exchange (its last count before the stop)")
             self._kill_bot_group()
 
     # -- stopping --------------------------------------------------------------------------
@@ -573,7 +597,7 @@ class Supervisor:
             self.finish(State.STOPPED, None)
             return
         self._signal_bot(signal.SIGTERM)
-        self.timers["kill"] = time.monotonic() + float(self.s["stop_timeout"])
+        self.timers["kill"] = time.monotonic() + self._stop_wait()
 
     def _with_stop_reason(self, error: str | None) -> str | None:
         """last_error: the bot's stop reason first (what the trader must see), then our own words."""
@@ -592,6 +616,10 @@ class Supervisor:
                     restart_count=self.restart_count)
         self.log(f"state {state}" + (f": {last_error}" if last_error else ""),
                  "ERROR" if state == State.FATAL else "INFO")
+        if state == State.FATAL:
+            append_event(self.paths, FATAL, on_error=self.log, reason=last_error, stderr_tail=list(self.stderr_tail)[-5:])
+        elif state == State.EXITED or self.stop_reason:
+            append_event(self.paths, EXITED, on_error=self.log, state=state, stop_reason=self.stop_reason or "finished")
         if state == State.FATAL:
             self.report(f"failed: {last_error}")
         else:

@@ -1,7 +1,9 @@
 """The exchange interface every bot trades through.
 
 Strategies see only this module's types, so the paper exchange and a real one (through ccxt) are
-interchangeable. Prices and quantities are floats already rounded to the market's tick and step.
+interchangeable. Prices and quantities are floats already rounded to the market's tick and step:
+each the float nearest to an exact decimal multiple (exchanges/ticks.py), checked with
+`is_multiple`.
 Times are milliseconds since the epoch. Sides are 'buy' and 'sell'. A position's qty is signed:
 positive long, negative short.
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from typing import Sequence
+
+from exchanges.ticks import is_multiple  # noqa: F401  (exact multiples of a tick: part of the interface)
 
 
 # ---- errors: each one has a defined reaction in the bot -------------------------------------
@@ -47,11 +51,6 @@ class RateLimited(ExchangeError):
 
 class ExchangeUnavailable(ExchangeError):
     """Timeout, network loss, 5xx: retry with backoff, never crash-loop."""
-
-
-def is_multiple(value: float, step: float) -> bool:
-    """Whether `value` is a whole multiple of `step` (a tick or step size), up to float noise."""
-    return abs(value / step - round(value / step)) <= 1e-6
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -172,6 +171,25 @@ class Exchange(abc.ABC):
     @abc.abstractmethod
     def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
         """Cancel by exchange id or client id; OrderNotFound if it is already gone."""
+
+    def cancel_orders(self, symbol: str, order_ids: Sequence[str]) -> list[ExchangeError | None]:
+        """Cancel these orders (by exchange id); one result per id: None when cancelled, the
+        error otherwise (OrderNotFound: already gone). Never a cancel-all, which would take the
+        trader's manual orders too. One request after another here; a venue adapter overrides it
+        to cancel concurrently within its request budget."""
+        results: list[ExchangeError | None] = []
+        for order_id in order_ids:
+            try:
+                self.cancel_order(symbol, order_id=order_id)
+                results.append(None)
+            except ExchangeError as exc:
+                results.append(exc)
+        return results
+
+    def cancel_seconds(self, count: int) -> float:
+        """About how long `cancel_orders` takes for `count` orders: what a stopping bot asks its
+        supervisor for (a simulated exchange answers at once)."""
+        return 0.0
 
     @abc.abstractmethod
     def cancel_all_orders(self, symbol: str) -> int:

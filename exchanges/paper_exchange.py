@@ -1,9 +1,14 @@
 """The embedded paper exchange: a simulated perpetual market with a real matching engine.
 
 Rules (the same for a live paper bot and for the backtest):
-- a resting buy fills when the price trades at or below its limit, at its limit price, paying
-  the maker fee; a resting sell symmetrically; `max_fill_qty` (optional) caps what one order
-  fills per step, so partial fills happen;
+- the fill model (`fill_model`) is stated, not implied. "touch" (the default): a resting buy
+  fills when the price trades at or below its limit, at its limit price, paying the maker fee; a
+  resting sell symmetrically. That is optimistic about queue position: on a venue, orders ahead
+  at the same price fill first and the price may turn without reaching ours. "through" is the
+  conservative model: a resting order fills only when the price trades through its limit by one
+  tick (still at its limit price). Simulated prices are rounded to the tick first. When one step
+  gaps through several orders the nearest price fills first; `max_fill_qty` (optional) caps what
+  one order fills per step, so partial fills happen;
 - market orders, and limit orders that cross without postOnly, fill at once at the last price
   and pay the taker fee; a postOnly order that would cross is rejected (PostOnlyRejected);
 - reduceOnly orders never grow the position (rejected, or trimmed when they fill);
@@ -28,11 +33,13 @@ from typing import TYPE_CHECKING, Any
 from exchanges.base import (Balance, Exchange, Fill, InsufficientMargin, InvalidOrder, Market, Order,
                             OrderNotFound, OrderRequest, Position, PostOnlyRejected, Ticker, is_multiple)
 from exchanges.paper_prices import PriceSource, build_price_source, wall_clock_ms
+from exchanges.ticks import from_steps
 
 if TYPE_CHECKING:                     # numpy is imported only by the backtest fast path
     import numpy as np
 
 EPS = 1e-9
+FILL_MODELS = ("touch", "through")
 PAPER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS paper_account (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT);
 CREATE TABLE IF NOT EXISTS paper_orders (id TEXT PRIMARY KEY, status TEXT, data TEXT);
@@ -55,14 +62,19 @@ class PaperExchange(Exchange):
     def __init__(self, source: PriceSource, *, balance: float = 10000.0, leverage: float = 10.0,
                  maker_fee: float = 0.0002, taker_fee: float = 0.0005, tick_size: float = 0.01,
                  step_size: float = 0.01, min_qty: float = 0.01, max_fill_qty: float | None = None,
-                 funding_rate: float = 0.0, funding_interval_h: float = 8.0, db: Any = None,
-                 start_ms: int | None = None) -> None:
+                 funding_rate: float = 0.0, funding_interval_h: float = 8.0, fill_model: str = "touch",
+                 db: Any = None, start_ms: int | None = None) -> None:
         if leverage <= 0 or balance < 0:
             raise ValueError("paper exchange: leverage must be > 0 and balance >= 0")
+        if fill_model not in FILL_MODELS:
+            raise ValueError(f"exchange_config.fill_model: {fill_model!r} is invalid: one of {', '.join(FILL_MODELS)}")
+        self.fill_model = fill_model
         self.source = source
         self.leverage = float(leverage)
         self.maker_fee, self.taker_fee = float(maker_fee), float(taker_fee)
         self.tick_size, self.step_size, self.min_qty = float(tick_size), float(step_size), float(min_qty)
+        # a buy fills at prices <= limit - reach (a sell >= limit + reach): 0 on touch, a tick through
+        self.reach = self.tick_size if fill_model == "through" else 0.0
         self.max_fill_qty = float(max_fill_qty) if max_fill_qty else None
         self.funding_rate = float(funding_rate)
         self.funding_ms = int(funding_interval_h * 3600 * 1000)
@@ -100,7 +112,7 @@ class PaperExchange(Exchange):
                     source: PriceSource | None = None, start_ms: int | None = None) -> "PaperExchange":
         """Build from an instance's exchange_config (see the module docstring for the keys)."""
         known = {"balance", "leverage", "maker_fee", "taker_fee", "tick_size", "step_size", "min_qty",
-                 "max_fill_qty", "funding_rate", "funding_interval_h"}
+                 "max_fill_qty", "funding_rate", "funding_interval_h", "fill_model"}
         kwargs = {k: config[k] for k in known if config.get(k) is not None}
         return cls(source or build_price_source(config, instance_id), db=db, start_ms=start_ms, **kwargs)
 
@@ -149,7 +161,8 @@ class PaperExchange(Exchange):
 
     # ---- market data -----------------------------------------------------------------------
     def _round_price(self, price: float) -> float:
-        return round(round(price / self.tick_size) * self.tick_size, 10)
+        """The simulated price on the tick (counted in ticks as numpy does in `advance`), exactly."""
+        return from_steps(round(price / self.tick_size), self.tick_size)
 
     def market(self, symbol: str) -> Market:
         base, quote = _split_symbol(symbol)
@@ -181,6 +194,13 @@ class PaperExchange(Exchange):
         self._match()
         self._save_account()
 
+    def fill_bounds(self) -> tuple[float, float]:
+        """A price at or below the first bound fills the best buy, at or above the second the best
+        sell (under the fill model). Half a tick inside, so float noise on tick prices never counts."""
+        bid, ask = self.best_bid_ask()
+        half = self.tick_size / 2
+        return bid - self.reach + half, ask + self.reach - half
+
     def best_bid_ask(self) -> tuple[float, float]:
         """Highest resting buy and lowest resting sell (-inf / inf when none)."""
         if self._best is None:
@@ -199,11 +219,15 @@ class PaperExchange(Exchange):
             self.next_funding_ts += self.funding_ms
 
     def _match(self) -> None:
-        bid, ask = self.best_bid_ask()
-        if self.price > bid and self.price < ask:
+        buys_below, sells_above = self.fill_bounds()
+        if buys_below < self.price < sells_above:
             return
-        for order in sorted(self.orders.values(), key=lambda o: o.timestamp):
-            crosses = self.price <= order.price if order.side == "buy" else self.price >= order.price
+        half = self.tick_size / 2
+        for order in sorted(self.orders.values(), key=self._queue_key):
+            if order.side == "buy":
+                crosses = self.price <= order.price - self.reach + half
+            else:
+                crosses = self.price >= order.price + self.reach - half
             if not crosses:
                 continue
             qty = order.remaining if self.max_fill_qty is None else min(order.remaining, self.max_fill_qty)
@@ -214,6 +238,18 @@ class PaperExchange(Exchange):
                     continue
             self._execute(order, qty, order.price, is_maker=True)
         self._drop_spent_reduce_only()
+
+    @staticmethod
+    def _queue_key(order: Order) -> tuple[float, int]:
+        """The order in which one price move reaches resting orders: nearest price first.
+
+        A move that gaps through several orders trades through the nearest first (the highest buy
+        on the way down, the lowest sell on the way up); placement order decides only between
+        orders at one price. Any other order books a close as an open and gets the average entry,
+        realized PnL and stop-loss wrong. Resting orders never cross each other, so one move
+        reaches orders of one side only.
+        """
+        return (-order.price if order.side == "buy" else order.price), order.timestamp
 
     def _drop_spent_reduce_only(self) -> None:
         """A reduceOnly order with no position left to reduce is cancelled, as venues do."""
@@ -389,9 +425,9 @@ class PaperExchange(Exchange):
         """
         import numpy as np
 
-        bid, ask = self.best_bid_ask()
-        low = max(bid, wake_low)
-        high = min(ask, wake_high)
+        buys_below, sells_above = self.fill_bounds()
+        low = max(buys_below, wake_low)
+        high = min(sells_above, wake_high)
         funding_at = self.next_funding_ts if (self.funding_rate and self.funding_ms and self.next_funding_ts) else None
         window = 256
         parts = []

@@ -16,6 +16,14 @@ from exchanges.paper_exchange import PaperExchange
 from strategies.perp_grid_strategy import PerpGridStrategy
 
 
+FILL_MODEL_TEXT = {
+    "touch": "a resting order fills when the price reaches its limit, at the limit (optimistic: "
+             "no queue ahead of it)",
+    "through": "a resting order fills only when the price trades one tick through its limit, at "
+               "the limit (conservative)",
+}
+
+
 @dataclass
 class BacktestReport:
     ticks: int
@@ -35,6 +43,8 @@ class BacktestReport:
     final_position: float
     state: str
     stop_reason: str
+    fill_model: str = "touch"
+    tick_size: float = 0.0
 
     @property
     def ticks_per_second(self) -> float:
@@ -44,6 +54,8 @@ class BacktestReport:
         return "\n".join([
             "=== backtest report ===",
             f"ticks          {self.ticks:,} in {self.seconds:.3f} s ({self.ticks_per_second:,.0f} ticks/s)",
+            f"fill model     {self.fill_model}: {FILL_MODEL_TEXT[self.fill_model]}; prices rounded to the tick "
+            f"{self.tick_size:g}",
             f"price          {self.start_price:.4f} -> {self.end_price:.4f}",
             f"grid profit    {self.grid_profit:.4f}",
             f"realized PnL   {self.realized_pnl:.4f}",
@@ -91,4 +103,5 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
     s = strategy.summary()
     return BacktestReport(ticks, seconds, start_price, exchange.price, s["grid_profit"], exchange.realized,
                           exchange.unrealized(), exchange.equity() - start_equity, s["fees"], exchange.funding, s["volume"],
-                          s["fill_count"], s["cycles"], max_dd, exchange.pos_qty, s["state"], s["stop_reason"])
+                          s["fill_count"], s["cycles"], max_dd, exchange.pos_qty, s["state"], s["stop_reason"],
+                          exchange.fill_model, exchange.tick_size)

@@ -1,31 +1,17 @@
 """Grid arithmetic: price levels and the rounding every order needs.
 
 Kept apart from the strategy so the levels can be checked by hand in tests and reused by the
-web page (via the snapshot) and the backtest without pulling in any trading logic.
+web page (via the snapshot) and the backtest without pulling in any trading logic. Rounding is
+exact decimal arithmetic (exchanges/ticks.py), so a level on a 1e-8 tick is what the venue
+accepts.
 """
 from __future__ import annotations
 
-import math
+from exchanges.ticks import floor_to, round_to  # noqa: F401  (re-exported: the grid's rounding)
 
 ARITHMETIC = "arithmetic"
 GEOMETRIC = "geometric"
 GRID_MODES = (ARITHMETIC, GEOMETRIC)
-
-
-def round_to(value: float, step: float) -> float:
-    """Nearest multiple of `step`, cleaned of float noise (0.1 + 0.2 style tails)."""
-    if step <= 0:
-        return value
-    decimals = max(0, -int(math.floor(math.log10(step))) + 2)
-    return round(round(value / step) * step, decimals)
-
-
-def floor_to(value: float, step: float) -> float:
-    """Largest multiple of `step` not above `value` (quantities must never be rounded up)."""
-    if step <= 0:
-        return value
-    decimals = max(0, -int(math.floor(math.log10(step))) + 2)
-    return round(math.floor(value / step + 1e-9) * step, decimals)
 
 
 def grid_levels(lower: float, upper: float, num: int, mode: str, tick: float) -> list[float]:

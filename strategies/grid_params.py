@@ -29,6 +29,7 @@ class GridParams:
     take_profit: float | None = None        # quote currency of unrealized profit that stops it
     boundary_action: str = "stop_only"
     boundary_tolerance: float = 0.0         # fraction beyond lower/upper before the action fires
+    allow_unprofitable_step: bool = False   # the trader accepts cells whose step the fees eat
 
     @classmethod
     def from_strategy_config(cls, cfg: dict[str, Any], symbol: str) -> "GridParams":
@@ -41,7 +42,8 @@ class GridParams:
                    mode=cfg.get("grid_mode") or "arithmetic", grid_type=cfg.get("grid_type") or "neutral",
                    max_position=opt("max_position", zero_is_none=True), stop_loss=opt("stop_loss"), take_profit=opt("take_profit"),
                    boundary_action=cfg.get("boundary_action") or "stop_only",
-                   boundary_tolerance=float(cfg.get("boundary_tolerance") or 0.0))
+                   boundary_tolerance=float(cfg.get("boundary_tolerance") or 0.0),
+                   allow_unprofitable_step=cfg.get("allow_unprofitable_step") is True)
 
     def with_range(self, lower: float, upper: float) -> "GridParams":
         return replace(self, lower=float(lower), upper=float(upper))
@@ -94,4 +96,28 @@ def check_params(p: GridParams, market: Market, equity: float | None = None,
         if len(levels) < 2:
             errors.append(f"grid_num: {p.num} levels between {p.lower} and {p.upper} collapse to "
                           f"{len(levels)} at tick size {market.tick_size}")
+        elif not p.allow_unprofitable_step:
+            errors.extend(losing_step(levels, market.maker_fee))
     return errors
+
+
+def losing_step(levels: list[float], maker_fee: float) -> list[str]:
+    """Why a cycle between neighbouring lines loses money, if it does (empty when every cell earns).
+
+    A cycle buys at one line and sells at the next, both as maker: it earns the step and pays the
+    maker fee on both prices. A step at or below that fee loses on every cycle, so the more the
+    grid trades the more it loses; the trader may still want it (a rebate, a fee tier the market
+    data does not show) and says so with `allow_unprofitable_step`. The cell with the thinnest
+    margin is named: the top one on an arithmetic grid.
+    """
+    cells = list(zip(levels, levels[1:]))
+    margins = [(hi - lo) - maker_fee * (lo + hi) for lo, hi in cells]
+    losing = [i for i, m in enumerate(margins) if m <= 0]
+    if not losing:
+        return []
+    lo, hi = cells[min(losing, key=lambda i: margins[i])]
+    fee = maker_fee * (lo + hi)
+    return [f"grid step {hi - lo:.10g} ({lo:.10g} -> {hi:.10g}) does not cover the round-trip fee "
+            f"{fee:.3g} (maker fee {maker_fee:g} x ({lo:.10g} + {hi:.10g})): every cycle loses money in "
+            f"{len(losing)} of {len(cells)} cells; widen the range, use fewer levels, or set "
+            "strategy_config.allow_unprofitable_step: true"]

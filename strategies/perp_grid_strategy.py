@@ -569,17 +569,25 @@ class PerpGridStrategy:
         """Cancel every resting order of this instance; returns how many.
 
         Only ours, by client id: the trader may have manual orders on the same account and
-        symbol (a venue's cancel-all would take them too). Each cancelled order leaves its cell at
-        once, so after a failure midway the cells still name exactly the orders that may remain.
+        symbol (a venue's cancel-all would take them too). Every order is attempted; a cancelled
+        one leaves its cell, so after failures the cells name exactly the orders that may remain
+        (and the first failure is raised).
         """
         mine = sorted(o.id for o in self._our_open_orders())
+        results = self.exchange.cancel_orders(self.params.symbol, mine)   # concurrently where the venue allows
+        failed = {oid: err for oid, err in zip(mine, results) if err is not None and not isinstance(err, OrderNotFound)}
         count = 0
-        for order_id in mine:
-            cancelled = self._cancel(order_id)      # records the cancellation itself
-            count += cancelled
-            self._forget(lambda ref: ref.id == order_id, record=not cancelled)
-        self._forget(lambda ref: True)          # the rest no longer rest: filled (the fills book them) or gone
+        for order_id, error in zip(mine, results):
+            if error is None:
+                count += 1
+                if self.store is not None:
+                    self.store.set_order_status(order_id, "canceled")
+                self._forget(lambda ref: ref.id == order_id, record=False)
+        # the rest no longer rest: filled (the fills book them) or gone; a failed cancel keeps its cell
+        self._forget(lambda ref: ref.id not in failed)
         self._resting = None
+        if failed:
+            raise next(iter(failed.values()))
         return count
 
     def _our_open_orders(self) -> list[Order]:

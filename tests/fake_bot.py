@@ -1,13 +1,17 @@
 """A real, light process that the supervisor runs instead of run.py, made to misbehave on demand.
 
     python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|progress|ignore-term|
-                                                grandchild|secret|straddle|bind|reason-exit|reason-on-term[,more]]
+                                                grandchild|secret|straddle|bind|reason-exit|reason-on-term|waiting|
+                                                slow-term[,more]]
                                          [--after S] [--interval S] [--no-beat] [--exit-code N]
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
+                                         [--waiting-for S] [--term-delay S]
 
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
-$LOG_DIR/web.port when it binds $WEB_PORT, exits 143 on SIGTERM, and writes $LOG_DIR/stop_reason
-(atomically) before it exits with reason-exit (after --after, exit 0) or reason-on-term (on SIGTERM). Only the standard library, so fifty
+$LOG_DIR/web.port when it binds $WEB_PORT, exits 143 (128 + SIGTERM) on SIGTERM, and writes $LOG_DIR/stop_reason
+(atomically) before it exits with reason-exit (after --after, exit 0) or reason-on-term (on SIGTERM).
+With waiting it publishes $LOG_DIR/bot_status.json (core/bot_status.py) each loop: state waiting
+from --after for --waiting-for seconds, trading otherwise. Only the standard library, so fifty
 of them fit on a small machine.
 """
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from pathlib import Path
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from core.bot_status import write_bot_status  # noqa: E402
 from core.heartbeat import beat  # noqa: E402  (the real contract, not a copy)
 
 GRANDCHILD = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
@@ -39,8 +44,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--crash-times", type=int, default=None, help="crash only the first N runs")
     p.add_argument("--dump-env")
     p.add_argument("--leak-mb", type=float, default=20.0, help="MB leaked per second in leak mode")
+    p.add_argument("--term-delay", type=float, default=2.0, help="slow-term: seconds from SIGTERM to exit 0")
     p.add_argument("--reason", default="cancel failed: 3 orders may remain on the exchange",
                    help="the stop_reason text of reason-exit and reason-on-term")
+    p.add_argument("--waiting-for", type=float, default=3600.0, help="how long waiting mode waits")
     return p.parse_args()
 
 
@@ -84,6 +91,8 @@ def main() -> int:
         with open(args.dump_env, "w") as fh:
             json.dump(dict(os.environ), fh)
     def on_term(*_: object) -> None:
+        if "slow-term" in modes:            # a bot still cancelling its orders
+            time.sleep(args.term_delay)
         if "reason-on-term" in modes:
             write_stop_reason(log_dir, args.reason)
         sys.exit(143)  # the contract: a graceful end on SIGTERM is 128 + 15, never "finished" (0)
@@ -127,6 +136,12 @@ def main() -> int:
             write_stop_reason(log_dir, args.reason)
             print(f"stopping: {args.reason}", flush=True)
             return 0
+        if "waiting" in modes:
+            waiting = due and elapsed < args.after + args.waiting_for
+            write_bot_status(Path(log_dir) / "bot_status.json", {
+                "instance_id": os.environ.get("INSTANCE_ID"), "state": "waiting" if waiting else "trading",
+                "message": "exchange unreachable: connection refused" if waiting else None,
+                "updated_at": time.time()})
         if not (due and "hang" in modes) and not args.no_beat:
             beat(hb)
         if due and "progress" in modes:  # a progress bar: \r, never a newline

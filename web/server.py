@@ -12,18 +12,21 @@ import os
 import threading
 import time
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from flask_socketio import SocketIO
+from web.serving_only import SocketIO
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import make_server
 
+from core import safe_json
 from core.instance_manager import InstanceRegistry
 from core.paths import InstancePaths, project_home
 from core.web_token import ensure_token
 from web.binding import bind_first_free, choose_host, write_port_file
+from web.connections import CappedWSGIServer
 from web.events import EventRelay
+from web.host_guard import HostGuard
 from web.metrics import CONTENT_TYPE, render
 from web.validation import BadRequest, parse_adjustment, parse_limit
 
@@ -33,6 +36,7 @@ STALE_ENV = "WEB_STALE_AFTER"
 DEFAULT_STALE_AFTER = 60.0
 MAX_FILLS = 1000
 MAX_PNL_POINTS = 5000
+MAX_BODY_DEPTH = 4  # an adjustment is one flat object
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
@@ -74,8 +78,10 @@ def bearer_ok(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTER) -> tuple[Flask, SocketIO]:
-    """The Flask app and its Socket.IO server around one BotRuntime (docs/internals.md)."""
+def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTER,
+               allowed_hosts: Iterable[str] = ()) -> tuple[Flask, SocketIO]:
+    """The Flask app and its Socket.IO server around one BotRuntime (docs/internals.md); any Host
+    or Origin but loopback and `allowed_hosts` gets 403 (web/host_guard.py)."""
     here = Path(__file__).resolve().parent
     app = Flask(__name__, template_folder=str(here / "templates"), static_folder=str(here / "static"))
     app.config["MAX_CONTENT_LENGTH"] = 4096
@@ -83,6 +89,7 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     # cors_allowed_origins=None: engine.io accepts only the origin matching the Host header, i.e. the
     # page's own origin, whatever local port an SSH tunnel maps it to.
     socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None, logger=False, engineio_logger=False)
+    app.wsgi_app = HostGuard(app.wsgi_app, allowed_hosts)  # type: ignore[method-assign]  # outside Socket.IO's
 
     def error(status: int, message: str) -> tuple[Response, int]:
         return jsonify(error=message), status
@@ -103,6 +110,17 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     @app.errorhandler(BadRequest)
     def bad_request(exc: BadRequest) -> tuple[Response, int]:
         return error(400, str(exc))
+
+    def read_json_body() -> Any:
+        """The request's JSON, parsed strictly (core/safe_json.py): a 400-digit number or 2,000
+        levels of nesting is a 400 with a message, not a 500 from deep inside json."""
+        example = 'e.g. {"grid_lower_price": 140, "grid_upper_price": 160}'
+        if not request.is_json:
+            raise BadRequest(f"body must be JSON (Content-Type: application/json), {example}")
+        try:
+            return safe_json.loads(request.get_data(cache=False), max_depth=MAX_BODY_DEPTH)
+        except safe_json.JSONRefused as exc:
+            raise BadRequest(f"body must be JSON we accept: {exc}; {example}") from None
 
     @app.get("/")
     def index() -> str:
@@ -141,10 +159,7 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
                                     "(shown by `daemon_manager.py info ID`)")
             resp.headers["WWW-Authenticate"] = 'Bearer realm="gridbot"'
             return resp, code
-        body = request.get_json(silent=True)
-        if body is None:
-            raise BadRequest("body must be JSON (Content-Type: application/json), e.g. "
-                             '{"grid_lower_price": 140, "grid_upper_price": 160}')
+        body = read_json_body()
         snap = runtime.snapshot()
         grid = snap.get("grid")
         if not grid:
@@ -175,19 +190,21 @@ def _live_status(runtime: Any) -> dict:
     return snap
 
 
-def start_web(runtime: Any, host: str | None, port: int, paths: InstancePaths) -> int:
+def start_web(runtime: Any, host: str | None, port: int, paths: InstancePaths,
+              allowed_hosts: Iterable[str] = ()) -> int:
     """Serve the page of `runtime` in a daemon thread; return the port actually bound.
 
     `host` None means WEB_HOST, else 127.0.0.1. A port held by a stranger moves the page to the
-    next free one; the bound port is written to web.port for the supervisor to show.
+    next free one; the bound port is written to web.port for the supervisor to show. The page
+    answers to loopback, the host it is bound to and `allowed_hosts` only.
     """
     token = ensure_token(paths.web_token)
-    app, socketio = create_app(runtime, token, stale_after_from_env())
     host = choose_host(host)
+    app, socketio = create_app(runtime, token, stale_after_from_env(), [*allowed_hosts, host])
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per poll
     sock = bind_first_free(host, port)
     try:
-        server = make_server(host, sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+        server = CappedWSGIServer(host, sock.getsockname()[1], app, fd=sock.fileno())
     finally:
         sock.close()  # the server holds its own duplicate of the descriptor
     bound = int(server.port)

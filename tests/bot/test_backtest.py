@@ -53,3 +53,25 @@ def test_fast_backtest_equals_the_tick_by_tick_loop(tmp_path, seed, lower, upper
     assert fast.totals.grid_profit == pytest.approx(slow.totals.grid_profit)
     assert (fast.state, fast_ex.pos_qty) == (slow.state, slow_ex.pos_qty)
     assert report.total_pnl == pytest.approx(slow_ex.equity() - 10000)
+
+
+def test_the_through_fill_model_trades_the_same_fast_and_slow_and_fills_less(tmp_path):
+    """A walk one tick at a time touches every line before it crosses it: the touch model fills
+    on each touch, the through model only when the next tick goes on."""
+    prices = 150 + np.cumsum(np.random.default_rng(5).choice([-0.01, 0.01], 5000))
+    csv = tmp_path / "ticks.csv"
+    csv.write_text("".join(f"{1700000000 + i},{p:.2f}\n" for i, p in enumerate(prices)))
+    params = GridParams("SOL_USDC_PERP", 148.0, 152.0, 21, 0.5, boundary_tolerance=0.2)
+    reports = {}
+    for model in ("touch", "through"):
+        fast_ex = PaperExchange(CsvReplay(csv), fill_model=model)
+        reports[model] = run_backtest(fast_ex, PerpGridStrategy(fast_ex, params, "bt", log=lambda _m: None), 10 ** 9)
+        slow_ex = PaperExchange(CsvReplay(csv), fill_model=model)
+        slow = PerpGridStrategy(slow_ex, params, "bt", log=lambda _m: None)
+        slow.start()
+        while not slow.stopped and slow_ex.step():
+            slow.step()
+        assert [(f.side, f.price, f.client_id) for f in fast_ex.fetch_fills("SOL_USDC_PERP", 0)] == \
+               [(f.side, f.price, f.client_id) for f in slow_ex.fetch_fills("SOL_USDC_PERP", 0)]
+        assert f"fill model     {model}" in reports[model].text()
+    assert 0 < reports["through"].fills < reports["touch"].fills

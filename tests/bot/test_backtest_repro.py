@@ -28,3 +28,10 @@ def test_the_first_funding_time_is_known_from_the_start():
     assert ex.ts == 0 and ex.next_funding_ts == 8 * 3600 * 1000
     assert PaperExchange(StepPrices(100.0)).next_funding_ts == 0     # no funding: no schedule
     json.dumps(ex._account())
+
+
+def test_the_backtest_report_states_the_fill_model_from_the_config(home):
+    default = report(home, bot_config(home, "bt_touch", exchange={"volatility": 0.0005}))
+    assert any(line.startswith("fill model     touch:") for line in default), default
+    through = report(home, bot_config(home, "bt_through", exchange={"volatility": 0.0005, "fill_model": "through"}))
+    assert any(line.startswith("fill model     through:") and "one tick through" in line for line in through)

@@ -5,7 +5,7 @@ from database.db import Database
 from exchanges.base import InsufficientMargin, InvalidOrder, OrderNotFound, OrderRequest, PostOnlyRejected
 from exchanges.paper_exchange import PaperExchange
 from exchanges.paper_prices import CsvReplay, RandomWalk
-from tests.bot.helpers import move, paper, resting
+from tests.bot.helpers import grid, move, paper, resting
 
 SYM = "SOL_USDC_PERP"
 
@@ -167,3 +167,82 @@ def test_csv_replay_and_its_errors(tmp_path):
     bad.write_text("time,price\n1,100\n2,abc\n")
     with pytest.raises(ValueError, match="bad.csv:3"):
         CsvReplay(bad)
+
+
+def test_a_price_gap_fills_the_nearest_resting_order_first():
+    """Short 1 @ 103; buys placed at 100.5 (first) and 102.5 (second); the price gaps to 100.
+
+    The market trades through 102.5 before 100.5: the nearer buy closes the short, the farther
+    one opens the long. Placement order would give entry 102.5 and the wrong realized PnL.
+    """
+    ex, src = paper(103.0)
+    ex.place_order(OrderRequest(SYM, "sell", 1, type="market", post_only=False))
+    ex.place_order(limit("buy", 1, 100.5))
+    ex.place_order(limit("buy", 1, 102.5))
+    move(ex, src, 100.0)
+    assert [f.price for f in ex.fetch_fills(SYM, 0)][1:] == [102.5, 100.5]
+    pos = ex.fetch_position(SYM)
+    assert (pos.qty, pos.entry_price) == (1.0, 100.5)
+    assert pos.realized_pnl == pytest.approx(0.5)        # closed at 102.5, not at 100.5
+
+
+def test_a_gap_up_fills_the_lowest_sell_first():
+    ex, src = paper(100.0)
+    ex.place_order(OrderRequest(SYM, "buy", 1, type="market", post_only=False))
+    ex.place_order(limit("sell", 1, 102.5))
+    ex.place_order(limit("sell", 1, 100.5))
+    move(ex, src, 103.0)
+    pos = ex.fetch_position(SYM)
+    assert (pos.qty, pos.entry_price) == (-1.0, 102.5)
+    assert pos.realized_pnl == pytest.approx(0.5)
+
+
+def test_a_gap_through_the_grid_books_the_right_entry_and_spares_the_stop_loss():
+    """Grid 100..104 at 102.4: a short opens at 103, its close buy at 102 rests after the
+    opening buys at 101 and 100. A gap to 99.5 must close the short at 102 and open longs at 101
+    and 100 (entry 100.5, unrealized -2): a stop loss of 3 must not fire (placement order gave
+    entry 101.5, unrealized -4, and a stop)."""
+    ex, src = paper(102.4)
+    strat = grid(ex, stop_loss=3.0, boundary_tolerance=0.1)
+    strat.start()
+    move(ex, src, 103.0)
+    strat.step()
+    assert ("buy", 102.0, 1.0) in resting(ex)
+    move(ex, src, 99.5)
+    strat.step()
+    pos = ex.fetch_position(SYM)
+    assert (pos.qty, pos.entry_price) == (2.0, 100.5)
+    assert not strat.stopped, strat.stop_reason
+    assert strat.totals.grid_profit == pytest.approx(1.0 - 103 * 0.0002 - 102 * 0.0002)
+
+
+def test_touch_fill_model_fills_at_the_limit_when_the_price_reaches_it():
+    ex, src = paper(100.0)
+    assert ex.fill_model == "touch"
+    ex.place_order(limit("buy", 1, 99.0))
+    move(ex, src, 99.0)
+    assert [(f.price, f.qty) for f in ex.fetch_fills(SYM, 0)] == [(99.0, 1.0)]
+
+
+def test_through_fill_model_needs_the_price_one_tick_beyond_the_limit():
+    """The conservative model: an order at the touch may be behind the queue, so it fills only
+    when the price trades through it by a tick (then at its limit, as maker)."""
+    ex, src = paper(100.0, fill_model="through", tick_size=0.01)
+    ex.place_order(limit("buy", 1, 99.0))
+    ex.place_order(limit("sell", 1, 101.0))
+    move(ex, src, 99.0)
+    assert ex.fetch_fills(SYM, 0) == []                   # touched, not traded through
+    move(ex, src, 98.99)
+    [fill] = ex.fetch_fills(SYM, 0)
+    assert (fill.side, fill.price, fill.is_maker) == ("buy", 99.0, True)
+    move(ex, src, 101.0)
+    assert len(ex.fetch_fills(SYM, 0)) == 1
+    move(ex, src, 101.01)
+    assert [f.price for f in ex.fetch_fills(SYM, 0)] == [99.0, 101.0]
+
+
+def test_an_unknown_fill_model_is_refused():
+    with pytest.raises(ValueError, match="fill_model"):
+        paper(100.0, fill_model="optimistic")
+    ex = PaperExchange.from_config({"fill_model": "through", "initial_price": 100}, instance_id="x")
+    assert ex.fill_model == "through"

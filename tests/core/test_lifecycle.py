@@ -27,7 +27,7 @@ def test_a_bot_that_ends_itself_with_a_reason_needs_attention(home):
     secret = "s3cr3t-VALUE-abcdef123456"
     (home / ".env").write_text(f"REASON_SECRET={secret}\n")
     path = write_config(home, "stopped_out", "--mode", "reason-exit", "--after", "0.6",
-                        "--reason", "stop loss hit: unrealized -52.10 <= -50 (key ${REASON_SECRET})",
+                        "--reason", f"stop loss hit: unrealized -52.10 <= -50 (key {secret})",  # ${VAR} in bot_args is refused
                         exchange="backpack", exchange_config={"api_key": "pub-key-12345678",
                                                               "secret_key": "${REASON_SECRET}"})
     assert start(home, path).returncode == 0

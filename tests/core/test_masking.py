@@ -34,3 +34,13 @@ def test_secret_values_finds_what_mask_config_masks_at_any_depth():
            "daemon_config": {"environment": {"VENUE_PASSPHRASE": 918273645546372819, "TZ": "UTC"}},
            "list": [{"token": "tok-abcdefgh-0000"}], "flag": {"private": True}}
     assert sorted(secret_values(doc)) == ["918273645546372819", "AKIAEXAMPLE1234567", "tok-abcdefgh-0000"]
+
+
+def test_notification_urls_are_secrets_masked_with_their_channel_readable():
+    doc = {"daemon_config": {"notify": {"urls": ["tgram://123456:AAsecretbottoken/987654", "${TG_URL}"],
+                                        "events": ["fatal"]}}}
+    out = mask_config(doc)
+    assert out["daemon_config"]["notify"] == {"urls": ["tgram://****7654", "${TG_URL}"], "events": ["fatal"]}
+    assert "tgram://123456:AAsecretbottoken/987654" in secret_values(doc)
+    masker = Masker(secret_values(doc))
+    assert "AAsecretbottoken" not in masker("sending to tgram://123456:AAsecretbottoken/987654 failed")

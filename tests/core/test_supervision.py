@@ -172,7 +172,8 @@ def test_only_this_configs_secrets_reach_the_bot(home):
              "PYTHONDONTWRITEBYTECODE": "1"}
     path = write_config(home, "clean_env", "--dump-env", str(dump), exchange="backpack",
                         exchange_config={"api_key": "${ALPHA_API_KEY}"},
-                        environment={"LISTED_SECRET": "from-config-777777"})
+                        environment={"LISTED_SECRET": "from-config-777777"},
+                        inherit_environment=["HTTPS_PROXY", "PYTHONDONTWRITEBYTECODE"])  # by allow-list only
     assert start(home, path, env=shell).returncode == 0
     env = json.loads(wait_for(lambda: dump.exists() and dump.read_text(), 15, "env dump"))
     assert env["ALPHA_API_KEY"] == "alpha-key-111111111" and env["EXCHANGE_API_KEY"] == "alpha-key-111111111"

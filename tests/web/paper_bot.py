@@ -26,12 +26,12 @@ START_TIMEOUT = 30.0
 
 
 def write_paper_config(home: Path, instance_id: str, web_port: int, symbol: str = "SOL_USDC_PERP",
-                       **strategy: Any) -> Path:
+                       daemon_config: dict | None = None, **strategy: Any) -> Path:
     """A paper perp grid around 150 that fills within seconds (fast loop, lively random walk)."""
     cfg = {
         "metadata": {"name": f"web test {instance_id}", "instance_id": instance_id, "exchange": "paper",
                      "symbol": symbol, "market_type": "perp", "strategy": "perp_grid"},
-        "daemon_config": {"web_port": web_port, "restart_delay": 1, "health_check_interval": 5},
+        "daemon_config": {"web_port": web_port, "restart_delay": 1, "health_check_interval": 5, **(daemon_config or {})},
         "exchange_config": {"initial_price": 150.0, "volatility": 0.003, "seed": 7, "balance": 10000},
         "strategy_config": {"grid_lower_price": 140, "grid_upper_price": 160, "grid_num": 20,
                             "quantity": 0.5, "max_position": 10, "interval": 0.2, **strategy},
@@ -39,6 +39,13 @@ def write_paper_config(home: Path, instance_id: str, web_port: int, symbol: str 
     path = home / "config" / "active" / f"{instance_id}.json"
     path.write_text(json.dumps(cfg, indent=2))
     return path
+
+
+def make_home(root: Path) -> Path:
+    """A bare project home under root (config/active, logs, database) for a bot started alone."""
+    for d in ("config/active", "logs", "database"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    return root
 
 
 @dataclass
@@ -70,9 +77,9 @@ class Bot:
 
 
 def start_bot(home: Path, instance_id: str, web_port: int, env: dict[str, str] | None = None,
-              wait_healthy: bool = True, **strategy: Any) -> Bot:
+              wait_healthy: bool = True, daemon_config: dict | None = None, **strategy: Any) -> Bot:
     """Start run.py like the supervisor would and wait until its page answers (/health 200)."""
-    config = write_paper_config(home, instance_id, web_port, **strategy)
+    config = write_paper_config(home, instance_id, web_port, daemon_config=daemon_config, **strategy)
     paths = InstancePaths.for_instance(home, instance_id)
     extra = {"INSTANCE_ID": instance_id, "DB_PATH": str(home / "database" / f"{instance_id}.db"),
              "WEB_PORT": str(web_port), "LOG_DIR": str(paths.log_dir), **(env or {})}

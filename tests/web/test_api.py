@@ -125,6 +125,6 @@ def test_no_debugger_and_no_foreign_origin(bot: Bot):
     assert "__debugger__" not in bot.get("/?__debugger__=yes&cmd=resource&f=style.css").text
     foreign = bot.get("/socket.io/", params={"EIO": "4", "transport": "polling"},
                       headers={"Origin": "http://evil.example"})
-    assert foreign.status_code == 400 and "Access-Control-Allow-Origin" not in foreign.headers
+    assert foreign.status_code == 403 and "Access-Control-Allow-Origin" not in foreign.headers
     own = bot.get("/socket.io/", params={"EIO": "4", "transport": "polling"}, headers={"Origin": bot.url})
     assert own.status_code == 200

@@ -1,0 +1,192 @@
+"""What the trader must hear about, typed once: kinds, the event record, and the per-instance log.
+
+The supervisor only appends (one JSON line per event to `logs/{id}/events.jsonl`, fsync'd); the
+notifier (notify/), the dashboard and `logs` only read. Emitting is decoupled from delivery, as in
+supervisor's events.py: the supervisor never waits on a network and never imports Apprise.
+
+An event is {"id", "kind", "instance", "time", "payload"}. `id` is random and unique, so a
+reader that sees a line twice (a crash between sending and saving its offset) de-duplicates.
+Only the standard library: this module is loaded by the lean supervisor daemon (15 MB bar).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+# -- kinds: name -> (on by default, what it means) ---------------------------------------------
+FATAL = "fatal"                    # reason, stderr_tail
+EXITED = "exited"                  # state (exited|stopped), stop_reason
+RESTART_LOOP = "restart_loop"      # restarts, window_s, last
+MEMORY_RESTART = "memory_restart"  # reason
+HANG_RESTART = "hang_restart"      # reason
+UNRESPONSIVE = "unresponsive"      # reason (a supervisor that stopped checking in; core-a's state)
+ORPHAN_ENDED = "orphan_ended"      # reason, bot_pid (an orphaned bot group ended; core-a's state)
+WAITING = "waiting"                # since (unix s), waited_s, message
+TRADING = "trading"                # back to trading after a WAITING alert: waited_s
+RESUMED = "resumed"                # fleet event: started, failed ({id: reason}), skipped
+FILL = "fill"                      # side, price, qty (the bot's; off by default)
+DAILY_SUMMARY = "daily_summary"    # the notifier's own, from bot_status.json (off by default)
+TEST = "test"                      # notify-test
+
+KINDS: dict[str, tuple[bool, str]] = {
+    FATAL: (True, "the instance gave up (fatal)"),
+    EXITED: (True, "the bot ended with a stop reason (stop-loss, take-profit, range exit, orders left)"),
+    RESTART_LOOP: (True, "restart loop (3 restarts in 10 minutes)"),
+    MEMORY_RESTART: (True, "restarted over memory_limit_mb"),
+    HANG_RESTART: (True, "restarted because its loop hung"),
+    UNRESPONSIVE: (True, "the supervisor stopped checking in"),
+    ORPHAN_ENDED: (True, "an orphaned bot group was ended"),
+    WAITING: (True, "waiting for the exchange for more than 5 minutes"),
+    TRADING: (True, "back to trading after waiting"),
+    RESUMED: (True, "the fleet resumed after a reboot"),
+    FILL: (False, "each fill"),
+    DAILY_SUMMARY: (False, "daily summary per instance and for the fleet"),
+    TEST: (True, "a test message (notify-test)"),
+}
+DEFAULT_KINDS = frozenset(k for k, (on, _) in KINDS.items() if on)
+
+FLEET = "(fleet)"  # the `instance` of fleet-wide events: not a valid instance id, so never one's name
+MAX_LINE = 3500  # < PIPE_BUF: one O_APPEND write of a line is never interleaved with another's
+TAIL_CHARS = 300  # per stderr line kept in an event
+
+
+def fleet_events_path(home: Path) -> Path:
+    """Fleet-wide events (resumed): a dot name beside the instance directories (ids start alphanumeric)."""
+    return Path(home) / "logs" / ".fleet.events.jsonl"
+
+
+def new_event(kind: str, instance: str, payload: dict) -> dict:
+    return {"id": os.urandom(12).hex(), "kind": kind, "instance": instance, "time": round(time.time(), 3),
+            "payload": payload}
+
+
+def _line(event: dict) -> bytes:
+    """One JSON line under MAX_LINE: long text fields are cut first, so the event is never lost."""
+    raw = json.dumps(event, separators=(",", ":"), default=str)
+    if len(raw) > MAX_LINE:
+        payload = {k: (v[:TAIL_CHARS] if isinstance(v, str) else
+                       [str(x)[:TAIL_CHARS] for x in v[-5:]] if isinstance(v, list) else v)
+                   for k, v in event["payload"].items()}
+        raw = json.dumps({**event, "payload": payload}, separators=(",", ":"), default=str)[:MAX_LINE]
+        if not raw.endswith("}"):  # still too long: keep what identifies the event
+            raw = json.dumps({**event, "payload": {"truncated": True}}, separators=(",", ":"))
+    return (raw + "\n").encode()
+
+
+def append_to(path: Path, event: dict, on_error: Callable[[str], object] | None = None) -> bool:
+    """Append one event line, fsync'd; on failure tell on_error (a log) and return False, never raise."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, _line(event))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+    except Exception as exc:  # noqa: BLE001 - an alert must never take the supervisor down
+        if on_error is not None:
+            try:
+                on_error(f"cannot append {event.get('kind')} event to {path}: {exc!r}")
+            except Exception:  # noqa: BLE001
+                pass
+        return False
+
+
+def append_event(paths, kind: str, on_error: Callable[[str], object] | None = None, **payload: object) -> bool:
+    """The supervisor's one call per transition: logs/{id}/events.jsonl gets one event of `kind`."""
+    return append_to(paths.events, new_event(kind, paths.instance_id, payload), on_error)
+
+
+def append_fleet_event(home: Path, kind: str, on_error: Callable[[str], object] | None = None,
+                       **payload: object) -> bool:
+    """A fleet-wide event (resume after a reboot), for the notifier like any instance's."""
+    return append_to(fleet_events_path(home), new_event(kind, FLEET, payload), on_error)
+
+
+def read_events(path: Path, offset: int = 0, limit_bytes: int = 1 << 20) -> tuple[list[dict], int]:
+    """Complete events after byte `offset`, and the offset after the last complete line read.
+
+    A half-written last line is left for the next read; a line that is not an event is skipped
+    (its bytes are consumed, so one bad line never blocks the file). A file shorter than the
+    offset was replaced: read it from the start.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < offset:
+                offset = 0
+            fh.seek(offset)
+            raw = fh.read(limit_bytes)
+    except OSError:
+        return [], offset
+    end = raw.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    out = []
+    for line in raw[:end].split(b"\n"):
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict) and isinstance(ev.get("id"), str) and ev.get("kind") in KINDS:
+            ev.setdefault("payload", {})
+            out.append(ev)
+    return out, offset + end + 1
+
+
+class RestartWindow:
+    """Restart loop detection: `count` restarts within `window_s` seconds fire once, then start over.
+
+    Quick failures already end in `fatal` after max_restart_attempts (its own alert): a loop that
+    will turn fatal within `count` more quick failures is left to that one alert, so a crash loop
+    gives the trader one message, not two.
+    """
+
+    def __init__(self, count: int = 3, window_s: float = 600.0) -> None:
+        self.count, self.window_s = count, window_s
+        self.times: deque[float] = deque()
+
+    def add(self, now: float, quick_failures_left: int | None = None) -> bool:
+        """Note a restart; quick_failures_left: how many more quick failures fatal allows (None: the run was stable)."""
+        self.times.append(now)
+        while self.times and now - self.times[0] > self.window_s:
+            self.times.popleft()
+        if len(self.times) < self.count or (quick_failures_left is not None and quick_failures_left < self.count):
+            return False
+        self.times.clear()
+        return True
+
+
+class WaitingWatch:
+    """From the bot's published state: one WAITING event after `after_s` of waiting, one TRADING back.
+
+    Fed the bot_status dict on each health check; returns (kind, payload) when something is news.
+    """
+
+    def __init__(self, after_s: float = 300.0) -> None:
+        self.after_s = after_s
+        self.since: float | None = None
+        self.alerted = False
+
+    def check(self, status: dict | None, now: float) -> tuple[str, dict] | None:
+        state = status.get("state") if isinstance(status, dict) else None
+        if state == "waiting":
+            if self.since is None:
+                self.since = now
+            if not self.alerted and now - self.since >= self.after_s:
+                self.alerted = True
+                return WAITING, {"since": round(self.since, 3), "waited_s": round(now - self.since),
+                                 "message": str(status.get("message") or "")[:TAIL_CHARS]}
+            return None
+        if state is None:
+            return None  # no news (unreadable file, bot restarting): keep what we know
+        waited, alerted = (now - self.since) if self.since is not None else 0.0, self.alerted
+        self.since, self.alerted = None, False
+        if alerted and state == "trading":
+            return TRADING, {"waited_s": round(waited)}
+        return None
