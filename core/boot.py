@@ -39,8 +39,11 @@ def resume(home: Path) -> int:
         print("nothing to resume: every instance that should run is running")
         return EXIT_OK
     starts = {}
+    started: list[str] = []
+    failures: dict[str, str] = {}
     for rec in wanted:
         if not rec.get("config_file"):
+            failures[rec["instance_id"]] = "its record names no config file"
             print(f"{rec['instance_id']}: failed: its record names no config file")
             continue
         argv = [sys.executable, str(DAEMON_MANAGER), "--home", str(home), "start", "-d",
@@ -56,11 +59,19 @@ def resume(home: Path) -> int:
             out, err = child.communicate()
         lines = [line for line in (out + err).splitlines() if line.strip()]
         if child.returncode == 0:
+            started.append(iid)
             print(f"{iid}: resumed ({lines[-1] if lines else 'started'})")
         else:
             failed += 1
-            print(f"{iid}: failed (exit {child.returncode}): {' / '.join(lines[-3:]) or 'no message'}")
+            failures[iid] = f"exit {child.returncode}: {' / '.join(lines[-3:]) or 'no message'}"
+            print(f"{iid}: failed ({failures[iid]})")
     print(f"resumed {len(wanted) - failed} of {len(wanted)} instances")
+    from core.events import RESUMED, append_fleet_event
+
+    skipped = sorted(r["instance_id"] for r in registry.list_instances(include_dead=True)
+                     if r.get("desired_state") != DESIRED_RUNNING)
+    append_fleet_event(home, RESUMED, on_error=lambda msg: print(msg, file=sys.stderr),
+                       started=sorted(started), failed=failures, skipped=skipped)
     return EXIT_FAIL if failed else EXIT_OK
 
 

@@ -227,7 +227,30 @@ class InstanceRegistry:
 
     def list_instances(self, include_dead: bool = False) -> list[dict]:
         recs = [annotate(r) for r in self.load().values()]
+        for rec in recs:
+            if rec["state"] == State.UNRESPONSIVE:
+                self._tell_unresponsive(rec)
         return [r for r in recs if include_dead or r["alive"]]
+
+    def _tell_unresponsive(self, rec: dict) -> None:
+        """One `unresponsive` event per silence (keyed by its last check-in), for the notifier: the
+        supervisor cannot say it itself. A marker file beside the record remembers it was said."""
+        paths = InstancePaths.for_instance(self.home, rec["instance_id"], rec.get("log_dir"))
+        marker = paths.log_dir / "unresponsive.reported"
+        key = str(rec.get("checked_at"))
+        try:
+            if marker.read_text() == key:
+                return
+        except OSError:
+            pass
+        from core.events import UNRESPONSIVE, append_event
+
+        silent = time.time() - float(rec.get("checked_at") or 0)
+        with contextlib.suppress(OSError):
+            write_text_atomic(marker, key)
+            append_event(paths, UNRESPONSIVE, reason=f"supervisor pid {rec.get('pid')} has not checked in for "
+                                                     f"{silent:.0f} s (health_check_interval "
+                                                     f"{rec.get('health_check_interval'):g} s)")
 
     def cleanup_dead_instances(self) -> int:
         """Forget every instance whose supervisor is gone; never one that lives, whatever its files say."""
@@ -278,6 +301,10 @@ class InstanceRegistry:
                                 bot_create_time=None, pid=None)
             rec.update(state=State.ORPHANED, last_error=note, bot_alive=False, needs_attention=True)
             messages.append(f"{rec['instance_id']}: {note}")
+            from core.events import ORPHAN_ENDED, append_event
+
+            append_event(InstancePaths.for_instance(self.home, rec["instance_id"], rec.get("log_dir")), ORPHAN_ENDED,
+                         reason=note, bot_pid=rec["bot_pid"])
         return messages
 
 

@@ -4,7 +4,7 @@ when the supervisor dies, however it dies (SIGKILL and the OOM killer included).
 The kernel's PDEATHSIG only sends the bot itself a SIGTERM: a bot that ignores it, one stuck in
 its shutdown, and any grandchild would keep trading. The keeper blocks on a pipe from its
 supervisor, which tells it the bot group of the moment ("PID CREATE_TIME", "0" when there is
-none, "timeout SECONDS" for stop_timeout). End of file means the supervisor is gone: the keeper
+none, "timeout SECONDS" for stop_timeout, "stopfile PATH" for the time the bot asks for). End of file means the supervisor is gone: the keeper
 sends the group SIGTERM (the bot cancels its orders), and SIGKILL after stop_timeout.
 
 It is forked before the supervisor imports anything else, with the garbage collector's objects
@@ -24,7 +24,7 @@ def _run(fd: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # a stop sent to the supervisor's group is the supervisor's to handle
     leader: tuple[int, float | None] | None = None
-    stop_timeout = 10.0
+    stop_timeout, stop_file = 10.0, ""
     buf = b""
     while chunk := os.read(fd, 4096):
         buf += chunk
@@ -33,10 +33,18 @@ def _run(fd: int) -> None:
             word, _, rest = line.decode().partition(" ")
             if word == "timeout":
                 stop_timeout = float(rest)
+            elif word == "stopfile":
+                stop_file = rest
             elif word.isdigit():
                 leader = (int(word), float(rest) if rest and rest != "None" else None) if int(word) else None
     if leader is None or not proc.kill_group(leader[0], leader[1], signal.SIGTERM):
         return
+    if stop_file:  # a big grid asks for more time to cancel its orders than stop_timeout
+        from pathlib import Path
+
+        from core.stop_time import stop_seconds
+
+        stop_timeout = stop_seconds(Path(stop_file), stop_timeout)
     deadline = time.monotonic() + stop_timeout
     while time.monotonic() < deadline:
         try:

@@ -210,6 +210,7 @@ class Supervisor:
         if self.keeper is None:  # in the foreground CLI: fork it now
             self.keeper = KeeperLink(*fork_keeper())
         self._tell_keeper(f"timeout {float(self.s['stop_timeout'])}")
+        self._tell_keeper(f"stopfile {self.paths.stop_seconds}")
         self._install_signals()
         self.sel.register(self.lock.fileno(), selectors.EVENT_READ, "lock")
         self.spawn()

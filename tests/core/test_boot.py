@@ -7,6 +7,7 @@ import subprocess
 import psutil
 import pytest
 
+from core.events import fleet_events_path, read_events
 from tests.conftest import kill_home_processes, run_cli, wait_for
 from tests.core.util import list_json, registry, start, write_config
 
@@ -35,6 +36,9 @@ def test_power_loss_then_resume_brings_back_exactly_the_running_ones(home):
     assert {k: v["status"] for k, v in listed.items()} == \
         {"keep_a": "running", "keep_b": "running", "parked": "stopped"}
     assert books.read_bytes() == b"SQLite format 3\0 books"  # the same books, not a fresh database
+    resumed = [e for e in read_events(fleet_events_path(home))[0] if e["kind"] == "resumed"]
+    assert len(resumed) == 1 and resumed[0]["payload"]["started"] == ["keep_a", "keep_b"]
+    assert resumed[0]["payload"]["failed"] == {} and resumed[0]["payload"]["skipped"] == ["parked"]
     again = run_cli(home, "resume")  # nothing left to do: never a second supervisor
     assert again.returncode == 0 and "nothing to resume" in again.stdout
     out = run_cli(home, "stop-all", "--keep-desired")  # a shutdown: resume would bring them back

@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from core.events import read_events
 from core.paths import InstancePaths
 from tests.conftest import run_cli, wait_for
 from tests.core.util import list_json, read_int, start, write_config
@@ -29,6 +30,9 @@ def test_a_sigstopped_supervisor_is_unresponsive_and_stop_still_lets_the_bot_can
         status = run_cli(home, "status", "-i", "frozen2")
         assert json.loads(status.stdout)["state"] == "unresponsive"
         assert json.loads(status.stdout)["needs_attention"] is True
+        run_cli(home, "list")  # said once per silence, however often the trader looks
+        kinds = [e["kind"] for e in read_events(paths.events)[0]]
+        assert kinds.count("unresponsive") == 1, kinds
         out = run_cli(home, "stop", "-i", "frozen2")
         assert out.returncode == 0, out.stdout + out.stderr
     finally:

@@ -6,6 +6,7 @@ import json
 import psutil
 import pytest
 
+from core.events import read_events
 from core.paths import InstancePaths
 from tests.conftest import run_cli, wait_for
 from tests.core.util import read_int, start, write_config
@@ -57,5 +58,7 @@ def test_a_command_that_finds_an_orphaned_bot_group_ends_it(home, command):
         assert "stray" in out.stdout and "ended the bot's process group" in out.stdout
         rec = json.loads(run_cli(home, "list", "--json").stdout)[0]
         assert rec["status"] == "orphaned" and "ended the bot's process group" in rec["last_error"]
+        events, _ = read_events(InstancePaths.for_instance(home, "stray").events)
+        assert [e["kind"] for e in events] == ["orphan_ended"] and events[0]["payload"]["bot_pid"] == group[0].pid
     if command == ["start"]:
         assert run_cli(home, "stop", "-i", "stray").returncode == 0
