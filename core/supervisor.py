@@ -13,10 +13,11 @@ if __name__ == "__main__":  # -S skipped site (and its 2 MB): only the repo is n
     sys.path[0] = sys.argv[1]
     from core.keeper import fork_keeper
 
-    KEEPER = fork_keeper()  # first, while this interpreter is tiny: the keeper shares its pages
+    KEEPER = fork_keeper()  # first: before the spec arrives, so a supervisor never runs without one
 
 import ctypes
 import json
+import math
 import selectors
 import signal
 import subprocess
@@ -209,7 +210,7 @@ class Supervisor:
         self.log(f"supervisor {me} started for {self.iid}; removed {len(removed)} old log dirs")
         if self.keeper is None:  # in the foreground CLI: fork it now
             self.keeper = KeeperLink(*fork_keeper())
-        self._tell_keeper(f"timeout {float(self.s['stop_timeout'])}")
+        self._tell_keeper(f"tenths {math.ceil(float(self.s['stop_timeout']) * 10)}")
         self._tell_keeper(f"stopfile {self.paths.stop_seconds}")
         self._install_signals()
         self.sel.register(self.lock.fileno(), selectors.EVENT_READ, "lock")
@@ -285,7 +286,7 @@ class Supervisor:
         pid = self.bot.pid
         bot_ct = proc.create_time(pid)
         self.cpu_meter = proc.CpuMeter(pid)
-        self._tell_keeper(f"{pid} {bot_ct}")
+        self._tell_keeper(f"{pid} {proc.start_ticks(pid)}")
         try:
             write_text_atomic(self.paths.bot_pid, f"{pid}\n")  # replaces a planted symlink, never writes through it
         except OSError as exc:  # the record names the bot too; the pid file is a convenience
