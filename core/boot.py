@@ -159,7 +159,8 @@ def startup(home: Path, install: bool, unit_dir: Path = UNIT_DIR) -> int:
 
     user = getpass.getuser()
     name = unit_name(home)
-    units = {f"{name}.service": fleet_unit(home, user), f"{name.replace('-fleet', '')}@.service": template_unit(home, user)}
+    units = {f"{name}.service": fleet_unit(home, user),
+             f"{name.replace('-fleet', '')}@.service": template_unit(home, user)}
     with tempfile.TemporaryDirectory() as tmp:
         problems = verify(units, Path(tmp))
     if problems:

@@ -445,7 +445,8 @@ def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
                 proc.wait_exit([fd], 5)
                 with contextlib.suppress(OSError):
                     registry.update(iid, status=State.STOPPED, bot_pid=None, bot_create_time=None,
-                                    last_error="supervisor hung on stop: its bot got SIGTERM and stop_timeout, then both were killed")
+                                    last_error="supervisor hung on stop: its bot got SIGTERM and stop_timeout, "
+                                               "then both were killed")
                 outcomes.append(Outcome(EXIT_OK, f"{iid} stopped (supervisor was hung: SIGTERM to its bot, "
                                                  f"then killed both)"))
                 continue

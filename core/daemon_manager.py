@@ -77,7 +77,8 @@ COMMANDS = {
     "stop-all": (cmd_stop_all, "stop every running instance in parallel", _stop_all_args),
     "stats": (cmd_stats, "CPU, memory, threads, uptime of daemons and bots", _stats_args),
     "info": (cmd_info, "every registry field of one instance, its web URL and token", _info_args),
-    "resume": (cmd_resume, "start, in parallel, every instance that should run and does not (after a boot)", lambda sp: None),
+    "resume": (cmd_resume, "start, in parallel, every instance that should run and does not (after a boot)",
+               lambda sp: None),
     "startup": (cmd_startup, "print (or --install, as root) the systemd units that resume at boot", _startup_args),
     "validate": (cmd_validate, "check configs (all of config/active when none is named)", _validate_args),
 }

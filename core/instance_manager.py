@@ -172,7 +172,8 @@ class InstanceRegistry:
             for iid in before.keys() - data.keys():
                 self._forget(iid, Path(json.loads(before[iid]).get("log_dir") or ""))
             for iid, rec in data.items():
-                if json.dumps(rec, sort_keys=True, default=str) != before.get(iid) and rec.get("status") != State.CORRUPT:
+                changed = json.dumps(rec, sort_keys=True, default=str) != before.get(iid)
+                if changed and rec.get("status") != State.CORRUPT:
                     self._write_record(iid, rec)
             wanted = {iid: {k: rec.get(k) for k in CLAIM_FIELDS} for iid, rec in data.items()
                       if rec.get("status") != State.CORRUPT}
