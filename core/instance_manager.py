@@ -87,39 +87,40 @@ class InstanceRegistry:
     def instance_dirs(self, claims: dict[str, dict] | None = None) -> dict[str, Path]:
         """Every instance id this home knows of -> its log dir (claims, logs/*/, the index of
         custom log dirs, live supervisors' sockets)."""
+        # plain strings and os.path here: pathlib costs `list` 0.2 ms per instance
         claims = self._parse_claims() if claims is None else claims
         dirs: dict[str, Path] = {}
-        logs = self.path.parent
+        logs, home = str(self.path.parent), str(self.home)
         try:
             for entry in os.scandir(logs):
-                if entry.is_dir(follow_symlinks=False) and INSTANCE_ID_RE.match(entry.name) and (
-                        os.path.exists(os.path.join(entry.path, "instance.json"))
-                        or os.path.exists(os.path.join(entry.path, "daemon.pid"))):
-                    dirs[entry.name] = Path(entry.path)
+                if entry.is_dir(follow_symlinks=False) and INSTANCE_ID_RE.match(entry.name) and \
+                        os.path.exists(os.path.join(entry.path, "instance.json")):
+                    dirs[entry.name] = entry.path
         except OSError:
             pass
         try:
             for entry in os.scandir(self.index_dir):
                 if INSTANCE_ID_RE.match(entry.name):
                     with contextlib.suppress(OSError, UnicodeDecodeError):
-                        text = Path(entry.path).read_text().strip()
+                        with open(entry.path) as fh:
+                            text = fh.read(4096).strip()
                         if text:
-                            dirs[entry.name] = Path(text)
+                            dirs[entry.name] = text
         except OSError:
             pass
         for iid, claim in (claims or {}).items():
             if claim.get("log_dir"):
-                dirs[iid] = InstancePaths.for_instance(self.home, iid, claim["log_dir"]).log_dir
+                dirs[iid] = os.path.join(home, os.path.expanduser(claim["log_dir"]))  # an absolute one wins
         for iid in locked_ids(self.home):
             if INSTANCE_ID_RE.match(iid):
-                dirs.setdefault(iid, InstancePaths.for_instance(self.home, iid).log_dir)
-        return dirs
+                dirs.setdefault(iid, os.path.join(logs, iid))
+        return {iid: Path(d) for iid, d in dirs.items()}
 
     def _read_one(self, iid: str, log_dir: Path, claim: dict | None) -> dict | None:
         """The instance's record; a corrupt one as status `corrupt` with its id; a lost one
         rebuilt from its claim and its live supervisor (or None when nothing is left of it)."""
         try:
-            rec = read_record(InstancePaths(iid, log_dir).record)
+            rec = read_record(os.path.join(log_dir, "instance.json"))
         except CorruptRecord as exc:
             return {**(claim or {}), "instance_id": iid, "log_dir": str(log_dir), "status": State.CORRUPT,
                     "last_error": f"unreadable record: {exc}", "pid": None, "bot_pid": None}
