@@ -228,7 +228,7 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
         return EXIT_UNKNOWN
     paths = InstancePaths.for_instance(home, args.id, rec.get("log_dir"))
     info = {k: (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v)) if k in TIMESTAMP_FIELDS and v else v)
-            for k, v in sorted(rec.items())}
+            for k, v in sorted(rec.items()) if k != "bot_status"}  # the books: `list` and the page show them
     try:
         info["web_token"] = read_token(paths.web_token)
     except (UnsafeToken, OSError) as exc:

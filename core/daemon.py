@@ -358,6 +358,7 @@ class TradingBotDaemon:
             "url": f"http://127.0.0.1:{rec['web_port']}/" if rec.get("web_port") else None,
             "exit_code": rec.get("exit_code"), "last_error": rec.get("last_error"),
             "stop_reason": rec.get("stop_reason"), "needs_attention": rec["needs_attention"],
+            "waiting_reason": rec.get("waiting_reason"),
             "cpu_warning": bool(rec.get("cpu_warning")), "cpu_percent": rec.get("cpu_percent"),
             "memory_mb": rec.get("memory_mb"), "uptime_s": rec.get("uptime_s"),
             "heartbeat_age_s": round(hb, 1) if hb is not None and bot else None,
