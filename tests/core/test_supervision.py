@@ -48,8 +48,9 @@ def test_start_list_status_stop(home):
 
 def test_crash_restarts_and_count_shows_in_list(home):
     path = write_config(home, "crashy", "--mode", "crash", "--after", "0.3", "--crash-times", "1")
-    assert start(home, path).returncode == 0
-    first_bot = list_json(home)["crashy"]["bot_pid"]
+    out = start(home, path)
+    assert out.returncode == 0
+    first_bot = int(out.stdout.split("bot=")[1].split()[0])  # the one start saw ready (it may be gone by now)
     rec = wait_for(lambda: (r := list_json(home).get("crashy")) and r["restart_count"] == 1
                    and r["status"] == "running" and r["bot_pid"] and r, timeout=15, what="a restarted bot")
     assert rec["bot_pid"] != first_bot
