@@ -42,6 +42,7 @@ from core.atomic import write_text_atomic  # noqa: E402
 from core.bot_status import write_bot_status  # noqa: E402
 from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # noqa: E402
 from core.masking import Masker  # noqa: E402
+from core.reload import bot_result_file, write_json  # noqa: E402
 from core.stop_time import write_stop_seconds  # noqa: E402
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY,  # noqa: E402
                         ENV_WEB_PORT, InstancePaths, project_home, resolve_runtime)
@@ -210,7 +211,9 @@ class BotRuntime:
         self._last_loop = time.time()
         self._subscribers: list[Callable[[str, dict], None]] = []
         self.requests: queue.Queue[tuple[float | None, float | None, Future]] = queue.Queue()
+        self.flattens: queue.Queue[tuple[str, Future]] = queue.Queue()
         self.wake = threading.Event()       # set when the loop has something to do before its next turn
+        self.reload_wanted = False          # SIGHUP: re-read the config on the loop thread (Bot.serve_reload)
 
     def snapshot(self) -> dict:
         return {**self._snapshot, "uptime_s": round(time.time() - self.started_at, 3)}
@@ -230,20 +233,36 @@ class BotRuntime:
     def adjust_grid(self, lower: float | None, upper: float | None) -> dict:
         future: Future = Future()
         self.requests.put((lower, upper, future))
+        return self._answer(future, "adjustment")
+
+    def flatten(self, reason: str) -> dict:
+        """Cancel the grid's orders and close its own position, on the loop thread; the bot then stops."""
+        future: Future = Future()
+        self.flattens.put((reason, future))
+        return self._answer(future, "flatten")
+
+    def _answer(self, future: Future, what: str) -> Any:
+        """The loop's answer to a queued request, or a TimeoutError saying whether it was withdrawn."""
         self.wake.set()
         try:
             return future.result(timeout=ADJUST_TIMEOUT_S)
         except TimeoutError:
             if future.cancel():             # still queued: the loop will skip it, never applied late
-                raise TimeoutError("the bot's loop did not answer in time; the adjustment was withdrawn: "
+                raise TimeoutError(f"the bot's loop did not answer in time; the {what} was withdrawn: "
                                    "check /api/status") from None
         try:                                # the loop is applying it already: its outcome is the answer
             return future.result(timeout=ADJUST_TIMEOUT_S)
         except TimeoutError:
-            raise TimeoutError("the adjustment is still being applied; check /api/status") from None
+            raise TimeoutError(f"the {what} is still being applied; check /api/status") from None
 
     def subscribe(self, callback: Callable[[str, dict], None]) -> None:
         self._subscribers.append(callback)
+
+    def request_reload(self) -> None:
+        """From the SIGHUP handler: a flag, not a queue item (the handler runs on the loop's own
+        thread, which may hold the queue's lock at that moment)."""
+        self.reload_wanted = True
+        self.wake.set()
 
     # loop-thread side
     def touch(self) -> None:
@@ -275,6 +294,7 @@ class Bot:
     def __init__(self, cfg: InstanceConfig, args: argparse.Namespace, exchange: Exchange, db: Any,
                  paths: InstancePaths, say: Callable[[str], None]) -> None:
         self.cfg, self.args, self.exchange, self.db, self.paths, self.say = cfg, args, exchange, db, paths, say
+        self.say_dated = stamped(say)  # fills and the strategy's events (range now ...): `logs` shows when
         self.runtime = BotRuntime(cfg.instance_id, db)
         self.strategy: PerpGridStrategy | None = None
         self.stop_event = threading.Event()
@@ -282,6 +302,7 @@ class Bot:
         self.interval = float(cfg.strategy.get("interval") or 5)
         self.duration = float(cfg.strategy.get("duration") or 0)
         self.equity = 0.0
+        self._pnl_at_equity = 0.0
         self.loops = 0
         self.parent = PARENT_PID
         self._last_snap = 0.0
@@ -306,15 +327,19 @@ class Bot:
                              "unrealized_pnl": s["unrealized_pnl"]},
                 "realized_pnl": s["realized_pnl"], "unrealized_pnl": s["unrealized_pnl"],
                 "grid_profit": s["grid_profit"], "fees": s["fees"], "volume": s["volume"],
-                "fill_count": s["fill_count"], "equity": self.equity,
+                "fill_count": s["fill_count"], "equity": self.live_equity(s),
                 "open_order_count": len(orders),
                 "uptime_s": round(time.time() - self.runtime.started_at, 3), "state": s["state"]}
+
+    def live_equity(self, s: dict) -> float:
+        """Equity in step with this turn's price and PnL: the balance is fetched every
+        SNAPSHOT_EVERY_S (a request to the venue), the PnL moved since then is added to it."""
+        return self.equity + (s["realized_pnl"] + s["unrealized_pnl"] - s["fees"]) - self._pnl_at_equity
 
     def summary_line(self, label: str) -> str:
         assert self.strategy is not None
         s = self.strategy.summary()
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return (f"[{now}] {label} {self.cfg.instance_id} {self.strategy.params.symbol}: price {s['price']:.4f} | "
+        return (f"[{utc_stamp()}] {label} {self.cfg.instance_id} {self.strategy.params.symbol}: price {s['price']:.4f} | "
                 f"position {s['position']:g} @ {s['entry_price']:.4f} | grid profit {s['grid_profit']:.4f} | "
                 f"realized {s['realized_pnl']:.4f} | unrealized {s['unrealized_pnl']:.4f} | fees {s['fees']:.4f} | "
                 f"volume {s['volume']:.2f} | fills {s['fill_count']} | open orders {len(self.strategy.open_orders())}")
@@ -326,6 +351,7 @@ class Bot:
             self._last_snap = now
             self.equity = self.exchange.fetch_balance().total
             s = self.strategy.summary()
+            self._pnl_at_equity = s["realized_pnl"] + s["unrealized_pnl"] - s["fees"]
             self.db.add_snapshot(int(now * 1000), s["price"], self.equity, s["realized_pnl"], s["unrealized_pnl"],
                                  s["grid_profit"], s["position"], s["fees"])
         orders = self.strategy.open_orders()
@@ -376,14 +402,21 @@ class Bot:
         `start_trading`), UsageError or ValueError (bad config or symbol: exit 2)."""
         params = checked_params(self.cfg, self.exchange)
         if self.strategy is None or self.strategy.params != params:
-            self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say,
-                                             on_fill=lambda f: self.runtime.emit("fill", f))
+            self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say_dated,
+                                             on_fill=self.on_fill)
         self.say(self.starting_line())
         _, error = self.atomically(self.strategy.start)
         if error is not None:
             raise error
         self.publish(force_snapshot=True)
         self.say(self.summary_line("START"))
+
+    def on_fill(self, fill: dict) -> None:
+        """One dated line per fill in the bot's log, and the fill to the page."""
+        profit = f", grid profit {fill['profit']:+.4f}" if fill.get("profit") else ""
+        self.say_dated(f"FILL {self.cfg.instance_id} {self.strategy.params.symbol}: {fill['side']} {fill['qty']:g} @ "
+                        f"{fill['price']:g} (level {fill['level']}, fee {fill['fee']:.4f}{profit}, trade {fill['trade_id']})")
+        self.runtime.emit("fill", fill)
 
     def starting_line(self) -> str:
         assert self.strategy is not None
@@ -431,6 +464,73 @@ class Bot:
                 future.set_result(grid)
                 self.runtime.emit("grid_adjusted", grid)
 
+    def serve_reload(self) -> None:
+        """SIGHUP (`daemon-manager reload`): re-read the config, check it as `--check` does, apply
+        the changed live settings (strategies/reconfigure.py) and answer the supervisor in a file."""
+        if not self.runtime.reload_wanted:
+            return
+        self.runtime.reload_wanted = False
+        status, message = self.reload_config()
+        self.say(f"reload {status}: {message}")
+        try:
+            write_json(bot_result_file(self.paths), {"status": status, "message": message})
+        except OSError as exc:
+            write_line(f"warning: could not answer the reload: {exc}", err=True)
+        if self.strategy is not None:
+            self.publish()
+
+    def reload_config(self) -> tuple[str, str]:
+        """(status, message): applied, rejected (nothing changed), rolled_back or in_doubt."""
+        from strategies.reconfigure import LIVE_FIELDS, ReconfigureFailed, apply_params, merged
+
+        try:
+            new = load_config(self.args, project_home())
+        except (ConfigError, UsageError) as exc:
+            return "rejected", f"invalid config: {exc}"
+        old_s, new_s = self.cfg.strategy, new.strategy
+        fixed = [k for k in sorted(set(old_s) | set(new_s)) if k not in LIVE_FIELDS and k != "interval"
+                 and old_s.get(k) != new_s.get(k)]
+        fixed += [f"metadata.{k}" for k in ("exchange", "symbol") if self.cfg.metadata[k] != new.metadata[k]]
+        if fixed:
+            return "rejected", f"{', '.join(fixed)} changed: these need a restart"
+        changed = {k for k in (*LIVE_FIELDS, "interval") if old_s.get(k) != new_s.get(k)}
+        done = "no order touched"
+        if self.strategy is not None and changed & LIVE_FIELDS.keys():
+            strategy = self.strategy
+            try:
+                params = merged(strategy.params, grid_params(new, self.exchange), changed)
+            except (UsageError, ValueError, ExchangeError) as exc:
+                return "rejected", f"{exc}; nothing changed"
+            outcome, error = self.atomically(lambda: apply_params(strategy, params))
+            if isinstance(error, ReconfigureFailed):
+                return ("rolled_back" if error.rolled_back else "in_doubt"), str(error)
+            if error is not None:
+                return "rejected", f"{error}; nothing changed"
+            self.runtime.emit("grid_adjusted", strategy.grid_dict())
+            done = f"kept {outcome.kept} orders, cancelled {outcome.cancelled}, placed {outcome.placed}"
+        self.cfg = new
+        self.interval = float(new_s.get("interval") or 5)
+        return "applied", f"{', '.join(sorted(changed)) or 'nothing'} changed; {done}"
+
+    def serve_flattens(self) -> None:
+        """A flatten asked by the trader (page or dashboard): the strategy closes and stops; the
+        loop then ends like after a stop-loss, with the reason in stop_reason."""
+        assert self.strategy is not None
+        strategy = self.strategy
+        while True:
+            try:
+                reason, future = self.runtime.flattens.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            _, error = self.atomically(lambda: strategy.flatten(reason))
+            if error is not None:           # the close is sticky: the next turns finish it
+                future.set_exception(ValueError(f"flatten begun, not finished ({error}); it completes on the "
+                                                "next turns"))
+            else:
+                future.set_result({"state": strategy.state, "position": strategy.position, "owned": strategy.owned()})
+
     def atomically(self, action: Callable[[], Any]) -> tuple[Any, Exception | None]:
         """Run `action` in one transaction that commits even when it fails with an exchange error.
 
@@ -472,7 +572,10 @@ class Bot:
             wait = self.interval
             try:
                 self.serve_adjustments()
-                self.turn()
+                self.serve_reload()
+                self.serve_flattens()
+                if not self.strategy.stopped:   # a flatten has just closed it: no turn after that
+                    self.turn()
                 self.publish()
                 backoff = 0.0
             except AuthenticationError as exc:
@@ -521,6 +624,8 @@ class Bot:
                 self.request_stop("the supervisor is gone")
             if self.stop_event.is_set() or time.monotonic() >= deadline:
                 return
+            if self.runtime.reload_wanted:
+                self.serve_reload()
             if self.strategy is not None and not self.runtime.requests.empty():
                 self.serve_adjustments()
                 self.publish()
@@ -602,6 +707,17 @@ def make_say(masker: Masker, err: bool = False) -> Callable[[str], None]:
     def say(message: str) -> None:
         write_line(masker(message), err=err)
     return say
+
+
+def utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def stamped(say: Callable[[str], None]) -> Callable[[str], None]:
+    """say(), each line prefixed with the UTC time: the supervisor logs the bot's lines as they are."""
+    def say_dated(message: str) -> None:
+        say(f"[{utc_stamp()}] {message}")
+    return say_dated
 
 
 def write_stop_reason(paths: InstancePaths, text: str) -> None:
@@ -738,6 +854,7 @@ def main(argv: list[str] | None = None) -> int:
     bot = Bot(cfg, args, exchange, db, paths, say)
     signal.signal(signal.SIGTERM, lambda *_: bot.request_stop(SIGTERM_REASON))
     signal.signal(signal.SIGINT, lambda *_: bot.request_stop("interrupted"))
+    signal.signal(signal.SIGHUP, lambda *_: bot.runtime.request_reload())
     try:
         start_page(bot, args, say)              # before the first attempt: /health and /api/status show waiting
         try:

@@ -127,6 +127,7 @@ User={user}
 Environment={env}
 WorkingDirectory={raw}
 ExecStart={python} {dm} --home {home} start -c config/active/%i.json
+ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=5
 KillMode=mixed

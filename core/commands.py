@@ -15,10 +15,10 @@ from pathlib import Path
 
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from core.instance_manager import InstanceManager, InstanceRegistry
+from core.targets import UsageError, instance_id, recorded_config
 
 
 TIMESTAMP_FIELDS = ("bot_create_time", "pid_create_time", "registered_at", "started_at", "last_updated")
-LIST_COLUMNS = ("ID", "STATE", "PID", "BOT", "UPTIME", "RESTARTS", "CPU%", "MEM(MB)", "PORT", "CONFIG")
 
 
 def fmt_uptime(seconds: float | None) -> str:
@@ -50,55 +50,13 @@ def table(rows: list[tuple], header: tuple) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
-# -- commands --------------------------------------------------------------------------------
-def cmd_list(home: Path, args: argparse.Namespace) -> int:
-    registry = InstanceRegistry(home)
-    recs = sorted(registry.list_instances(include_dead=True), key=lambda r: r["instance_id"])
-    notes = registry.end_orphans(recs, "list")  # a bot whose supervisor died must not trade on
-    if not args.all:
-        recs = [r for r in recs if r["alive"] or r["needs_attention"]]
-    if args.json:
-        keys = ("instance_id", "pid", "bot_pid", "web_port", "restart_count", "uptime_s", "cpu_percent",
-                "memory_mb", "config_file", "exit_code", "last_error", "cpu_warning")
-        out = [{**{k: r.get(k) for k in keys}, "status": r["state"],
-                "pid": r.get("pid") if r["alive"] else None,
-                "bot_pid": r.get("bot_pid") if r["bot_alive"] else None} for r in recs]
-        print(json.dumps(out, indent=2))
-        return EXIT_OK
-    rows = []
-    for r in recs:
-        live_bot = r["bot_alive"]
-        rows.append((
-            r["instance_id"], r["state"] + ("!" if r.get("cpu_warning") and r["alive"] else ""),
-            dash(r.get("pid")) if r["alive"] else "-", dash(r.get("bot_pid")) if live_bot else "-",
-            fmt_uptime(r["uptime_s"]), r.get("restart_count", 0),
-            dash(r.get("cpu_percent")) if live_bot else "-", dash(r.get("memory_mb")) if live_bot else "-",
-            dash(r.get("web_port")), rel(home, r.get("config_file")),
-        ))
-    running = sum(1 for r in recs if r["alive"])
-    attention = sum(1 for r in recs if r["needs_attention"])
-    cpu = sum(r.get("cpu_percent") or 0 for r in recs if r["bot_alive"])
-    mem = sum(r.get("memory_mb") or 0 for r in recs if r["bot_alive"])
-    if rows:
-        print(table(rows, LIST_COLUMNS))
-    else:
-        print("no instances" + ("" if args.all else " (list --all shows stopped ones)"))
-    print(f"total: {len(recs)} shown, {running} live, {attention} need attention, CPU {cpu:.1f}%, MEM {mem:.1f} MB")
-    for note in notes:
-        print(note)
-    return EXIT_OK
-
-
+# -- commands (list lives in core/list_command.py) ------------------------------------------
 def _daemon(home: Path, args: argparse.Namespace) -> TradingBotDaemon:  # noqa: F821 (imported lazily)
     from core.daemon import TradingBotDaemon
 
     if not getattr(args, "config", None) and not getattr(args, "instance_id", None):
-        raise UsageError("name an instance with -c CONFIG or -i INSTANCE_ID")
+        raise UsageError("name an instance: ID, -i ID or -c CONFIG")
     return TradingBotDaemon(home, args.config, args.instance_id)
-
-
-class UsageError(Exception):
-    pass
 
 
 def _report(outcome) -> int:
@@ -117,8 +75,11 @@ def warn_about_dotenv(home: Path) -> None:
 
 
 def cmd_start(home: Path, args: argparse.Namespace) -> int:
-    if not args.config:
-        raise UsageError("start needs -c CONFIG")
+    if not args.config:  # `start ID`: a known instance starts from its recorded config
+        args.config = recorded_config(home, instance_id(home, args))
+        if args.config is None:
+            print(f"{args.instance_id}: unknown instance (no record, no config in config/active)", file=sys.stderr)
+            return EXIT_UNKNOWN
     warn_about_dotenv(home)
     code = _report(_daemon(home, args).start(daemonize=args.daemon, fresh_db=getattr(args, "fresh_db", False)))
     if code == EXIT_OK and args.daemon:  # alerts configured: the fleet's notifier runs too (a process, not an import)
@@ -140,6 +101,13 @@ def cmd_restart(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_status(home: Path, args: argparse.Namespace) -> int:
     code, out = _daemon(home, args).status()
+    rec = InstanceRegistry(home).get(out["instance_id"])
+    if rec is not None:  # the bot's own word: its books, and `waiting` with the reason
+        from core.books import books_of, shown_state
+
+        out["books"] = books_of(home, rec)
+        out["state"] = shown_state(rec, out["books"])
+        out["waiting_reason"] = out["books"]["message"] if out["state"] == "waiting" else None
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return code
 
@@ -195,10 +163,11 @@ def cmd_cleanup(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_stats(home: Path, args: argparse.Namespace) -> int:
     manager = InstanceManager(home)
-    if args.instance_id:
-        one = manager.get_instance_stats(args.instance_id)
+    if args.instance_id or args.config:
+        iid = instance_id(home, args)
+        one = manager.get_instance_stats(iid)
         if one is None:
-            print(f"{args.instance_id}: unknown instance", file=sys.stderr)
+            print(f"{iid}: unknown instance", file=sys.stderr)
             return EXIT_UNKNOWN
         stats = [one]
     else:
@@ -222,13 +191,14 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
     from core.paths import InstancePaths
     from core.web_token import UnsafeToken, read_token
 
-    rec = InstanceRegistry(home).get(args.id)
+    iid = instance_id(home, args)
+    rec = InstanceRegistry(home).get(iid)
     if rec is None:
-        print(f"{args.id}: unknown instance", file=sys.stderr)
+        print(f"{iid}: unknown instance", file=sys.stderr)
         return EXIT_UNKNOWN
-    paths = InstancePaths.for_instance(home, args.id, rec.get("log_dir"))
+    paths = InstancePaths.for_instance(home, iid, rec.get("log_dir"))
     info = {k: (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v)) if k in TIMESTAMP_FIELDS and v else v)
-            for k, v in sorted(rec.items()) if k != "bot_status"}  # the books: `list` and the page show them
+            for k, v in sorted(rec.items())}
     try:
         info["web_token"] = read_token(paths.web_token)
     except (UnsafeToken, OSError) as exc:
@@ -243,6 +213,7 @@ def cmd_info(home: Path, args: argparse.Namespace) -> int:
 
 def cmd_validate(home: Path, args: argparse.Namespace) -> int:
     from core.config_manager import ConfigError, ConfigManager
+    from core.conflicts import account_conflicts, conflicts, live_records
     from core.daemon import preflight
 
     cm = ConfigManager(home)
@@ -267,7 +238,9 @@ def cmd_validate(home: Path, args: argparse.Namespace) -> int:
         shown = rel(home, str(cm.resolve_path(path)))
         try:
             cfg = cm.load(path, instance_id=iid)
-            problems = preflight(cfg, home)  # the bot's own check: grid against the market, margin, keys
+            problems = preflight(cfg, home) or []  # the bot's own check: grid against the market, margin, keys
+            problems += conflicts(cfg, live_records(InstanceRegistry(home).load()))  # what `start` would refuse
+            problems += account_conflicts(cfg, home)
             if problems:
                 raise ConfigError(problems)
         except ConfigError as exc:

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from core import safe_json
 from core.masking import SECRET_KEY_RE, Masker, mask_config, secret_values
@@ -118,11 +118,9 @@ class ConfigManager:
 
     # -- loading ---------------------------------------------------------------------------
     def resolve_path(self, path: str | os.PathLike) -> Path:
-        """A config named relative resolves against the home, or against the cwd if it exists there."""
-        p = Path(path).expanduser()
-        if not p.is_absolute() and not (self.home / p).exists() and p.exists():
-            return p.resolve()
-        return resolve_runtime(self.home, p).resolve()
+        """A config named relative resolves against the home, always: the same file whatever the cwd
+        (a fallback to the cwd made one command line name different files from different places)."""
+        return resolve_runtime(self.home, Path(path).expanduser()).resolve()
 
     def read_json(self, path: str | os.PathLike) -> dict:
         """The config as a dict; bounded in size and depth, strict JSON (safe_json), else ConfigError."""
@@ -130,7 +128,11 @@ class ConfigManager:
         try:
             doc = safe_json.loads(safe_json.read_bounded(source, MAX_CONFIG_BYTES))
         except OSError as exc:
-            raise ConfigError([f"{path}: cannot read config file ({exc.strerror or exc})"]) from None
+            hint = ""
+            if not Path(path).expanduser().is_absolute() and Path(path).exists():
+                hint = (f"; a relative config is read relative to the home {self.home}, not the current directory:"
+                        f" for {Path(path).resolve()} give that absolute path")
+            raise ConfigError([f"{path}: cannot read config file {source} ({exc.strerror or exc}){hint}"]) from None
         except safe_json.JSONRefused as exc:
             raise ConfigError([f"{path}: {exc}"]) from None
         if not isinstance(doc, dict):
@@ -265,8 +267,10 @@ class ConfigManager:
         shutil.move(str(src), dest)
         return dest
 
-    def create_from_template(self, template: str, instance_id: str, overrides: dict | None = None) -> Path:
-        """Copy a template to config/active/<id>.json with the id set; validated before it is written."""
+    def create_from_template(self, template: str, instance_id: str, overrides: dict | None = None,
+                             check: Callable[[InstanceConfig], list[str] | None] | None = None) -> Path:
+        """Copy a template to config/active/<id>.json with the id set; validated (and passed to
+        `check`, e.g. the bot's own preflight) before it is written."""
         if not INSTANCE_ID_RE.match(instance_id):
             raise ConfigError([f"instance_id: {instance_id!r} {ID_RULE}"])
         src = self.templates_dir / (template if template.endswith(".json") else f"{template}.json")
@@ -281,7 +285,9 @@ class ConfigManager:
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
         try:
-            self.load(tmp, instance_id=instance_id)
+            problems = check(self.load(tmp, instance_id=instance_id)) if check else None
+            if problems:
+                raise ConfigError(problems)
         except ConfigError:
             tmp.unlink()
             raise

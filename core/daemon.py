@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core import proc, safe_json
 from core.config_manager import MAX_CONFIG_BYTES, ConfigError, ConfigManager, InstanceConfig
+from core.conflicts import conflicts, live_records
 from core.environment import inherited, supervisor_environment
 from core.instance_manager import InstanceRegistry, is_daemon_alive
 from core.masking import Masker, mask_config
@@ -28,6 +29,7 @@ from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, 
 from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK,
                              EXIT_UNKNOWN, EXIT_USAGE)
 from core.pidfile import holder_pid, is_locked, read_pid
+from core.reload import record_applied
 from core.states import DESIRED_RUNNING, DESIRED_STOPPED, FINAL_STATES, State
 from core.stop_time import stop_seconds
 
@@ -95,11 +97,6 @@ def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
     return lines or [f"run.py --check exited with code {out.returncode} and said nothing"]
 
 
-def same_path(a: str | None, b: str | None) -> bool:
-    """Two runtime paths name one file (records written before paths were resolved included)."""
-    return bool(a and b) and os.path.realpath(a) == os.path.realpath(b)
-
-
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -108,27 +105,6 @@ def port_is_free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def live_records(data: dict[str, dict]) -> dict[str, dict]:
-    """Registry records whose daemon (or the CLI that is starting it) is alive right now."""
-    return {iid: rec for iid, rec in data.items() if is_daemon_alive(rec)}
-
-
-def refuse_conflicts(cfg: InstanceConfig, live: dict[str, dict]) -> None:
-    """Raise Refused (exit 2) if a live instance already uses this config's port, db, logs or account."""
-    iid, d = cfg.instance_id, cfg.daemon
-    port = d.get("web_port")
-    for other, rec in live.items():
-        if port and rec.get("web_port") == port:
-            raise Refused(EXIT_USAGE, f"daemon_config.web_port: {port} of {iid} is already used by instance {other}")
-        for key in ("db_path", "log_dir"):
-            if same_path(rec.get(key), d[key]):
-                raise Refused(EXIT_USAGE, f"daemon_config.{key}: {d[key]} of {iid} is already used by instance {other}")
-        if cfg.account and rec.get("account") == cfg.account and rec.get("symbol") == cfg.metadata["symbol"]:
-            raise Refused(EXIT_USAGE, f"metadata.symbol: {cfg.metadata['symbol']} on the same {cfg.metadata['exchange']} "
-                                      f"account is already traded by instance {other} (wanted by {iid}); "
-                                      "two grids on one account and symbol would fight")
 
 
 class TradingBotDaemon:
@@ -181,27 +157,57 @@ class TradingBotDaemon:
                                        "account and orders would start from nothing. Restore the file, or "
                                        "`start --fresh-db` to begin on a new database")
         keep_identity = before.get("db_identity") if before and not fresh_db and os.path.exists(db_path) else None
+        lock_fd, holder = self._claim_account(cfg)
         try:
-            record = self.registry.mutate(lambda data: self._claim(data, cfg, keep_identity))
-            spec = self._spec(cfg, record)
-        except Refused as exc:
-            return Outcome(exc.code, exc.message)
-        except OSError as exc:  # disk full, read-only logs/: say so, start nothing
-            return Outcome(EXIT_FAIL, f"{cfg.instance_id} not started: cannot write "
-                                      f"{exc.filename or 'its files'}: {exc.strerror or exc}")
-        outcome = self._run_foreground(spec) if not daemonize else self._spawn_daemon(spec)
-        return Outcome(outcome.code, "\n".join([*ended, outcome.message]))
+            try:
+                record = self.registry.mutate(lambda data: self._claim(data, cfg, holder, keep_identity))
+                spec = self._spec(cfg, record)
+            except Refused as exc:
+                return Outcome(exc.code, exc.message)
+            except OSError as exc:  # disk full, read-only logs/: say so, start nothing
+                return Outcome(EXIT_FAIL, f"{cfg.instance_id} not started: cannot write "
+                                          f"{exc.filename or 'its files'}: {exc.strerror or exc}")
+            # foreground: this process is the supervisor and holds the account lock itself
+            outcome = self._run_foreground(spec) if not daemonize else self._spawn_daemon(spec, lock_fd)
+            return Outcome(outcome.code, "\n".join([*ended, outcome.message]))
+        finally:
+            if lock_fd is not None:  # the supervisor has its own copy, held for its life
+                os.close(lock_fd)
 
-    def _claim(self, data: dict[str, dict], cfg: InstanceConfig, db_identity: list | None = None) -> dict:
-        """Under the claims lock: refuse conflicts, choose the port, write the `starting` record."""
+    def _claim_account(self, cfg: InstanceConfig) -> tuple[int | None, dict | None]:
+        """The machine-wide lock on the config's account and symbol (core/account_lock.py): its fd,
+        or who holds it (refused by _claim, after the conflicts this home's registry names)."""
+        if not cfg.account:
+            return None, None
+        from core import account_lock
+
+        try:
+            return account_lock.claim(cfg.account, cfg.metadata["symbol"], self._holder(cfg)), None
+        except account_lock.AccountBusy as busy:
+            return None, busy.holder
+
+    def _holder(self, cfg: InstanceConfig) -> dict:
+        return {"home": str(self.home), "instance_id": cfg.instance_id}
+
+    def _claim(self, data: dict[str, dict], cfg: InstanceConfig, account_holder: dict | None = None,
+               db_identity: list | None = None) -> dict:
+        """Under the claims lock: refuse conflicts (all at once), choose the port, write the `starting` record."""
         iid, d = cfg.instance_id, cfg.daemon
         pid_file = InstancePaths(iid, Path(d["log_dir"])).daemon_pid
         live = live_records(data)
-        holder = holder_pid(self.home, iid)
-        if iid in live or holder:
-            raise Refused(EXIT_FAIL, f"{iid} is already running (pid {holder or live[iid].get('pid')})")
+        supervisor = holder_pid(self.home, iid)
+        if iid in live or supervisor:
+            raise Refused(EXIT_FAIL, f"{iid} is already running (pid {supervisor or live[iid].get('pid')})")
+        if account_holder == self._holder(cfg):  # a concurrent start of this very instance took it first
+            raise Refused(EXIT_FAIL, f"{iid} is already starting or running")
         port = d.get("web_port")
-        refuse_conflicts(cfg, live)
+        found = conflicts(cfg, live)
+        if account_holder is not None and not any(line.startswith("metadata.symbol") for line in found):
+            from core.account_lock import describe  # held from another home, or by a record this one lost
+
+            found.append(describe(account_holder, cfg.metadata["exchange"], cfg.metadata["symbol"], iid))
+        if found:
+            raise Refused(EXIT_USAGE, "\n".join(found))
         if is_locked(pid_file):
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {read_pid(pid_file)})")
         if not port:
@@ -224,6 +230,7 @@ class TradingBotDaemon:
         port = record["web_port"]
         Path(d["log_dir"]).mkdir(parents=True, exist_ok=True)
         Path(d["db_path"]).parent.mkdir(parents=True, exist_ok=True)
+        record_applied(InstancePaths(cfg.instance_id, Path(d["log_dir"])), cfg)  # what `reload` compares with
         return {
             "instance_id": cfg.instance_id, "home": str(self.home), "log_dir": d["log_dir"], "cwd": d["working_dir"],
             "argv": cfg.bot_argv(), "env": bot_environment(cfg, self.home, port, dict(os.environ)),
@@ -238,8 +245,9 @@ class TradingBotDaemon:
         return Outcome(code, f"{spec['instance_id']}: {rec.get('status')}"
                              + (f" ({rec['last_error']})" if rec.get("last_error") else ""))
 
-    def _spawn_daemon(self, spec: dict) -> Outcome:
-        """fork, setsid, fork, exec the supervisor; wait for its one readiness line."""
+    def _spawn_daemon(self, spec: dict, keep_fd: int | None = None) -> Outcome:
+        """fork, setsid, fork, exec the supervisor (keep_fd inherited: it holds it for life); wait
+        for its one readiness line."""
         ready_r, ready_w = os.pipe()
         spec_r, spec_w = os.pipe()
         argv = [sys.executable, "-S", str(SUPERVISOR), str(REPO_ROOT), str(spec_r), str(ready_w)]
@@ -258,6 +266,8 @@ class TradingBotDaemon:
                     os.dup2(null, fd)
                 os.set_inheritable(spec_r, True)
                 os.set_inheritable(ready_w, True)
+                if keep_fd is not None:
+                    os.set_inheritable(keep_fd, True)
                 os.execve(sys.executable, argv, env)
             finally:
                 os._exit(127)
@@ -299,7 +309,8 @@ class TradingBotDaemon:
         elif rec["state"] == State.CORRUPT and holder_pid(self.home, iid) is None:
             return Outcome(EXIT_NOT_RUNNING, f"{iid} is not running (its record is corrupt: {rec.get('last_error')})")
         elif not rec["alive"] and holder_pid(self.home, iid) is None:
-            outcome = Outcome(EXIT_NOT_RUNNING, f"{iid} is not running ({rec['state']})")
+            why = rec.get("stop_reason") or (rec.get("last_error") if rec["state"] == State.FATAL else None)
+            outcome = Outcome(EXIT_NOT_RUNNING, f"{iid} is not running ({rec['state']})" + (f": {why}" if why else ""))
         else:
             outcome = stop_many(self.registry, [rec])[0]
         if not keep_desired and rec["state"] != State.CORRUPT:
@@ -320,10 +331,9 @@ class TradingBotDaemon:
         checked = self.checked_config()
         if not isinstance(checked, Outcome):
             others = {k: v for k, v in live_records(self.registry.load()).items() if k != checked.instance_id}
-            try:
-                refuse_conflicts(checked, others)  # checked again under the lock by start
-            except Refused as exc:
-                checked = Outcome(exc.code, exc.message)
+            found = conflicts(checked, others)  # checked again under the lock by start
+            if found:
+                checked = Outcome(EXIT_USAGE, "\n".join(found))
         if isinstance(checked, Outcome):
             return Outcome(checked.code, f"{checked.message}\n{self.instance_id} left as it was (nothing stopped)")
         stopped = self.stop(keep_desired=True)
@@ -358,7 +368,6 @@ class TradingBotDaemon:
             "url": f"http://127.0.0.1:{rec['web_port']}/" if rec.get("web_port") else None,
             "exit_code": rec.get("exit_code"), "last_error": rec.get("last_error"),
             "stop_reason": rec.get("stop_reason"), "needs_attention": rec["needs_attention"],
-            "waiting_reason": rec.get("waiting_reason"),
             "cpu_warning": bool(rec.get("cpu_warning")), "cpu_percent": rec.get("cpu_percent"),
             "memory_mb": rec.get("memory_mb"), "uptime_s": rec.get("uptime_s"),
             "heartbeat_age_s": round(hb, 1) if hb is not None and bot else None,

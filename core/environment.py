@@ -5,7 +5,9 @@ database password, another bot's key). A deny-list by name (KEY, SECRET, TOKEN, 
 planted credentials through to every bot, and the supervisor kept all 8, readable in
 /proc/PID/environ for as long as it lives. So a process we start gets only what it needs:
 
-- from the shell: PATH, HOME, LANG, TZ and LC_*, plus the names the config lists in
+- from the shell: PATH, HOME, LANG, TZ and LC_*, and where the per-user state lives
+  (GRIDBOT_STATE_DIR, XDG_STATE_HOME: the account locks and a key's shared request budget must be
+  the same directory for the CLI, the supervisor and the bot), plus the names the config lists in
   `daemon_config.inherit_environment` (a proxy, a CA bundle, ...);
 - the contract variables (core/paths.py) and GRIDBOT_HOME, PYTHONUNBUFFERED;
 - the config's own `environment`, the ${VAR}s it uses and its exchange keys (core/daemon.py).
@@ -17,8 +19,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from core.paths import HOME_ENV
+from core.user_state import STATE_ENV
 
-INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ"})
+INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", STATE_ENV, "XDG_STATE_HOME"})
 INHERITED_PREFIX = "LC_"
 
 

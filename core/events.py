@@ -31,6 +31,8 @@ RESUMED = "resumed"                # fleet event: started, failed ({id: reason})
 FILL = "fill"                      # side, price, qty (the bot's; off by default)
 DAILY_SUMMARY = "daily_summary"    # the notifier's own, from bot_status.json (off by default)
 TEST = "test"                      # notify-test
+RELOADED = "reloaded"              # changes, message (`reload` applied a config live: core/reload.py)
+RELOAD_FAILED = "reload_failed"    # reason, changes, message (refused, rolled back or no answer)
 
 KINDS: dict[str, tuple[bool, str]] = {
     FATAL: (True, "the instance gave up (fatal)"),
@@ -46,6 +48,8 @@ KINDS: dict[str, tuple[bool, str]] = {
     FILL: (False, "each fill"),
     DAILY_SUMMARY: (False, "daily summary per instance and for the fleet"),
     TEST: (True, "a test message (notify-test)"),
+    RELOADED: (False, "a config reload applied live"),
+    RELOAD_FAILED: (True, "a config reload refused or not applied"),
 }
 DEFAULT_KINDS = frozenset(k for k, (on, _) in KINDS.items() if on)
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from core import proc
 from core.atomic import private_opener, write_text_atomic
-from core.bot_status import read_bot_status
 from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record, write_record
 from core.paths import INSTANCE_ID_RE, InstancePaths, registry_path
 from core.pidfile import holder_pid, locked_ids
@@ -325,19 +324,11 @@ def annotate(rec: dict) -> dict:
         return out
     out["alive"] = alive = is_daemon_alive(rec)
     out["bot_alive"] = bot_alive = proc.is_alive(rec.get("bot_pid"), rec.get("bot_create_time"))
-    out["bot_status"] = None
     if alive:
         state = status
         checked, every = rec.get("checked_at"), rec.get("health_check_interval")
         if status in LIVE_STATES and checked and every and time.time() - checked > MISSED_CHECKINS * every:
-            state = State.UNRESPONSIVE
-        elif status == State.RUNNING and bot_alive and rec.get("log_dir"):
-            # the bot's own word (bot_status.json): up, but its exchange unreachable. Kept in the
-            # result so `list` shows the books without reading the file twice.
-            out["bot_status"] = published = read_bot_status(os.path.join(rec["log_dir"], "bot_status.json"))
-            if published and published.get("state") == State.WAITING:
-                state = State.WAITING
-                out["waiting_reason"] = published.get("message")
+            state = State.UNRESPONSIVE  # (`waiting` comes from the bot's own word: core/books.py)
     elif bot_alive:
         state = State.ORPHANED
     elif status in FINAL_STATES or status == State.ORPHANED:

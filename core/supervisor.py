@@ -38,6 +38,7 @@ from core.masking import Masker
 from core.paths import InstancePaths
 from core.exit_codes import BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.pidfile import AlreadyLocked, InstanceLock, PidLock, read_pid
+from core.reload_supervisor import SupervisorReload
 from core.states import State
 from core.stop_time import stop_seconds
 
@@ -114,6 +115,8 @@ class Supervisor:
         self.final: str | None = None
         self.log_day = today()
         self.lost_lines = 0
+        self.reload_flag = False  # set by SIGHUP; the loop applies the reload (core/reload_supervisor.py)
+        self.reloader = SupervisorReload(self)
         self.restart_window = RestartWindow()
         self.waiting_watch = WaitingWatch(float((self.s.get("notify") or {}).get("waiting_after_s", 300)))
 
@@ -233,7 +236,7 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, lambda *a: setattr(self, "reload_flag", True))
         signal.signal(signal.SIGCHLD, lambda *a: None)  # wakes select when pidfd is unavailable
 
     def _loop_once(self) -> None:
@@ -255,6 +258,9 @@ class Supervisor:
                 self._read_pipe(key.fd)
         if self.stop_flag and not self.stopping:
             self.begin_stop()
+        if self.reload_flag and not self.stopping:
+            self.reload_flag = False
+            self.reloader.on_sighup()
         self._check_bot()
         now = time.monotonic()
         for name, due in list(self.timers.items()):
@@ -434,6 +440,9 @@ class Supervisor:
             append_event(self.paths, RESTART_LOOP, on_error=self.log, restarts=self.restart_count + 1, window_s=600, last=detail)
         self.timers.pop("ready", None)
         self.timers["restart"] = time.monotonic() + delay
+
+    def on_reload(self) -> None:
+        self.reloader.poll()
 
     def on_restart(self) -> None:
         self.restart_count += 1

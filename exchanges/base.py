@@ -37,6 +37,10 @@ class PostOnlyRejected(InvalidOrder):
     """A postOnly order that would have crossed the book: retry next loop at the same level."""
 
 
+class PriceOutOfBand(InvalidOrder):
+    """A price outside the venue's band around its last price: retry that level once the price has moved."""
+
+
 class OrderNotFound(ExchangeError):
     """Cancel or query of an order the exchange does not know (already filled or cancelled)."""
 
@@ -107,6 +111,9 @@ class Fill:
     is_maker: bool
     timestamp: int
     client_id: int | None = None
+    # Set for a fill of an order the venue placed on the account itself (a liquidation, an ADL:
+    # Backpack's systemOrderType), never by the bot: it has no client id and moves the position.
+    system_order: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,29 +6,38 @@ The adapter maps the user's symbols (SOL_USDC_PERP) to ccxt's (SOL/USDC:USDC), c
 the interface's (each has a defined reaction in the bot), retries idempotent reads itself, and
 takes every request from the account's budget shared by all bots on this machine.
 Fills carry their order's client id on every venue (ccxt's unified trade has none): the adapter
-keeps the client id of each order it sees in the instance database and asks the venue for an
-unknown order once.
+keeps the client id of each order it sees in the instance database (exchanges/order_client_ids.py)
+and asks the venue for an unknown order once.
 """
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import ccxt
 
 from core.masking import Masker
-from core.paths import project_home
 from exchanges import api_keys, base
 from exchanges.base import (Balance, Exchange, ExchangeError, Fill, Market, Order, OrderRequest, Position,
                             Ticker)
+from exchanges.order_client_ids import OrderClientIds
 from exchanges.rate_limit import Budget, SharedRateLimiter
 from exchanges.ticks import floor_to, round_to
 
-# Documented per-account budgets; other exchanges fall back to ccxt's own pacing (`rateLimit` ms).
-ACCOUNT_BUDGETS: dict[str, tuple[float, float]] = {"backpack": (2000, 60)}
+# Per-account budgets. Backpack publishes no figure (its openapi.yaml has none): 1,200 a minute is
+# the pace ccxt keeps for it (python/ccxt/backpack.py `'rateLimit': 50`, 20 a second), which is
+# conservative for a key shared by several bots; `exchange_config.rate_limit` overrides it. Other
+# exchanges fall back to ccxt's own pacing (`rateLimit` ms).
+ACCOUNT_BUDGETS: dict[str, tuple[float, float]] = {"backpack": (1200, 60)}
 POST_ONLY_HINTS = ("post only", "post-only", "postonly", "immediately match", "would take")
-NOT_FOUND_HINTS = ("resource_not_found", "not found")
+PRICE_BAND_HINTS = ("too far from the last active price",)
+CLOCK_HINTS = ("request has expired",)            # Backpack's 401 for a timestamp outside the window
+UNAVAILABLE_CODES = ("MAINTENANCE", "TRADING_PAUSED", "SERVER_ERROR", "TIMEOUT")
+FILLS_PAGE = 1000                                 # Backpack's maximum page of fill history
+DEFAULT_BATCH = 20
+CANCEL_LOOKS = 4                                  # looks at the book after a cancel answered 202
 CANCEL_WORKERS = 8              # cancels in flight at once when a stop clears the book
 FIRST_LATENCY_S = 0.5           # assumed per request until one was timed
 LATENCY_WEIGHT = 0.2            # of the newest request in the moving average
@@ -37,70 +46,34 @@ ORDER_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "can
                 "expired": "canceled", "rejected": "rejected"}
 
 
-CLIENT_IDS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ccxt_client_ids (
-    exchange TEXT, order_id TEXT, client_id INTEGER, recorded_ms INTEGER, PRIMARY KEY (exchange, order_id));
-"""
-CLIENT_IDS_KEEP_MS = 30 * 86_400_000     # older rows go at start; a fill of such an order asks fetch_order
-CLIENT_IDS_IN_MEMORY = 20_000            # the rest is read back from the database when a fill needs it
+def venue_error(text: str) -> tuple[str, str]:
+    """(code, message) of a venue's JSON error that ccxt put after the exchange id, else ('', '')."""
+    start = text.find("{")
+    try:
+        body = json.loads(text[start:]) if start >= 0 else {}
+    except ValueError:
+        return "", ""
+    return (str(body.get("code") or ""), str(body.get("message") or "")) if isinstance(body, dict) else ("", "")
 
 
-class OrderClientIds:
-    """Order id -> client id of every order the adapter has seen, kept in the instance database.
+def batch_limit(client: ccxt.Exchange, market: dict[str, Any]) -> int:
+    """The most orders one `createOrders` call takes, from ccxt's `features`.
 
-    ccxt's unified trade has no client id, so a fill is matched to its order's client id here.
-    `None` is an answer too (an order without one of our ids: manual, or never ours), so nothing
-    is asked of the venue twice. Without a database the map lives as long as the object.
+    ccxt's features are per market type, then per settlement for derivatives
+    (`features["swap"]["linear"]`), and None where the venue states nothing for that kind; then the
+    figure of any kind the venue states (the batch endpoint is one for all), else DEFAULT_BATCH.
     """
-
-    def __init__(self, exchange: str, db: Any = None) -> None:
-        self.exchange = exchange
-        self.db = db
-        self._memory: dict[str, int | None] = {}
-        if db is not None:
-            db.ensure_schema(CLIENT_IDS_SCHEMA)
-            with db.transaction() as conn:
-                conn.execute("DELETE FROM ccxt_client_ids WHERE exchange=? AND recorded_ms<?",
-                             (exchange, int(time.time() * 1000) - CLIENT_IDS_KEEP_MS))
-
-    def lookup(self, order_id: str) -> tuple[bool, int | None]:
-        """(known, client id) of an order id."""
-        if order_id in self._memory:
-            return True, self._memory[order_id]
-        if self.db is None:
-            return False, None
-        rows = self.db.query("SELECT client_id FROM ccxt_client_ids WHERE exchange=? AND order_id=?",
-                             (self.exchange, order_id))
-        if not rows:
-            return False, None
-        self._keep(order_id, rows[0]["client_id"])
-        return True, rows[0]["client_id"]
-
-    def remember(self, pairs: Iterable[tuple[str, int | None]]) -> None:
-        """Record (order id, client id) pairs; a known client id is never replaced by None."""
-        new = {}
-        for order_id, client_id in pairs:
-            if not order_id or order_id == "None":
-                continue
-            known, old = self.lookup(order_id)
-            if not known or (old is None and client_id is not None):
-                new[order_id] = client_id
-        if not new:
-            return
-        for order_id, client_id in new.items():
-            self._keep(order_id, client_id)
-        if self.db is not None:
-            now = int(time.time() * 1000)
-            with self.db.transaction() as conn:
-                conn.executemany("INSERT INTO ccxt_client_ids VALUES (?,?,?,?) ON CONFLICT(exchange, order_id) "
-                                 "DO UPDATE SET client_id=excluded.client_id, recorded_ms=excluded.recorded_ms",
-                                 [(self.exchange, oid, cid, now) for oid, cid in new.items()])
-
-    def _keep(self, order_id: str, client_id: int | None) -> None:
-        self._memory.pop(order_id, None)
-        self._memory[order_id] = client_id
-        if len(self._memory) > CLIENT_IDS_IN_MEMORY:
-            del self._memory[next(iter(self._memory))]
+    features = client.features or {}
+    kind = features.get(market.get("type") or "spot") or {}
+    if isinstance(kind, dict) and ("linear" in kind or "inverse" in kind):
+        kind = kind.get("inverse" if market.get("inverse") else "linear") or {}
+    candidates = [kind] + [v for v in features.values() if isinstance(v, dict)]
+    candidates += [s for v in features.values() if isinstance(v, dict) for s in v.values() if isinstance(s, dict)]
+    for entry in candidates:
+        most = ((entry or {}).get("createOrders") or {}).get("max")
+        if most:
+            return int(most)
+    return DEFAULT_BATCH
 
 
 def build_client(exchange_id: str, config: dict[str, Any], *, api_key: str = "", secret: str = "") -> ccxt.Exchange:
@@ -182,7 +155,7 @@ class CcxtExchange(Exchange):
         budget = Budget(requests=float(limits.get("requests", requests)),
                         per_seconds=float(limits.get("per_seconds", per_seconds)),
                         max_wait=float(limits.get("max_wait", 5.0)))
-        limiter = SharedRateLimiter.for_account(project_home(), name, api_key, budget)
+        limiter = SharedRateLimiter.for_account(name, api_key, budget)
         return cls(client, instance_id=instance_id, limiter=limiter, masker=Masker([api_key, secret]), db=db)
 
     # ---- plumbing ------------------------------------------------------------------------
@@ -193,10 +166,26 @@ class CcxtExchange(Exchange):
         except (TypeError, ValueError):
             return 1.0
 
-    def translate(self, exc: ccxt.BaseError) -> ExchangeError:
-        """ccxt's exception -> the interface's, whose class decides the bot's reaction."""
+    def translate(self, exc: ccxt.BaseError, *, order_call: bool = False) -> ExchangeError:
+        """ccxt's exception -> the interface's, whose class decides the bot's reaction.
+
+        The venue's own error code goes first where ccxt's class would mislead: Backpack's
+        MAINTENANCE is a plain ExchangeError in ccxt (wait and retry, not stop), FORBIDDEN (a key
+        without trading rights) an OperationRejected (fatal, not a level to skip) and
+        RESOURCE_NOT_FOUND an ExchangeNotAvailable, which means "no such order" only on an order
+        call (`order_call`): elsewhere (a flat position, an unknown route) it is no order's business.
+        """
         text = self.masker(str(exc))
         low = text.lower()
+        code, _ = venue_error(text)
+        if code in UNAVAILABLE_CODES:
+            return base.ExchangeUnavailable(text)
+        if code == "FORBIDDEN":
+            return base.AuthenticationError(text)
+        if code == "RESOURCE_NOT_FOUND" or (isinstance(exc, ccxt.ExchangeNotAvailable) and "not found" in low):
+            return base.OrderNotFound(text) if order_call else ExchangeError(text)
+        if any(h in low for h in PRICE_BAND_HINTS):
+            return base.PriceOutOfBand(text)
         if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
             retry_after = self._retry_after()
             if self.limiter is not None:
@@ -206,8 +195,7 @@ class CcxtExchange(Exchange):
             return base.AuthenticationError(text)
         if isinstance(exc, ccxt.InsufficientFunds):
             return base.InsufficientMargin(text)
-        if isinstance(exc, ccxt.OrderNotFound) or (
-                isinstance(exc, ccxt.ExchangeNotAvailable) and any(h in low for h in NOT_FOUND_HINTS)):
+        if isinstance(exc, ccxt.OrderNotFound):
             return base.OrderNotFound(text)
         if isinstance(exc, ccxt.OrderImmediatelyFillable) or (
                 isinstance(exc, (ccxt.InvalidOrder, ccxt.BadRequest)) and any(h in low for h in POST_ONLY_HINTS)):
@@ -218,16 +206,44 @@ class CcxtExchange(Exchange):
             return base.ExchangeUnavailable(text)
         return ExchangeError(text)
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """A request that changes state: exactly one attempt, errors translated (its time kept
-        in `latency`, for `cancel_seconds`)."""
-        started = time.monotonic()
+    def _call(self, fn: Callable[..., Any], *args: Any, order_call: bool = False) -> Any:
+        """A request that changes state: one attempt, errors translated (its time kept in
+        `latency`, for `cancel_seconds`).
+
+        A request refused for its timestamp ("Request has expired": our clock is off by more than
+        the window) never reached the book, so the adapter resynchronises with the venue's clock and
+        sends it once more; a key error stays fatal.
+        """
+        for attempt in (0, 1):
+            started = time.monotonic()
+            try:
+                return fn(*args)
+            except ccxt.AuthenticationError as exc:
+                if attempt == 0 and any(h in str(exc).lower() for h in CLOCK_HINTS) and self._resync_clock():
+                    continue
+                raise self.translate(exc, order_call=order_call) from exc
+            except ccxt.BaseError as exc:
+                raise self.translate(exc, order_call=order_call) from exc
+            finally:
+                self.latency += LATENCY_WEIGHT * (time.monotonic() - started - self.latency)
+        raise AssertionError("unreachable")
+
+    def _resync_clock(self) -> bool:
+        """Set ccxt's `timeDifference` from Backpack's clock (whose "Request has expired" CLOCK_HINTS
+        match); False elsewhere or when the clock cannot be read.
+
+        Not ccxt's `load_time_difference`: Backpack's /api/v1/time answers a bare number, which
+        ccxt 4.5's `fetch_time` cannot read and replaces by the local clock (a difference of 0).
+        """
+        if self.client.id != "backpack":
+            return False
         try:
-            return fn(*args)
-        except ccxt.BaseError as exc:
-            raise self.translate(exc) from exc
-        finally:
-            self.latency += LATENCY_WEIGHT * (time.monotonic() - started - self.latency)
+            before = self.client.milliseconds()
+            server = int(self.client.publicGetApiV1Time())
+        except (ccxt.BaseError, TypeError, ValueError):
+            return False
+        self.client.options["timeDifference"] = (before + self.client.milliseconds()) // 2 - server
+        return True
 
     def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         """An idempotent read: short backoff retries on transient errors before giving up."""
@@ -323,22 +339,62 @@ class CcxtExchange(Exchange):
         )
 
     def fetch_ticker(self, symbol: str) -> Ticker:
-        t = self._read(self.client.fetch_ticker, self._market(symbol)["symbol"])
-        last = float(t.get("last") or t.get("close"))
-        return Ticker(symbol=symbol, last=last, bid=float(t.get("bid") or last), ask=float(t.get("ask") or last),
+        """Last price and the touch. Backpack's ticker has no bid or ask (ccxt's recorded answers):
+        the touch comes from the order book (the depth endpoint); see `fetch_last` for the price."""
+        unified = self._market(symbol)["symbol"]
+        t = self._read(self.client.fetch_ticker, unified)
+        bid, ask = t.get("bid"), t.get("ask")
+        if (bid is None or ask is None) and self.client.has.get("fetchOrderBook"):
+            book_bid, book_ask = self._touch(unified)
+            bid, ask = bid or book_bid, ask or book_ask
+        last = self._last(t, symbol, bid, ask)
+        return Ticker(symbol=symbol, last=last, bid=float(bid or last), ask=float(ask or last),
                       timestamp=int(t.get("timestamp") or time.time() * 1000))
+
+    def fetch_last(self, symbol: str) -> float:
+        """The last price alone (one request where the ticker has one): for price sources."""
+        unified = self._market(symbol)["symbol"]
+        return self._last(self._read(self.client.fetch_ticker, unified), symbol, None, None)
+
+    def _touch(self, unified: str) -> tuple[float | None, float | None]:
+        book = self._read(self.client.fetch_order_book, unified, 5)
+        return (book["bids"][0][0] if book.get("bids") else None, book["asks"][0][0] if book.get("asks") else None)
+
+    def _last(self, t: dict[str, Any], symbol: str, bid: float | None, ask: float | None) -> float:
+        """The ticker's last price; Backpack may answer the ticker 204 without a body (openapi.yaml):
+        then the mid of the book."""
+        last = t.get("last") or t.get("close")
+        if last is None and (bid is None or ask is None) and self.client.has.get("fetchOrderBook"):
+            bid, ask = self._touch(self._market(symbol)["symbol"])
+        if last is None and bid is not None and ask is not None:
+            last = (float(bid) + float(ask)) / 2
+        if last is None:
+            raise base.ExchangeUnavailable(f"{self.name} has no price for {symbol} now (empty ticker and book)")
+        return float(last)
 
     def place_order(self, request: OrderRequest) -> Order:
         o = self._call(self.client.create_order, *self._order_args(request))
         order = self._order(o, request.symbol, request)
         self._remember([order])
+        refusal = self._expired_post_only(o, order)
+        if refusal is not None:
+            raise refusal
         return order
+
+    @staticmethod
+    def _expired_post_only(raw: dict[str, Any], order: Order) -> ExchangeError | None:
+        """A postOnly order the venue accepted and expired at once because it would have taken
+        (Backpack's expiryReason PostOnlyTaker) is the same refusal as a 400: retry next loop."""
+        reason = str((raw.get("info") or {}).get("expiryReason") or "")
+        if order.status == "canceled" and order.filled_qty == 0 and reason == "PostOnlyTaker":
+            return base.PostOnlyRejected(f"postOnly order {order.id} expired: it would have taken ({reason})")
+        return None
 
     def place_orders(self, requests: Sequence[OrderRequest]) -> list[Order | ExchangeError]:
         """One `createOrders` call per chunk where ccxt has it; results in the order of `requests`."""
         if len(requests) < 2 or not self.client.has.get("createOrders"):
             return super().place_orders(requests)
-        chunk = int(((self.client.features or {}).get("default", {}).get("createOrders") or {}).get("max") or 20)
+        chunk = batch_limit(self.client, self._market(requests[0].symbol))
         results: list[Order | ExchangeError] = []
         for start in range(0, len(requests), chunk):
             batch = list(requests[start:start + chunk])
@@ -359,22 +415,47 @@ class CcxtExchange(Exchange):
         return results
 
     def _batch_item(self, request: OrderRequest, item: dict[str, Any]) -> Order | ExchangeError:
-        """One element of a batch answer: an order, or an error object the venue put in its place."""
-        if isinstance(item, dict) and item.get("code") and not item.get("id"):
-            error_class = self.client.exceptions.get("exact", {}).get(item["code"], ccxt.ExchangeError)
-            return self.translate(error_class(f"{self.client.id} {item.get('code')}: {item.get('message')}"))
-        return self._order(self.client.parse_order(item, self._market(request.symbol)), request.symbol, request)
+        """One element of a batch answer: an order, or an error object the venue put in its place
+        (Backpack: `{"operation": "Err", "code", "message"}`, else `{"operation": "Ok", ...order}`)."""
+        if isinstance(item, dict) and (item.get("operation") == "Err" or (item.get("code") and not item.get("id"))):
+            code = str(item.get("code") or "")
+            error_class = self.client.exceptions.get("exact", {}).get(code, ccxt.ExchangeError)
+            body = json.dumps({"code": code, "message": item.get("message")})
+            return self.translate(error_class(f"{self.client.id} {body}"))
+        raw = self.client.parse_order(item, self._market(request.symbol))
+        order = self._order(raw, request.symbol, request)
+        return self._expired_post_only(raw, order) or order
 
     def cancel_order(self, symbol: str, order_id: str | None = None, client_id: int | None = None) -> None:
         if order_id is None and client_id is None:
             raise ValueError("cancel_order needs an order_id or a client_id")
         m = self._market(symbol)
-        if order_id is None and self.client.id == "backpack":
-            # ccxt's cancelOrder always sends an orderId; Backpack cancels by clientId on its own.
-            self._call(self.client.privateDeleteApiV1Order, {"symbol": m["id"], "clientId": client_id})
+        if self.client.id == "backpack":
+            # The raw call: ccxt's cancelOrder always sends an orderId (Backpack cancels by clientId
+            # on its own) and turns a 202 without a body into an empty order.
+            request = {"symbol": m["id"], **({"orderId": order_id} if order_id is not None else {"clientId": client_id})}
+            answer = self._call(self.client.privateDeleteApiV1Order, request, order_call=True)
         else:
             params = {} if order_id is not None else {"clientOrderId": client_id}
-            self._call(self.client.cancel_order, order_id, m["symbol"], params)
+            answer = self._call(self.client.cancel_order, order_id, m["symbol"], params, order_call=True)
+        if not answer:
+            self._confirm_gone(symbol, order_id, client_id)
+
+    def _confirm_gone(self, symbol: str, order_id: str | None, client_id: int | None) -> int:
+        """After "202 accepted but not yet executed" (Backpack's openapi.yaml): wait until the
+        order(s) left the book, a few short looks; still there means not done (ExchangeUnavailable:
+        the bot cancels again next loop). Returns how many were still open at the first look."""
+        first = None
+        for attempt in range(CANCEL_LOOKS):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            left = [o for o in self.fetch_open_orders(symbol)
+                    if (order_id is None and client_id is None) or o.id == order_id
+                    or (client_id is not None and o.client_id == client_id)]
+            first = len(left) if first is None else first
+            if not left:
+                return first
+        raise base.ExchangeUnavailable(f"{self.name} accepted the cancel of {symbol} orders but has not done it yet")
 
     def cancel_orders(self, symbol: str, order_ids: Sequence[str]) -> list[ExchangeError | None]:
         """Cancel by id, CANCEL_WORKERS requests at a time (each still takes its token from the
@@ -406,7 +487,14 @@ class CcxtExchange(Exchange):
         return rounds * self.latency + wait
 
     def cancel_all_orders(self, symbol: str) -> int:
-        return len(self._call(self.client.cancel_all_orders, self._market(symbol)["symbol"]) or [])
+        m = self._market(symbol)
+        if self.client.id != "backpack":
+            return len(self._call(self.client.cancel_all_orders, m["symbol"]) or [])
+        # The raw call: a 202 has no body, which ccxt's cancelAllOrders cannot parse.
+        answer = self._call(self.client.privateDeleteApiV1Orders, {"symbol": m["id"]})
+        if isinstance(answer, list):
+            return len(answer)
+        return self._confirm_gone(symbol, None, None)
 
     def fetch_open_orders(self, symbol: str) -> list[Order]:
         orders = [self._order(o, symbol) for o in self._read(self.client.fetch_open_orders, self._market(symbol)["symbol"])]
@@ -414,8 +502,18 @@ class CcxtExchange(Exchange):
         return orders
 
     def fetch_position(self, symbol: str) -> Position:
-        unified = self._market(symbol)["symbol"]
-        for p in self._read(self.client.fetch_positions, [unified]):
+        """The venue's position, the truth. Backpack answers a flat one with 404 "Position not found"
+        (openapi.yaml, /api/v1/position): that is a flat position, not an error."""
+        m = self._market(symbol)
+        unified = m["symbol"]
+        params = {"symbol": m["id"]} if self.client.id == "backpack" else {}
+        try:
+            positions = self._read(self.client.fetch_positions, [unified], params)
+        except ExchangeError as exc:
+            if venue_error(str(exc))[0] == "RESOURCE_NOT_FOUND" and "position" in str(exc).lower():
+                return Position(symbol=symbol)
+            raise
+        for p in positions:
             if p.get("symbol") != unified:
                 continue
             info = p.get("info") or {}
@@ -444,31 +542,60 @@ class CcxtExchange(Exchange):
         return Balance(asset=asset, total=float(entry.get("total") or free + used), free=free, used=used)
 
     def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
-        """Every fill at or after `since_ms`, paging on by time until a short page.
+        """Every fill at or after `since_ms`, of every kind, oldest first.
 
         Each fill carries its order's client id (see `_fill_client_id`): the strategy books fills
-        by client id and would drop one without it.
+        by client id and would drop one without it. A fill of an order the venue placed itself (a
+        liquidation, an ADL) carries `system_order` and no client id.
         """
         m = self._market(symbol)
-        limit = 1000
-        seen: dict[str, Fill] = {}
+        trades = self._backpack_trades(m, since_ms) if self.client.id == "backpack" else self._paged_trades(m, since_ms)
+        seen = {str(t["id"]): self._fill(t, symbol, m["symbol"]) for t in trades}
+        return sorted((f for f in seen.values() if f.timestamp >= since_ms), key=lambda f: (f.timestamp, f.trade_id))
+
+    def _backpack_trades(self, m: dict[str, Any], since_ms: int) -> list[dict[str, Any]]:
+        """Backpack's fill history, page by page by offset (1,000 at most a page).
+
+        Not ccxt's fetchMyTrades: it asks `fillType=User`, which hides liquidation and ADL fills
+        (listed by default since 2025-04-22, openapi.yaml changelog). The adapter asks oldest first
+        (`sortDirection=Asc`) but does not rely on it: the venue answered newest first when no
+        direction was named (ccxt's recorded answers), and offsets over one window cover it in
+        either order; a fill arriving while paging can only repeat one, kept once by its id.
+        """
+        trades: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            request = {"symbol": m["id"], "from": since_ms, "limit": FILLS_PAGE, "offset": offset, "sortDirection": "Asc"}
+            page = self._read(self.client.privateGetWapiV1HistoryFills, request)
+            page = page if isinstance(page, list) else []
+            trades.extend(self.client.parse_trades(page, m))
+            if len(page) < FILLS_PAGE:
+                return trades
+            offset += len(page)
+
+    def _paged_trades(self, m: dict[str, Any], since_ms: int) -> list[dict[str, Any]]:
+        """Other venues: ccxt's fetchMyTrades, paging on by time until a short page."""
+        trades: list[dict[str, Any]] = []
         since = since_ms
         while True:
-            trades = self._read(self.client.fetch_my_trades, m["symbol"], since, limit)
-            for t in trades:
-                fee = (t.get("fee") or {}).get("cost")
-                seen[str(t["id"])] = Fill(
-                    trade_id=str(t["id"]), order_id=str(t.get("order")), symbol=symbol, side=t["side"],
+            page = self._read(self.client.fetch_my_trades, m["symbol"], since, FILLS_PAGE)
+            trades.extend(page)
+            if len(page) < FILLS_PAGE:
+                return trades
+            newest = max(int(t["timestamp"]) for t in page)
+            if newest <= since:
+                return trades
+            since = newest
+
+    def _fill(self, t: dict[str, Any], symbol: str, unified: str) -> Fill:
+        """ccxt's unified trade -> the interface's Fill."""
+        fee = (t.get("fee") or {}).get("cost")
+        system = (t.get("info") or {}).get("systemOrderType")
+        return Fill(trade_id=str(t["id"]), order_id=str(t.get("order")), symbol=symbol, side=t["side"],
                     price=float(t["price"]), qty=float(t["amount"]), fee=float(fee or 0.0),
                     is_maker=t.get("takerOrMaker") == "maker", timestamp=int(t["timestamp"]),
-                    client_id=self._fill_client_id(t, m["symbol"]))
-            if len(trades) < limit:
-                break
-            newest = max(int(t["timestamp"]) for t in trades)
-            if newest <= since:
-                break
-            since = newest
-        return sorted((f for f in seen.values() if f.timestamp >= since_ms), key=lambda f: (f.timestamp, f.trade_id))
+                    client_id=None if system else self._fill_client_id(t, unified),
+                    system_order=str(system) if system else None)
 
     def close(self) -> None:
         session = getattr(self.client, "session", None)

@@ -34,7 +34,7 @@ class LivePriceSource:
         now = time.monotonic()
         if self.price is None or now - self._fetched_at >= self.min_interval:
             try:
-                self.price = self.exchange.fetch_ticker(self.symbol).last
+                self.price = self.exchange.fetch_last(self.symbol)
                 self._fetched_at = now
             except ExchangeError as exc:
                 if self.price is None:

@@ -1,8 +1,10 @@
 """One request budget per exchange account, shared by every bot process on this machine.
 
-Exchanges limit requests per account, not per process (Backpack: 2,000 a minute), so ten bots on
-one key must share one budget. The budget is a token bucket whose state lives in a small JSON file
-under the project home (`logs/ratelimit/<fingerprint>.json`), read and written under
+Exchanges limit requests per account, not per process, so ten bots on one key must share one
+budget (its size per venue: `ccxt_exchange.ACCOUNT_BUDGETS`, overridable per config). The budget
+is a token bucket whose state lives in a small JSON file in the user's state directory outside
+every home (`<user state dir>/ratelimit/<fingerprint>.json`, core/user_state.py: bots of two homes
+on one key share it too), read and written under
 `fcntl.flock`; every request takes a token first. The fingerprint is a truncated sha256 of the
 exchange and key: the key itself is never written anywhere.
 
@@ -20,9 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.user_state import user_state_dir
 from exchanges.base import RateLimited
 
-RATE_LIMIT_DIR = Path("logs") / "ratelimit"
+RATE_LIMIT_DIR = "ratelimit"
 
 
 def account_fingerprint(exchange: str, api_key: str) -> str:
@@ -65,8 +68,9 @@ class SharedRateLimiter:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def for_account(cls, home: Path, exchange: str, api_key: str, budget: Budget) -> "SharedRateLimiter":
-        return cls(home / RATE_LIMIT_DIR / f"{account_fingerprint(exchange, api_key)}.json", budget)
+    def for_account(cls, exchange: str, api_key: str, budget: Budget) -> "SharedRateLimiter":
+        """The one budget of this key for every bot of this user, whatever its project home."""
+        return cls(user_state_dir() / RATE_LIMIT_DIR / f"{account_fingerprint(exchange, api_key)}.json", budget)
 
     def _update(self, cost: float, penalty: float = 0.0) -> tuple[float, bool]:
         """Under the lock: refill, then reserve `cost` tokens if the wait for them is acceptable.

@@ -91,6 +91,11 @@ def render(event: dict, symbol: str = "", config: str = "") -> tuple[str, str]:
                  f"Grid profit {_fig(p.get('grid_profit'))}{quote}, equity {_fig(p.get('equity'))}{quote}",
                  f"Fills {_fig(p.get('fill_count'))} ({_fig(p.get('fill_count_today'), True)} today), "
                  f"position {p['position'] if p.get('position') is not None else '-'}, {p.get('state') or 'state unknown'}"]
+    elif kind in (ev.RELOADED, ev.RELOAD_FAILED):
+        ok = kind == ev.RELOADED
+        title = f"{'RELOADED' if ok else 'RELOAD FAILED'} {who}"
+        lines = [f"{'Applied' if ok else 'Nothing applied'} at {when}: {_short(p.get('reason') or p.get('message'))}"]
+        lines += [_short(change, 100) for change in (p.get("changes") or [])[:5]] + [f"Check: {status}"]
     elif kind == ev.TEST:
         title, lines = "gridbot alerts: test", [f"Test from {p.get('host', 'the fleet')} at {when}: alerts reach this channel."]
     else:

@@ -41,7 +41,7 @@ from exchanges import client_ids
 from exchanges.base import (Exchange, ExchangeError, ExchangeUnavailable, Fill, InsufficientMargin, InvalidOrder,
                             Order, OrderNotFound, OrderRequest, PostOnlyRejected)
 from strategies.grid_math import floor_to, grid_levels, round_to
-from strategies.grid_params import GridParams, check_params
+from strategies.grid_params import GridParams
 
 EPS = 1e-9
 STATE_KEY = "perp_grid"
@@ -197,32 +197,13 @@ class PerpGridStrategy:
         self.cells = [Cell(i, side) for i, side in enumerate(sides)]
 
     def adjust_grid_range(self, lower: float | None, upper: float | None) -> dict:
-        """Rebuild the grid on a new range without restarting; the old grid comes back on failure."""
-        new = self.params.with_range(self.params.lower if lower is None else lower,
-                                     self.params.upper if upper is None else upper)
-        errors = check_params(new, self.market, self._equity(), self.exchange.leverage)
-        if errors:
-            raise ValueError("; ".join(errors))
-        self._cancel_all()
-        self._sync_fills()              # fills of the old orders belong to the old cells
-        self._refresh_position()
-        old = (self.params, self.levels, self.cells, self.carried)
-        self.params = new
-        try:
-            self._build()
-            self._ensure_all()
-        except ExchangeError as exc:
-            self._cancel_all()
-            self.params, self.levels, self.cells, self.carried = old
-            for cell in self.cells:
-                cell.open_order = cell.close_order = None
-            self._ensure_all()
-            self._event("adjust_failed", f"range {new.lower}..{new.upper} failed ({exc}); old range restored")
-            raise ValueError(f"adjusting the range failed ({exc}); the old range {old[0].lower}..{old[0].upper} "
-                             "was restored") from exc
-        finally:
-            self._save()
-        self._event("grid_adjusted", f"range now {new.lower}..{new.upper}")
+        """Move the grid to a new range without restarting; orders at levels both ranges share stay
+        (strategies/reconfigure.py), and the old range comes back on failure."""
+        from strategies.reconfigure import apply_params
+
+        apply_params(self, self.params.with_range(self.params.lower if lower is None else lower,
+                                                  self.params.upper if upper is None else upper))
+        self._event("grid_adjusted", f"range now {self.params.lower}..{self.params.upper}")
         return self.grid_dict()
 
     # ---- reconciliation --------------------------------------------------------------------
@@ -317,7 +298,7 @@ class PerpGridStrategy:
         t.volume += fill.price * fill.qty
         t.fill_count += 1
         profit = None
-        cell = self.cells[cid.level] if cid.level < len(self.cells) else None
+        cell = self.cell_of(fill.order_id, cid.level)
         if cell is None or cid.level == MARKET_LEVEL:
             self.carried = round(self.carried + signed, 10)
         elif cid.role == client_ids.ROLE_OPEN:
@@ -340,6 +321,14 @@ class PerpGridStrategy:
         if self.on_fill is not None:
             self.on_fill({"trade_id": fill.trade_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
                           "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
+
+    def cell_of(self, order_id: str, level: int) -> Cell | None:
+        """The cell resting this order, else the one its client id names: a live reconfiguration
+        (strategies/reconfigure.py) moves kept orders to new cell indexes under their old ids."""
+        for cell in self.cells:
+            if any(ref is not None and ref.id == order_id for ref in (cell.open_order, cell.close_order)):
+                return cell
+        return self.cells[level] if level < len(self.cells) else None
 
     def _fill_ref(self, cell: Cell, slot: str, fill: Fill) -> None:
         ref = getattr(cell, slot)
@@ -413,6 +402,14 @@ class PerpGridStrategy:
         self._closing = None
         self._refresh_position()
         self._stop(reason)
+
+    def flatten(self, reason: str) -> None:
+        """The trader's flatten: cancel the grid's orders, close its own position at market, stop.
+        Sticky like every close: an exchange error midway is finished on the next turns."""
+        try:
+            self._close_and_stop(reason)
+        finally:
+            self._save()
 
     def owned(self) -> float:
         """The grid's own signed position: what its cells hold plus the inventory it carries."""

@@ -104,6 +104,15 @@ def kill_home_processes(home: Path) -> list[str]:
     return leftovers
 
 
+@pytest.fixture(autouse=True)
+def user_state(tmp_path: Path, monkeypatch) -> Path:
+    """Each test's own per-user state dir (account locks, shared request budgets: core/user_state.py),
+    inherited by every process it starts, so no test ever sees the real user's or another test's."""
+    path = tmp_path / "user_state"
+    monkeypatch.setenv("GRIDBOT_STATE_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def home(tmp_path: Path):
     """A fresh project home: config/{active,templates,archived}, logs/, database/."""

@@ -6,6 +6,7 @@
                                          [--after S] [--interval S] [--no-beat] [--exit-code N]
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
                                          [--waiting-for S] [--term-delay S]
+                                         [--books JSON]
 
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
 $LOG_DIR/web.port when it binds $WEB_PORT, exits 143 (128 + SIGTERM) on SIGTERM, and writes $LOG_DIR/stop_reason
@@ -48,6 +49,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--reason", default="cancel failed: 3 orders may remain on the exchange",
                    help="the stop_reason text of reason-exit and reason-on-term")
     p.add_argument("--waiting-for", type=float, default=3600.0, help="how long waiting mode waits")
+    p.add_argument("--books", help="a JSON object published as $LOG_DIR/bot_status.json every loop")
     return p.parse_args()
 
 
@@ -144,6 +146,8 @@ def main() -> int:
                 "updated_at": time.time()})
         if not (due and "hang" in modes) and not args.no_beat:
             beat(hb)
+        if args.books:
+            write_bot_status(Path(log_dir) / "bot_status.json", {**json.loads(args.books), "updated_at": time.time()})
         if due and "progress" in modes:  # a progress bar: \r, never a newline
             sys.stdout.write("\r" + "#" * 10000)
             sys.stdout.flush()

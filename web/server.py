@@ -26,6 +26,7 @@ from core.web_token import ensure_token
 from web.binding import bind_first_free, choose_host, write_port_file
 from web.connections import CappedWSGIServer
 from web.events import EventRelay
+from web.export import fills_to_csv
 from web.host_guard import HostGuard
 from web.metrics import CONTENT_TYPE, render
 from web.validation import BadRequest, parse_adjustment, parse_limit
@@ -36,6 +37,7 @@ STALE_ENV = "WEB_STALE_AFTER"
 DEFAULT_STALE_AFTER = 60.0
 MAX_FILLS = 1000
 MAX_PNL_POINTS = 5000
+CSV_MAX_FILLS = 1_000_000   # the export is the whole history a trader keeps for taxes, not a page of it
 MAX_BODY_DEPTH = 4  # an adjustment is one flat object
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -148,17 +150,40 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     def fills() -> Response:
         return jsonify(runtime.recent_fills(parse_limit(request.args.get("limit"), 50, MAX_FILLS)))
 
+    @app.get("/api/fills.csv")
+    def fills_csv() -> Response:
+        return Response(fills_to_csv(runtime.recent_fills(CSV_MAX_FILLS)), content_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{runtime.instance_id}-fills.csv"'})
+
     @app.get("/api/pnl")
     def pnl() -> Response:
         return jsonify(runtime.pnl_history(parse_limit(request.args.get("limit"), 500, MAX_PNL_POINTS)))
 
+    def unauthorized() -> tuple[Response, int] | None:
+        """None when the request carries this bot's token; else the 401 for a write."""
+        if bearer_ok(request.headers.get("Authorization"), token):
+            return None
+        resp, code = error(401, "missing or wrong token: send Authorization: Bearer <token> "
+                                "(shown by `daemon_manager.py info ID`)")
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="gridbot"'
+        return resp, code
+
+    @app.post("/api/flatten")
+    def flatten() -> Response | tuple[Response, int]:
+        if (refused := unauthorized()) is not None:
+            return refused
+        try:
+            result = runtime.flatten("flattened by the trader")
+        except ValueError as exc:
+            return error(409, str(exc))
+        except TimeoutError as exc:
+            return error(503, str(exc))
+        return jsonify(ok=True, **result)
+
     @app.post("/api/grid/adjust")
     def adjust() -> Response | tuple[Response, int]:
-        if not bearer_ok(request.headers.get("Authorization"), token):
-            resp, code = error(401, "missing or wrong token: send Authorization: Bearer <token> "
-                                    "(shown by `daemon_manager.py info ID`)")
-            resp.headers["WWW-Authenticate"] = 'Bearer realm="gridbot"'
-            return resp, code
+        if (refused := unauthorized()) is not None:
+            return refused
         body = read_json_body()
         snap = runtime.snapshot()
         grid = snap.get("grid")

@@ -148,19 +148,22 @@ def test_boundary_adjust_range_recentres_the_grid():
     ex, src = paper(102.4)
     strat = grid(ex, boundary_action="adjust_range")
     strat.start()
-    run(ex, src, strat, 99.0)               # buys at 101 and 100 filled: long 2, carried over
+    run(ex, src, strat, 99.0)               # buys at 101 and 100 filled: long 2
     assert not strat.stopped
     assert strat.grid_dict()["levels"] == [97.0, 98.0, 99.0, 100.0, 101.0]
     assert resting(ex) == [("buy", 97.0, 1.0), ("buy", 98.0, 1.0), ("sell", 100.0, 1.0), ("sell", 101.0, 1.0)]
-    assert strat.carried == 2.0 and ex.fetch_position("SOL_USDC_PERP").qty == 2.0
+    # cell 100..101 exists in both ranges: it keeps its long 1 and its closing sell at 101;
+    # cell 101..102 is gone, its long 1 is carried
+    assert strat.cells[3].held == 1.0 and strat.cells[3].close_order is not None
+    assert strat.carried == 1.0 and ex.fetch_position("SOL_USDC_PERP").qty == 2.0
 
 
 def test_max_position_counts_inventory_carried_over_from_the_old_range():
     ex, src = paper(102.4)
     strat = grid(ex, boundary_action="adjust_range", max_position=2.0)
     strat.start()
-    run(ex, src, strat, 99.0)               # long 2 carried into the range 97..101
-    assert strat.carried == 2.0
+    run(ex, src, strat, 99.0)               # long 2 into the range 97..101: cell 100..101 keeps 1, 1 carried
+    assert strat.carried == 1.0 and strat.owned() == 2.0
     assert [side for side, _, _ in resting(ex)] == ["sell", "sell"]   # any buy could make it 3
     run(ex, src, strat, 101.0)              # both sells fill: net 0 = carried 2 - short cells 2
     assert ex.fetch_position("SOL_USDC_PERP").qty == 0

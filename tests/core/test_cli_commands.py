@@ -14,10 +14,11 @@ import pytest
 from core.instance_manager import InstanceRegistry
 from core.web_token import ensure_token
 from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli
-from tests.core.util import list_json, registry, start, write_config
+from tests.core.util import list_json, read_to_eof, registry, start, write_config
 from tests.conftest import wait_for
 LIST_KEYS = {"instance_id", "status", "pid", "bot_pid", "web_port", "restart_count", "uptime_s", "cpu_percent",
-             "memory_mb", "config_file"}
+             "memory_mb", "config_file", "symbol", "quote", "position", "unrealized_pnl", "realized_pnl", "grid_profit",
+             "equity"}
 
 
 @pytest.mark.parametrize("command", [["list"], ["list", "--json"], ["status", "-i", "x"]])
@@ -28,7 +29,8 @@ def test_list_and_status_import_nothing_heavy(home, command):
     imported = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "core" in imported and "json" in imported  # the probe works
-    heavy = {"jsonschema", "dotenv", "flask", "ccxt", "numpy", "strategies", "web", "exchanges", "database", "psutil"}
+    heavy = {"jsonschema", "dotenv", "flask", "ccxt", "numpy", "strategies", "web", "exchanges", "database", "psutil",
+             "dashboard"}
     assert imported & heavy == set()
 
 
@@ -67,7 +69,8 @@ def test_list_table_json_info_stats_restart_cleanup(home):
     wait_for(lambda: registry(home)["tour_02"]["status"] == "exited", 15, "tour_02 exited")
 
     table = run_cli(home, "list").stdout.splitlines()
-    assert table[0].split() == ["ID", "STATE", "PID", "BOT", "UPTIME", "RESTARTS", "CPU%", "MEM(MB)", "PORT", "CONFIG"]
+    assert table[0].split() == ["ID", "STATE", "PID", "BOT", "UPTIME", "RESTARTS", "CPU%", "MEM(MB)", "PORT", "SYMBOL",
+                                "POSITION", "UPNL", "RPNL", "GRID", "EQUITY", "CONFIG"]
     assert [row.split()[0] for row in table[1:-1]] == ["tour_01"] and table[1].split()[-1] == "config/active/tour_01.json"
     assert table[-1].startswith("total: 1 shown, 1 live")
     assert "tour_02" in run_cli(home, "list", "--all").stdout
@@ -139,14 +142,7 @@ def test_cleanup_asks_on_a_terminal_and_removes_only_on_yes(home):
             while b"[y/N]" not in said:
                 said += os.read(master, 1024)
             os.write(master, answer.encode() + b"\n")
-            while True:
-                try:
-                    chunk = os.read(master, 1024)
-                except OSError:  # EIO: the CLI closed the terminal
-                    break
-                if not chunk:
-                    break
-                said += chunk
+            said += read_to_eof(master)
             return cli.wait(timeout=30), said.decode()
         finally:
             os.close(master)

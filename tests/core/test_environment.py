@@ -38,7 +38,10 @@ def test_planted_credentials_reach_neither_supervisor_nor_bot(home):
         assert env["PATH"] == os.environ["PATH"] and env["LC_TIME"] == "C" and env["GRIDBOT_HOME"] == str(home)
     assert bot["HTTPS_PROXY"] == ALLOWED["HTTPS_PROXY"] and "HTTPS_PROXY" not in supervisor
     assert bot["GRID_FLAVOUR"] == "vanilla" and bot["INSTANCE_ID"] == "allow_01" and bot["PYTHONUNBUFFERED"] == "1"
-    assert set(supervisor) <= {"PATH", "HOME", "LANG", "TZ", "GRIDBOT_HOME"} | {k for k in supervisor if k.startswith("LC_")}
+    # the per-user state dir (account locks, a key's request budget) is where the CLI's is
+    assert supervisor["GRIDBOT_STATE_DIR"] == bot["GRIDBOT_STATE_DIR"] == os.environ["GRIDBOT_STATE_DIR"]
+    assert set(supervisor) <= ({"PATH", "HOME", "LANG", "TZ", "GRIDBOT_HOME", "GRIDBOT_STATE_DIR", "XDG_STATE_HOME"}
+                               | {k for k in supervisor if k.startswith("LC_")})
     assert json.loads(dump.read_text()) == bot
     assert run_cli(home, "stop", "-i", "allow_01").returncode == 0
 

@@ -136,14 +136,3 @@ def test_an_outside_sigterm_to_the_bot_is_an_unexpected_exit_and_restarted(home)
     assert run_cli(home, "stop", "-i", "termed").returncode == 0
     assert registry(home)["termed"]["status"] == "stopped"
 
-
-def test_a_bot_that_cannot_reach_its_exchange_shows_waiting_with_the_reason(home):
-    """Its supervisor says running; the bot's published state says waiting: list and status say so."""
-    path = write_config(home, "patient_one", "--mode", "waiting", "--after", "0", "--waiting-for", "600")
-    assert start(home, path).returncode == 0
-    wait_for(lambda: list_json(home).get("patient_one", {}).get("status") == "waiting",
-             what="list to show the waiting bot")
-    status = json.loads(run_cli(home, "status", "-i", "patient_one").stdout)
-    assert status["state"] == "waiting" and status["running"] is True
-    assert status["waiting_reason"] == "exchange unreachable: connection refused"
-    assert run_cli(home, "stop", "-i", "patient_one").returncode == 0

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import TEST_BOT, free_port, run_cli
+from tests.conftest import DAEMON_MANAGER, REPO, TEST_BOT, free_port, home_env, run_cli
 
 FAST = {"restart_delay": 0.1, "max_backoff": 1, "stable_uptime": 5, "startsecs": 0.5, "stop_timeout": 2,
         "health_check_interval": 0.3, "heartbeat_timeout": 1.5}
@@ -51,3 +55,31 @@ def daemon_log(home: Path, iid: str) -> str:
 
 def read_int(path: Path) -> int:
     return int(path.read_text().split()[0])
+
+
+def read_to_eof(master: int) -> bytes:
+    """Everything a CLI writes to a pseudo-terminal until it closes its side."""
+    said = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the CLI closed the terminal
+            break
+        if not chunk:
+            break
+        said += chunk
+    return said
+
+
+def on_a_terminal(home, *args: str, env: dict | None = None) -> str:
+    """What `daemon_manager.py ARGS` prints when its stdout is a terminal."""
+    master, slave = pty.openpty()
+    try:
+        cli = subprocess.Popen([sys.executable, str(DAEMON_MANAGER), "--home", str(home), *args], cwd=str(REPO),
+                               env=home_env(home, env), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+        os.close(slave)
+        said = read_to_eof(master)
+        assert cli.wait(timeout=30) == 0, said
+        return said.decode()
+    finally:
+        os.close(master)

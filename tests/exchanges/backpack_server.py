@@ -11,21 +11,20 @@ client (a timeout after the order reached the book), the case a bot must not pla
 `omit_fill_client_ids` makes its fills look like ccxt's unified trades of any other venue: no
 client id, only the order id (the order history still has it, as ccxt's fetch_order reads it).
 
+What the venue does (accounts, matching, the answers, each citing its source) is
+`tests/exchanges/backpack_venue.py`; this module adds HTTP, signing, the 429s and lost answers.
+
 Run alone: `python -m tests.exchanges.backpack_server --port 8700` (prints the URL and test keys).
 """
 from __future__ import annotations
 
 import argparse
 import base64
-import itertools
 import json
-import math
 import socket
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -34,34 +33,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from tests.exchanges.backpack_venue import ROUTES, ApiError, BackpackVenue
+
 # The known vector of the issue: this seed's key signs the cancel below to SIGNATURE.
 TEST_SEED_B64 = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="
 TEST_PUBLIC_B64 = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
-
-TICK = 0.01
-STEP = 0.01
-MIN_QTY = 0.01
-MAKER_FEE = 0.0002
-TAKER_FEE = 0.0005
-LEVERAGE = 10.0
-
-# (method, path) -> instruction; None = public, no signature.
-ROUTES: dict[tuple[str, str], str | None] = {
-    ("GET", "/api/v1/assets"): None,
-    ("GET", "/api/v1/markets"): None,
-    ("GET", "/api/v1/securities"): None,
-    ("GET", "/api/v1/ticker"): None,
-    ("GET", "/api/v1/capital"): "balanceQuery",
-    ("GET", "/api/v1/capital/collateral"): "collateralQuery",
-    ("GET", "/api/v1/position"): "positionQuery",
-    ("GET", "/api/v1/orders"): "orderQueryAll",
-    ("POST", "/api/v1/order"): "orderExecute",
-    ("POST", "/api/v1/orders"): "orderExecute",
-    ("DELETE", "/api/v1/order"): "orderCancel",
-    ("DELETE", "/api/v1/orders"): "orderCancelAll",
-    ("GET", "/wapi/v1/history/fills"): "fillHistoryQueryAll",
-    ("GET", "/wapi/v1/history/orders"): "orderHistoryQueryAll",
-}
 
 
 def keypair_from_seed(seed_b64: str) -> tuple[str, str]:
@@ -99,59 +75,13 @@ def verify(api_key_b64: str, signature_b64: str, payload: str) -> bool:
         return False
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.8f}".rstrip("0").rstrip(".") or "0"
-
-
-def _on_grid(x: float, unit: float) -> bool:
-    return abs(x / unit - round(x / unit)) < 1e-6
-
-
-@dataclass
-class Account:
-    collateral: float = 10_000.0
-    qty: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    entry: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    realized: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-
-    def apply_fill(self, symbol: str, side: int, qty: float, price: float, fee: float) -> None:
-        q, e = self.qty[symbol], self.entry[symbol]
-        if q == 0 or (q > 0) == (side > 0):
-            self.entry[symbol] = (abs(q) * e + qty * price) / (abs(q) + qty)
-        else:
-            closed = min(qty, abs(q))
-            pnl = closed * (price - e) * (1 if q > 0 else -1)
-            self.realized[symbol] += pnl
-            self.collateral += pnl
-            if qty > abs(q):
-                self.entry[symbol] = price
-        self.qty[symbol] = round(q + side * qty, 8)
-        if self.qty[symbol] == 0:
-            self.entry[symbol] = 0.0
-        self.collateral -= fee
-
-
-class BackpackServer:
-    """The exchange state plus an HTTP server on 127.0.0.1 serving it."""
+class BackpackServer(BackpackVenue):
+    """The venue plus an HTTP server on 127.0.0.1 serving it."""
 
     def __init__(self, keys: list[str] | None = None, *, price: float | None = None, center: float = 150.0,
                  amplitude: float = 2.0, period: float = 20.0, port: int = 0) -> None:
+        super().__init__(price=price, center=center, amplitude=amplitude, period=period)
         self.keys = set(keys or [TEST_PUBLIC_B64])
-        self.center, self.amplitude, self.period = center, amplitude, period
-        self.fixed_price = price
-        self.t0 = time.time()
-        self.lock = threading.RLock()
-        self.accounts: dict[str, Account] = defaultdict(Account)
-        self.orders: list[dict] = []               # every order ever accepted, in order
-        self.open: dict[str, dict] = {}            # id -> order of the book
-        self.fills: list[dict] = []
-        self.duplicates: list[dict] = []           # an order placed at a level already resting
         self.hits: dict[str, int] = defaultdict(int)     # "METHOD /path" -> requests received
         self.rejected_auth = 0
         self.signed_ok = 0
@@ -160,13 +90,9 @@ class BackpackServer:
         self.late_answers = 0                            # placements still to answer late (see lose_order_answers)
         self.late_answer_delay = 0.0
         self.storm_answers = 0
-        self.omit_fill_client_ids = False                # fills without clientId, like most venues' trades
         self.budget: tuple[int, float] | None = None     # (requests, window seconds) per key
         self.window_counts: dict[tuple[str, int], int] = defaultdict(int)
         self.over_budget = 0
-        self._ids = itertools.count(1_000_000)
-        self._trade_ids = itertools.count(1)
-        self._matched_until = time.time()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -199,18 +125,6 @@ class BackpackServer:
         self.stop()
 
     # ---- controls for tests --------------------------------------------------------------
-    def price_at(self, t: float) -> float:
-        if self.fixed_price is not None:
-            return self.fixed_price
-        raw = self.center + self.amplitude * math.sin(2 * math.pi * (t - self.t0) / self.period)
-        return round(round(raw / TICK) * TICK, 8)
-
-    def set_price(self, price: float) -> None:
-        with self.lock:
-            self._match(time.time())
-            self.fixed_price = price
-            self._match(time.time())
-
     def storm(self, seconds: float) -> None:
         """Answer 429 to every request for `seconds`."""
         self.storm_until = time.time() + seconds
@@ -237,191 +151,7 @@ class BackpackServer:
     def max_window_count(self, key: str) -> int:
         return max((n for (k, _), n in self.window_counts.items() if k == key), default=0)
 
-    # ---- matching --------------------------------------------------------------------------
-    def _match(self, now: float) -> None:
-        """Trade the resting book against the price path since the last match (50 ms samples)."""
-        t = self._matched_until
-        while True:
-            t = min(t + 0.05, now)
-            price = self.price_at(t)
-            for order in list(self.open.values()):
-                limit = float(order["price"])
-                if (order["side"] == "Bid" and price <= limit) or (order["side"] == "Ask" and price >= limit):
-                    self._fill(order, limit, maker=True, ts=t)
-            if t >= now:
-                break
-        self._matched_until = now
-
-    def _fill(self, order: dict, price: float, *, maker: bool, ts: float) -> None:
-        qty = float(order["quantity"]) - float(order["executedQuantity"])
-        fee = qty * price * (MAKER_FEE if maker else TAKER_FEE)
-        self.accounts[order["_key"]].apply_fill(order["symbol"], 1 if order["side"] == "Bid" else -1, qty, price, fee)
-        order["executedQuantity"] = order["quantity"]
-        order["executedQuoteQuantity"] = _fmt(float(order["executedQuoteQuantity"]) + qty * price)
-        order["status"] = "Filled"
-        self.open.pop(order["id"], None)
-        stamp = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-        self.fills.append({
-            "_key": order["_key"], "_ms": int(ts * 1000), "tradeId": next(self._trade_ids), "orderId": order["id"],
-            "clientId": order["clientId"], "symbol": order["symbol"], "side": order["side"], "price": _fmt(price),
-            "quantity": _fmt(qty), "fee": _fmt(fee), "feeSymbol": "USDC", "isMaker": maker,
-            "systemOrderType": None, "timestamp": stamp,
-        })
-
-    # ---- endpoints -------------------------------------------------------------------------
-    def markets(self) -> list[dict]:
-        def market(symbol: str, base: str, kind: str) -> dict:
-            return {"symbol": symbol, "baseSymbol": base, "quoteSymbol": "USDC", "marketType": kind,
-                    "orderBookState": "Open", "createdAt": "2025-01-21T06:34:54.691858",
-                    "filters": {"price": {"tickSize": _fmt(TICK), "minPrice": "0.01", "maxPrice": "100000"},
-                                "quantity": {"stepSize": _fmt(STEP), "minQuantity": _fmt(MIN_QTY), "maxQuantity": None}}}
-        return [market("SOL_USDC_PERP", "SOL", "PERP"), market("SOL_USDC", "SOL", "SPOT"),
-                market("BTC_USDC_PERP", "BTC", "PERP")]
-
-    def ticker(self, symbol: str) -> dict:
-        last = _fmt(self.price_at(time.time()))
-        return {"symbol": symbol, "firstPrice": last, "lastPrice": last, "high": last, "low": last,
-                "volume": "0", "quoteVolume": "0", "priceChange": "0", "priceChangePercent": "0", "trades": "0"}
-
-    def execute(self, key: str, req: dict) -> dict:
-        symbol = req.get("symbol")
-        if symbol not in {m["symbol"] for m in self.markets()}:
-            raise ApiError(400, "INVALID_MARKET", f"Invalid market symbol {symbol}")
-        side, kind = req.get("side"), req.get("orderType")
-        qty = float(req.get("quantity") or 0)
-        if side not in ("Bid", "Ask") or kind not in ("Limit", "Market"):
-            raise ApiError(400, "INVALID_CLIENT_REQUEST", "side must be Bid/Ask and orderType Limit/Market")
-        if qty < MIN_QTY or not _on_grid(qty, STEP):
-            raise ApiError(400, "INVALID_QUANTITY", f"Quantity {qty} is below the minimum or off the step size")
-        client_id = req.get("clientId")
-        if client_id is not None and not (isinstance(client_id, int) and 0 <= client_id < 2**32):
-            raise ApiError(400, "INVALID_CLIENT_REQUEST", "clientId must be an unsigned 32-bit integer")
-        now = time.time()
-        market_price = self.price_at(now)
-        price = float(req["price"]) if kind == "Limit" else market_price
-        if kind == "Limit" and not _on_grid(price, TICK):
-            raise ApiError(400, "INVALID_PRICE", f"Price {price} is not a multiple of the tick size")
-        crosses = (side == "Bid" and price >= market_price) or (side == "Ask" and price <= market_price)
-        if req.get("postOnly") and crosses:
-            raise ApiError(400, "INVALID_ORDER", "Order would immediately match and take.")
-        account = self.accounts[key]
-        position = account.qty[symbol]
-        if req.get("reduceOnly") and (position == 0 or (position > 0) == (side == "Bid") or qty > abs(position) + 1e-9):
-            raise ApiError(400, "INVALID_ORDER", "Reduce only order not reduced.")
-        resting = sum(float(o["quantity"]) * float(o["price"]) for o in self.open.values() if o["_key"] == key)
-        if not req.get("reduceOnly") and (resting + qty * price + abs(position) * market_price) / LEVERAGE > account.collateral:
-            raise ApiError(400, "INSUFFICIENT_MARGIN", "Insufficient margin")
-        order = {
-            "_key": key, "id": str(next(self._ids)), "clientId": client_id, "symbol": symbol, "side": side,
-            "orderType": kind, "timeInForce": "GTC", "price": _fmt(price), "quantity": _fmt(qty),
-            "executedQuantity": "0", "executedQuoteQuantity": "0", "status": "New",
-            "postOnly": bool(req.get("postOnly")), "reduceOnly": bool(req.get("reduceOnly")),
-            "selfTradePrevention": "RejectTaker", "createdAt": int(now * 1000),
-        }
-        if any(o["_key"] == key and o["symbol"] == symbol and o["side"] == side and o["price"] == order["price"]
-               for o in self.open.values()):
-            self.duplicates.append(order)
-        self.orders.append(order)
-        if crosses:
-            self._fill(order, market_price, maker=False, ts=now)
-        else:
-            self.open[order["id"]] = order
-        return order
-
-    def cancel(self, key: str, req: dict) -> dict:
-        for order in list(self.open.values()):
-            if order["_key"] == key and order["symbol"] == req.get("symbol") and (
-                    order["id"] == str(req.get("orderId")) or
-                    (req.get("clientId") is not None and order["clientId"] == req.get("clientId"))):
-                order["status"] = "Cancelled"
-                return self.open.pop(order["id"])
-        raise ApiError(404, "RESOURCE_NOT_FOUND", "Order not found")
-
-    def cancel_all(self, key: str, req: dict) -> list[dict]:
-        gone = [o for o in self.open.values() if o["_key"] == key and o["symbol"] == req.get("symbol")]
-        for order in gone:
-            order["status"] = "Cancelled"
-            self.open.pop(order["id"])
-        return gone
-
-    def positions(self, key: str) -> list[dict]:
-        account, mark = self.accounts[key], self.price_at(time.time())
-        out = []
-        for symbol, qty in account.qty.items():
-            if qty == 0:
-                continue
-            entry = account.entry[symbol]
-            out.append({"symbol": symbol, "positionId": symbol, "netQuantity": _fmt(qty),
-                        "netExposureQuantity": _fmt(abs(qty)), "netCost": _fmt(qty * entry),
-                        "entryPrice": _fmt(entry), "markPrice": _fmt(mark), "pnlRealized": _fmt(account.realized[symbol]),
-                        "pnlUnrealized": _fmt(qty * (mark - entry)), "estLiquidationPrice": "0",
-                        "imf": "0.02", "mmf": "0.0125"})
-        return out
-
-    def capital(self, key: str) -> dict:
-        account = self.accounts[key]
-        locked = sum(float(o["quantity"]) * float(o["price"]) / LEVERAGE for o in self.open.values() if o["_key"] == key)
-        return {"USDC": {"available": _fmt(account.collateral - locked), "locked": _fmt(locked), "staked": "0"}}
-
-    def fill_history(self, key: str, query: dict) -> list[dict]:
-        since = int(query.get("from", 0))
-        limit = int(query.get("limit", 100))
-        mine = [f for f in self.fills if f["_key"] == key and f["_ms"] >= since
-                and ("symbol" not in query or f["symbol"] == query["symbol"])]
-        if self.omit_fill_client_ids:
-            return [{k: v for k, v in f.items() if k != "clientId"} for f in mine[:limit]]
-        return mine[:limit]
-
-    def order_history(self, key: str, query: dict) -> list[dict]:
-        """Every order ever accepted (open, filled, cancelled), newest first, as Backpack lists them."""
-        mine = [o for o in reversed(self.orders) if o["_key"] == key
-                and ("symbol" not in query or o["symbol"] == query["symbol"])
-                and ("orderId" not in query or o["id"] == query["orderId"])]
-        return mine[:int(query.get("limit", 100))]
-
-    def dispatch(self, method: str, path: str, key: str | None, query: dict, body: Any) -> Any:
-        self._match(time.time())
-        if path == "/api/v1/assets":
-            return [{"symbol": s, "displayName": s, "coingeckoId": None, "tokens": []} for s in ("SOL", "BTC", "USDC")]
-        if path == "/api/v1/markets":
-            return self.markets()
-        if path == "/api/v1/securities":
-            return []
-        if path == "/api/v1/ticker":
-            return self.ticker(query.get("symbol", ""))
-        assert key is not None
-        params = body if body is not None else query
-        if path == "/api/v1/capital":
-            return self.capital(key)
-        if path == "/api/v1/capital/collateral":
-            account, mark = self.accounts[key], self.price_at(time.time())
-            equity = account.collateral + sum(q * (mark - account.entry[s]) for s, q in account.qty.items())
-            locked = float(self.capital(key)["USDC"]["locked"])
-            return {"netEquity": _fmt(equity), "netEquityAvailable": _fmt(equity - locked),
-                    "netEquityLocked": _fmt(locked)}
-        if path == "/api/v1/position":
-            return self.positions(key)
-        if path == "/api/v1/orders" and method == "GET":
-            return [o for o in self.open.values() if o["_key"] == key
-                    and ("symbol" not in query or o["symbol"] == query["symbol"])]
-        if path == "/api/v1/order" and method == "POST":
-            return self.execute(key, params)
-        if path == "/api/v1/orders" and method == "POST":
-            results = []
-            for req in params:
-                try:
-                    results.append(self.execute(key, req))
-                except ApiError as exc:
-                    results.append({"code": exc.code, "message": exc.message})
-            return results
-        if path == "/api/v1/order" and method == "DELETE":
-            return self.cancel(key, params)
-        if path == "/api/v1/orders" and method == "DELETE":
-            return self.cancel_all(key, params)
-        if path == "/wapi/v1/history/orders":
-            return self.order_history(key, query)
-        return self.fill_history(key, query)
-
+    # ---- HTTP -------------------------------------------------------------------------------
     def authenticate(self, method: str, path: str, headers: Any, query: dict, body: Any) -> str:
         """The api key of a correctly signed request, or ApiError(401)."""
         instruction = ROUTES[(method, path)]
@@ -430,8 +160,10 @@ class BackpackServer:
         params = body if body is not None else query
         if key not in self.keys:
             raise ApiError(401, "UNAUTHORIZED", "API key does not exist")
-        if not ts.isdigit() or abs(time.time() * 1000 - int(ts)) > int(window):
-            raise ApiError(400, "INVALID_CLIENT_REQUEST", "Request has expired")
+        if not ts.isdigit() or abs(self.now_ms() - int(ts)) > int(window):
+            # "401 (Unauthorized) Request has expired": github.com/catsats/backpack_exchange issue 16
+            # (2024-03-31), with the JSON error code every error carries since 2024-10-15 (SPEC line 4).
+            raise ApiError(401, "UNAUTHORIZED", "Request has expired")
         if not verify(key, sig, signing_payload(instruction or "", params, ts, window)):
             raise ApiError(401, "INVALID_SIGNATURE", "Invalid signature")
         return key
@@ -466,8 +198,20 @@ class BackpackServer:
                 pass
 
             def _send(self, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:
-                data = json.dumps({k: v for k, v in payload.items() if not k.startswith("_")} if isinstance(payload, dict)
-                                  else [{k: v for k, v in p.items() if not k.startswith("_")} for p in payload]).encode()
+                """JSON, or no body at all for 202/204 (a `None` payload: SPEC 1893, 2463, 2713)."""
+                if payload is None:
+                    status = 204 if self.command == "GET" else 202
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if isinstance(payload, dict):
+                    clean: Any = {k: v for k, v in payload.items() if not k.startswith("_")}
+                elif isinstance(payload, list):
+                    clean = [{k: v for k, v in p.items() if not k.startswith("_")} for p in payload]
+                else:
+                    clean = payload
+                data = json.dumps(clean).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -487,6 +231,10 @@ class BackpackServer:
                 if route not in ROUTES:
                     self._send(404, {"code": "RESOURCE_NOT_FOUND", "message": f"no route {method} {parts.path}"})
                     return
+                if time.time() < server.maintenance_until:
+                    server.errors["MAINTENANCE"] += 1
+                    self._send(503, {"code": "MAINTENANCE", "message": "System under maintenance"})   # SPEC 2477
+                    return
                 if time.time() < server.storm_until:
                     server.storm_answers += 1
                     self._send(429, {"code": "TOO_MANY_REQUESTS", "message": "Too many requests"}, {"Retry-After": "1"})
@@ -505,6 +253,7 @@ class BackpackServer:
                                 raise ApiError(429, "TOO_MANY_REQUESTS", "Request budget of this key spent")
                         result = server.dispatch(method, parts.path, key, query, body)
                 except ApiError as exc:
+                    server.errors[exc.code] += 1
                     self._send(exc.status, {"code": exc.code, "message": exc.message},
                                {"Retry-After": "1"} if exc.status == 429 else None)
                     return

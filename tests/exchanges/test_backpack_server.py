@@ -54,7 +54,7 @@ def test_server_accepts_good_and_rejects_bad_signatures():
         assert unknown.status_code == 401 and unknown.json()["code"] == "UNAUTHORIZED"
         stale = _signed_get(server, TEST_SEED_B64, TEST_PUBLIC_B64, "/api/v1/capital", "balanceQuery",
                             ts=int(time.time() * 1000) - 60_000)
-        assert stale.status_code == 400
+        assert stale.status_code == 401 and stale.json()["message"] == "Request has expired"
         assert server.signed_ok == 1 and server.rejected_auth == 3
 
 

@@ -74,7 +74,7 @@ def test_market_order_fills_at_once(exchange, server):
 @pytest.mark.parametrize("request_, error", [
     (buy(150.5), base.PostOnlyRejected),                            # would cross the book
     (buy(149.0, qty=0.001), base.InvalidOrder),                     # below the minimum quantity
-    (buy(100.0, qty=2000.0), base.InsufficientMargin),              # 200k notional on 10k collateral at 10x
+    (buy(120.0, qty=2000.0), base.InsufficientMargin),              # 240k notional on 10k collateral at 10x
     (OrderRequest(SYMBOL, "sell", 1.0, 151.0, reduce_only=True), base.InvalidOrder),   # nothing to reduce
 ])
 def test_rejections_map_to_the_interface_errors(exchange, request_, error):
@@ -83,7 +83,7 @@ def test_rejections_map_to_the_interface_errors(exchange, request_, error):
 
 
 def test_batch_is_one_request_with_a_result_per_order_in_order(exchange, server):
-    requests_ = [buy(149.0, client_id=1), buy(150.5, client_id=2), buy(100.0, qty=2000.0, client_id=3),
+    requests_ = [buy(149.0, client_id=1), buy(150.5, client_id=2), buy(120.0, qty=2000.0, client_id=3),
                  OrderRequest(SYMBOL, "sell", 0.5, 151.0, client_id=4)]
     results = exchange.place_orders(requests_)
     assert server.hits["POST /api/v1/orders"] == 1 and server.hits["POST /api/v1/order"] == 0
@@ -242,15 +242,18 @@ def test_error_mapping(ccxt_error, expected):
 
 @pytest.mark.parametrize("message, expected", [
     ('backpack {"code":"INVALID_ORDER","message":"Order would immediately match and take."}', base.PostOnlyRejected),
-    ('backpack {"code":"INVALID_PRICE","message":"Price is too far from the last active price"}', base.InvalidOrder),
+    ('backpack {"code":"INVALID_PRICE","message":"Price is too far from the last active price"}', base.PriceOutOfBand),
+    ('backpack {"code":"INVALID_PRICE","message":"Price 1.005 is not a multiple of the tick size"}', base.InvalidOrder),
 ])
 def test_invalid_order_texts(message, expected):
     assert type(CcxtExchange(ccxt.backpack(), instance_id="x").translate(ccxt.InvalidOrder(message))) is expected
 
 
-def test_resource_not_found_on_a_cancel_is_order_not_found():
+def test_resource_not_found_is_order_not_found_only_on_order_calls():
     err = ccxt.ExchangeNotAvailable('backpack {"code":"RESOURCE_NOT_FOUND","message":"Order not found"}')
-    assert type(CcxtExchange(ccxt.backpack(), instance_id="x").translate(err)) is base.OrderNotFound
+    ex = CcxtExchange(ccxt.backpack(), instance_id="x")
+    assert type(ex.translate(err, order_call=True)) is base.OrderNotFound
+    assert type(ex.translate(err)) is base.ExchangeError      # neither retried as an outage nor an order gone
 
 
 def test_ccxt_is_imported_only_for_a_real_exchange():

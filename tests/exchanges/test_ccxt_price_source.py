@@ -23,6 +23,17 @@ def test_follows_the_public_ticker_without_keys_and_polls_at_most_once_per_inter
         server.set_price(153.0)
         assert source.next()[1] == 152.5 and server.hits["GET /api/v1/ticker"] == 2
         assert source.state() == {"kind": "live", "exchange": "backpack", "symbol": SYMBOL, "price": 152.5}
+        assert server.hits["GET /api/v1/depth"] == 0             # the price alone: no book asked
+        source.close()
+
+
+def test_an_empty_ticker_takes_the_price_from_the_book():
+    """Backpack may answer its ticker 204 without a body (openapi.yaml)."""
+    with BackpackServer(price=150.0) as server:
+        server.ticker_empty = True
+        source = ccxt_price_source.from_config({"exchange": "backpack", "symbol": SYMBOL, "base_url": server.url,
+                                                "min_interval": 0})
+        assert source.next()[1] == pytest.approx(150.0) and server.hits["GET /api/v1/depth"] == 1
         source.close()
 
 

@@ -15,10 +15,11 @@ from tests.exchanges.backpack_server import TEST_PUBLIC_B64, BackpackServer
 SECRET_KEY = "super-secret-api-key-123456"
 
 
-def test_fingerprint_is_per_account_and_hides_the_key(tmp_path):
-    limiter = SharedRateLimiter.for_account(tmp_path, "backpack", SECRET_KEY, Budget(100, 60))
+def test_fingerprint_is_per_account_and_hides_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_STATE_DIR", str(tmp_path / "state"))
+    limiter = SharedRateLimiter.for_account("backpack", SECRET_KEY, Budget(100, 60))
     limiter.acquire()
-    assert limiter.path.parent == tmp_path / "logs" / "ratelimit"
+    assert limiter.path.parent == tmp_path / "state" / "ratelimit"  # per user, outside every home
     assert SECRET_KEY not in limiter.path.name and SECRET_KEY not in limiter.path.read_text()
     assert account_fingerprint("backpack", SECRET_KEY) != account_fingerprint("backpack", SECRET_KEY + "x")
     assert account_fingerprint("backpack", SECRET_KEY) != account_fingerprint("aster", SECRET_KEY)

@@ -20,6 +20,8 @@ PAYLOADS = {
     ev.TRADING: {"waited_s": 420},
     ev.FILL: {"side": "buy", "qty": 0.5, "price": 148.2},
     ev.DAILY_SUMMARY: {"realized_pnl": 12.5, "fill_count": 40},
+    ev.RELOADED: {"changes": ["strategy_config.quantity: 0.5 -> 0.3  (bot)"], "message": "bot applied"},
+    ev.RELOAD_FAILED: {"reason": "restart needed", "changes": ["metadata.symbol: \"A\" -> \"B\"  (restart)"]},
 }
 
 

@@ -109,13 +109,18 @@ def health_status(bot: Bot) -> int | None:
         return None
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM a child this test started, then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def stop_bot(bot: Bot) -> str:
     """SIGTERM (the bot cancels its orders), then SIGKILL if it lingers; return its output."""
-    if bot.proc.poll() is None:
-        bot.proc.send_signal(signal.SIGTERM)
-        try:
-            bot.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            bot.proc.kill()
-            bot.proc.wait(timeout=5)
+    terminate(bot.proc)
     return bot.output.read_text()

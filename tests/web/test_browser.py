@@ -42,6 +42,7 @@ def test_page_shows_price_and_grid_and_adjusts_with_the_token(bot: Bot, browser)
         expect(page.locator("#token-row")).to_be_visible()   # asked once for the token
         page.fill("#token", bot.token)
         page.click("#apply")
+        page.click("#confirm-yes")                             # an adjustment is confirmed first
         expect(page.locator("#adjust-msg")).to_contain_text("Range now", timeout=15000)
         expect(page.locator("#range")).to_have_text(f"{price_text(lower)} – {price_text(upper)}", timeout=15000)
         expect(page.locator("#token-row")).to_be_hidden()
@@ -51,6 +52,7 @@ def test_page_shows_price_and_grid_and_adjusts_with_the_token(bot: Bot, browser)
         # the token is remembered for this tab: a second adjustment does not ask again
         page.fill("#upper", str(upper + 1))
         page.click("#apply")
+        page.click("#confirm-yes")
         expect(page.locator("#range")).to_have_text(f"{price_text(lower)} – {price_text(upper + 1)}", timeout=15000)
 
         expect(page.locator("#fills tbody tr:not(.empty)").first).to_be_visible(timeout=60000)

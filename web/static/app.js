@@ -1,18 +1,24 @@
 /* Live page of one grid bot: fetches the JSON API, then follows Socket.IO events.
-   After a dropped connection it refetches everything on reconnect, so nothing is missed. */
+   After a dropped connection it refetches everything on reconnect, so nothing is missed.
+   Every URL is relative, so the same page works at its own port and behind the fleet
+   dashboard's proxy at /bot/<id>/. */
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
   const instance = document.body.dataset.instance;
   const tokenKey = "gridbot-token:" + instance;
   const MAX_POINTS = 3000;
+  const FILLS_PAGE = 100, MAX_FILLS = 1000;   // the API serves at most 1000; the CSV has them all
+  const PROBE_AFTER_MS = 4000;                 // no news for this long: ask /health whether the bot is there
 
-  const state = { snap: null, series: [], fills: [], orders: [], lastUpdate: 0, decimals: 2, seenFills: new Set() };
+  const state = { snap: null, series: [], pnl: [], fills: [], orders: [], lastUpdate: 0, decimals: 2,
+    seenFills: new Set(), fillLimit: FILLS_PAGE, loopAge: null, loopSeenAt: 0, offline: false };
 
   /* ---------- formatting ---------- */
   const fmt = (v, d) => (v === null || v === undefined || !isFinite(v)) ? "—"
     : Number(v).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
   const price = (v) => fmt(v, state.decimals);
+  const plain = (v, d) => (v === null || v === undefined || !isFinite(v)) ? "—" : Number(v).toFixed(d);
   const money = (v) => (v > 0 ? "+" : "") + fmt(v, 2);
   const qty = (v) => (v === null || v === undefined) ? "—" : String(+Number(v).toFixed(6));
   const signClass = (el, v) => { el.classList.toggle("pos", v > 0); el.classList.toggle("neg", v < 0); };
@@ -36,7 +42,7 @@
 
   /* ---------- data ---------- */
   async function getJSON(path) {
-    const r = await fetch(path, { cache: "no-store" });
+    const r = await fetch(path, { cache: "no-store" });   // relative: "api/status", never "api/status"
     if (!r.ok) throw new Error(path + ": HTTP " + r.status);
     return r.json();
   }
@@ -61,14 +67,15 @@
   async function refetchAll() {
     try {
       const [snap, pnl, orders, fills] = await Promise.all([
-        getJSON("/api/status"), getJSON("/api/pnl?limit=" + MAX_POINTS), getJSON("/api/orders"), getJSON("/api/fills?limit=100"),
+        getJSON("api/status"), getJSON("api/pnl?limit=" + MAX_POINTS), getJSON("api/orders"), getJSON("api/fills?limit=" + state.fillLimit),
       ]);
       mergeHistory(pnl.concat(fills));
+      state.pnl = pnl.map((r) => ({ t: seconds(r.timestamp), equity: r.equity, realized: r.realized, total: r.realized + r.unrealized }));
       state.orders = orders;
       setFills(fills);
       applyStatus(snap, Date.now() / 1000);
     } catch (e) {
-      setConn("down", "cannot reach the bot");
+      markOffline("cannot reach the bot");
     }
   }
 
@@ -78,27 +85,62 @@
     ordersTimer = setTimeout(async () => {
       ordersTimer = null;
       try {
-        const [orders, fills] = await Promise.all([getJSON("/api/orders"), getJSON("/api/fills?limit=100")]);
+        const [orders, fills] = await Promise.all([getJSON("api/orders"), getJSON("api/fills?limit=" + state.fillLimit)]);
         state.orders = orders; mergeHistory(fills); setFills(fills); renderOrders(); draw();
       } catch (e) { /* the next status or reconnect tries again */ }
     }, 250);
   }
 
   /* ---------- rendering ---------- */
+  /* The pill says what the bot is doing now: its own state while it answers, "stopped" as soon as
+     it does not (a dead bot must never keep a green RUNNING), and why it waits or stopped. */
+  function showState() {
+    const s = state.snap || {};
+    const name = state.offline ? "stopped" : (s.state || "unknown");
+    const st = $("state");
+    st.textContent = name;
+    st.className = "pill " + name;
+    const why = state.offline ? state.offline : (s.state === "waiting" || s.state === "stopped") ? s.message : "";
+    const banner = $("state-msg");
+    banner.hidden = !why;
+    banner.textContent = why ? (name === "waiting" ? "Waiting: " : "Stopped: ") + why : "";
+    banner.className = "banner " + name;
+    $("main").classList.toggle("stale", !!state.offline);
+    if (state.offline) {
+      $("loop-age").textContent = "—";
+      $("order-count").textContent = "unknown";
+    }
+  }
+
+  function markOffline(why) {
+    state.offline = why + " (since " + new Date().toLocaleTimeString("en-GB", { hour12: false }) + ")";
+    setConn("down", "bot unreachable");
+    document.title = "stopped · " + instance;
+    showState();
+  }
+
+  function tickLoopAge() {
+    if (state.offline || state.loopAge === null) return;
+    const age = state.loopAge + (Date.now() - state.loopSeenAt) / 1000;   // ticks on between pushes
+    $("loop-age").textContent = age.toFixed(1) + "s ago";
+  }
+
   function applyStatus(s, ts) {
     const prev = state.snap;
     state.snap = s;
     state.lastUpdate = Date.now();
+    state.offline = false;
     state.decimals = decimalsFor(s.grid);
     addPoint(ts, s.price);
 
     $("symbol").textContent = s.symbol || "";
     $("exchange").textContent = s.exchange || "";
-    const st = $("state");
-    st.textContent = s.state || "unknown";
-    st.className = "pill " + (s.state || "");
+    showState();
     $("uptime").textContent = duration(s.uptime_s);
-    if (s.loop_age_s !== undefined) $("loop-age").textContent = s.loop_age_s === null ? "—" : s.loop_age_s.toFixed(1) + "s ago";
+    if (typeof s.loop_age_s === "number") { state.loopAge = s.loop_age_s; state.loopSeenAt = Date.now(); }
+    tickLoopAge();
+    if (isFinite(s.price) && s.price !== null) document.title = price(s.price) + " " + (s.symbol || "") + " · " + instance;
+    if (isFinite(s.equity) && s.equity !== null && ts) addPnlPoint(ts, s);
 
     const g = s.grid || {};
     $("price").textContent = price(s.price);
@@ -129,12 +171,13 @@
     if (prev && (prev.open_order_count !== s.open_order_count || prev.fill_count !== s.fill_count)) refetchOrdersAndFills();
     renderOrders();
     draw();
+    drawPnl();
   }
 
   function renderOrders() {
     const bids = state.orders.filter((o) => o.side === "buy").map((o) => o.price);
     const asks = state.orders.filter((o) => o.side === "sell").map((o) => o.price);
-    $("order-count").textContent = state.orders.length + " resting";
+    if (!state.offline) $("order-count").textContent = state.orders.length + " resting";
     $("best-bid").textContent = bids.length ? price(Math.max(...bids)) : "—";
     $("best-ask").textContent = asks.length ? price(Math.min(...asks)) : "—";
     $("bids").textContent = bids.length + " buys";
@@ -157,7 +200,21 @@
       body.appendChild(tr);
     });
     state.seenFills = new Set(state.fills.map((f) => f.trade_id));
-    $("fills-meta").textContent = state.fills.length ? "last " + state.fills.length : "";
+    const total = (state.snap && state.snap.fill_count) || state.fills.length;
+    $("fills-meta").textContent = state.fills.length ? "last " + state.fills.length + " of " + total : "";
+    $("fills-more").hidden = !(state.fills.length >= state.fillLimit && state.fillLimit < MAX_FILLS);
+  }
+
+  $("fills-more").addEventListener("click", async () => {
+    state.fillLimit = Math.min(MAX_FILLS, state.fillLimit + FILLS_PAGE);
+    try { setFills(await getJSON("api/fills?limit=" + state.fillLimit)); } catch (e) { /* reconnect refetches */ }
+  });
+
+  function addPnlPoint(ts, s) {
+    const last = state.pnl[state.pnl.length - 1];
+    if (last && ts <= last.t) return;
+    state.pnl.push({ t: ts, equity: s.equity, realized: s.realized_pnl, total: (s.realized_pnl || 0) + (s.unrealized_pnl || 0) });
+    if (state.pnl.length > MAX_POINTS) state.pnl.splice(0, state.pnl.length - MAX_POINTS);
   }
 
   /* ---------- chart (canvas, drawn here: no library) ---------- */
@@ -169,18 +226,25 @@
     return (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * mag;
   }
 
-  function draw() {
-    const s = state.snap;
+  // A cleared 2D context the size of the canvas on screen, in CSS pixels (sharp on any screen).
+  function prepare(cv) {
     const dpr = window.devicePixelRatio || 1;
-    const W = canvas.clientWidth, H = canvas.clientHeight;
-    if (!W || !H) return;
-    if (canvas.width !== Math.round(W * dpr) || canvas.height !== Math.round(H * dpr)) {
-      canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+    const W = cv.clientWidth, H = cv.clientHeight;
+    if (!W || !H) return null;
+    if (cv.width !== Math.round(W * dpr) || cv.height !== Math.round(H * dpr)) {
+      cv.width = Math.round(W * dpr); cv.height = Math.round(H * dpr);
     }
-    const ctx = canvas.getContext("2d");
+    const ctx = cv.getContext("2d");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, W, H);
-    if (!s) return;
+    return { ctx: ctx, W: W, H: H };
+  }
+
+  function draw() {
+    const s = state.snap;
+    const area = prepare(canvas);
+    if (!area || !s) return;
+    const { ctx, W, H } = area;
     canvas.setAttribute("aria-label", "price " + price(s.price) + " against " + ((s.grid || {}).levels || []).length +
       " grid levels from " + price((s.grid || {}).lower) + " to " + price((s.grid || {}).upper) + ", " + state.orders.length + " open orders");
     const col = { text: css("--muted"), grid: css("--grid"), line: css("--line"), accent: css("--accent"),
@@ -215,8 +279,9 @@
     }
     // time axis
     ctx.textAlign = "center"; ctx.textBaseline = "top";
-    for (let i = 0; i <= 4; i++) {
-      const t = t0 + (t1 - t0) * i / 4;
+    const ticks = pw < 360 ? 2 : 4;   // on a phone five clock labels would overlap
+    for (let i = 0; i <= ticks; i++) {
+      const t = t0 + (t1 - t0) * i / ticks;
       ctx.fillText(clock(t), Math.min(Math.max(x(t), pad.l + 26), pad.l + pw - 26), H - pad.b + 8);
     }
     ctx.textBaseline = "middle";
@@ -276,7 +341,45 @@
       ctx.setLineDash([]); ctx.globalAlpha = 1;
     }
   }
+  /* equity (top half, its own scale) over realized and total PnL (bottom half, shared scale) */
+  const pnlCanvas = $("pnl-chart");
+  function drawPnl() {
+    const area = prepare(pnlCanvas);
+    if (!area) return;
+    const { ctx, W, H } = area;
+    const rows = state.pnl;
+    pnlCanvas.setAttribute("aria-label", "equity and PnL history, " + rows.length + " points" +
+      (rows.length ? ", equity " + fmt(rows[rows.length - 1].equity, 2) : ""));
+    if (rows.length < 2) return;
+    const col = { text: css("--muted"), accent: css("--accent"), buy: css("--buy"), bound: css("--bound"), line: css("--line") };
+    ctx.font = "11px " + css("--mono"); ctx.textBaseline = "middle"; ctx.textAlign = "left";
+    const padR = 70, t0 = rows[0].t, t1 = Math.max(rows[rows.length - 1].t, t0 + 1);
+    const x = (t) => 4 + (t - t0) / (t1 - t0) * (W - padR - 8);
+    function panel(top, height, series) {
+      const values = series.flatMap((sr) => rows.map((r) => r[sr.key])).filter((v) => v !== null && isFinite(v));
+      if (!values.length) return;
+      let lo = Math.min(...values), hi = Math.max(...values);
+      if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
+      const y = (v) => top + 10 + (hi - v) / (hi - lo) * (height - 20);   // labels of the two halves never touch
+      ctx.fillStyle = col.text;
+      ctx.fillText(fmt(hi, 2), W - padR + 4, y(hi)); ctx.fillText(fmt(lo, 2), W - padR + 4, y(lo));
+      series.forEach((sr) => {
+        ctx.strokeStyle = sr.color; ctx.lineWidth = 1.6; ctx.beginPath();
+        let started = false;
+        rows.forEach((r) => {
+          const v = r[sr.key];
+          if (v === null || !isFinite(v)) return;
+          if (started) ctx.lineTo(x(r.t), y(v)); else { ctx.moveTo(x(r.t), y(v)); started = true; }
+        });
+        ctx.stroke();
+      });
+    }
+    panel(0, H / 2, [{ key: "equity", color: col.accent }]);
+    ctx.strokeStyle = col.line; ctx.beginPath(); ctx.moveTo(0, Math.round(H / 2) + 0.5); ctx.lineTo(W, Math.round(H / 2) + 0.5); ctx.stroke();
+    panel(H / 2, H / 2, [{ key: "realized", color: col.buy }, { key: "total", color: col.bound }]);
+  }
   new ResizeObserver(draw).observe(canvas.parentElement);
+  new ResizeObserver(drawPnl).observe(pnlCanvas.parentElement);
 
   /* ---------- adjusting the range ---------- */
   let formDirty = false;
@@ -296,9 +399,33 @@
     if (lo !== "" && Number(lo) !== g.lower) body.grid_lower_price = Number(lo);
     if (up !== "" && Number(up) !== g.upper) body.grid_upper_price = Number(up);
     if (!Object.keys(body).length) { message("Change the lower or upper price first.", "err"); return; }
+    askConfirmation(body, token, g);
+  });
+
+  /* An adjustment moves real orders: say what will change, warn when the price would be outside */
+  let pending = null;
+  function askConfirmation(body, token, g) {
+    const lower = body.grid_lower_price !== undefined ? body.grid_lower_price : g.lower;
+    const upper = body.grid_upper_price !== undefined ? body.grid_upper_price : g.upper;
+    const p = state.snap ? state.snap.price : NaN;
+    pending = { body: body, token: token };
+    $("confirm-text").textContent = "Move the range from " + price(g.lower) + " – " + price(g.upper) + " to " + price(lower) + " – " + price(upper) + "?";
+    const outside = isFinite(p) && (p < lower || p > upper);
+    $("confirm-warn").hidden = !outside;
+    $("confirm-warn").textContent = outside ? "Warning: the price " + price(p) + " is outside the new range; the bot may stop or trade at once." : "";
+    $("confirm").hidden = false;
+    message("");
+    $("confirm-yes").focus();
+  }
+  $("confirm-no").addEventListener("click", () => { pending = null; $("confirm").hidden = true; message("Not changed."); });
+  $("confirm-yes").addEventListener("click", async () => {
+    if (!pending) return;
+    const { body, token } = pending;
+    pending = null;
+    $("confirm").hidden = true;
     $("apply").disabled = true; message("Adjusting…");
     try {
-      const r = await fetch("/api/grid/adjust", {
+      const r = await fetch("api/grid/adjust", {
         method: "POST", headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token },
         body: JSON.stringify(body),
       });
@@ -318,15 +445,32 @@
 
   /* ---------- live updates ---------- */
   function setConn(kind, text) { $("conn-dot").className = "dot " + kind; $("conn-text").textContent = text; }
-  const socket = io({ reconnectionDelayMax: 5000 });
+  const base = location.pathname.replace(/[^/]*$/, "");   // "/" or "/bot/<id>/"
+  const socket = io({ path: base + "socket.io", reconnectionDelayMax: 5000 });
   socket.on("connect", () => { setConn("live", "live"); refetchAll(); });
-  socket.on("disconnect", () => setConn("down", "reconnecting…"));
+  socket.on("disconnect", () => { setConn("down", "reconnecting…"); probe(); });
   socket.io.on("reconnect_attempt", () => setConn("down", "reconnecting…"));
   socket.on("status_update", (s) => applyStatus(s, s.ts ? seconds(s.ts) : Date.now() / 1000));
   socket.on("fill", () => refetchOrdersAndFills());
   socket.on("grid_adjusted", () => refetchAll());
+  // Is the bot still there? A dead process answers nothing (or, behind the dashboard, 502).
+  async function probe() {
+    try {
+      const r = await fetch("health", { cache: "no-store" });
+      if (r.status === 200 || r.status === 503) {
+        const h = await r.json();
+        if (state.offline) refetchAll();
+        if (r.status === 503) setConn("down", "loop stalled " + duration(h.loop_age_s));
+        return;
+      }
+      markOffline("the page answers HTTP " + r.status);
+    } catch (e) {
+      markOffline("no answer from the bot");
+    }
+  }
+  setInterval(tickLoopAge, 1000);
   setInterval(() => {
-    if (socket.connected && state.lastUpdate && Date.now() - state.lastUpdate > 15000) setConn("down", "no update for " + duration((Date.now() - state.lastUpdate) / 1000));
-  }, 5000);
+    if (!state.lastUpdate || Date.now() - state.lastUpdate > PROBE_AFTER_MS || !socket.connected) probe();
+  }, 2000);
   refetchAll();
 })();
