@@ -54,6 +54,8 @@ from strategies.grid_params import BOUNDARY_ACTIONS, GRID_TYPES, GridParams, che
 from strategies.perp_grid_strategy import PerpGridStrategy  # noqa: E402
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
+EXIT_TERM = 143  # 128 + SIGTERM: a graceful end on SIGTERM, which the supervisor must tell from "finished"
+SIGTERM_REASON = "SIGTERM received"
 SNAPSHOT_EVERY_S = 10.0
 RECONCILE_EVERY_LOOPS = 30
 MAX_BACKOFF_S = 30.0
@@ -606,7 +608,14 @@ class Bot:
             self.pause(min(turn_start + wait, started + self.duration) if self.duration else turn_start + wait)
         if self.strategy.stopped:               # stop-loss, take-profit, range exit: the trader must know
             write_stop_reason(self.paths, self.strategy.stop_reason)
-        return EXIT_OK if self.shutdown(self.stop_reason) else EXIT_FAIL
+        return self.exit_code(self.shutdown(self.stop_reason))
+
+    def exit_code(self, shut_down: bool) -> int:
+        """0 only for an end of its own (duration, strategy stop): after a SIGTERM the supervisor
+        did not send, 0 would read as "finished" and the bot would never be restarted."""
+        if not shut_down:
+            return EXIT_FAIL
+        return EXIT_TERM if self.stop_reason == SIGTERM_REASON else EXIT_OK
 
     def pause(self, deadline: float) -> None:
         """Wait for the next turn while staying alive to the supervisor, the page and signals.
@@ -850,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAIL
 
     bot = Bot(cfg, args, exchange, db, paths, say)
-    signal.signal(signal.SIGTERM, lambda *_: bot.request_stop("SIGTERM received"))
+    signal.signal(signal.SIGTERM, lambda *_: bot.request_stop(SIGTERM_REASON))
     signal.signal(signal.SIGINT, lambda *_: bot.request_stop("interrupted"))
     signal.signal(signal.SIGHUP, lambda *_: bot.runtime.request_reload())
     try:
@@ -864,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
             tell(f"invalid configuration:\n  {exc}")
             return EXIT_USAGE
         if bot.strategy is None:                # stopped (SIGTERM, supervisor gone) while waiting
-            return EXIT_OK if bot.shutdown(bot.stop_reason) else EXIT_FAIL
+            return bot.exit_code(bot.shutdown(bot.stop_reason))
         # Ready: the grid is placed and the page listens, so `start` reports the real port.
         heartbeat.beat(paths.heartbeat)
         return bot.run()

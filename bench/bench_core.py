@@ -65,7 +65,8 @@ def start_all(home: Path, paths: list[Path], batch: int = 10) -> None:
 
 
 def registry(home: Path) -> dict:
-    return json.loads((home / "logs" / "instances.json").read_text())
+    """Every instance's own record (logs/{id}/instance.json): the supervisors write nothing shared."""
+    return {p.parent.name: json.loads(p.read_text()) for p in (home / "logs").glob("*/instance.json")}
 
 
 def timed(fn) -> float:

@@ -30,7 +30,9 @@ def private_opener(path: str | os.PathLike, flags: int) -> int:
         raise
 
 
-def write_text_atomic(path: Path, text: str, mode: int = PRIVATE) -> None:
+def write_text_atomic(path: Path, text: str, mode: int = PRIVATE, durable: bool = False) -> None:
+    """Replace path's content atomically; durable also fsyncs the file and its directory (what must
+    survive a power loss, e.g. a desired state)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_serial)}.{os.urandom(4).hex()}")
     fd = private_opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
@@ -38,6 +40,9 @@ def write_text_atomic(path: Path, text: str, mode: int = PRIVATE) -> None:
         with os.fdopen(fd, "w") as fh:
             os.fchmod(fh.fileno(), mode)
             fh.write(text)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -45,3 +50,9 @@ def write_text_atomic(path: Path, text: str, mode: int = PRIVATE) -> None:
         except FileNotFoundError:
             pass
         raise
+    if durable:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

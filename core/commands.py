@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.exit_codes import EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
+from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from core.instance_manager import InstanceManager, InstanceRegistry
 from core.targets import UsageError, instance_id, recorded_config
 
@@ -81,7 +81,7 @@ def cmd_start(home: Path, args: argparse.Namespace) -> int:
             print(f"{args.instance_id}: unknown instance (no record, no config in config/active)", file=sys.stderr)
             return EXIT_UNKNOWN
     warn_about_dotenv(home)
-    code = _report(_daemon(home, args).start(daemonize=args.daemon))
+    code = _report(_daemon(home, args).start(daemonize=args.daemon, fresh_db=getattr(args, "fresh_db", False)))
     if code == EXIT_OK and args.daemon:  # alerts configured: the fleet's notifier runs too (a process, not an import)
         from core.notify_start import ensure_notifier
 
@@ -113,22 +113,42 @@ def cmd_status(home: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_stop_all(home: Path, args: argparse.Namespace) -> int:
+    """Stop every instance whose supervisor lives (found by record or by its socket lock, so no
+    lost file hides one), end orphaned bots, then check: exit 1 naming any that still runs."""
     from core.daemon import stop_many
+    from core.pidfile import holder_pid
+    from core.states import DESIRED_STOPPED
 
     registry = InstanceRegistry(home)
-    live = registry.list_instances()
+    recs = registry.list_instances(include_dead=True)
     t0 = time.monotonic()
+    for line in registry.end_orphans(recs, "stop-all"):
+        print(line)
+    live = [r for r in recs if r["alive"] or holder_pid(home, r["instance_id"])]
     outcomes = stop_many(registry, live)
     for o in outcomes:
         print(o.message)
-    failed = sum(1 for o in outcomes if o.code not in (EXIT_OK, EXIT_NOT_RUNNING))
-    print(f"stopped {len(outcomes) - failed} of {len(live)} instances in {time.monotonic() - t0:.1f}s")
-    return EXIT_FAIL if failed else EXIT_OK
+    still = [(r["instance_id"], pid) for r in live if (pid := holder_pid(home, r["instance_id"]))]
+    for iid, pid in still:
+        print(f"{iid}: could not be stopped (its supervisor lock is still held, by pid {pid})", file=sys.stderr)
+    if not getattr(args, "keep_desired", False):
+        for r in live:
+            try:
+                registry.update(r["instance_id"], desired_state=DESIRED_STOPPED)
+            except OSError as exc:
+                print(f"{r['instance_id']}: cannot record the stop ({exc.strerror or exc})", file=sys.stderr)
+    print(f"stopped {len(live) - len(still)} of {len(live)} instances in {time.monotonic() - t0:.1f}s")
+    return EXIT_FAIL if still else EXIT_OK
 
 
 def cmd_cleanup(home: Path, args: argparse.Namespace) -> int:
+    from core.pidfile import holder_pid
+
     registry = InstanceRegistry(home)
-    dead = [r for r in registry.list_instances(include_dead=True) if not r["alive"]]
+    recs = registry.list_instances(include_dead=True)
+    for note in registry.end_orphans(recs, "cleanup"):
+        print(note)
+    dead = [r for r in recs if not r["alive"] and not r["bot_alive"] and holder_pid(home, r["instance_id"]) is None]
     if not dead:
         print("nothing to clean up: no dead instance records")
         return EXIT_OK
@@ -232,3 +252,15 @@ def cmd_validate(home: Path, args: argparse.Namespace) -> int:
             print("  " + json.dumps(cfg.masked(), indent=2).replace("\n", "\n  "))
     print(f"{len(targets) - bad} valid, {bad} invalid")
     return EXIT_USAGE if bad else EXIT_OK
+
+
+def cmd_resume(home: Path, args: argparse.Namespace) -> int:
+    from core.boot import resume
+
+    return resume(home)
+
+
+def cmd_startup(home: Path, args: argparse.Namespace) -> int:
+    from core.boot import startup
+
+    return startup(home, install=args.install)

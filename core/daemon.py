@@ -7,6 +7,7 @@ supervisor, and waits on a pipe until the supervisor says `ready ...` or `failed
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,14 +22,15 @@ from core import proc, safe_json
 from core.config_manager import MAX_CONFIG_BYTES, ConfigError, ConfigManager, InstanceConfig
 from core.conflicts import conflicts, live_records
 from core.environment import inherited, supervisor_environment
-from core.instance_manager import FINAL_STATES, InstanceRegistry, is_daemon_alive
+from core.instance_manager import InstanceRegistry, is_daemon_alive
 from core.masking import Masker, mask_config
 from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, ENV_SECRET_KEY, ENV_WEB_PORT,
                         HOME_ENV, REPO_ROOT, InstancePaths, is_repo_bot)
-from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK,
+from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK,
                              EXIT_UNKNOWN, EXIT_USAGE)
-from core.pidfile import is_locked, read_pid
+from core.pidfile import holder_pid, is_locked, read_pid
 from core.reload import record_applied
+from core.states import DESIRED_RUNNING, DESIRED_STOPPED, FINAL_STATES, State
 from core.stop_time import stop_seconds
 
 FIRST_PORT = 5001
@@ -138,23 +140,36 @@ class TradingBotDaemon:
             return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(problems))
         return cfg
 
-    def start(self, daemonize: bool = True, cfg: InstanceConfig | None = None) -> Outcome:
-        """Start the instance; `cfg` is a config restart() has already checked."""
+    def start(self, daemonize: bool = True, cfg: InstanceConfig | None = None, fresh_db: bool = False) -> Outcome:
+        """Start the instance (`cfg`: a config restart() has already checked): refuse conflicts and
+        a lost database, claim, start the supervisor. fresh_db accepts that an instance which has
+        run before begins again on a new, empty database."""
         if cfg is None:
             checked = self.checked_config()
             if isinstance(checked, Outcome):
                 return checked
             cfg = checked
+        before = self.registry.get(cfg.instance_id)
+        ended = self.registry.end_orphans([before], "start") if before else []  # never a second bot beside one
+        db_path = cfg.daemon["db_path"]
+        if before and before.get("db_identity") and not os.path.exists(db_path) and not fresh_db:
+            return Outcome(EXIT_USAGE, f"{cfg.instance_id} has run before on {db_path}, which is missing now: its "
+                                       "account and orders would start from nothing. Restore the file, or "
+                                       "`start --fresh-db` to begin on a new database")
+        keep_identity = before.get("db_identity") if before and not fresh_db and os.path.exists(db_path) else None
         lock_fd, holder = self._claim_account(cfg)
         try:
             try:
-                port = self.registry.mutate(lambda data: self._claim(data, cfg, holder))
+                record = self.registry.mutate(lambda data: self._claim(data, cfg, holder, keep_identity))
+                spec = self._spec(cfg, record)
             except Refused as exc:
                 return Outcome(exc.code, exc.message)
-            spec = self._spec(cfg, port)
-            if not daemonize:
-                return self._run_foreground(spec)  # this process is the supervisor: it holds the lock
-            return self._spawn_daemon(spec, lock_fd)
+            except OSError as exc:  # disk full, read-only logs/: say so, start nothing
+                return Outcome(EXIT_FAIL, f"{cfg.instance_id} not started: cannot write "
+                                          f"{exc.filename or 'its files'}: {exc.strerror or exc}")
+            # foreground: this process is the supervisor and holds the account lock itself
+            outcome = self._run_foreground(spec) if not daemonize else self._spawn_daemon(spec, lock_fd)
+            return Outcome(outcome.code, "\n".join([*ended, outcome.message]))
         finally:
             if lock_fd is not None:  # the supervisor has its own copy, held for its life
                 os.close(lock_fd)
@@ -174,13 +189,15 @@ class TradingBotDaemon:
     def _holder(self, cfg: InstanceConfig) -> dict:
         return {"home": str(self.home), "instance_id": cfg.instance_id}
 
-    def _claim(self, data: dict[str, dict], cfg: InstanceConfig, account_holder: dict | None = None) -> int:
-        """Under the registry lock: refuse conflicts (all at once), choose the port, register `starting`."""
+    def _claim(self, data: dict[str, dict], cfg: InstanceConfig, account_holder: dict | None = None,
+               db_identity: list | None = None) -> dict:
+        """Under the claims lock: refuse conflicts (all at once), choose the port, write the `starting` record."""
         iid, d = cfg.instance_id, cfg.daemon
         pid_file = InstancePaths(iid, Path(d["log_dir"])).daemon_pid
         live = live_records(data)
-        if iid in live:
-            raise Refused(EXIT_FAIL, f"{iid} is already running (pid {live[iid].get('pid')})")
+        supervisor = holder_pid(self.home, iid)
+        if iid in live or supervisor:
+            raise Refused(EXIT_FAIL, f"{iid} is already running (pid {supervisor or live[iid].get('pid')})")
         if account_holder == self._holder(cfg):  # a concurrent start of this very instance took it first
             raise Refused(EXIT_FAIL, f"{iid} is already starting or running")
         port = d.get("web_port")
@@ -200,17 +217,17 @@ class TradingBotDaemon:
         data[iid] = {
             "instance_id": iid, "config_file": str(cfg.source_path), "log_dir": d["log_dir"], "db_path": d["db_path"],
             "web_port": port, "exchange": cfg.metadata["exchange"], "symbol": cfg.metadata["symbol"],
-            "account": cfg.account, "status": "starting", "pid": me, "pid_create_time": proc.create_time(me),
-            "bot_pid": None, "bot_create_time": None, "restart_count": 0, "exit_code": None, "last_error": None,
-            "stop_timeout": d["stop_timeout"], "started_at": time.time(), "registered_at": time.time(),
-            "last_updated": time.time(),
+            "account": cfg.account, "status": State.STARTING, "desired_state": DESIRED_RUNNING,
+            "pid": me, "pid_create_time": proc.create_time(me), "bot_pid": None, "bot_create_time": None,
+            "restart_count": 0, "exit_code": None, "last_error": None, "stop_reason": None, "db_identity": db_identity,
+            "stop_timeout": float(d["stop_timeout"]), "health_check_interval": float(d["health_check_interval"]),
+            "started_at": time.time(), "registered_at": time.time(), "last_updated": time.time(),
         }
-        return port
+        return dict(data[iid])
 
-    def _spec(self, cfg: InstanceConfig, port: int) -> dict:
+    def _spec(self, cfg: InstanceConfig, record: dict) -> dict:
         d = cfg.daemon
-        record = {k: v for k, v in self.registry.load()[cfg.instance_id].items()
-                  if k not in ("pid", "pid_create_time", "status", "registered_at", "last_updated")}
+        port = record["web_port"]
         Path(d["log_dir"]).mkdir(parents=True, exist_ok=True)
         Path(d["db_path"]).parent.mkdir(parents=True, exist_ok=True)
         record_applied(InstancePaths(cfg.instance_id, Path(d["log_dir"])), cfg)  # what `reload` compares with
@@ -268,7 +285,7 @@ class TradingBotDaemon:
             line = "failed: the daemon exited without reporting (see its daemon.log)"
             self._mark_failed(iid, line)
         rec = self.registry.load().get(iid) or {}  # the daemon records its end before it reports
-        config_error = rec.get("status") == "fatal" and rec.get("exit_code") == BOT_EXIT_CONFIG
+        config_error = rec.get("status") == State.FATAL and rec.get("exit_code") == BOT_EXIT_CONFIG
         return Outcome(EXIT_USAGE if config_error else EXIT_FAIL, f"{iid} {line}")
 
     def _mark_failed(self, iid: str, reason: str) -> None:
@@ -276,19 +293,33 @@ class TradingBotDaemon:
         def fix(data: dict[str, dict]) -> None:
             rec = data.get(iid)
             if rec and rec.get("pid") == os.getpid():
-                rec.update(status="fatal", last_error=reason, pid=None)
+                rec.update(status=State.FATAL, last_error=reason, pid=None)
         self.registry.mutate(fix)
 
     # -- stop ------------------------------------------------------------------------------
-    def stop(self) -> Outcome:
+    def stop(self, keep_desired: bool = False) -> Outcome:
+        """The trader's stop: the desired state becomes `stopped` (so `resume` leaves it alone)
+        unless keep_desired (a shutdown's stop-all, a restart)."""
         iid = self.instance_id
         rec = self.registry.get(iid)
         if rec is None:
             return Outcome(EXIT_UNKNOWN, f"{iid}: unknown instance")
-        if not rec["alive"]:
-            why = rec.get("stop_reason") or (rec.get("last_error") if rec["state"] == "fatal" else None)
-            return Outcome(EXIT_NOT_RUNNING, f"{iid} is not running ({rec['state']})" + (f": {why}" if why else ""))
-        return stop_many(self.registry, [rec])[0]
+        if rec["state"] == State.ORPHANED and rec["bot_alive"]:
+            outcome = Outcome(EXIT_OK, "\n".join(self.registry.end_orphans([rec], "stop")))
+        elif rec["state"] == State.CORRUPT and holder_pid(self.home, iid) is None:
+            return Outcome(EXIT_NOT_RUNNING, f"{iid} is not running (its record is corrupt: {rec.get('last_error')})")
+        elif not rec["alive"] and holder_pid(self.home, iid) is None:
+            why = rec.get("stop_reason") or (rec.get("last_error") if rec["state"] == State.FATAL else None)
+            outcome = Outcome(EXIT_NOT_RUNNING, f"{iid} is not running ({rec['state']})" + (f": {why}" if why else ""))
+        else:
+            outcome = stop_many(self.registry, [rec])[0]
+        if not keep_desired and rec["state"] != State.CORRUPT:
+            try:
+                self.registry.update(iid, desired_state=DESIRED_STOPPED)
+            except OSError as exc:
+                return Outcome(EXIT_FAIL, f"{outcome.message}\n{iid}: cannot record the stop ({exc.strerror or exc}): "
+                                          "`resume` would start it again")
+        return outcome
 
     def restart(self) -> Outcome:
         rec = self.registry.get(self.instance_id)
@@ -305,7 +336,7 @@ class TradingBotDaemon:
                 checked = Outcome(EXIT_USAGE, "\n".join(found))
         if isinstance(checked, Outcome):
             return Outcome(checked.code, f"{checked.message}\n{self.instance_id} left as it was (nothing stopped)")
-        stopped = self.stop()
+        stopped = self.stop(keep_desired=True)
         if stopped.code not in (EXIT_OK, EXIT_NOT_RUNNING, EXIT_UNKNOWN):
             return stopped
         started = self.start(daemonize=True, cfg=checked)
@@ -355,22 +386,25 @@ class TradingBotDaemon:
 
 
 TAKEOVER_TIMEOUT = 10.0
+RESPONSIVE_GRACE = 2.0  # seconds for a supervisor to show `stopping` before it is treated as hung
 
 
 def _supervised(registry: InstanceRegistry, rec: dict) -> dict | None:
-    """The record once its pid is the supervisor's (it holds logs/{id}/daemon.pid); None if none ever is.
+    """The record with the pid of the live supervisor (the holder of the instance's socket lock,
+    whatever the pid file or the record say); None if there is none.
 
-    From `start`'s claim to the supervisor's first record, `pid` is the waiting start CLI: never signal it."""
+    From `start`'s claim until the supervisor binds its lock, the record's pid is the waiting start
+    CLI: never signal it, wait for the supervisor instead."""
     iid = rec["instance_id"]
     deadline = time.monotonic() + TAKEOVER_TIMEOUT
     while True:
-        pid_file = InstancePaths.for_instance(registry.home, iid, rec.get("log_dir")).daemon_pid
-        if rec.get("pid") and read_pid(pid_file) == rec["pid"] and is_locked(pid_file):
-            return rec
+        pid = holder_pid(registry.home, iid)
+        if pid:
+            return {**rec, "pid": pid, "pid_create_time": proc.create_time(pid)}
         if not is_daemon_alive(rec) or time.monotonic() > deadline:
             return None
         time.sleep(0.02)
-        rec = registry.load().get(iid, rec)
+        rec = registry.get(iid) or rec
 
 
 def _stop_wait(registry: InstanceRegistry, rec: dict) -> float:
@@ -380,38 +414,57 @@ def _stop_wait(registry: InstanceRegistry, rec: dict) -> float:
 
 
 def stop_many(registry: InstanceRegistry, recs: list[dict]) -> list[Outcome]:
-    """SIGTERM every daemon at once, wait for all, then force what is hung (identity-checked pidfds)."""
+    """SIGTERM every supervisor at once and wait for all. A supervisor that does not even record
+    `stopping` (SIGSTOPped, hung) is bypassed: its bot group gets the SIGTERM (to cancel its orders)
+    and stop_timeout, and only then SIGKILL, the supervisor too. Signals go through pidfds opened
+    and identity-checked first, so a reused pid is never hit."""
     targets: dict[int, dict] = {}
-    gone: list[Outcome] = []
+    outcomes: list[Outcome] = []
     for rec in recs:
         owned = _supervised(registry, rec)
         fd = proc.open_pidfd(owned.get("pid"), owned.get("pid_create_time")) if owned else None
         if fd is None:
-            gone.append(Outcome(EXIT_NOT_RUNNING, f"{rec['instance_id']} is not running"))
+            outcomes.append(Outcome(EXIT_NOT_RUNNING, f"{rec['instance_id']} is not running"))
             continue
         try:
             signal.pidfd_send_signal(fd, signal.SIGTERM)
         except ProcessLookupError:
             os.close(fd)
-            gone.append(Outcome(EXIT_NOT_RUNNING, f"{rec['instance_id']} is not running"))
+            outcomes.append(Outcome(EXIT_NOT_RUNNING, f"{rec['instance_id']} is not running"))
             continue
         targets[fd] = owned
     try:
-        timeout = max((_stop_wait(registry, r) for r in targets.values()), default=0) + 5
-        hung = proc.wait_exit(list(targets), timeout)
-        outcomes = list(gone)
+        pending = proc.wait_exit(list(targets), 0)
+        deadline = time.monotonic() + RESPONSIVE_GRACE
+        while pending and time.monotonic() < deadline:
+            pending = {fd for fd in proc.wait_exit(list(pending), 0.1)
+                       if (registry.get(targets[fd]["instance_id"]) or {}).get("status") != State.STOPPING}
+        hung = set(pending)
+        for fd in hung:  # the bot is owed its graceful stop even when its supervisor is frozen
+            rec = registry.get(targets[fd]["instance_id"]) or targets[fd]
+            targets[fd] = {**targets[fd], "bot_pid": rec.get("bot_pid"), "bot_create_time": rec.get("bot_create_time")}
+            proc.kill_group(rec.get("bot_pid"), rec.get("bot_create_time"), signal.SIGTERM)
+        timeout = max((_stop_wait(registry, r) for r in targets.values()), default=0)
+        left = proc.wait_exit(list(targets), timeout + (0 if hung else 5))
         for fd, rec in targets.items():
             iid = rec["instance_id"]
-            if fd in hung:
+            if fd in left:
                 proc.kill_group(rec.get("bot_pid"), rec.get("bot_create_time"))
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-                registry.update(iid, status="stopped", bot_pid=None, last_error="daemon hung on stop: killed")
-                outcomes.append(Outcome(EXIT_OK, f"{iid} stopped (daemon was hung: killed it and its bot)"))
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                proc.wait_exit([fd], 5)
+                with contextlib.suppress(OSError):
+                    registry.update(iid, status=State.STOPPED, bot_pid=None, bot_create_time=None,
+                                    last_error="supervisor hung on stop: its bot got SIGTERM and stop_timeout, "
+                                               "then both were killed")
+                outcomes.append(Outcome(EXIT_OK, f"{iid} stopped (supervisor was hung: SIGTERM to its bot, "
+                                                 f"then killed both)"))
                 continue
-            final = registry.load().get(iid, {})
+            final = registry.get(iid) or {}
             if final.get("status") not in FINAL_STATES:
-                registry.update(iid, status="stopped", bot_pid=None)
-            if final.get("stop_reason") and final.get("exit_code") not in (0, None):
+                with contextlib.suppress(OSError):
+                    registry.update(iid, status=State.STOPPED, bot_pid=None)
+            if final.get("stop_reason") and final.get("exit_code") not in (0, BOT_EXIT_TERM, None):
                 # the bot could not clear its orders (it exited 1 saying how many) or was killed doing it
                 outcomes.append(Outcome(EXIT_FAIL, f"{iid} stopped, but not cleanly: {final['stop_reason']}"))
                 continue

@@ -16,8 +16,8 @@ if __package__ in (None, ""):  # run as a script: make `core` importable from an
 
 import argparse
 
-from core.commands import (cmd_cleanup, cmd_info, cmd_restart, cmd_start, cmd_stats, cmd_status, cmd_stop,
-                           cmd_stop_all, cmd_validate)
+from core.commands import (cmd_cleanup, cmd_info, cmd_restart, cmd_resume, cmd_start, cmd_startup, cmd_stats,
+                           cmd_status, cmd_stop, cmd_stop_all, cmd_validate)
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from core.fleet_commands import cmd_archive, cmd_cleanup_one, cmd_new, cmd_restart_all, cmd_start_all
 from core.list_command import cmd_list
@@ -37,6 +37,8 @@ def _instance_args(sp: argparse.ArgumentParser) -> None:
 def _start_args(sp: argparse.ArgumentParser) -> None:
     _instance_args(sp)
     sp.add_argument("-d", "--daemon", action="store_true", help="detach (double fork); default: run in the foreground")
+    sp.add_argument("--fresh-db", action="store_true",
+                    help="an instance that ran before may begin on a new database (its old one is missing)")
 
 
 def _list_args(sp: argparse.ArgumentParser) -> None:
@@ -47,6 +49,15 @@ def _list_args(sp: argparse.ArgumentParser) -> None:
 def _cleanup_args(sp: argparse.ArgumentParser) -> None:
     _instance_args(sp)
     sp.add_argument("--force", action="store_true", help="do not ask")
+
+
+def _stop_all_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--keep-desired", action="store_true",
+                    help="leave each desired state `running` (a shutdown: `resume` starts them at boot)")
+
+
+def _startup_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--install", action="store_true", help="write and enable the units (root only)")
 
 
 def _stats_args(sp: argparse.ArgumentParser) -> None:
@@ -119,12 +130,15 @@ COMMANDS = {
     "list": (cmd_list, "one line per instance", _list_args),
     "cleanup": (_cleanup, "forget records of dead instances (or of one: cleanup ID)", _cleanup_args),
     "start-all": (cmd_start_all, "start every config in config/active that is not running", _nothing),
-    "stop-all": (cmd_stop_all, "stop every running instance in parallel", _nothing),
+    "stop-all": (cmd_stop_all, "stop every running instance in parallel", _stop_all_args),
     "restart-all": (cmd_restart_all, "stop every running instance, then start each again", _nothing),
     "logs": (cmd_logs, "last lines of instances' output; -f follows across rotation and days", _logs_args),
     "stats": (cmd_stats, "CPU, memory, threads, uptime of daemons and bots", _stats_args),
     "info": (cmd_info, "every registry field of one instance, its web URL and token", _instance_args),
     "reload": (_reload, "apply an edited config to a running instance without a restart", _instance_args),
+    "resume": (cmd_resume, "start, in parallel, every instance that should run and does not (after a boot)",
+               _nothing),
+    "startup": (cmd_startup, "print (or --install, as root) the systemd units that resume at boot", _startup_args),
     "validate": (cmd_validate, "check configs (all of config/active when none is named)", _validate_args),
     "new": (cmd_new, "write config/active/ID.json from a template, only if it validates", _new_args),
     "archive": (cmd_archive, "move a stopped instance's config to config/archived", _id_only),

@@ -1,9 +1,13 @@
-"""InstanceRegistry (logs/instances.json) and InstanceManager (stats and checks over it).
+"""InstanceRegistry: per-instance records (the truth) behind the seeds' API, plus the shared claims.
 
-The registry is a cache of what the daemons report; the locked pid files are the truth. Every
-mutation happens under an flock on logs/instances.lock and is written to a unique temp file,
-fsynced and os.replace'd, so a reader never sees half a file and two writers never lose an update.
-A corrupt file is kept aside and the registry rebuilt from the pid files, so `list` never crashes.
+Each instance keeps its own record beside its pid file (logs/{id}/instance.json, core/
+instance_record.py), rewritten only by its one writer: the supervisor never touches shared state,
+so 200 supervisors cost no more than 200 small files and a bot's respawn waits for no lock.
+`logs/instances.json` holds only the claims that need a lock across instances (ids, ports,
+databases, accounts, and where each instance's log dir is) and is rebuilt from the records
+whenever it is missing, empty, corrupt or of the wrong shape. Instances are found from the claims,
+from logs/*/, from a small index of custom log dirs (logs/.log_dirs/{id}) and from the abstract
+sockets of live supervisors, so no lost or broken file makes a running instance unmanageable.
 """
 from __future__ import annotations
 
@@ -11,110 +15,190 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from core import proc
+from core.atomic import private_opener, write_text_atomic
+from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record, write_record
 from core.paths import INSTANCE_ID_RE, InstancePaths, registry_path
-from core.pidfile import is_locked, read_pid
+from core.pidfile import holder_pid, locked_ids
+from core.states import ATTENTION_STATES, FINAL_STATES, LIVE_STATES, State
 
-LIVE_STATES = ("starting", "running", "backoff", "stopping")
-FINAL_STATES = ("stopped", "exited", "fatal")
+KEEP_CORRUPT = 3          # set-aside corrupt copies of the claims file kept for a post-mortem
+MISSED_CHECKINS = 3       # health intervals without a check-in before a supervisor is `unresponsive`
+_CLAIM_TYPES = {k: FIELD_TYPES[k] for k in CLAIM_FIELDS}
 
 
 class InstanceRegistry:
-    """The seeds' API over logs/instances.json: register, unregister, update, get, list, cleanup."""
+    """The seeds' API (register, unregister, update, get, list_instances, cleanup_dead_instances,
+    get_instance_by_port) over the claims file and the per-instance records."""
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
         self.path = registry_path(self.home)
         self.lock_path = self.path.with_name("instances.lock")
+        self.index_dir = self.path.with_name(".log_dirs")
 
-    # -- storage ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[dict[str, dict]]:
-        """Hold the registry lock; yields the data, written back atomically on normal exit."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    # -- the claims file -------------------------------------------------------------------
+    def _parse_claims(self) -> dict[str, dict] | None:
+        """Valid claims by id; {} when missing or empty, None when corrupt as a whole. A single
+        entry of the wrong shape is dropped: the instance's own record still names it."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            data = self._read()
-            before = json.dumps(data, sort_keys=True)
-            yield data
-            if json.dumps(data, sort_keys=True) != before:
-                self._write(data)
-        finally:
-            os.close(fd)
-
-    def _parse(self) -> dict[str, dict] | None:
-        """The file's records: {} when missing or empty, None when corrupt (bad JSON, not UTF-8, wrong shape)."""
-        try:
-            raw = self.path.read_bytes()
+            with open(self.path, "rb") as fh:
+                raw = fh.read()
             data = json.loads(raw) if raw.strip() else {}
         except FileNotFoundError:
             return {}
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+        except (OSError, ValueError):  # a directory, unreadable, not JSON, not UTF-8
             return None
-        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        if not isinstance(data, dict):
             return None
-        return data
+        good = {}
+        for iid, claim in data.items():
+            try:
+                if INSTANCE_ID_RE.match(iid) and check_types(claim, _CLAIM_TYPES):
+                    good[iid] = claim
+            except CorruptRecord:
+                continue
+        return good
 
-    def _read(self) -> dict[str, dict]:
-        """Under the lock: the records, a corrupt file moved aside (kept) and rebuilt from the pid files."""
-        data = self._parse()
-        if data is not None:
-            return data
-        aside = self.path.with_name(f"instances.json.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}")
-        os.replace(self.path, aside)
-        data = self.rebuild_from_pid_files()
-        self._write(data)
-        return data
+    def _set_aside(self) -> None:
+        """Move a corrupt claims file out of the way (kept for a post-mortem, the oldest pruned)."""
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.path, self.path.with_name(f"instances.json.corrupt-{stamp}"))
+        old = sorted(self.path.parent.glob("instances.json.corrupt-*"), key=lambda p: p.name)
+        for extra in old[:-KEEP_CORRUPT]:
+            with contextlib.suppress(OSError):
+                if extra.is_dir() and not extra.is_symlink():
+                    import shutil
 
-    def _write(self, data: dict[str, dict]) -> None:
-        tmp = self.path.with_name(f".instances.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    shutil.rmtree(extra)
+                else:
+                    extra.unlink()
+
+    def _write_claims(self, claims: dict[str, dict]) -> None:
+        write_text_atomic(self.path, json.dumps(claims, indent=1, sort_keys=True), mode=0o600, durable=True)
+
+    # -- finding instances -----------------------------------------------------------------
+    def instance_dirs(self, claims: dict[str, dict] | None = None) -> dict[str, Path]:
+        """Every instance id this home knows of -> its log dir (claims, logs/*/, the index of
+        custom log dirs, live supervisors' sockets)."""
+        # plain strings and os.path here: pathlib costs `list` 0.2 ms per instance
+        claims = self._parse_claims() if claims is None else claims
+        dirs: dict[str, Path] = {}
+        logs, home = str(self.path.parent), str(self.home)
         try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=2, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+            for entry in os.scandir(logs):
+                if entry.is_dir(follow_symlinks=False) and INSTANCE_ID_RE.match(entry.name) and \
+                        os.path.exists(os.path.join(entry.path, "instance.json")):
+                    dirs[entry.name] = entry.path
+        except OSError:
+            pass
+        try:
+            for entry in os.scandir(self.index_dir):
+                if INSTANCE_ID_RE.match(entry.name):
+                    with contextlib.suppress(OSError, UnicodeDecodeError):
+                        with open(entry.path) as fh:
+                            text = fh.read(4096).strip()
+                        if text:
+                            dirs[entry.name] = text
+        except OSError:
+            pass
+        for iid, claim in (claims or {}).items():
+            if claim.get("log_dir"):
+                dirs[iid] = os.path.join(home, os.path.expanduser(claim["log_dir"]))  # an absolute one wins
+        for iid in locked_ids(self.home):
+            if INSTANCE_ID_RE.match(iid):
+                dirs.setdefault(iid, os.path.join(logs, iid))
+        return {iid: Path(d) for iid, d in dirs.items()}
+
+    def _read_one(self, iid: str, log_dir: Path, claim: dict | None) -> dict | None:
+        """The instance's record; a corrupt one as status `corrupt` with its id; a lost one
+        rebuilt from its claim and its live supervisor (or None when nothing is left of it)."""
+        try:
+            rec = read_record(os.path.join(log_dir, "instance.json"))
+        except CorruptRecord as exc:
+            return {**(claim or {}), "instance_id": iid, "log_dir": str(log_dir), "status": State.CORRUPT,
+                    "last_error": f"unreadable record: {exc}", "pid": None, "bot_pid": None}
+        if rec is not None:
+            rec["instance_id"] = iid  # the directory names it; a record cannot claim another id
+            rec.setdefault("log_dir", str(log_dir))
+            return rec
+        pid = holder_pid(self.home, iid)
+        if pid is None and claim is None:
+            return None
+        rec = {**(claim or {}), "instance_id": iid, "log_dir": str(log_dir), "status": State.DEAD,
+               "last_error": "record lost"}
+        if pid is not None:
+            rec.update(pid=pid, pid_create_time=proc.create_time(pid), status=State.RUNNING,
+                       last_error="record lost; the supervisor is alive and rewrites it at its next check-in")
+        return rec
+
+    def _view(self, claims: dict[str, dict] | None) -> dict[str, dict]:
+        out = {}
+        for iid, log_dir in sorted(self.instance_dirs(claims).items()):
+            rec = self._read_one(iid, log_dir, (claims or {}).get(iid))
+            if rec is not None:
+                out[iid] = rec
+        return out
 
     def load(self) -> dict[str, dict]:
-        """A consistent snapshot without taking the lock; a corrupt file is repaired under it."""
-        data = self._parse()
-        if data is not None:
-            return data
-        try:
-            with self.locked() as data:
+        """Every known instance's record by id (no lock: each record is replaced atomically). A
+        corrupt claims file is set aside and rebuilt from the records on the way, when writable."""
+        claims = self._parse_claims()
+        if claims is None:
+            with contextlib.suppress(OSError), self.locked() as data:
                 return dict(data)
-        except OSError:  # read-only home: show what the pid files say
-            return self.rebuild_from_pid_files()
+        return self._view(claims)
 
-    def rebuild_from_pid_files(self) -> dict[str, dict]:
-        """Records for every instance whose daemon still holds its pid file lock."""
-        out: dict[str, dict] = {}
-        for pid_file in sorted(self.path.parent.glob("*/daemon.pid")):
-            iid = pid_file.parent.name
-            pid = read_pid(pid_file)
-            if not INSTANCE_ID_RE.match(iid) or not pid or not is_locked(pid_file):
-                continue
-            paths = InstancePaths(iid, pid_file.parent)
-            bot_pid = read_pid(paths.bot_pid)
-            out[iid] = {
-                "instance_id": iid, "pid": pid, "pid_create_time": proc.create_time(pid),
-                "bot_pid": bot_pid, "bot_create_time": proc.create_time(bot_pid),
-                "log_dir": str(paths.log_dir), "web_port": read_pid(paths.web_port_file),
-                "status": "running", "restart_count": 0, "config_file": "",
-                "last_error": "registry rebuilt from pid files", "registered_at": time.time(),
-                "last_updated": time.time(),
-            }
-        return out
+    # -- writing ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[dict[str, dict]]:
+        """Hold the claims lock; yields every record by id. Records added, changed or removed in
+        it are written (durably) on normal exit, and the claims file rebuilt to match."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = private_opener(self.lock_path, os.O_RDWR | os.O_CREAT)  # 0600: no other user can freeze us
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            claims = self._parse_claims()
+            if claims is None:
+                self._set_aside()
+            data = self._view(claims)
+            before = {iid: json.dumps(rec, sort_keys=True, default=str) for iid, rec in data.items()}
+            yield data
+            for iid in before.keys() - data.keys():
+                self._forget(iid, Path(json.loads(before[iid]).get("log_dir") or ""))
+            for iid, rec in data.items():
+                changed = json.dumps(rec, sort_keys=True, default=str) != before.get(iid)
+                if changed and rec.get("status") != State.CORRUPT:
+                    self._write_record(iid, rec)
+            wanted = {iid: {k: rec.get(k) for k in CLAIM_FIELDS} for iid, rec in data.items()
+                      if rec.get("status") != State.CORRUPT}
+            wanted.update({iid: claims[iid] for iid, rec in data.items()
+                           if rec.get("status") == State.CORRUPT and claims and iid in claims})
+            if wanted != claims:
+                self._write_claims(wanted)
+        finally:
+            os.close(fd)
+
+    def _write_record(self, iid: str, rec: dict) -> None:
+        paths = InstancePaths.for_instance(self.home, iid, rec.get("log_dir"))
+        rec["log_dir"] = str(paths.log_dir)
+        write_record(paths.record, {k: v for k, v in rec.items() if not k.startswith("_")}, durable=True)
+        default = InstancePaths.for_instance(self.home, iid).log_dir
+        if paths.log_dir != default:  # found again even if the claims file is lost
+            write_text_atomic(self.index_dir / iid, f"{paths.log_dir}\n", mode=0o600)
+
+    def _forget(self, iid: str, log_dir: Path) -> None:
+        if log_dir.parts:
+            with contextlib.suppress(FileNotFoundError):
+                InstancePaths(iid, log_dir).record.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.index_dir / iid).unlink()
 
     # -- the seeds' API --------------------------------------------------------------------
     def register(self, instance_id: str, info: dict[str, object]) -> None:
@@ -128,24 +212,53 @@ class InstanceRegistry:
             return data.pop(instance_id, None) is not None
 
     def update(self, instance_id: str, updates: dict[str, object] | None = None, /, **fields: object) -> None:
-        """Merge fields into a record (re-creating it if a rebuild lost it)."""
+        """Merge fields into a record (re-creating it if it was lost). Only for an instance no
+        supervisor owns: a live supervisor is its record's one writer."""
         with self.locked() as data:
             rec = data.setdefault(instance_id, {"instance_id": instance_id, "registered_at": time.time()})
             rec.update(updates or {}, **fields)
             rec["last_updated"] = time.time()
 
     def get(self, instance_id: str) -> dict | None:
-        rec = self.load().get(instance_id)
+        if not INSTANCE_ID_RE.match(instance_id):
+            return None
+        claims = self._parse_claims() or {}
+        log_dir = self.instance_dirs(claims).get(instance_id)
+        rec = self._read_one(instance_id, log_dir, claims.get(instance_id)) if log_dir else None
         return annotate(rec) if rec else None
 
     def list_instances(self, include_dead: bool = False) -> list[dict]:
         recs = [annotate(r) for r in self.load().values()]
-        return sorted((r for r in recs if include_dead or r["alive"]), key=lambda r: r["instance_id"])
+        for rec in recs:
+            if rec["state"] == State.UNRESPONSIVE:
+                self._tell_unresponsive(rec)
+        return [r for r in recs if include_dead or r["alive"]]
+
+    def _tell_unresponsive(self, rec: dict) -> None:
+        """One `unresponsive` event per silence (keyed by its last check-in), for the notifier: the
+        supervisor cannot say it itself. A marker file beside the record remembers it was said."""
+        paths = InstancePaths.for_instance(self.home, rec["instance_id"], rec.get("log_dir"))
+        marker = paths.log_dir / "unresponsive.reported"
+        key = str(rec.get("checked_at"))
+        try:
+            if marker.read_text() == key:
+                return
+        except OSError:
+            pass
+        from core.events import UNRESPONSIVE, append_event
+
+        silent = time.time() - float(rec.get("checked_at") or 0)
+        with contextlib.suppress(OSError):
+            write_text_atomic(marker, key)
+            append_event(paths, UNRESPONSIVE, reason=f"supervisor pid {rec.get('pid')} has not checked in for "
+                                                     f"{silent:.0f} s (health_check_interval "
+                                                     f"{rec.get('health_check_interval'):g} s)")
 
     def cleanup_dead_instances(self) -> int:
-        """Forget every instance whose daemon is gone; returns how many were removed."""
+        """Forget every instance whose supervisor is gone; never one that lives, whatever its files say."""
         with self.locked() as data:
-            dead = [iid for iid, rec in data.items() if not is_daemon_alive(rec)]
+            dead = [iid for iid, rec in data.items()
+                    if not (a := annotate(rec))["alive"] and not a["bot_alive"] and holder_pid(self.home, iid) is None]
             for iid in dead:
                 del data[iid]
         return len(dead)
@@ -157,9 +270,44 @@ class InstanceRegistry:
         return None
 
     def mutate(self, fn: Callable[[dict[str, dict]], object]) -> object:
-        """Run fn(data) under the lock (check-then-register without a race); returns its result."""
+        """Run fn(records) under the claims lock (check-then-claim without a race); returns its result."""
         with self.locked() as data:
             return fn(data)
+
+    def end_orphans(self, recs: list[dict], by: str) -> list[str]:
+        """End the bot groups of supervisors that died with their bot alive: SIGTERM (the bot
+        cancels its orders), SIGKILL to the group after stop_timeout; record it. Returns messages."""
+        orphans = [r for r in recs if r.get("state") == State.ORPHANED and r.get("bot_alive")]
+        if not orphans:
+            return []
+        fds = {}
+        for rec in orphans:
+            fd = proc.open_pidfd(rec.get("bot_pid"), rec.get("bot_create_time"))
+            if fd is not None:
+                fds[fd] = rec
+                proc.kill_group(rec["bot_pid"], rec.get("bot_create_time"), signal.SIGTERM)
+        try:
+            timeout = max((float(r.get("stop_timeout") or 10) for r in fds.values()), default=0)
+            proc.wait_exit(list(fds), timeout)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        messages = []
+        for rec in orphans:
+            proc.kill_group(rec["bot_pid"], rec.get("bot_create_time"))
+            note = (f"supervisor died with its bot alive: `{by}` ended the bot's process group "
+                    f"(pid {rec['bot_pid']}) at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            if holder_pid(self.home, rec["instance_id"]) is None:  # nobody else writes this record
+                with contextlib.suppress(OSError):
+                    self.update(rec["instance_id"], status=State.ORPHANED, last_error=note, bot_pid=None,
+                                bot_create_time=None, pid=None)
+            rec.update(state=State.ORPHANED, last_error=note, bot_alive=False, needs_attention=True)
+            messages.append(f"{rec['instance_id']}: {note}")
+            from core.events import ORPHAN_ENDED, append_event
+
+            append_event(InstancePaths.for_instance(self.home, rec["instance_id"], rec.get("log_dir")), ORPHAN_ENDED,
+                         reason=note, bot_pid=rec["bot_pid"])
+        return messages
 
 
 def is_daemon_alive(rec: dict) -> bool:
@@ -167,16 +315,31 @@ def is_daemon_alive(rec: dict) -> bool:
 
 
 def annotate(rec: dict) -> dict:
-    """A record plus what is true now: alive, bot_alive, state (dead when the daemon vanished)."""
+    """A record plus what is true now: alive, bot_alive, state (what a reader concludes: dead,
+    orphaned, unresponsive, corrupt), needs_attention, uptime_s."""
     out = dict(rec)
-    out["alive"] = is_daemon_alive(rec)
-    out["bot_alive"] = out["alive"] and proc.is_alive(rec.get("bot_pid"), rec.get("bot_create_time"))
-    status = rec.get("status", "unknown")
-    out["state"] = status if out["alive"] or status in FINAL_STATES else "dead"
-    # fatal, dead, or a bot that ended itself with a reason (stop-loss, orders left): `list` shows them
-    out["needs_attention"] = out["state"] in ("fatal", "dead") or (out["state"] == "exited" and bool(rec.get("stop_reason")))
+    status = rec.get("status") or State.DEAD
+    if status == State.CORRUPT:
+        out.update(alive=False, bot_alive=False, state=State.CORRUPT, needs_attention=True, uptime_s=None)
+        return out
+    out["alive"] = alive = is_daemon_alive(rec)
+    out["bot_alive"] = bot_alive = proc.is_alive(rec.get("bot_pid"), rec.get("bot_create_time"))
+    if alive:
+        state = status
+        checked, every = rec.get("checked_at"), rec.get("health_check_interval")
+        if status in LIVE_STATES and checked and every and time.time() - checked > MISSED_CHECKINS * every:
+            state = State.UNRESPONSIVE  # (`waiting` comes from the bot's own word: core/books.py)
+    elif bot_alive:
+        state = State.ORPHANED
+    elif status in FINAL_STATES or status == State.ORPHANED:
+        state = status
+    else:
+        state = State.DEAD
+    out["state"] = state
+    # what `list` shows without --all: the trader must act, or a bot ended itself with a reason
+    out["needs_attention"] = state in ATTENTION_STATES or (state == State.EXITED and bool(rec.get("stop_reason")))
     started = rec.get("started_at")
-    out["uptime_s"] = round(time.time() - started, 1) if out["alive"] and started else None
+    out["uptime_s"] = round(time.time() - started, 1) if alive and started else None
     return out
 
 

@@ -67,7 +67,9 @@ def render(rows: list[tuple], header: tuple, colour: bool) -> str:
 
 
 def cmd_list(home: Path, args: argparse.Namespace) -> int:
-    recs = InstanceRegistry(home).list_instances(include_dead=True)
+    registry = InstanceRegistry(home)
+    recs = registry.list_instances(include_dead=True)
+    notes = registry.end_orphans(recs, "list")  # a bot whose supervisor died must not trade on
     if not args.all:
         recs = [r for r in recs if r["alive"] or r["needs_attention"]]
     entries = []
@@ -104,4 +106,6 @@ def cmd_list(home: Path, args: argparse.Namespace) -> int:
     cpu = sum(r.get("cpu_percent") or 0 for r in recs if r["bot_alive"])
     mem = sum(r.get("memory_mb") or 0 for r in recs if r["bot_alive"])
     print(f"total: {len(recs)} shown, {running} live, {attention} need attention, CPU {cpu:.1f}%, MEM {mem:.1f} MB")
+    for note in notes:
+        print(note)
     return EXIT_OK

@@ -45,7 +45,7 @@ class DatedLog:
     def ensure_open(self) -> None:
         """Open (create) today's file, so `tail -f` works before the first line arrives."""
         day = today()
-        if day != self._day:
+        if day != self._day or self._fh is None:  # a new day, or reopen after a write the disk refused
             self._open(day)
 
     def write_line(self, line: str) -> None:
@@ -65,9 +65,13 @@ class DatedLog:
         self._open(self._day or today())
 
     def close(self) -> None:
+        """Close the file; what a full disk refused to flush is dropped (the caller counted it)."""
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()
+            except OSError:
+                pass
 
 
 def remove_old_dirs(log_dir: Path, retention_days: int) -> list[Path]:

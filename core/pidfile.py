@@ -69,3 +69,95 @@ class PidLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+# -- the lock nobody can delete ----------------------------------------------------------------
+# A pid file can be deleted, emptied or overwritten while its daemon runs; an abstract unix socket
+# lives in the kernel, not on disk, and vanishes only with the process that bound it. So the
+# supervisor binds one named after the home and the id: a second supervisor cannot bind it, and a
+# command that finds no pid file, no record and no registry still reaches the live supervisor
+# (connecting tells it the holder's pid through SO_PEERCRED).
+_SOCKET_PREFIX = b"gridbot/"
+
+
+def _home_tag(home: Path) -> bytes:
+    import _sha256  # the C module alone: hashlib would cost the lean supervisor 1.4 MB
+
+    return _sha256.sha256(os.fsencode(str(home))).hexdigest()[:16].encode()
+
+
+def lock_address(home: Path, instance_id: str) -> bytes:
+    """The abstract socket address of one instance's supervisor (leading NUL: not a file)."""
+    return b"\0" + _SOCKET_PREFIX + _home_tag(home) + b"/" + instance_id.encode()
+
+
+class InstanceLock:
+    """Bound and listening for the supervisor's whole life; only its exit releases it."""
+
+    def __init__(self, home: Path, instance_id: str) -> None:
+        self.address = lock_address(home, instance_id)
+        self.sock = None
+
+    def acquire(self) -> None:
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        try:
+            sock.bind(self.address)
+        except OSError:
+            sock.close()
+            raise AlreadyLocked(Path(os.fsdecode(self.address[1:])), holder_pid_at(self.address)) from None
+        sock.listen(16)
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def accept_all(self) -> None:
+        """Drop pending connections (a command asking who we are has its answer already)."""
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def release(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def holder_pid_at(address: bytes) -> int | None:
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        sock.settimeout(2.0)
+        try:
+            sock.connect(address)
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        except OSError:
+            return None
+    pid = struct.unpack("3i", creds)[0]
+    return pid if pid > 0 else None
+
+
+def holder_pid(home: Path, instance_id: str) -> int | None:
+    """The pid of the live supervisor of this instance, whatever its files say; None if none."""
+    return holder_pid_at(lock_address(home, instance_id))
+
+
+def locked_ids(home: Path) -> set[str]:
+    """Ids of every instance of this home whose supervisor is alive (from /proc/net/unix)."""
+    prefix = b"@" + _SOCKET_PREFIX + _home_tag(home) + b"/"
+    found: set[str] = set()
+    try:
+        with open("/proc/net/unix", "rb") as fh:
+            for line in fh:
+                path = line.rsplit(None, 1)[-1] if line.count(b" ") >= 7 else b""
+                if path.startswith(prefix):
+                    found.add(path[len(prefix):].decode(errors="replace"))
+    except OSError:
+        pass
+    return found

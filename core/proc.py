@@ -37,6 +37,12 @@ def _stat_fields(pid: int) -> list[bytes] | None:
     return data[data.rfind(b")") + 2:].split()
 
 
+def start_ticks(pid: int | None) -> int | None:
+    """The raw start time (clock ticks since boot, /proc/PID/stat field 22): what shell tools compare."""
+    fields = _stat_fields(pid) if pid else None
+    return None if fields is None else int(fields[19])
+
+
 def create_time(pid: int | None) -> float | None:
     """Seconds since the epoch, as psutil.Process(pid).create_time() reports it."""
     fields = _stat_fields(pid) if pid else None

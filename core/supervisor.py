@@ -11,9 +11,13 @@ import sys
 
 if __name__ == "__main__":  # -S skipped site (and its 2 MB): only the repo is needed on sys.path
     sys.path[0] = sys.argv[1]
+    from core.keeper import fork_keeper
+
+    KEEPER = fork_keeper()  # first: before the spec arrives, so a supervisor never runs without one
 
 import ctypes
 import json
+import math
 import selectors
 import signal
 import subprocess
@@ -27,13 +31,15 @@ from core.atomic import write_text_atomic
 from core.bot_status import read_bot_status
 from core.events import (EXITED, FATAL, HANG_RESTART, MEMORY_RESTART, RESTART_LOOP, RestartWindow, WaitingWatch,
                          append_event)
-from core.instance_manager import InstanceRegistry
+from core.keeper import KeeperLink, fork_keeper
+from core.instance_record import write_record
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
 from core.paths import InstancePaths
-from core.exit_codes import BOT_EXIT_CONFIG, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
-from core.pidfile import AlreadyLocked, PidLock, read_pid
+from core.exit_codes import BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
+from core.pidfile import AlreadyLocked, InstanceLock, PidLock, read_pid
 from core.reload_supervisor import SupervisorReload
+from core.states import State
 from core.stop_time import stop_seconds
 
 PR_SET_PDEATHSIG = 1
@@ -68,13 +74,17 @@ def describe_exit(code: int) -> str:
 class Supervisor:
     """State machine: starting -> running -> (backoff -> starting)* -> stopping/stopped | exited | fatal."""
 
-    def __init__(self, spec: dict, report: Callable[[str], None]) -> None:
+    def __init__(self, spec: dict, report: Callable[[str], None], keeper: tuple[int, int] | None = None) -> None:
         self.spec = spec
         self.iid: str = spec["instance_id"]
         self.s: dict = spec["settings"]
         self.paths = InstancePaths(self.iid, Path(spec["log_dir"]))
-        self.registry = InstanceRegistry(Path(spec["home"]))
+        self.keeper = KeeperLink(*keeper) if keeper else None
+        self.rec: dict = dict(spec["record"])  # our own record: we are its one writer while we live
+        self.record_pending = False  # a write failed (disk full, read-only): retried at each health check
         self.masker = Masker(spec.get("secrets", []))
+        # bytes an unfinished secret may occupy at the end of a cut line (the longest secret but one)
+        self.secret_span = max((len(x.encode()) for x in spec.get("secrets", []) if x), default=1) - 1
         self._report_cb: Callable[[str], None] | None = report
         max_bytes = int(float(self.s.get("log_max_mb", 20)) * 2**20)
         self.daemon_log = DatedLog(self.paths, "daemon.log", max_bytes)
@@ -104,6 +114,7 @@ class Supervisor:
         self.stop_reason: str | None = None
         self.final: str | None = None
         self.log_day = today()
+        self.lost_lines = 0
         self.reload_flag = False  # set by SIGHUP; the loop applies the reload (core/reload_supervisor.py)
         self.reloader = SupervisorReload(self)
         self.restart_window = RestartWindow()
@@ -111,7 +122,19 @@ class Supervisor:
 
     # -- reporting -------------------------------------------------------------------------
     def log(self, msg: str, level: str = "INFO") -> None:
-        self.daemon_log.write_line(self.masker(f"{stamp()} {level} {msg}"))
+        self._write(self.daemon_log, self.masker(f"{stamp()} {level} {msg}"))
+
+    def _write(self, log: DatedLog, line: str) -> None:
+        """A log line, or, when the disk is full or logs/ read-only, a count of lines lost (said
+        once the disk takes lines again): a log write never ends supervision."""
+        try:
+            if self.lost_lines:
+                log.write_line(f"{stamp()} WARNING {self.lost_lines} log line(s) lost: the log could not be written")
+            log.write_line(line)
+            self.lost_lines = 0
+        except OSError:
+            self.lost_lines += 1
+            log.close()
 
     def report(self, line: str) -> None:
         """Tell the waiting CLI once: 'ready ...' or 'failed: ...'."""
@@ -120,18 +143,41 @@ class Supervisor:
             cb(self.masker(line))
 
     def record(self, **fields: object) -> None:
-        self.registry.update(self.iid, **fields)
+        """Rewrite our own record (logs/{id}/instance.json): no lock, no shared file, so a bot's
+        respawn never waits on another instance. A failed write (disk full, read-only logs/) is
+        logged and retried at the next health check; supervision goes on."""
+        self.rec.update(fields, last_updated=time.time())
+        try:
+            write_record(self.paths.record, self.rec)
+        except OSError as exc:
+            if not self.record_pending:
+                self.log(f"cannot write {self.paths.record}: {exc.strerror or exc}; retrying at each health check",
+                         "ERROR")
+            self.record_pending = True
+            return
+        if self.record_pending:
+            self.record_pending = False
+            self.log(f"{self.paths.record} written again")
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
+        # The socket first: it cannot be deleted from under us, so it alone decides who supervises
+        # this instance; the pid file stays for the humans and tools that read it.
+        self.lock = InstanceLock(Path(self.spec["home"]), self.iid)
         lock = PidLock(self.paths.daemon_pid)
         try:
-            lock.acquire()
+            self.lock.acquire()
+            try:
+                lock.acquire()
+            except AlreadyLocked:
+                self.lock.release()
+                raise
         except AlreadyLocked as exc:
             self.report(f"failed: {self.iid} is already running (pid {exc.pid})")
             return 1
         except OSError as exc:  # a symlink planted at the pid file, a read-only logs/
             self.report(f"failed: cannot lock {self.paths.daemon_pid}: {exc.strerror or exc}")
+            self.lock.release()
             return 1
         try:
             return self._run_locked()
@@ -141,7 +187,7 @@ class Supervisor:
             self._stop_bot_blocking()
             self.stop_reason = self._read_stop_reason()
             try:
-                self.record(status="fatal", last_error=self._with_stop_reason(f"supervisor error: {exc}"),
+                self.record(status=State.FATAL, last_error=self._with_stop_reason(f"supervisor error: {exc}"),
                             stop_reason=self.stop_reason, bot_pid=None)
             except Exception as again:  # noqa: BLE001 - the registry may be what broke
                 self.log(f"cannot record the crash in the registry: {again!r}", "ERROR")
@@ -151,23 +197,32 @@ class Supervisor:
             for f in self.out_logs.values():
                 f.close()
             self.daemon_log.close()
+            if self.keeper is not None:
+                self.keeper.close()  # EOF: the keeper ends what is left (nothing, after a clean stop)
             lock.release()
+            self.lock.release()
 
     def _run_locked(self) -> int:
         removed = remove_old_dirs(self.paths.log_dir, int(self.s["log_retention_days"]))
         me = os.getpid()
-        self.record(**{**self.spec["record"], "pid": me, "pid_create_time": proc.create_time(me),
-                       "status": "starting", "started_at": time.time(), "restart_count": 0, "exit_code": None,
+        self.record(**{"pid": me, "pid_create_time": proc.create_time(me), "checked_at": time.time(),
+                       "health_check_interval": float(self.s["health_check_interval"]),
+                       "status": State.STARTING, "started_at": time.time(), "restart_count": 0, "exit_code": None,
                        "last_error": None, "stop_reason": None, "bot_pid": None, "bot_create_time": None, "cpu_warning": False,
                        "cpu_percent": None, "memory_mb": None})
         self.log(f"supervisor {me} started for {self.iid}; removed {len(removed)} old log dirs")
+        if self.keeper is None:  # in the foreground CLI: fork it now
+            self.keeper = KeeperLink(*fork_keeper())
+        self._tell_keeper(f"tenths {math.ceil(float(self.s['stop_timeout']) * 10)}")
+        self._tell_keeper(f"stopfile {self.paths.stop_seconds}")
         self._install_signals()
+        self.sel.register(self.lock.fileno(), selectors.EVENT_READ, "lock")
         self.spawn()
         self.timers["health"] = time.monotonic() + float(self.s["health_check_interval"])
         while self.final is None:
             self._loop_once()
         self.log(f"supervisor exiting: {self.final}")
-        if self.final in ("stopped", "exited"):
+        if self.final in (State.STOPPED, State.EXITED):
             return EXIT_OK
         return EXIT_USAGE if self.exit_code == BOT_EXIT_CONFIG else EXIT_FAIL  # for systemd / the foreground CLI
 
@@ -197,6 +252,8 @@ class Supervisor:
                     pass
             elif key.data == "pidfd":
                 pass  # handled by _check_bot below
+            elif key.data == "lock":
+                self.lock.accept_all()  # a command asked who holds the instance: SO_PEERCRED told it
             else:
                 self._read_pipe(key.fd)
         if self.stop_flag and not self.stopping:
@@ -214,7 +271,10 @@ class Supervisor:
     # -- the bot ---------------------------------------------------------------------------
     def spawn(self) -> None:
         for stale in (self.paths.heartbeat, self.paths.web_port_file, self.paths.stop_reason, self.paths.stop_seconds):
-            stale.unlink(missing_ok=True)
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only logs/: the bot's fresh files decide, by their mtime
         self.ready = False
         self.kill_reason = None
         self.killed_with_orders = None
@@ -227,14 +287,21 @@ class Supervisor:
                 preexec_fn=_die_with_parent(os.getpid()),
             )
         except OSError as exc:
-            self.finish("fatal", f"cannot start the bot {self.spec['argv'][:2]}: {exc}")
+            self.finish(State.FATAL, f"cannot start the bot {self.spec['argv'][:2]}: {exc}")
             return
         pid = self.bot.pid
         bot_ct = proc.create_time(pid)
         self.cpu_meter = proc.CpuMeter(pid)
-        write_text_atomic(self.paths.bot_pid, f"{pid}\n")  # replaces a planted symlink, never writes through it
+        self._tell_keeper(f"{pid} {proc.start_ticks(pid)}")
+        try:
+            write_text_atomic(self.paths.bot_pid, f"{pid}\n")  # replaces a planted symlink, never writes through it
+        except OSError as exc:  # the record names the bot too; the pid file is a convenience
+            self.log(f"cannot write {self.paths.bot_pid}: {exc.strerror or exc}", "ERROR")
         for name, stream in (("stdout", self.bot.stdout), ("stderr", self.bot.stderr)):
-            self.out_logs[name].ensure_open()
+            try:
+                self.out_logs[name].ensure_open()
+            except OSError:
+                pass  # a full disk: lines are counted as lost until it takes them again
             fd = stream.fileno()
             os.set_blocking(fd, False)
             self.pipes[fd] = (name, bytearray())
@@ -244,7 +311,7 @@ class Supervisor:
             self.sel.register(self.pidfd, selectors.EVENT_READ, "pidfd")
         except OSError:
             self.pidfd = None
-        self.record(status="starting", bot_pid=pid, bot_create_time=bot_ct, restart_count=self.restart_count)
+        self.record(status=State.STARTING, bot_pid=pid, bot_create_time=bot_ct, restart_count=self.restart_count)
         self.log(f"bot started: pid {pid}: {' '.join(self.spec['argv'])}")
         self.timers["ready"] = time.monotonic() + READY_POLL
         self.timers["port"] = time.monotonic() + PORT_POLL
@@ -262,16 +329,24 @@ class Supervisor:
         buf.extend(chunk)
         *lines, rest = buf.split(b"\n")
         if len(rest) >= MAX_LINE:
-            lines.append(rest)
-            rest = b""
+            piece, rest = self._cut(rest)
+            lines.append(piece)
         self.pipes[fd] = (name, bytearray(rest))
         for raw in lines:
             self._emit(name, raw)
         return True
 
+    def _cut(self, long: bytes) -> tuple[bytes, bytes]:
+        """Split an over-long unterminated line so that no secret is ever cut in two: mask what is
+        complete first, then keep back as many bytes as a secret could still need (a secret that
+        began in them is masked once the rest of it arrives)."""
+        masked = self.masker(long.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+        keep = min(self.secret_span, len(masked))
+        return masked[:len(masked) - keep], masked[len(masked) - keep:]
+
     def _emit(self, name: str, raw: bytes) -> None:
         line = self.masker(raw.decode("utf-8", "replace").rstrip("\r"))
-        self.out_logs[name].write_line(line)
+        self._write(self.out_logs[name], line)
         if name == "stderr":
             self.stderr_tail.append(line)
 
@@ -310,6 +385,15 @@ class Supervisor:
         pid = self.bot.pid if self.bot else None
         if pid:
             proc.kill_group(pid, None)
+            if self.bot.returncode is not None:
+                self._tell_keeper("0")  # nothing of that group is left for the keeper to end
+
+    def _tell_keeper(self, line: str) -> None:
+        if self.keeper is not None:
+            try:
+                self.keeper.tell(line)
+            except OSError as exc:
+                self.log(f"cannot reach the keeper of the bot group: {exc}", "ERROR")
 
     def _read_stop_reason(self) -> str | None:
         """The bot's own last word (logs/{id}/stop_reason), masked, or None."""
@@ -323,31 +407,33 @@ class Supervisor:
         self.exit_code = code
         self.stop_reason = self._read_stop_reason() or self.killed_with_orders
         reason = self.kill_reason or describe_exit(code)
+        if not self.stopping and not self.kill_reason and code in (BOT_EXIT_TERM, -signal.SIGTERM):
+            reason = f"ended by a SIGTERM the supervisor did not send ({reason})"  # restarted per policy
         tail = " | ".join(list(self.stderr_tail)[-5:])
         self.log(f"bot {reason} after {ran:.1f}s" + (f"; stderr: {tail}" if tail and code else ""),
                  "INFO" if code == 0 or self.stopping else "WARNING")
         if self.stop_reason:
             self.log(f"bot stop reason: {self.stop_reason}", "WARNING")
         if self.stopping:
-            self.finish("fatal" if self.fatal_reason else "stopped", self.fatal_reason)
+            self.finish(State.FATAL if self.fatal_reason else State.STOPPED, self.fatal_reason)
             return
         if code == 0 and not self.kill_reason:
-            self.finish("exited", "bot exited with code 0 (finished)")
+            self.finish(State.EXITED, "bot exited with code 0 (finished)")
             return
         detail = f"bot {reason}" + (f": {tail}" if tail else "")
         if code in NOT_RETRIED and not self.kill_reason:  # before or after ready
-            self.finish("fatal", f"{detail} (code {code}, {NOT_RETRIED[code]}: not retried)")
+            self.finish(State.FATAL, f"{detail} (code {code}, {NOT_RETRIED[code]}: not retried)")
             return
         if not self.s.get("auto_restart", True):
-            self.finish("fatal", f"{detail} (auto_restart is off)")
+            self.finish(State.FATAL, f"{detail} (auto_restart is off)")
             return
         self.failures = self.failures + 1 if ran < float(self.s["stable_uptime"]) else 1
         limit = int(self.s["max_restart_attempts"])
         if self.failures > limit:
-            self.finish("fatal", f"gave up after {self.failures} quick failures (max_restart_attempts {limit}); last: {detail}")
+            self.finish(State.FATAL, f"gave up after {self.failures} quick failures (max_restart_attempts {limit}); last: {detail}")
             return
         delay = min(float(self.s["restart_delay"]) * 2 ** (self.failures - 1), float(self.s["max_backoff"]))
-        self.record(status="backoff", exit_code=code, last_error=self._with_stop_reason(detail), stop_reason=self.stop_reason,
+        self.record(status=State.BACKOFF, exit_code=code, last_error=self._with_stop_reason(detail), stop_reason=self.stop_reason,
                     bot_pid=None, bot_create_time=None)
         self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
         if self.restart_window.add(time.monotonic(), limit - self.failures if ran < float(self.s["stable_uptime"]) else None):
@@ -382,7 +468,7 @@ class Supervisor:
         self.ready = True
         self.cpu_meter = proc.CpuMeter(self.bot.pid)  # measure from here: start-up imports are not load
         self._learn_port(record=False)
-        self.record(status="running", web_port=self.web_port)
+        self.record(status=State.RUNNING, web_port=self.web_port)
         first_sample = time.monotonic() + 1.0  # so `list` shows CPU and memory soon after a start
         self.timers["health"] = min(self.timers.get("health", first_sample), first_sample)
         self.log(f"bot {self.bot.pid} ready ({'first heartbeat' if beat else 'alive for startsecs'})")
@@ -408,19 +494,22 @@ class Supervisor:
         if today() != self.log_day:
             self.log_day = today()
             remove_old_dirs(self.paths.log_dir, int(self.s["log_retention_days"]))
-        if self.bot is None or self.cpu_meter is None or self.kill_reason:
+        if self._database_lost():
             return
-        rss, cpu = proc.rss_bytes(self.bot.pid), self.cpu_meter.percent()
+        rss = cpu = None
+        if self.bot is not None and self.cpu_meter is not None and not self.kill_reason:
+            rss, cpu = proc.rss_bytes(self.bot.pid), self.cpu_meter.percent()
         if rss is None or cpu is None:
+            self.record(checked_at=time.time())  # the check-in: readers call a silent supervisor unresponsive
             return
         rss_mb = rss / 2**20
         over_memory = rss_mb > float(self.s["memory_limit_mb"])
         self._learn_port(record=False)
         if not over_memory:
             self._check_cpu(cpu)
-        # one registry write per check (each is a locked, fsynced rewrite of instances.json)
+        # one write of our own record per check: it is also our check-in
         self.record(cpu_percent=round(cpu, 1), memory_mb=round(rss_mb, 1), cpu_warning=self.cpu_warning,
-                    web_port=self.web_port)
+                    web_port=self.web_port, checked_at=time.time())
         if (news := self.waiting_watch.check(read_bot_status(self.paths.bot_status), time.time())):
             append_event(self.paths, news[0], on_error=self.log, **news[1])
         if over_memory:
@@ -431,6 +520,33 @@ class Supervisor:
         if age is not None and age > float(self.s["heartbeat_timeout"]):
             self.kill_bot(f"hung: no heartbeat for {age:.1f}s (heartbeat_timeout {self.s['heartbeat_timeout']})")
             append_event(self.paths, HANG_RESTART, on_error=self.log, reason=self.kill_reason)
+
+    def _database_lost(self) -> bool:
+        """True (and the instance stopping, fatal) when the database the bot used is gone or was
+        replaced: a bot on a fresh file would silently trade a reset account (a paper balance back
+        at 10,000, no memory of its orders). Learnt from the first check that sees the file."""
+        db_path = self.rec.get("db_path")
+        if not db_path or self.stopping:
+            return False
+        try:
+            st = os.stat(db_path)
+            now = [st.st_dev, st.st_ino]
+        except FileNotFoundError:
+            now = None
+        except OSError:
+            return False
+        known = self.rec.get("db_identity")
+        if known is None:
+            if now is not None:
+                self.record(db_identity=now)
+            return False
+        if now == known:
+            return False
+        what = "was deleted" if now is None else "was replaced by another file"
+        self.fatal_reason = f"database {db_path} {what} while the bot ran: stopped it (start --fresh-db for a new one)"
+        self.log(self.fatal_reason, "ERROR")
+        self.begin_stop()
+        return True
 
     def _check_cpu(self, cpu: float) -> None:
         """Update the CPU warning (three checks over the limit); on_health records it."""
@@ -486,10 +602,10 @@ class Supervisor:
     def begin_stop(self) -> None:
         self.stopping = True
         self.timers.pop("restart", None)
-        self.record(status="stopping")
+        self.record(status=State.STOPPING)
         self.log("stop requested")
         if self.bot is None:
-            self.finish("stopped", None)
+            self.finish(State.STOPPED, None)
             return
         self._signal_bot(signal.SIGTERM)
         self.timers["kill"] = time.monotonic() + self._stop_wait()
@@ -503,19 +619,19 @@ class Supervisor:
     def finish(self, state: str, error: str | None) -> None:
         self.final = state
         self.timers.clear()
-        if state == "stopped" or (state == "exited" and self.stop_reason):
+        if state == State.STOPPED or (state == State.EXITED and self.stop_reason):
             error = None  # a requested stop or a normal end: only the bot's stop reason is news
         last_error = self._with_stop_reason(error)
         self.record(status=state, exit_code=self.exit_code, last_error=last_error, stop_reason=self.stop_reason,
                     bot_pid=None, bot_create_time=None, cpu_percent=None, memory_mb=None,
                     restart_count=self.restart_count)
         self.log(f"state {state}" + (f": {last_error}" if last_error else ""),
-                 "ERROR" if state == "fatal" else "INFO")
-        if state == "fatal":
+                 "ERROR" if state == State.FATAL else "INFO")
+        if state == State.FATAL:
             append_event(self.paths, FATAL, on_error=self.log, reason=last_error, stderr_tail=list(self.stderr_tail)[-5:])
-        elif state == "exited" or self.stop_reason:
+        elif state == State.EXITED or self.stop_reason:
             append_event(self.paths, EXITED, on_error=self.log, state=state, stop_reason=self.stop_reason or "finished")
-        if state == "fatal":
+        if state == State.FATAL:
             self.report(f"failed: {last_error}")
         else:
             self.report(f"failed: bot {state} before it was ready" + (f" ({last_error})" if last_error else ""))
@@ -546,7 +662,7 @@ def pipe_reporter(fd: int) -> Callable[[str], None]:
 def main() -> int:
     """argv: repo_root spec_fd ready_fd (set up by daemon_manager's double fork)."""
     spec = read_spec(int(sys.argv[2]))
-    return Supervisor(spec, pipe_reporter(int(sys.argv[3]))).run()
+    return Supervisor(spec, pipe_reporter(int(sys.argv[3])), KEEPER).run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """A real, light process that the supervisor runs instead of run.py, made to misbehave on demand.
 
     python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|progress|ignore-term|
-                                                grandchild|secret|bind|reason-exit|reason-on-term|waiting|
+                                                grandchild|secret|straddle|bind|reason-exit|reason-on-term|waiting|
                                                 slow-term[,more]]
                                          [--after S] [--interval S] [--no-beat] [--exit-code N]
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
@@ -9,7 +9,7 @@
                                          [--books JSON]
 
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
-$LOG_DIR/web.port when it binds $WEB_PORT, exits 0 on SIGTERM, and writes $LOG_DIR/stop_reason
+$LOG_DIR/web.port when it binds $WEB_PORT, exits 143 (128 + SIGTERM) on SIGTERM, and writes $LOG_DIR/stop_reason
 (atomically) before it exits with reason-exit (after --after, exit 0) or reason-on-term (on SIGTERM).
 With waiting it publishes $LOG_DIR/bot_status.json (core/bot_status.py) each loop: state waiting
 from --after for --waiting-for seconds, trading otherwise. Only the standard library, so fifty
@@ -97,7 +97,7 @@ def main() -> int:
             time.sleep(args.term_delay)
         if "reason-on-term" in modes:
             write_stop_reason(log_dir, args.reason)
-        sys.exit(0)
+        sys.exit(143)  # the contract: a graceful end on SIGTERM is 128 + 15, never "finished" (0)
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN if "ignore-term" in modes else on_term)
     print(f"fake bot {os.getpid()} run {run} modes {sorted(modes)} instance {os.environ.get('INSTANCE_ID')}", flush=True)
@@ -108,6 +108,13 @@ def main() -> int:
         secret = os.environ.get("EXCHANGE_SECRET_KEY", "")
         print(f"stdout leaks {secret}", flush=True)
         print(f"stderr leaks {secret}", file=sys.stderr, flush=True)
+    if "straddle" in modes:  # an unterminated line whose 64 KiB cut falls inside the secret, then a crash
+        secret = os.environ.get("EXCHANGE_SECRET_KEY", "")
+        for stream in (sys.stdout, sys.stderr):
+            stream.write("x" * (65536 - len(secret) // 2) + secret + " and more")
+            stream.flush()
+        time.sleep(0.5)
+        return 1
     keep = []
     if "bind" in modes:
         keep.append(bind_page(log_dir))

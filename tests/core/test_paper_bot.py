@@ -36,11 +36,17 @@ def test_real_paper_bot_under_the_daemon(home):
     assert published["quote"] and published["price"] > 0 and published["equity"] > 0
     assert published["grid_lower"] < published["grid_upper"] and published["open_order_count"] > 0
     assert status_file.stat().st_mode & 0o077 == 0          # positions are private to the user
+    first = psutil.Process(rec["bot_pid"])
+    first.terminate()  # a SIGTERM the supervisor did not send: an unexpected end, restarted per policy
+    rec = wait_for(lambda: (r := list_json(home).get("paper_core_01")) and r["status"] == "running"
+                   and r["bot_pid"] not in (None, first.pid) and r, 60, "the bot restarted after an outside SIGTERM")
+    assert rec["restart_count"] == 1
+    assert "ended by a SIGTERM the supervisor did not send" in daemon_log(home, "paper_core_01")
     bot = psutil.Process(rec["bot_pid"])
     stop = run_cli(home, "stop", "-i", "paper_core_01")
     assert stop.returncode == 0 and "paper_core_01 stopped" in stop.stdout
     assert not bot.is_running()
-    assert "bot exited with code 0" in daemon_log(home, "paper_core_01")  # SIGTERM handled: orders cancelled
+    assert "bot exited with code 143" in daemon_log(home, "paper_core_01")  # SIGTERM handled: orders cancelled
     assert registry(home)["paper_core_01"]["status"] == "stopped"
     assert (home / "database" / "paper_core_01.db").exists()
 
@@ -61,4 +67,4 @@ def test_legacy_flat_config_runs_the_real_bot(home):
     rec = list_json(home)["daemon_config"]
     assert rec["status"] == "running" and rec["config_file"] == str(path) and rec["web_port"]
     assert run_cli(home, "stop", "-i", "daemon_config").returncode == 0
-    assert "bot exited with code 0" in daemon_log(home, "daemon_config")
+    assert "bot exited with code 143" in daemon_log(home, "daemon_config")

@@ -48,8 +48,10 @@ def test_concurrent_updates_are_never_lost(home):
         t.start()
     for t in threads:
         t.join()
-    data = json.loads((home / "logs" / "instances.json").read_text())
+    data = InstanceRegistry(home).load()
     assert {k: v["count"] for k, v in data.items()} == {f"w{n}": 20 for n in range(8)}
+    claims = json.loads((home / "logs" / "instances.json").read_text())  # claims only: no counters
+    assert set(claims) == {f"w{n}" for n in range(8)} and "count" not in claims["w0"]
 
 
 def test_pid_reused_by_a_stranger_is_dead_and_never_signalled(home, sleeper):
@@ -90,7 +92,7 @@ def test_stale_empty_or_garbage_pid_file(home, content):
     pid_file.write_text(content)
     assert read_pid(pid_file) == (999999999 if content.startswith("9") else None)
     assert not is_locked(pid_file)
-    assert InstanceRegistry(home).rebuild_from_pid_files() == {}
+    assert InstanceRegistry(home).load() == {}  # a pid file without a record or a live lock is no instance
     assert run_cli(home, "list").returncode == 0
     out = start(home, write_config(home, "stale"))
     assert out.returncode == 0, out.stderr

@@ -24,13 +24,13 @@ def test_the_bots_need_counts_only_above_stop_timeout_and_up_to_the_cap(tmp_path
 
 def test_a_bot_that_asked_for_more_time_is_not_killed_while_it_cancels(home):
     """stop_timeout 0.5 s, a bot that needs 1.5 s to clear its orders and asked for 30: it ends by
-    itself (exit 0), where a fixed stop_timeout SIGKILLed it halfway."""
+    itself (exit 143, a handled SIGTERM), where a fixed stop_timeout SIGKILLed it halfway."""
     path = write_config(home, "patient", "--mode", "slow-term", "--term-delay", "1.5", stop_timeout=0.5)
     assert start(home, path).returncode == 0
     write_stop_seconds(InstancePaths.for_instance(home, "patient").stop_seconds, 30)
     out = run_cli(home, "stop", "-i", "patient")
     assert out.returncode == 0 and out.stdout.strip() == "patient stopped", out.stdout + out.stderr
-    assert registry(home)["patient"]["exit_code"] == 0
+    assert registry(home)["patient"]["exit_code"] == 143  # 128 + SIGTERM: it ended by itself, cleanly
     assert "SIGKILL" not in daemon_log(home, "patient")
 
 

@@ -36,8 +36,11 @@ def start(home: Path, path: Path, *extra: str, **kw):
 
 
 def registry(home: Path) -> dict:
-    p = home / "logs" / "instances.json"
-    return json.loads(p.read_text()) if p.exists() else {}
+    """Every instance's own record (logs/{id}/instance.json) by id, read straight from the files."""
+    out = {}
+    for p in sorted(home.glob("logs/*/instance.json")):
+        out[p.parent.name] = json.loads(p.read_text())
+    return out
 
 
 def list_json(home: Path, *extra: str) -> dict[str, dict]:
