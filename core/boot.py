@@ -32,6 +32,34 @@ def to_resume(registry: InstanceRegistry) -> list[dict]:
 
 
 def resume(home: Path) -> int:
+    """The instances that should run, then the fleet's own services (the notifier that reports
+    what came back, and a dashboard the trader left running)."""
+    code = resume_instances(home)
+    resume_services(home)
+    return code
+
+
+def resume_services(home: Path) -> None:
+    """Bring back the notifier (when alerts are configured) and a detached dashboard the trader
+    did not stop; each as its own process, never imported here (no Flask, no Apprise)."""
+    from core.notify_start import ensure_notifier
+    from dashboard.serve import resume_args   # imports no Flask: it reads the dashboard's record
+
+    said = ensure_notifier(home)
+    if said:
+        print(said)
+    args = resume_args(home)
+    if args is None:
+        return
+    done = subprocess.run([sys.executable, str(DAEMON_MANAGER), "--home", str(home), *args],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                          timeout=RESUME_TIMEOUT)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    state = "resumed" if done.returncode == 0 else f"failed (exit {done.returncode})"
+    print(f"dashboard: {state} ({lines[-1] if lines else 'no message'})")
+
+
+def resume_instances(home: Path) -> int:
     """Start them all in parallel (one `start -d` each, from the recorded config); one line each."""
     registry = InstanceRegistry(home)
     wanted = to_resume(registry)

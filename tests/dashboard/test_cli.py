@@ -72,7 +72,9 @@ def test_a_detached_dashboard_comes_back_after_a_crash_or_reboot_until_stopped(h
         wait_for(lambda: not is_locked(pid_file), 15, "the killed dashboard's lock to go")
         args = resume_args(home)
         assert args == ["dashboard", "-d", "--host", "127.0.0.1", "--port", str(port)]
-        assert run_cli(home, *args).returncode == 0
+        resumed = run_cli(home, "resume")                       # what the boot unit runs
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert "dashboard: resumed" in resumed.stdout, resumed.stdout
         assert requests.get(f"http://127.0.0.1:{port}/api/fleet", timeout=10).status_code == 200
         second = read_pid(pid_file)
         assert second != first
