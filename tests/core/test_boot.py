@@ -39,6 +39,8 @@ def test_power_loss_then_resume_brings_back_exactly_the_running_ones(home):
     assert any(line.startswith("keep_a: resumed") for line in lines), out.stdout
     assert any(line.startswith("keep_b: resumed") for line in lines), out.stdout
     assert "parked" not in out.stdout
+    for iid in ("keep_a", "keep_b"):   # the fake bots publish no books: the digest says so, it does not wait
+        assert f"  {iid}: no books were saved before it went down" in lines, out.stdout
     listed = list_json(home, "--all")
     assert {k: v["status"] for k, v in listed.items()} == \
         {"keep_a": "running", "keep_b": "running", "parked": "stopped"}
