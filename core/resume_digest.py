@@ -67,8 +67,13 @@ def digest_line(iid: str, before: dict | None, after: dict | None) -> str:
         where = f"{_qty(before.get('position'))} {before.get('symbol') or ''}".rstrip()
         return f"{iid}: books not published yet (position at the last save {where})"
     fills_then, fills_now = _num(before.get("fill_count")), _num(after.get("fill_count"))
-    fills = "? fills" if fills_then is None or fills_now is None else f"{fills_now - fills_then:.0f} fills"
-    parts = [f"{fills} booked on reconcile",
+    if fills_then is None or fills_now is None:
+        fills = "? fills booked on reconcile"
+    elif fills_now < fills_then:     # the books were rebuilt: a negative count would be a lie
+        fills = f"fill count {fills_then:.0f} -> {fills_now:.0f} (books rebuilt)"
+    else:
+        fills = f"{fills_now - fills_then:.0f} fills booked on reconcile"
+    parts = [fills,
              f"position {_qty(before.get('position'))} -> {_qty(after.get('position'))} "
              f"{after.get('symbol') or before.get('symbol') or ''}".rstrip()]
     then, now = _num(before.get("realized_pnl")), _num(after.get("realized_pnl"))

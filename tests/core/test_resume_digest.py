@@ -42,3 +42,12 @@ def test_an_instance_without_saved_books_says_so(home):
     _publish(home, updated_at=time.time() + 60)
     assert digest(home, [REC], {"bp_sol_01": None}, time.time(), timeout=0.3) == \
         ["bp_sol_01: no books were saved before it went down"]
+
+
+def test_a_fill_count_that_went_down_is_shown_as_it_is_never_as_negative_fills(home):
+    _publish(home)
+    before = saved_books(home, [REC])
+    since = time.time()
+    _publish(home, fill_count=0, updated_at=since + 1)
+    [line] = digest(home, [REC], before, since, timeout=5)
+    assert line.startswith("bp_sol_01: fill count 40 -> 0 (books rebuilt); position 2.5 -> 2.5")
