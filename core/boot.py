@@ -11,12 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from core.instance_manager import InstanceRegistry
 from core.paths import REPO_ROOT
 from core.pidfile import holder_pid
+from core.resume_digest import digest, saved_books
 from core.states import DESIRED_RUNNING, State
 
 DAEMON_MANAGER = REPO_ROOT / "core" / "daemon_manager.py"
@@ -66,6 +68,8 @@ def resume_instances(home: Path) -> int:
     if not wanted:
         print("nothing to resume: every instance that should run is running")
         return EXIT_OK
+    before = saved_books(home, wanted)
+    since = time.time()   # a status newer than this was published by the restarted bot
     starts = {}
     started: list[str] = []
     failures: dict[str, str] = {}
@@ -94,12 +98,15 @@ def resume_instances(home: Path) -> int:
             failures[iid] = f"exit {child.returncode}: {' / '.join(lines[-3:]) or 'no message'}"
             print(f"{iid}: failed ({failures[iid]})")
     print(f"resumed {len(wanted) - failed} of {len(wanted)} instances")
+    down = digest(home, [r for r in wanted if r["instance_id"] in started], before, since) if started else []
+    if down:
+        print("while the fleet was down:\n  " + "\n  ".join(down))
     from core.events import RESUMED, append_fleet_event
 
     skipped = sorted(r["instance_id"] for r in registry.list_instances(include_dead=True)
                      if r.get("desired_state") != DESIRED_RUNNING)
     append_fleet_event(home, RESUMED, on_error=lambda msg: print(msg, file=sys.stderr),
-                       started=sorted(started), failed=failures, skipped=skipped)
+                       started=sorted(started), failed=failures, skipped=skipped, digest=down)
     return EXIT_FAIL if failed else EXIT_OK
 
 

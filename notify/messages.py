@@ -75,6 +75,8 @@ def render(event: dict, symbol: str = "", config: str = "") -> tuple[str, str]:
         title = "FLEET RESUMED" + (f": {len(failed)} failed" if failed else "")
         lines = [f"Started: {', '.join(p.get('started') or []) or 'none'}"]
         lines += [f"Failed: {iid_}: {_short(why, 80)}" for iid_, why in list(failed.items())[:5]]
+        down = p.get("digest") or []                     # what happened while the fleet was down
+        lines += [_short(line, 120) for line in down[:5]] + ([f"... and {len(down) - 5} more"] if len(down) > 5 else [])
         lines += [f"Check: {DM} list"]
     elif kind == ev.FILL:
         title = f"FILL {who}"

@@ -53,3 +53,11 @@ def test_the_token_parts_of_a_url_are_known_for_masking():
     parts = url_secret_parts("tgram://123456789:AAbbCCddEEff/-100987654321?format=text")
     assert "123456789:AAbbCCddEEff" in parts and "-100987654321" in parts
     assert "hunter2hunter2" in url_secret_parts("mailto://me:hunter2hunter2@smtp.example.com?to=a@b.c")
+
+
+def test_resumed_shows_the_digest_of_what_happened_while_down_and_stays_short():
+    down = [f"bp_{i:02d}: {i} fills booked on reconcile; position 2.5 -> 1 SOL_USDC_PERP; realized +1.20 USDC"
+            for i in range(7)]
+    _, body = render(new_event(ev.RESUMED, "(fleet)", {"started": [f"bp_{i:02d}" for i in range(7)], "digest": down}))
+    assert down[0] in body and down[4] in body and down[5] not in body and "... and 2 more" in body
+    assert len(body) <= BODY_MAX
