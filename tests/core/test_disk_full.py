@@ -73,47 +73,50 @@ def _bots_seen(supervisor: psutil.Process, seen: set[int]) -> int:
     return len(seen)
 
 
-def test_a_full_disk_keeps_supervision_alive_and_start_says_why(home, small_logs):
-    path = write_config(home, "cramped", "--mode", "crash", "--after", "0.3", max_restart_attempts=1000,
+def _crash_looping(home, iid: str) -> psutil.Process:
+    """A supervised bot that crashes every 0.3 s: every restart rewrites the record and the logs."""
+    path = write_config(home, iid, "--mode", "crash", "--after", "0.3", max_restart_attempts=1000,
                         stable_uptime=0.1, health_check_interval=0.2)
     assert start(home, path).returncode == 0
-    supervisor = psutil.Process(read_int(InstancePaths.for_instance(home, "cramped").daemon_pid))
-    other = write_config(home, "newcomer")
+    return psutil.Process(read_int(InstancePaths.for_instance(home, iid).daemon_pid))
+
+
+def _supervision_survives(home, supervisor: psutil.Process, seen: set[int], latecomer: str, error: str) -> None:
+    """While writes fail: the bot is still restarted, and `start` of another instance says why."""
+    _bots_seen(supervisor, seen)
+    wait_for(lambda: _bots_seen(supervisor, seen) >= 4, what="the bot to keep being restarted while writes fail")
+    assert supervisor.is_running() and supervisor.status() != psutil.STATUS_ZOMBIE
+    out = start(home, write_config(home, latecomer))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"{latecomer} not started: cannot write" in out.stderr and error in out.stderr, out.stderr
+
+
+def _record_catches_up(home, iid: str, seen: set[int]) -> None:
+    wait_for(lambda: registry(home)[iid]["restart_count"] >= len(seen) - 1,
+             what="the record to catch up with the restarts made while writes failed")
+
+
+def test_a_full_disk_keeps_supervision_alive_and_start_says_why(home, small_logs):
+    supervisor = _crash_looping(home, "cramped")
     _fill(small_logs)
     seen: set[int] = set()
-    _bots_seen(supervisor, seen)
-    wait_for(lambda: _bots_seen(supervisor, seen) >= 4, what="the bot to keep being restarted without disk space")
-    assert supervisor.is_running() and supervisor.status() != psutil.STATUS_ZOMBIE
-    out = start(home, other)
-    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
-    assert "newcomer not started: cannot write" in out.stderr and "No space left" in out.stderr, out.stderr
+    _supervision_survives(home, supervisor, seen, "newcomer", "No space left")
     # space returns: the supervisor writes its record again and says what it lost meanwhile
     (small_logs / "filler").unlink()
-    wait_for(lambda: registry(home)["cramped"]["restart_count"] >= len(seen) - 1,
-             what="the record to catch up with the restarts made while the disk refused writes")
+    _record_catches_up(home, "cramped", seen)
     wait_for(lambda: "log line(s) lost" in daemon_log(home, "cramped"), what="a note of the lost log lines")
     assert run_cli(home, "stop", "-i", "cramped").returncode == 0
 
 
 def test_a_read_only_logs_keeps_supervision_alive_and_start_says_why(home):
-    path = write_config(home, "frozen", "--mode", "crash", "--after", "0.3", max_restart_attempts=1000,
-                        stable_uptime=0.1, health_check_interval=0.2)
-    assert start(home, path).returncode == 0
-    supervisor = psutil.Process(read_int(InstancePaths.for_instance(home, "frozen").daemon_pid))
-    other = write_config(home, "latecomer")
+    supervisor = _crash_looping(home, "frozen")
+    record = InstancePaths.for_instance(home, "frozen").record
     seen: set[int] = set()
     with read_only(home / "logs"):
-        _bots_seen(supervisor, seen)
-        wait_for(lambda: _bots_seen(supervisor, seen) >= 4, what="the bot to keep being restarted under a read-only logs/")
-        assert supervisor.is_running() and supervisor.status() != psutil.STATUS_ZOMBIE
-        out = start(home, other)
-        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
-        assert "latecomer not started: cannot write" in out.stderr and "Read-only file system" in out.stderr, out.stderr
-        record = InstancePaths.for_instance(home, "frozen").record
+        _supervision_survives(home, supervisor, seen, "latecomer", "Read-only file system")
         wait_for(lambda: f"cannot write {record}: Read-only file system; retrying" in daemon_log(home, "frozen"),
                  what="the failed record write in the daemon log (written through the log it holds open)")
     # writable again: the record catches up with the restarts made meanwhile
-    wait_for(lambda: registry(home)["frozen"]["restart_count"] >= len(seen) - 1,
-             what="the record to catch up with the restarts made while logs/ was read-only")
+    _record_catches_up(home, "frozen", seen)
     wait_for(lambda: f"{record} written again" in daemon_log(home, "frozen"), what="the record written again")
     assert supervisor.is_running() and run_cli(home, "stop", "-i", "frozen").returncode == 0
