@@ -2,8 +2,9 @@
 
 Exec'd by `daemon_manager.py start -d` as a lean program (`python -S core/supervisor.py ...`), so
 the long-lived daemon carries only the standard library and core/ (the bar is 15 MB RSS), or
-exec'd in place of a foreground `start` (same pid, allow-listed environment). One event loop (selectors) serves the bot's pipes, a pidfd
-that becomes readable the moment the bot dies, a signal wakeup fd and timers: no polling threads.
+exec'd in place of a foreground `start` (same pid, allow-listed environment). One event loop
+(selectors) serves the bot's pipes, a pidfd that becomes readable the moment the bot dies, a
+signal wakeup fd and timers: no polling threads.
 Settings and the bot's environment (secrets included) arrive through a pipe (a memfd in the
 foreground), never via disk.
 """
