@@ -167,9 +167,13 @@ class TradingBotDaemon:
             except OSError as exc:  # disk full, read-only logs/: say so, start nothing
                 return Outcome(EXIT_FAIL, f"{cfg.instance_id} not started: cannot write "
                                           f"{exc.filename or 'its files'}: {exc.strerror or exc}")
-            # foreground: this process is the supervisor and holds the account lock itself
-            outcome = self._run_foreground(spec) if not daemonize else self._spawn_daemon(spec, lock_fd)
-            return Outcome(outcome.code, "\n".join([*ended, outcome.message]))
+            if daemonize:
+                outcome = self._spawn_daemon(spec, lock_fd)
+                return Outcome(outcome.code, "\n".join([*ended, outcome.message]))
+            # foreground: this process becomes the supervisor (exec, same pid) and keeps the account
+            # lock; what this command has to say must be out before the exec
+            print(*ended, sep="\n", end="\n" if ended else "")
+            return self._exec_foreground(spec, lock_fd)
         finally:
             if lock_fd is not None:  # the supervisor has its own copy, held for its life
                 os.close(lock_fd)
@@ -237,13 +241,31 @@ class TradingBotDaemon:
             "secrets": cfg.secrets(), "settings": d, "record": record,
         }
 
-    def _run_foreground(self, spec: dict) -> Outcome:
-        from core.supervisor import Supervisor
+    def _exec_foreground(self, spec: dict, keep_fd: int | None) -> Outcome:
+        """Become the supervisor in place: exec it with the allow-listed environment (the shell's
+        credentials stay out of its /proc/PID/environ) under this pid, which systemd (Type=simple)
+        and the trader's Ctrl-C already know. The spec (the bot's secrets) goes through a memfd,
+        never a file; the supervisor prints its readiness line, then the final state, and exits
+        with the code this command would have. Returns only if the exec failed."""
+        spec_fd = os.memfd_create("gridbot-spec")
+        with os.fdopen(os.dup(spec_fd), "w") as fh:
+            json.dump(spec, fh)
+        os.lseek(spec_fd, 0, os.SEEK_SET)
+        for fd in (spec_fd, keep_fd):
+            if fd is not None:
+                os.set_inheritable(fd, True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        from core.supervisor import FOREGROUND
 
-        code = Supervisor(spec, lambda line: print(line, flush=True)).run()
-        rec = self.registry.get(spec["instance_id"]) or {}
-        return Outcome(code, f"{spec['instance_id']}: {rec.get('status')}"
-                             + (f" ({rec['last_error']})" if rec.get("last_error") else ""))
+        argv = [sys.executable, "-S", str(SUPERVISOR), str(REPO_ROOT), str(spec_fd), FOREGROUND]
+        try:
+            os.execve(sys.executable, argv, supervisor_environment(os.environ, self.home))
+        except OSError as exc:
+            os.close(spec_fd)
+            reason = f"failed: cannot run the supervisor: {exc.strerror or exc}"
+            self._mark_failed(spec["instance_id"], reason)
+            return Outcome(EXIT_FAIL, f"{spec['instance_id']} {reason}")
 
     def _spawn_daemon(self, spec: dict, keep_fd: int | None = None) -> Outcome:
         """fork, setsid, fork, exec the supervisor (keep_fd inherited: it holds it for life); wait

@@ -14,7 +14,9 @@ planted credentials through to every bot, and the supervisor kept all 8, readabl
 """
 from __future__ import annotations
 
+import os
 import stat
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -34,6 +36,20 @@ def inherited(source: Mapping[str, str], also: Iterable[str] = ()) -> dict[str, 
 def supervisor_environment(source: Mapping[str, str], home: Path) -> dict[str, str]:
     """The supervisor's own environment: it needs no secret (the bot's arrive through a pipe)."""
     return {**inherited(source), HOME_ENV: str(home)}
+
+
+def detach_with_allowlist(home: Path, also: Iterable[str] = ()) -> None:
+    """Before a command detaches a long-lived service (the notifier, the dashboard): re-exec this
+    very command (same pid, argv, fds and cwd) with only the allow-list, `also` and GRIDBOT_HOME,
+    because /proc/PID/environ keeps the environment a process was exec'd with, whatever it later
+    deletes from os.environ. Returns at once when the environment holds nothing more (so the
+    re-exec'd command goes on: it never loops)."""
+    env = {**inherited(os.environ, also), HOME_ENV: str(home)}
+    if env == dict(os.environ):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, env)
 
 
 def dotenv_warning(home: Path) -> str | None:

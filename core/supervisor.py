@@ -2,9 +2,11 @@
 
 Exec'd by `daemon_manager.py start -d` as a lean program (`python -S core/supervisor.py ...`), so
 the long-lived daemon carries only the standard library and core/ (the bar is 15 MB RSS), or
-run in the foreground inside the CLI. One event loop (selectors) serves the bot's pipes, a pidfd
-that becomes readable the moment the bot dies, a signal wakeup fd and timers: no polling threads.
-Settings and the bot's environment (secrets included) arrive through a pipe, never via disk.
+exec'd in place of a foreground `start` (same pid, allow-listed environment). One event loop
+(selectors) serves the bot's pipes, a pidfd that becomes readable the moment the bot dies, a
+signal wakeup fd and timers: no polling threads.
+Settings and the bot's environment (secrets included) arrive through a pipe (a memfd in the
+foreground), never via disk.
 """
 import os
 import sys
@@ -31,7 +33,7 @@ from core.atomic import write_text_atomic
 from core.bot_status import read_bot_status
 from core.events import (EXITED, FATAL, HANG_RESTART, MEMORY_RESTART, RESTART_LOOP, RestartWindow, WaitingWatch,
                          append_event)
-from core.keeper import KeeperLink, fork_keeper
+from core.keeper import KeeperLink
 from core.instance_record import write_record
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
@@ -48,6 +50,7 @@ READY_POLL = 0.05
 PORT_POLL = 0.5
 STOP_REASON_MAX = 500  # characters of a stop_reason file that reach the registry
 MAX_LINE = 65536  # a longer unterminated line (progress bar, binary) is logged in pieces
+FOREGROUND = "foreground"  # in place of the ready fd: `start` without -d exec'd us (core/daemon.py)
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
@@ -74,12 +77,12 @@ def describe_exit(code: int) -> str:
 class Supervisor:
     """State machine: starting -> running -> (backoff -> starting)* -> stopping/stopped | exited | fatal."""
 
-    def __init__(self, spec: dict, report: Callable[[str], None], keeper: tuple[int, int] | None = None) -> None:
+    def __init__(self, spec: dict, report: Callable[[str], None], keeper: tuple[int, int]) -> None:
         self.spec = spec
         self.iid: str = spec["instance_id"]
         self.s: dict = spec["settings"]
         self.paths = InstancePaths(self.iid, Path(spec["log_dir"]))
-        self.keeper = KeeperLink(*keeper) if keeper else None
+        self.keeper = KeeperLink(*keeper)
         self.rec: dict = dict(spec["record"])  # our own record: we are its one writer while we live
         self.record_pending = False  # a write failed (disk full, read-only): retried at each health check
         self.masker = Masker(spec.get("secrets", []))
@@ -197,8 +200,7 @@ class Supervisor:
             for f in self.out_logs.values():
                 f.close()
             self.daemon_log.close()
-            if self.keeper is not None:
-                self.keeper.close()  # EOF: the keeper ends what is left (nothing, after a clean stop)
+            self.keeper.close()  # EOF: the keeper ends what is left (nothing, after a clean stop)
             lock.release()
             self.lock.release()
 
@@ -211,8 +213,6 @@ class Supervisor:
                        "last_error": None, "stop_reason": None, "bot_pid": None, "bot_create_time": None, "cpu_warning": False,
                        "cpu_percent": None, "memory_mb": None})
         self.log(f"supervisor {me} started for {self.iid}; removed {len(removed)} old log dirs")
-        if self.keeper is None:  # in the foreground CLI: fork it now
-            self.keeper = KeeperLink(*fork_keeper())
         self._tell_keeper(f"tenths {math.ceil(float(self.s['stop_timeout']) * 10)}")
         self._tell_keeper(f"stopfile {self.paths.stop_seconds}")
         self._install_signals()
@@ -389,11 +389,10 @@ class Supervisor:
                 self._tell_keeper("0")  # nothing of that group is left for the keeper to end
 
     def _tell_keeper(self, line: str) -> None:
-        if self.keeper is not None:
-            try:
-                self.keeper.tell(line)
-            except OSError as exc:
-                self.log(f"cannot reach the keeper of the bot group: {exc}", "ERROR")
+        try:
+            self.keeper.tell(line)
+        except OSError as exc:
+            self.log(f"cannot reach the keeper of the bot group: {exc}", "ERROR")
 
     def _read_stop_reason(self) -> str | None:
         """The bot's own last word (logs/{id}/stop_reason), masked, or None."""
@@ -659,9 +658,23 @@ def pipe_reporter(fd: int) -> Callable[[str], None]:
     return send
 
 
+def run_foreground(spec: dict, keeper: tuple[int, int]) -> int:
+    """`start` without -d exec'd us in its own place: its output and exit code are ours. The
+    readiness line, then the final state (from our own record), as the CLI printed them."""
+    sup = Supervisor(spec, lambda line: print(line, flush=True), keeper)
+    code = sup.run()
+    error = sup.rec.get("last_error")
+    print(f"{sup.iid}: {sup.rec.get('status')}" + (f" ({error})" if error else ""),
+          file=sys.stdout if code == EXIT_OK else sys.stderr, flush=True)
+    return code
+
+
 def main() -> int:
-    """argv: repo_root spec_fd ready_fd (set up by daemon_manager's double fork)."""
+    """argv: repo_root spec_fd ready_fd (set up by daemon_manager's double fork), or FOREGROUND
+    instead of ready_fd when a foreground `start` exec'd us."""
     spec = read_spec(int(sys.argv[2]))
+    if sys.argv[3] == FOREGROUND:
+        return run_foreground(spec, KEEPER)
     return Supervisor(spec, pipe_reporter(int(sys.argv[3])), KEEPER).run()
 
 

@@ -97,6 +97,9 @@ def main(home: Path, args: argparse.Namespace) -> int:
         print(already_running(home, read_pid(pid_file)), file=sys.stderr)
         return EXIT_USAGE
     if args.daemon:
+        from core.environment import detach_with_allowlist
+
+        detach_with_allowlist(home)  # the trader's shell credentials stay out of a long-lived server
         return _detach(home, args.host, args.port)
     return serve(home, args.host, args.port, say=lambda line: print(line, flush=True))
 

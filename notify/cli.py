@@ -15,7 +15,8 @@ from core.events import TEST, new_event
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from core.masking import mask_url
 from core.pidfile import AlreadyLocked, is_locked, read_pid
-from core.notify_start import notifier_dir
+from core.environment import detach_with_allowlist
+from core.notify_start import NOTIFY_ENV, notifier_dir
 from notify.settings import Settings, SettingsError
 
 NO_URLS = ("no notification URLs: set notify.urls in config/fleet.json, GRIDBOT_NOTIFY (comma-separated, "
@@ -55,6 +56,8 @@ def cmd_notifier(home: Path, args: argparse.Namespace) -> int:
     if is_locked(pid_file):
         print(f"notifier already running (pid {read_pid(pid_file)})")
         return EXIT_OK
+    if args.daemon:  # no shell credential in a long-lived process (the .env is read from the home anyway)
+        detach_with_allowlist(home, (NOTIFY_ENV,))
     notifier = Notifier(home, interval=args.interval, max_backoff=args.max_backoff)
     if not args.daemon:
         try:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
 from core import proc
-from tests.conftest import kill_home_processes, run_cli, wait_for
+from tests.conftest import DAEMON_MANAGER, REPO, home_env, kill_home_processes, run_cli, wait_for
 from tests.core.util import registry, start, write_config
 
 KEYS = {"api_key": "pub-key-12345678", "secret_key": "sec-key-87654321"}
@@ -66,3 +68,21 @@ def test_the_lock_ends_with_the_supervisor_even_on_sigkill(home, other_home):
     assert out.returncode == 0, out.stderr
     run_cli(other_home, "stop-all")
     assert json.loads(run_cli(other_home, "status", "after_kill").stdout)["state"] == "stopped"
+
+
+def test_a_foreground_start_keeps_the_account_lock_through_its_exec(home, other_home):
+    """A foreground `start` execs the supervisor in its own place: the lock it took must survive that."""
+    first = write_config(home, "fg_lock", exchange="backpack", exchange_config=KEYS)
+    cli = subprocess.Popen([sys.executable, str(DAEMON_MANAGER), "--home", str(home), "start", "-c", str(first)],
+                           cwd=str(REPO), env=home_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        assert cli.stdout.readline().startswith("ready pid="), cli.stderr.read() if cli.poll() is not None else ""
+        refused = start(other_home, write_config(other_home, "fg_lock_b", exchange="backpack", exchange_config=KEYS))
+        assert refused.returncode == 2 and "fg_lock" in refused.stderr and str(home) in refused.stderr, refused.stderr
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=30) == 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()

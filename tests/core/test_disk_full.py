@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import psutil
 import pytest
@@ -25,6 +28,25 @@ def small_logs(home):
         pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
     yield logs
     subprocess.run(["umount", "-l", str(logs)], capture_output=True)
+
+
+@contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """`directory` read-only under processes that hold files open in it: a bind mount of it over
+    itself, then remounted ro (the new mount has no writers, so the kernel allows it). Open fds keep
+    writing to the mount below; new opens and renames through the path fail with EROFS."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    done = subprocess.run(["mount", "--bind", str(directory), str(directory)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount: {done.stderr.decode().strip()}")
+    try:
+        done = subprocess.run(["mount", "-o", "remount,bind,ro", str(directory)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {done.stderr.decode().strip()}")
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], capture_output=True)
 
 
 def _fill(directory) -> None:
@@ -51,25 +73,50 @@ def _bots_seen(supervisor: psutil.Process, seen: set[int]) -> int:
     return len(seen)
 
 
-def test_a_full_disk_keeps_supervision_alive_and_start_says_why(home, small_logs):
-    """A read-only logs/ goes through the same paths (every write failure is an OSError); it cannot
-    be staged here: a filesystem with files open for writing refuses `remount,ro`."""
-    path = write_config(home, "cramped", "--mode", "crash", "--after", "0.3", max_restart_attempts=1000,
+def _crash_looping(home, iid: str) -> psutil.Process:
+    """A supervised bot that crashes every 0.3 s: every restart rewrites the record and the logs."""
+    path = write_config(home, iid, "--mode", "crash", "--after", "0.3", max_restart_attempts=1000,
                         stable_uptime=0.1, health_check_interval=0.2)
     assert start(home, path).returncode == 0
-    supervisor = psutil.Process(read_int(InstancePaths.for_instance(home, "cramped").daemon_pid))
-    other = write_config(home, "newcomer")
+    return psutil.Process(read_int(InstancePaths.for_instance(home, iid).daemon_pid))
+
+
+def _supervision_survives(home, supervisor: psutil.Process, seen: set[int], latecomer: str, error: str) -> None:
+    """While writes fail: the bot is still restarted, and `start` of another instance says why."""
+    _bots_seen(supervisor, seen)
+    wait_for(lambda: _bots_seen(supervisor, seen) >= 4, what="the bot to keep being restarted while writes fail")
+    assert supervisor.is_running() and supervisor.status() != psutil.STATUS_ZOMBIE
+    out = start(home, write_config(home, latecomer))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"{latecomer} not started: cannot write" in out.stderr and error in out.stderr, out.stderr
+
+
+def _record_catches_up(home, iid: str, seen: set[int]) -> None:
+    wait_for(lambda: registry(home)[iid]["restart_count"] >= len(seen) - 1,
+             what="the record to catch up with the restarts made while writes failed")
+
+
+def test_a_full_disk_keeps_supervision_alive_and_start_says_why(home, small_logs):
+    supervisor = _crash_looping(home, "cramped")
     _fill(small_logs)
     seen: set[int] = set()
-    _bots_seen(supervisor, seen)
-    wait_for(lambda: _bots_seen(supervisor, seen) >= 4, what="the bot to keep being restarted without disk space")
-    assert supervisor.is_running() and supervisor.status() != psutil.STATUS_ZOMBIE
-    out = start(home, other)
-    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
-    assert "newcomer not started: cannot write" in out.stderr and "No space left" in out.stderr, out.stderr
+    _supervision_survives(home, supervisor, seen, "newcomer", "No space left")
     # space returns: the supervisor writes its record again and says what it lost meanwhile
     (small_logs / "filler").unlink()
-    wait_for(lambda: registry(home)["cramped"]["restart_count"] >= len(seen) - 1,
-             what="the record to catch up with the restarts made while the disk refused writes")
+    _record_catches_up(home, "cramped", seen)
     wait_for(lambda: "log line(s) lost" in daemon_log(home, "cramped"), what="a note of the lost log lines")
     assert run_cli(home, "stop", "-i", "cramped").returncode == 0
+
+
+def test_a_read_only_logs_keeps_supervision_alive_and_start_says_why(home):
+    supervisor = _crash_looping(home, "frozen")
+    record = InstancePaths.for_instance(home, "frozen").record
+    seen: set[int] = set()
+    with read_only(home / "logs"):
+        _supervision_survives(home, supervisor, seen, "latecomer", "Read-only file system")
+        wait_for(lambda: f"cannot write {record}: Read-only file system; retrying" in daemon_log(home, "frozen"),
+                 what="the failed record write in the daemon log (written through the log it holds open)")
+    # writable again: the record catches up with the restarts made meanwhile
+    _record_catches_up(home, "frozen", seen)
+    wait_for(lambda: f"{record} written again" in daemon_log(home, "frozen"), what="the record written again")
+    assert supervisor.is_running() and run_cli(home, "stop", "-i", "frozen").returncode == 0
