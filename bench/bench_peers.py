@@ -1,6 +1,6 @@
 """Our fleet beside supervisord and PM2 on the same child program, interleaved in one run (issue 12).
 
-    .venv/bin/python bench/bench_peers.py [--n 50] [--quick] [--timeout 600]
+    .venv/bin/python bench/bench_peers.py [--n 50] [--quick] [--timeout 600] [--no-pm2] [--dir D]
 
 Each manager supervises N copies of tests/fake_bot.py (stdlib only, one heartbeat a second) in its
 own temporary home / config; they run side by side so that memory and idle CPU are sampled over the
@@ -207,6 +207,18 @@ class Ours(Manager):
 
     def stop_fleet(self) -> None:
         self.cli(self.root, "stop-all")
+
+    def start_fleet_parallel(self, batch: int = 10) -> None:
+        """`start -c CFG -d` for every config, `batch` at a time: what a script without start-all does."""
+        configs = sorted((self.root / "config" / "active").glob("*.json"))
+        for i in range(0, len(configs), batch):
+            procs = [subprocess.Popen([sys.executable, str(DM), "--home", str(self.root), "start", "-c", str(c), "-d"],
+                                      env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE) for c in configs[i:i + batch]]
+            for p in procs:
+                _, err = p.communicate(timeout=120)
+                if p.returncode:
+                    raise SystemExit(f"start -d failed: {err.decode()[-2000:]}")
 
     def start_bot(self) -> None:
         self.cli(self.bot_home, "start", "-c", str(self.bot_cfg), "-d")
@@ -427,9 +439,9 @@ def idle_cpu(mgrs: list[Manager], window: float) -> dict[str, float]:
     return {k: (cpu(v) - before[k]) / wall * 100 for k, v in procs.items()}
 
 
-def start_fleet_timed(m: Manager) -> float:
+def start_fleet_timed(m: Manager, start: Callable[[], None] | None = None) -> float:
     t_wall, t0 = time.time(), time.perf_counter()
-    m.start_fleet()
+    (start or m.start_fleet)()
     wait_until(lambda: heartbeats_since(m.log_dirs(), t_wall), 180, f"{m.name}: all {m.n} children up")
     return time.perf_counter() - t0
 
@@ -509,6 +521,7 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=None, help="idle CPU window in s (default 20, quick 2)")
     ap.add_argument("--timeout", type=float, default=600, help="give up (and clean up) after this many seconds")
     ap.add_argument("--no-pm2", action="store_true", help="leave PM2 out")
+    ap.add_argument("--dir", type=Path, default=None, help="where the temporary homes go (default: the system's)")
     args = ap.parse_args()
     if args.n < 1:
         ap.error("--n must be at least 1")
@@ -532,7 +545,7 @@ def main() -> int:
         print(f"PM2: skipped ({pm2_skip})", flush=True)
     tracker: dict[int, psutil.Process] = {}
     mgrs: list[Manager] = []
-    tmp = Path(tempfile.mkdtemp(prefix="bench_peers_"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_peers_", dir=args.dir))
     try:
         mgrs.append(Ours(tmp / "ours", args.n, tracker))
         mgrs.append(Supervisord(tmp / "supervisord", args.n, tracker))
@@ -548,14 +561,21 @@ def main() -> int:
             m.track()
         show(f"management memory, PSS, {args.n} instances", "MB",
              {m.name: pss_mb(plane(m.mgmt_pids())) for m in mgrs}, peers)
-        show(f"idle CPU of management, {args.n} instances", "% core", idle_cpu(mgrs, window), peers, "{:.2f}")
+        show(f"idle CPU of management, {args.n} instances", "% core", idle_cpu(mgrs, window), peers, "{:.3f}")
         show(f"respawn (kill -> new child), {args.n} inst.", "ms",
              {k: v * 1000 for k, v in interleaved(mgrs, runs, respawn_once, pause=0.3).items()}, peers)
-        show(f"start {args.n} programs until all are up", "s", starts, peers, "{:.2f}")
+        show(f"start {args.n} programs until all are up, start-all", "s", starts, peers, "{:.2f}")
         for m in mgrs:
             list_once(m)  # warm the page cache
         show(f"list / status / pm2 ls, {args.n} instances", "ms",
              {k: v * 1000 for k, v in interleaved(mgrs, max(runs, 3), list_once).items()}, peers)
+        ours = mgrs[0]
+        assert isinstance(ours, Ours)
+        ours.stop_fleet()
+        time.sleep(1)  # every child's last heartbeat is older than the new start's clock
+        starts["ours"] = start_fleet_timed(ours, ours.start_fleet_parallel)
+        ours.track()
+        show(f"start {args.n} programs, ours `start -d` x10 in parallel", "s", starts, peers, "{:.2f}")
         for m in mgrs:
             m.stop_fleet()
         show("one paper bot, start until its page answers", "s",
