@@ -12,8 +12,8 @@ ratio ours / peer (below 1: we are better). Figures:
   PM2's God daemon), children excluded;
 - idle CPU of those processes over a fixed window, in % of one core;
 - respawn: SIGKILL a child -> a new child of the same manager exists (polled every 0.5 ms);
-- start N programs until every child has beaten its heartbeat (`start-all`; `supervisorctl start
-  all`; `pm2 start ecosystem.json`);
+- start N programs until every child has beaten its heartbeat (`start-all`, then again with
+  `start -c CFG -d` ten at a time; `supervisorctl start fake:*`; `pm2 start ecosystem.json`);
 - `list` / `supervisorctl status` / `pm2 ls` with N instances (median wall time);
 - one paper bot (run.py, same config and environment contract) from the start command until its
   page answers /health with 200.
@@ -500,7 +500,7 @@ def show(label: str, unit: str, values: dict[str, float], peers: list[str], fmt:
         if p in values:
             ratio = f"{ours / values[p]:.2f}" if values[p] else "n/a"
             parts.append(f"{p} {fmt.format(values[p])} {unit} (ratio {ratio})")
-    print(f"{label:<44} " + " | ".join(parts), flush=True)
+    print(f"{label:<54} " + " | ".join(parts), flush=True)
 
 
 def kill_recorded(tracker: dict[int, psutil.Process]) -> None:
