@@ -46,7 +46,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.bench_list_vs_supervisorctl import supervisor_bin  # noqa: E402
+from bench.bench_list_vs_supervisorctl import supervisor_bin, supervisord_header  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.web.paper_bot import write_paper_config  # noqa: E402
 
@@ -254,17 +254,7 @@ class Supervisord(Manager):
         cfg = write_paper_config(home, "peer_bot", self.bot_port)
         env = ",".join(f'{k}="{v}"' for k, v in bot_env(home, "peer_bot", self.bot_port).items())
         self.conf = root / "supervisord.conf"
-        self.conf.write_text(f"""[unix_http_server]
-file={root}/supervisor.sock
-[supervisord]
-logfile={root}/supervisord.log
-pidfile={root}/supervisord.pid
-childlogdir={root}/sv
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-[supervisorctl]
-serverurl=unix://{root}/supervisor.sock
-[program:fake]
+        self.conf.write_text(supervisord_header(root) + f"""[program:fake]
 command={sys.executable} {FAKE_BOT} {' '.join(CHILD_ARGS)}
 process_name=%(program_name)s_%(process_num)03d
 numprocs={n}
