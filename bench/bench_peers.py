@@ -515,6 +515,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.n < 1:
         ap.error("--n must be at least 1")
+    if args.dir is not None and not args.dir.is_dir():
+        ap.error(f"--dir {args.dir}: not a directory")
     runs = args.runs or (1 if args.quick else 10)
     window = args.window or (2.0 if args.quick else 20.0)
 
