@@ -36,6 +36,21 @@ def supervisor_bin() -> Path:
     return SUPERVISOR_VENV / "bin"
 
 
+def supervisord_header(root: Path) -> str:
+    """The sections every bench's supervisord needs: its socket, pid, logs and supervisorctl, all in root."""
+    return f"""[unix_http_server]
+file={root}/supervisor.sock
+[supervisord]
+logfile={root}/supervisord.log
+pidfile={root}/supervisord.pid
+childlogdir={root}/sv
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[supervisorctl]
+serverurl=unix://{root}/supervisor.sock
+"""
+
+
 def median_ms(argv: list[str], runs: int, env: dict[str, str] | None = None) -> float:
     subprocess.run(argv, capture_output=True, env=env)  # warm the page cache
     samples = []
@@ -67,17 +82,7 @@ def start_supervisord(tmp: Path, n: int) -> tuple[Path, Path]:
     conf = tmp / "supervisord.conf"
     for i in range(n):
         (tmp / "sv" / f"{i:02d}").mkdir(parents=True)
-    conf.write_text(f"""[unix_http_server]
-file={tmp}/supervisor.sock
-[supervisord]
-logfile={tmp}/supervisord.log
-pidfile={tmp}/supervisord.pid
-childlogdir={tmp}/sv
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-[supervisorctl]
-serverurl=unix://{tmp}/supervisor.sock
-[program:fake]
+    conf.write_text(supervisord_header(tmp) + f"""[program:fake]
 command={sys.executable} {FAKE_BOT} {' '.join(CHILD_ARGS)}
 process_name=%(program_name)s_%(process_num)02d
 numprocs={n}
