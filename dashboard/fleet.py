@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.books import books_of, shown_state
+from core.bot_status import read_bot_status
 from core.instance_manager import InstanceRegistry
+from core.paths import InstancePaths
 
 # A live bot rewrites its status every turn; one this old says its loop (or its writer) stopped.
 STALE_STATUS_S = 120.0
@@ -32,8 +33,11 @@ def instance_row(home: Path, rec: dict, now: float) -> dict:
     """One instance: the supervisor's view (state, restarts, uptime, last error) joined with the
     bot's own books (price, range, position, PnL, equity)."""
     iid = rec["instance_id"]
-    bot = books_of(home, rec) or {}
-    state = shown_state(rec, bot or None)   # `waiting`: up, but the exchange is unreachable (as in `list`)
+    paths = InstancePaths.for_instance(home, iid, rec.get("log_dir"))
+    bot = read_bot_status(paths.bot_status) or {}
+    state = rec["state"]
+    if state == "running" and bot.get("state") == "waiting":
+        state = "waiting"                       # up, but the exchange is unreachable
     updated = _num(bot.get("updated_at"))
     stale = bool(rec.get("bot_alive")) and (updated is None or now - updated > STALE_STATUS_S)
     price = _num(bot.get("price"))
