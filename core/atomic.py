@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import os
 from pathlib import Path
 
@@ -57,18 +56,3 @@ def write_text_atomic(path: Path, text: str, mode: int = PRIVATE, durable: bool 
             os.fsync(dfd)
         finally:
             os.close(dfd)
-
-
-def read_json_object(path: str | os.PathLike, limit: int) -> dict | None:
-    """The JSON object in one of these small files, or None when it is absent, unreadable, over
-    `limit` bytes, not JSON or not an object: every reader of another process's file treats a
-    missing and a broken file alike (there is nothing in it to act on)."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(limit + 1)
-        if len(raw) > limit:
-            return None
-        data = json.loads(raw)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.atomic import read_json_object, write_text_atomic
-
 MAX_BYTES = 64 * 1024      # a status is about 500 bytes; anything bigger is not ours
 FIELDS = ("instance_id", "exchange", "symbol", "quote", "state", "message", "price", "grid_lower",
           "grid_upper", "position", "entry_price", "unrealized_pnl", "realized_pnl", "grid_profit",
@@ -25,10 +23,20 @@ FIELDS = ("instance_id", "exchange", "symbol", "quote", "state", "message", "pri
 
 def write_bot_status(path: Path, status: dict) -> None:
     """Write exactly FIELDS (missing ones as null), private to the user (positions are private)."""
+    from core.atomic import write_text_atomic  # here, not above: tempfile costs the supervisor (a reader) 1 MB
+
     record = {name: status.get(name) for name in FIELDS}
     write_text_atomic(path, json.dumps(record, separators=(",", ":")), mode=0o600)
 
 
 def read_bot_status(path: Path) -> dict | None:
     """The last published status, or None when absent, unreadable, oversized or not ours."""
-    return read_json_object(path, MAX_BYTES)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            return None
+        data = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

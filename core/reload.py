@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.atomic import private_opener, read_json_object, write_text_atomic
+from core.atomic import private_opener, write_text_atomic
 from core.paths import InstancePaths
 
 # strategy_config fields the bot applies live
@@ -44,9 +44,6 @@ SUPERVISOR_LIVE = ("memory_limit_mb", "cpu_limit_percent", "health_check_interva
 BOT, SUPERVISOR, RESTART = "bot", "supervisor", "restart"
 RESULT_TIMEOUT = 75.0       # the supervisor gives the bot 45 s; this adds the supervisor's own work
 FINGERPRINT = "sha256:"
-# a config is read bounded to 1 MiB (core/config_manager.py); re-dumped indented it may grow, so
-# the applied copy and the small request/answer files are read with room to spare
-MAX_RELOAD_FILE = 8 * 1024 * 1024
 FINGERPRINT_RE = re.compile(r'"sha256:[0-9a-f]{16}"')
 
 
@@ -80,8 +77,11 @@ def write_json(path: Path, doc: dict) -> None:
 
 
 def read_json(path: Path) -> dict | None:
-    """A reload file (request, answers, the applied config), or None when absent or broken."""
-    return read_json_object(path, MAX_RELOAD_FILE)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 # -- classification and diff ---------------------------------------------------------------------

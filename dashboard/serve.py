@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from core.atomic import read_json_object, write_text_atomic
+from core.atomic import write_text_atomic
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from core.pidfile import AlreadyLocked, PidLock, is_locked, read_pid
 
@@ -25,7 +25,6 @@ DEFAULT_PORT = 5000
 DEFAULT_HOST = "127.0.0.1"
 TARGETS_EVERY_S = 15.0
 STOP_TIMEOUT_S = 10.0
-RECORD_LIMIT = 64 * 1024      # the dashboard's record is a few host/port/desired fields
 
 
 def state_dir(home: Path) -> Path:
@@ -50,7 +49,11 @@ def record_path(home: Path) -> Path:
 
 
 def read_record(home: Path) -> dict:
-    return read_json_object(record_path(home), RECORD_LIMIT) or {}
+    try:
+        data = json.loads(record_path(home).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def resume_args(home: Path) -> list[str] | None:
