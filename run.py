@@ -41,7 +41,7 @@ from core import events, heartbeat  # noqa: E402
 from core.atomic import write_text_atomic  # noqa: E402
 from core.bot_status import write_bot_status  # noqa: E402
 from core.events import append_event  # noqa: E402
-from core.config_manager import ConfigError, ConfigManager, InstanceConfig  # noqa: E402
+from core.config_manager import CHECKED_ENV, ConfigError, ConfigManager, InstanceConfig  # noqa: E402
 from core.masking import Masker  # noqa: E402
 from core.reload import bot_result_file, write_json  # noqa: E402
 from core.stop_time import write_stop_seconds  # noqa: E402
@@ -125,8 +125,8 @@ def load_config(args: argparse.Namespace, home: Path) -> InstanceConfig:
     """The instance config with the CLI flags applied and validated again (ConfigError if bad)."""
     cm = ConfigManager(home)
     instance_id = args.instance_id or os.environ.get(ENV_INSTANCE_ID) or None
-    if args.config:
-        cfg = cm.load(args.config, instance_id=instance_id)
+    if args.config:  # a document `start` validated (its digest in CHECKED_ENV) skips the schema
+        cfg = cm.load(args.config, instance_id=instance_id, checked=os.environ.get(CHECKED_ENV))
     else:
         # flags only: the same loader and rules, on a config made of the flags
         doc = {"metadata": {"exchange": args.exchange or "paper", "symbol": args.symbol or "SOL_USDC_PERP"},
@@ -141,10 +141,12 @@ def load_config(args: argparse.Namespace, home: Path) -> InstanceConfig:
         cfg.metadata["exchange"] = args.exchange
     if args.symbol:
         cfg.metadata["symbol"] = args.symbol
-    cfg.strategy.update(strategy_overrides(args))
-    errors = cm.validate_overrides(cfg.metadata, cfg.strategy)
-    if errors:
-        raise ConfigError(errors)
+    overrides = strategy_overrides(args)
+    cfg.strategy.update(overrides)
+    if overrides or args.exchange or args.symbol or not args.config:  # else load() judged it all already
+        errors = cm.validate_overrides(cfg.metadata, cfg.strategy)
+        if errors:
+            raise ConfigError(errors)
     lo, hi = cfg.strategy.get("grid_lower_price"), cfg.strategy.get("grid_upper_price")
     if cfg.metadata["exchange"] == "paper" and "initial_price" not in cfg.exchange and lo and hi:
         cfg.exchange["initial_price"] = (lo + hi) / 2     # a simulation starts inside its grid

@@ -25,6 +25,10 @@ from core.masking import SECRET_KEY_RE, Masker, mask_config, secret_values
 from core.paths import INSTANCE_ID_RE, REPO_ROOT, is_repo_bot, resolve_code, resolve_runtime
 
 SCHEMA_PATH = REPO_ROOT / "config" / "schema" / "instance.schema.json"
+# The digest (config_digest) of a document `start` validated, handed to the bot in its environment:
+# a bot whose config file still expands to that very document skips the schema (and jsonschema's
+# 5 MB and 80 ms), a bot whose file was edited since validates it in full.
+CHECKED_ENV = "GRIDBOT_CONFIG_CHECKED"
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KiB; `start -c /dev/zero` once grew to 20 GB
 SECTIONS = ("metadata", "daemon_config", "exchange_config", "strategy_config")
 VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -64,6 +68,7 @@ class InstanceConfig:
     exchange: dict
     strategy: dict
     used_vars: dict[str, str] = field(default_factory=dict)
+    digest: str = ""  # config_digest of the expanded document that passed
 
     def secrets(self) -> list[str]:
         """Secret strings of this config, for core.masking.Masker."""
@@ -149,8 +154,12 @@ class ConfigManager:
             return meta["instance_id"]
         return self.resolve_path(path).stem
 
-    def load(self, path: str | os.PathLike, instance_id: str | None = None) -> InstanceConfig:
-        """Read, expand, validate and complete one config; raise ConfigError listing every problem."""
+    def load(self, path: str | os.PathLike, instance_id: str | None = None, checked: str | None = None) -> InstanceConfig:
+        """Read, expand, validate and complete one config; raise ConfigError listing every problem.
+
+        checked: the digest of a document already validated against this schema (CHECKED_ENV);
+        when the file expands to exactly that document, the schema is not run again. Every other
+        rule is."""
         source = self.resolve_path(path)
         raw = self.read_json(path)
         legacy = is_legacy(raw)
@@ -159,7 +168,9 @@ class ConfigManager:
         used: dict[str, str] = {}
         errors += argv_placeholders(doc)
         doc = self._expand(doc, "", errors, used)
-        errors += schema_errors(doc)
+        digest = config_digest(doc)
+        if errors or not checked or checked != digest:
+            errors += schema_errors(doc)
         meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
         given = meta.get("instance_id")
         if isinstance(given, str) and not INSTANCE_ID_RE.match(given) \
@@ -179,7 +190,7 @@ class ConfigManager:
             daemon=self._daemon_defaults(doc.get("daemon_config", {}), iid, schema),
             exchange=dict(doc.get("exchange_config") or {}),
             strategy={**_defaults(schema, "strategy_config"), **strategy},
-            used_vars=used,
+            used_vars=used, digest=digest,
         )
         return cfg
 
@@ -297,13 +308,25 @@ class ConfigManager:
 
 # -- validation helpers (module level so run.py and tests can use them alone) -------------------
 _SCHEMA: dict | None = None
+_SCHEMA_TEXT: str | None = None
 
 
 def load_schema() -> dict:
-    global _SCHEMA
+    global _SCHEMA, _SCHEMA_TEXT
     if _SCHEMA is None:
-        _SCHEMA = json.loads(SCHEMA_PATH.read_text())
+        _SCHEMA_TEXT = SCHEMA_PATH.read_text()
+        _SCHEMA = json.loads(_SCHEMA_TEXT)
     return _SCHEMA
+
+
+def config_digest(doc: dict) -> str:
+    """sha256 of the schema and of an expanded config document: it names exactly what one schema
+    validation judged, so another process (the bot) can trust that verdict for the same document
+    and the same schema, and for nothing else."""
+    load_schema()
+    h = hashlib.sha256((_SCHEMA_TEXT or "").encode())
+    h.update(b"\0" + json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
 
 
 def _defaults(schema: dict, section: str) -> dict:

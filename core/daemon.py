@@ -10,16 +10,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from core import proc, safe_json
-from core.config_manager import MAX_CONFIG_BYTES, ConfigError, ConfigManager, InstanceConfig
+from core.config_manager import CHECKED_ENV, MAX_CONFIG_BYTES, ConfigError, ConfigManager, InstanceConfig
 from core.conflicts import conflicts, live_records
 from core.environment import inherited, supervisor_environment
 from core.instance_manager import InstanceRegistry, is_daemon_alive
@@ -52,6 +54,28 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
+@dataclass
+class Seat:
+    """What one start holds between its checks and the fork of its supervisor."""
+
+    cfg: InstanceConfig
+    ended: list[str]              # notes on an orphaned bot of this id that was ended first
+    db_identity: list | None      # the database's identity to keep in the new record
+    lock_fd: int | None           # the account lock, handed to the supervisor
+    holder: dict | None           # who holds the account lock, when it was not ours to take
+
+    def release(self) -> None:
+        """Close our copy of the account lock: the supervisor has its own, held for its life."""
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+
+def _unwritable(iid: str, exc: OSError) -> Outcome:
+    """Disk full, read-only logs/: say so, start nothing."""
+    return Outcome(EXIT_FAIL, f"{iid} not started: cannot write {exc.filename or 'its files'}: {exc.strerror or exc}")
+
+
 def bot_environment(cfg: InstanceConfig, home: Path, web_port: int, base: dict[str, str]) -> dict[str, str]:
     """The bot's env, by allow-list (core/environment.py): PATH, HOME, LANG, TZ, LC_* and the names the
     config lists in inherit_environment from the CLI's env; then the ${VAR}s and `environment` of this
@@ -65,6 +89,8 @@ def bot_environment(cfg: InstanceConfig, home: Path, web_port: int, base: dict[s
         env[ENV_API_KEY] = cfg.api_key
     if cfg.secret_key:
         env[ENV_SECRET_KEY] = cfg.secret_key
+    if cfg.digest:  # the schema passed here: the bot need not import jsonschema to judge it again
+        env[CHECKED_ENV] = cfg.digest
     return env
 
 
@@ -95,6 +121,35 @@ def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
     if out.returncode not in (BOT_EXIT_CONFIG, BOT_EXIT_AUTH):  # missing or rejected keys: a config problem too
         lines.append(f"(run.py --check exited with code {out.returncode})")
     return lines or [f"run.py --check exited with code {out.returncode} and said nothing"]
+
+
+PARALLEL_CHECKS = 4  # `run.py --check`s at once: each is an interpreter; more only queue on a small VPS
+
+
+def checked_configs(home: Path, targets: list[tuple[str, str | None]],
+                    cm: ConfigManager | None = None) -> list[InstanceConfig | Outcome]:
+    """Each (config file, instance id or None) loaded, validated and passed by the bot's pre-flight,
+    or the exit-2 Outcome saying why not, in order. All are validated in this process (jsonschema
+    imported once) and the pre-flights run side by side."""
+    cm = cm or ConfigManager(home)
+    out: list[InstanceConfig | Outcome] = []
+    for path, iid in targets:
+        try:
+            out.append(cm.load(path, instance_id=iid))
+        except ConfigError as exc:
+            out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(exc.errors)))
+    loaded = [(i, cfg) for i, cfg in enumerate(out) if isinstance(cfg, InstanceConfig)]
+    if len(loaded) == 1:  # the usual `start`: no thread
+        verdicts = [preflight(loaded[0][1], home)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
+            verdicts = list(pool.map(lambda item: preflight(item[1], home), loaded))
+    for (i, _), problems in zip(loaded, verdicts):
+        if problems:
+            out[i] = Outcome(EXIT_USAGE, f"invalid config {targets[i][0]}:\n  " + "\n  ".join(problems))
+    return out
 
 
 def port_is_free(port: int) -> bool:
@@ -131,14 +186,7 @@ class TradingBotDaemon:
     def checked_config(self) -> InstanceConfig | Outcome:
         """The config loaded, validated and passed by the bot's pre-flight, or the exit-2 Outcome
         saying why not. Run before anything is started or stopped."""
-        try:
-            cfg = self.cm.load(self.config_file, instance_id=self.flag_id)
-        except ConfigError as exc:
-            return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(exc.errors))
-        problems = preflight(cfg, self.home)
-        if problems:
-            return Outcome(EXIT_USAGE, f"invalid config {self.config_file}:\n  " + "\n  ".join(problems))
-        return cfg
+        return checked_configs(self.home, [(self.config_file, self.flag_id)], self.cm)[0]
 
     def start(self, daemonize: bool = True, cfg: InstanceConfig | None = None, fresh_db: bool = False) -> Outcome:
         """Start the instance (`cfg`: a config restart() has already checked): refuse conflicts and
@@ -149,8 +197,31 @@ class TradingBotDaemon:
             if isinstance(checked, Outcome):
                 return checked
             cfg = checked
+        if daemonize:
+            return start_checked(self.home, [cfg], fresh_db, self.registry)[0]
+        seat = self._reserve(cfg, fresh_db)
+        if isinstance(seat, Outcome):
+            return seat
+        try:
+            try:
+                record = self.registry.mutate(lambda data: self._claim(data, cfg, seat.holder, seat.db_identity))
+                spec = self._spec(cfg, record)
+            except Refused as exc:
+                return Outcome(exc.code, exc.message)
+            except OSError as exc:
+                return _unwritable(cfg.instance_id, exc)
+            # foreground: this process becomes the supervisor (exec, same pid) and keeps the account
+            # lock; what this command has to say must be out before the exec
+            print(*seat.ended, sep="\n", end="\n" if seat.ended else "")
+            return self._exec_foreground(spec, seat.lock_fd)
+        finally:
+            seat.release()
+
+    def _reserve(self, cfg: InstanceConfig, fresh_db: bool) -> Seat | Outcome:
+        """What a start settles before the claims lock: an orphaned bot of this id is ended (never a
+        second bot beside one), a lost database refused, the account's machine-wide lock taken."""
         before = self.registry.get(cfg.instance_id)
-        ended = self.registry.end_orphans([before], "start") if before else []  # never a second bot beside one
+        ended = self.registry.end_orphans([before], "start") if before else []
         db_path = cfg.daemon["db_path"]
         if before and before.get("db_identity") and not os.path.exists(db_path) and not fresh_db:
             return Outcome(EXIT_USAGE, f"{cfg.instance_id} has run before on {db_path}, which is missing now: its "
@@ -158,25 +229,7 @@ class TradingBotDaemon:
                                        "`start --fresh-db` to begin on a new database")
         keep_identity = before.get("db_identity") if before and not fresh_db and os.path.exists(db_path) else None
         lock_fd, holder = self._claim_account(cfg)
-        try:
-            try:
-                record = self.registry.mutate(lambda data: self._claim(data, cfg, holder, keep_identity))
-                spec = self._spec(cfg, record)
-            except Refused as exc:
-                return Outcome(exc.code, exc.message)
-            except OSError as exc:  # disk full, read-only logs/: say so, start nothing
-                return Outcome(EXIT_FAIL, f"{cfg.instance_id} not started: cannot write "
-                                          f"{exc.filename or 'its files'}: {exc.strerror or exc}")
-            if daemonize:
-                outcome = self._spawn_daemon(spec, lock_fd)
-                return Outcome(outcome.code, "\n".join([*ended, outcome.message]))
-            # foreground: this process becomes the supervisor (exec, same pid) and keeps the account
-            # lock; what this command has to say must be out before the exec
-            print(*ended, sep="\n", end="\n" if ended else "")
-            return self._exec_foreground(spec, lock_fd)
-        finally:
-            if lock_fd is not None:  # the supervisor has its own copy, held for its life
-                os.close(lock_fd)
+        return Seat(cfg, ended, keep_identity, lock_fd, holder)
 
     def _claim_account(self, cfg: InstanceConfig) -> tuple[int | None, dict | None]:
         """The machine-wide lock on the config's account and symbol (core/account_lock.py): its fd,
@@ -267,9 +320,9 @@ class TradingBotDaemon:
             self._mark_failed(spec["instance_id"], reason)
             return Outcome(EXIT_FAIL, f"{spec['instance_id']} {reason}")
 
-    def _spawn_daemon(self, spec: dict, keep_fd: int | None = None) -> Outcome:
-        """fork, setsid, fork, exec the supervisor (keep_fd inherited: it holds it for life); wait
-        for its one readiness line."""
+    def _fork_supervisor(self, spec: dict, keep_fd: int | None = None) -> int:
+        """fork, setsid, fork, exec the supervisor (keep_fd inherited: it holds it for life); the
+        read end of the pipe its one readiness line will come through."""
         ready_r, ready_w = os.pipe()
         spec_r, spec_w = os.pipe()
         argv = [sys.executable, "-S", str(SUPERVISOR), str(REPO_ROOT), str(spec_r), str(ready_w)]
@@ -298,15 +351,16 @@ class TradingBotDaemon:
         with os.fdopen(spec_w, "w") as fh:
             json.dump(spec, fh)
         os.waitpid(pid, 0)
-        with os.fdopen(ready_r) as fh:
-            line = fh.readline().strip()
-        iid = spec["instance_id"]
+        return ready_r
+
+    def _outcome(self, iid: str, line: str) -> Outcome:
+        """What the supervisor's readiness line (empty: it died without one) means for `start`."""
         if line.startswith("ready"):
             return Outcome(EXIT_OK, f"{iid} started: {line}")
         if not line:
             line = "failed: the daemon exited without reporting (see its daemon.log)"
             self._mark_failed(iid, line)
-        rec = self.registry.load().get(iid) or {}  # the daemon records its end before it reports
+        rec = self.registry.get(iid) or {}  # the daemon records its end before it reports
         config_error = rec.get("status") == State.FATAL and rec.get("exit_code") == BOT_EXIT_CONFIG
         return Outcome(EXIT_USAGE if config_error else EXIT_FAIL, f"{iid} {line}")
 
@@ -405,6 +459,89 @@ class TradingBotDaemon:
             return mask_config(safe_json.loads(safe_json.read_bounded(path, MAX_CONFIG_BYTES)))
         except (OSError, ValueError):
             return None
+
+
+def start_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False,
+                  registry: InstanceRegistry | None = None) -> list[Outcome]:
+    """Start checked configs (detached), one Outcome each in their order: every claim is decided
+    under one claims lock, every supervisor forked without waiting for the one before, then all
+    readiness lines are awaited together. One refused or failing instance never holds up the rest.
+
+    `start` is this with one config; `start-all` with fifty spends one process and one lock pass
+    where fifty `start` commands spent fifty interpreters and fifty lock passes."""
+    daemon = TradingBotDaemon(home)
+    if registry is not None:
+        daemon.registry = registry
+    outcomes: dict[int, Outcome] = {}
+    seats: dict[int, Seat] = {}
+    waiting: dict[int, tuple[int, Seat]] = {}  # readiness fd -> (index, seat)
+    try:
+        for i, cfg in enumerate(cfgs):
+            seat = daemon._reserve(cfg, fresh_db)
+            if isinstance(seat, Outcome):
+                outcomes[i] = seat
+            else:
+                seats[i] = seat
+
+        def claim_all(data: dict[str, dict]) -> dict[int, dict]:
+            records = {}
+            for i, seat in seats.items():
+                try:
+                    records[i] = daemon._claim(data, seat.cfg, seat.holder, seat.db_identity)
+                except Refused as exc:
+                    outcomes[i] = Outcome(exc.code, exc.message)
+            return records
+
+        try:
+            records = daemon.registry.mutate(claim_all) if seats else {}
+        except OSError as exc:
+            records = {}
+            outcomes.update({i: _unwritable(seat.cfg.instance_id, exc) for i, seat in seats.items()})
+        for i, record in records.items():
+            seat = seats[i]
+            try:
+                spec = daemon._spec(seat.cfg, record)
+            except OSError as exc:
+                outcomes[i] = _unwritable(seat.cfg.instance_id, exc)
+                continue
+            try:
+                waiting[daemon._fork_supervisor(spec, seat.lock_fd)] = (i, seat)
+            except OSError as exc:  # no process left to fork (EAGAIN, ENOMEM)
+                reason = f"failed: cannot start the supervisor: {exc.strerror or exc}"
+                daemon._mark_failed(seat.cfg.instance_id, reason)
+                outcomes[i] = Outcome(EXIT_FAIL, f"{seat.cfg.instance_id} {reason}")
+            seat.release()
+    finally:
+        for seat in seats.values():
+            seat.release()
+    for fd, line in readiness_lines(list(waiting)):
+        i, seat = waiting[fd]
+        said = daemon._outcome(seat.cfg.instance_id, line)
+        outcomes[i] = Outcome(said.code, "\n".join([*seat.ended, said.message]))
+    return [outcomes[i] for i in range(len(cfgs))]
+
+
+def readiness_lines(fds: list[int]) -> Iterator[tuple[int, str]]:
+    """(fd, first line) of each supervisor's readiness pipe as it arrives ('' if it closed without
+    one); each fd is closed once read. All are watched at once (selectors): fifty supervisors
+    starting side by side are awaited in the time of the slowest, not the sum."""
+    buffers = {fd: b"" for fd in fds}
+    with selectors.DefaultSelector() as sel:
+        for fd in fds:
+            sel.register(fd, selectors.EVENT_READ)
+        while buffers:
+            for key, _ in sel.select():
+                fd = key.fd
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    chunk = b""
+                buffers[fd] += chunk
+                if chunk and b"\n" not in buffers[fd]:
+                    continue
+                sel.unregister(fd)
+                os.close(fd)
+                yield fd, buffers.pop(fd).split(b"\n", 1)[0].decode(errors="replace").strip()
 
 
 TAKEOVER_TIMEOUT = 10.0

@@ -1,8 +1,10 @@
 """Commands over the whole fleet or an instance's config: start-all, restart-all, cleanup ID, new, archive.
 
 Kept apart from core/commands.py (the per-instance commands) so each file has one job. Starting
-many instances runs one `start` CLI per instance, a few at once: each start is isolated (its own
-preflight, fork and readiness wait) and prints exactly what a single `start` would.
+many instances is one process (core/daemon.py `checked_configs` and `start_checked`): every config
+validated with one jsonschema import, the pre-flights side by side, the claims under one lock, the
+supervisors forked without waiting for each other; each instance prints what a single `start`
+would, and one that fails never stops the others.
 """
 from __future__ import annotations
 
@@ -16,23 +18,26 @@ from core.instance_manager import InstanceRegistry
 from core.paths import REPO_ROOT
 from core.targets import instance_id
 
-DAEMON_MANAGER = REPO_ROOT / "core" / "daemon_manager.py"
-PARALLEL_STARTS = 4  # each start runs `run.py --check`; more at once only queue on a small VPS's cores
 
 
 def start_each(home: Path, targets: list[tuple[str, str]]) -> list[tuple[str, int, str]]:
-    """Start (instance id, config file) pairs in parallel; (id, exit code, what start said) each."""
-    import subprocess  # here, not at the top: `list` imports this module and must stay lean
-    from concurrent.futures import ThreadPoolExecutor
+    """Start (instance id, config file) pairs together, detached; (id, exit code, what start said) each."""
+    from core.commands import warn_about_dotenv
+    from core.daemon import Outcome, checked_configs, start_checked  # here: `list` imports this module
 
-    def one(target: tuple[str, str]) -> tuple[str, int, str]:
-        iid, config = target
-        out = subprocess.run([sys.executable, str(DAEMON_MANAGER), "--home", str(home), "start", "-c", config,
-                              "-i", iid, "-d"], stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        return iid, out.returncode, (out.stdout + out.stderr).strip()
+    warn_about_dotenv(home)
+    checked = checked_configs(home, [(config, iid) for iid, config in targets])
+    cfgs = [c for c in checked if not isinstance(c, Outcome)]
+    started = iter(start_checked(home, cfgs))
+    outcomes = [c if isinstance(c, Outcome) else next(started) for c in checked]
+    if any(o.code == EXIT_OK for o in outcomes):  # alerts configured: the fleet's notifier runs too
+        from core.notify_start import ensure_notifier
 
-    with ThreadPoolExecutor(max_workers=PARALLEL_STARTS) as pool:
-        return list(pool.map(one, targets))
+        for (_, config), o in zip(targets, outcomes):
+            if o.code == EXIT_OK and (said := ensure_notifier(home, config)):
+                print(said)
+                break
+    return [(iid, o.code, o.message) for (iid, _), o in zip(targets, outcomes)]
 
 
 def _print_starts(results: list[tuple[str, int, str]], verb: str, skipped: int = 0) -> int:

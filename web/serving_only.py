@@ -1,7 +1,8 @@
 """Flask-SocketIO's server, imported without python-engineio's client stack.
 
 `import engineio` (and `import socketio`) also imports their HTTP and WebSocket *clients*, which
-pull in `requests` and `aiohttp` when they are installed (ccxt installs both). The page only
+pull in `requests` and `aiohttp` when they are installed (ccxt installs both) and `websocket`
+(websocket-client, the Socket.IO client's transport, installed for the tests' page client). The page only
 serves, so a paper bot paid about 15 MB of RSS and a second of start-up for code it never runs.
 While Flask-SocketIO is first imported, the two packages are marked unimportable, which engineio
 handles (it falls back to `None` for a missing client library); the marks are removed at once, so
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-_CLIENT_ONLY = ("requests", "aiohttp")
+_CLIENT_ONLY = ("requests", "aiohttp", "websocket")
 
 
 def _import_socketio_server():

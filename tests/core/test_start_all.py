@@ -1,0 +1,51 @@
+"""`start-all`: one process starts the fleet, and one bad instance never stops the others.
+
+Every config is validated in that one process, the claims are decided under one lock and the
+supervisors are forked without waiting for each other; each instance still gets what a single
+`start` would say, with its own reason when it fails.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.core.util import list_json, write_config
+
+
+@pytest.mark.slow
+def test_start_all_starts_the_good_and_names_each_failure_with_its_reason(home):
+    good = [f"fleet_{i:02d}" for i in range(4)]
+    for iid in good:
+        write_config(home, iid)
+    write_config(home, "quits_01", "--mode", "exit2")  # the bot refuses its config once it runs
+    taken = json.loads((home / "config" / "active" / "fleet_00.json").read_text())["daemon_config"]["web_port"]
+    write_config(home, "zz_clash_01", web_port=taken)  # sorted after fleet_00: the port is fleet_00's by then
+    bad = write_config(home, "bad_01")
+    doc = json.loads(bad.read_text())
+    doc["strategy_config"]["grid_num"] = "ten"
+    bad.write_text(json.dumps(doc))
+
+    out = run_cli(home, "start-all")
+    said = out.stdout + out.stderr
+    assert out.returncode == 1, said
+    assert "Traceback" not in said
+    live = list_json(home, "--all")
+    assert {iid for iid, rec in live.items() if rec["status"] == "running"} == set(good), said
+    assert "started 4 of 7 instances" in out.stdout, said
+    for iid in good:
+        assert f"{iid} started: ready" in said
+    assert "strategy_config.grid_num" in said and '"ten"' in said  # the schema's words, before anything ran
+    assert "bad_01" not in live
+    assert f"daemon_config.web_port: {taken} of zz_clash_01 is already used by instance fleet_00" in said
+    assert "zz_clash_01" not in live
+    assert "quits_01 failed" in said and "grid_num: 1 must be >= 2" in said  # the bot's own stderr tail
+    assert live["quits_01"]["status"] == "fatal"
+
+    again = run_cli(home, "start-all")  # the running ones are left alone, the failing ones fail again
+    assert again.returncode == 1
+    assert all(f"{iid} is already running" in again.stdout for iid in good), again.stdout
+    assert {iid: rec["bot_pid"] for iid, rec in list_json(home).items() if iid in good} == \
+        {iid: live[iid]["bot_pid"] for iid in good}
+    assert run_cli(home, "stop-all").returncode == 0
