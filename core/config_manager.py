@@ -154,12 +154,14 @@ class ConfigManager:
             return meta["instance_id"]
         return self.resolve_path(path).stem
 
-    def load(self, path: str | os.PathLike, instance_id: str | None = None, checked: str | None = None) -> InstanceConfig:
+    def load(self, path: str | os.PathLike, instance_id: str | None = None, checked: str | None = None,
+             schema: bool = True) -> InstanceConfig:
         """Read, expand, validate and complete one config; raise ConfigError listing every problem.
 
         checked: the digest of a document already validated against this schema (CHECKED_ENV);
         when the file expands to exactly that document, the schema is not run again. Every other
-        rule is."""
+        rule is. schema=False: a draft, never run, whose pre-flight may start while the schema
+        is being judged (core/daemon.py); an invalid document may fail in any way then."""
         source = self.resolve_path(path)
         raw = self.read_json(path)
         legacy = is_legacy(raw)
@@ -169,7 +171,7 @@ class ConfigManager:
         errors += argv_placeholders(doc)
         doc = self._expand(doc, "", errors, used)
         digest = config_digest(doc)
-        if errors or not checked or checked != digest:
+        if schema and (errors or not checked or checked != digest):
             errors += schema_errors(doc)
         meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
         given = meta.get("instance_id")

@@ -129,27 +129,40 @@ PARALLEL_CHECKS = 4  # `run.py --check`s at once: each is an interpreter; more o
 def checked_configs(home: Path, targets: list[tuple[str, str | None]],
                     cm: ConfigManager | None = None) -> list[InstanceConfig | Outcome]:
     """Each (config file, instance id or None) loaded, validated and passed by the bot's pre-flight,
-    or the exit-2 Outcome saying why not, in order. All are validated in this process (jsonschema
-    imported once) and the pre-flights run side by side."""
+    or the exit-2 Outcome saying why not, in order.
+
+    All are validated in this process (jsonschema imported once). Each pre-flight starts on a
+    draft of its config (everything but the schema) and runs while this process imports jsonschema
+    and judges the configs; its verdict counts only if the validated config is the very document
+    it checked (else it runs again on that one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     cm = cm or ConfigManager(home)
     out: list[InstanceConfig | Outcome] = []
-    for path, iid in targets:
-        try:
-            out.append(cm.load(path, instance_id=iid))
-        except ConfigError as exc:
-            out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(exc.errors)))
-    loaded = [(i, cfg) for i, cfg in enumerate(out) if isinstance(cfg, InstanceConfig)]
-    if len(loaded) == 1:  # the usual `start`: no thread
-        verdicts = [preflight(loaded[0][1], home)]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
-            verdicts = list(pool.map(lambda item: preflight(item[1], home), loaded))
-    for (i, _), problems in zip(loaded, verdicts):
-        if problems:
-            out[i] = Outcome(EXIT_USAGE, f"invalid config {targets[i][0]}:\n  " + "\n  ".join(problems))
+    with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
+        drafts = [_draft(cm, path, iid) for path, iid in targets]
+        early = [pool.submit(preflight, draft, home) if draft else None for draft in drafts]
+        for (path, iid), draft, check in zip(targets, drafts, early):
+            try:
+                cfg = cm.load(path, instance_id=iid)
+            except ConfigError as exc:
+                if check is not None:
+                    check.cancel()
+                out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(exc.errors)))
+                continue
+            same = check is not None and draft is not None and draft.digest == cfg.digest
+            problems = check.result() if same else preflight(cfg, home)
+            out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(problems)) if problems else cfg)
     return out
+
+
+def _draft(cm: ConfigManager, path: str, iid: str | None) -> InstanceConfig | None:
+    """The config without its schema check, or None when it does not even load that far (the full
+    load then says why)."""
+    try:
+        return cm.load(path, instance_id=iid, schema=False)
+    except Exception:  # noqa: BLE001 - an unvalidated document may break a draft in any way
+        return None
 
 
 def port_is_free(port: int) -> bool:
