@@ -11,7 +11,7 @@ DEMO_CONFIGS := config/active/paper_sol_01.json config/active/paper_eth_02.json
 # Byte-compile the checkout (pip does it for what it installs, not for an editable repo): where
 # PYTHONDONTWRITEBYTECODE is set, every `list` would otherwise recompile core/ (13 ms of ~50).
 setup: $(STAMP)
-	@$(BIN)/python -m compileall -q core exchanges strategies database web dashboard run.py
+	@$(BIN)/python -m compileall -q core bot exchanges strategies database web dashboard run.py
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \

@@ -1,6 +1,6 @@
 """An adjustment the loop has begun is never answered "withdrawn": the page reports its real outcome.
 
-run.py's BotRuntime behind the real page over real HTTP; the test plays the bot's loop thread
+bot/runtime.py's BotRuntime behind the real page over real HTTP; the test plays the bot's loop thread
 (take the request, mark it running as Bot.serve_adjustments does, apply it slowly).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-import run
+from bot import runtime as bot_runtime
 from core.paths import InstancePaths
 from core.web_token import read_token
 from tests.conftest import free_port
@@ -23,15 +23,15 @@ TIMEOUT_S = 0.5
 
 @pytest.fixture
 def page(tmp_path, monkeypatch):
-    monkeypatch.setattr(run, "ADJUST_TIMEOUT_S", TIMEOUT_S)
-    runtime = run.BotRuntime("adj_t1", db=None)
+    monkeypatch.setattr(bot_runtime, "ADJUST_TIMEOUT_S", TIMEOUT_S)
+    runtime = bot_runtime.BotRuntime("adj_t1", db=None)
     runtime.publish({"instance_id": "adj_t1", "state": "running", "price": 150.0, "grid": GRID}, [])
     paths = InstancePaths("adj_t1", tmp_path / "logs" / "adj_t1")
     port = start_web(runtime, "127.0.0.1", free_port(), paths)
     return runtime, f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {read_token(paths.web_token)}"}
 
 
-def slow_loop(runtime: run.BotRuntime, apply_s: float) -> threading.Thread:
+def slow_loop(runtime: bot_runtime.BotRuntime, apply_s: float) -> threading.Thread:
     def loop() -> None:
         lower, upper, future = runtime.requests.get(timeout=10)
         if future.set_running_or_notify_cancel():

@@ -1,0 +1,85 @@
+"""The bot's main: arguments, config, exchange, page, start, loop, and the exit code of each end."""
+from __future__ import annotations
+
+import signal
+import traceback
+
+from bot.args import UsageError, parse_args
+from bot.loop import EXIT_AUTH, EXIT_FAIL, EXIT_USAGE, SIGTERM_REASON, Bot
+from bot.modes import check_mode, run_backtest_mode
+from bot.output import make_say
+from bot.wiring import load_config, open_instance, start_page
+from core import heartbeat
+from core.config_manager import ConfigError
+from core.masking import Masker
+from core.paths import project_home
+from exchanges.base import AuthenticationError, ExchangeError
+
+
+def main(argv: list[str] | None = None, parent: int | None = None) -> int:
+    """The bot's exit code; parent: the supervisor's pid, taken before any import (run.py)."""
+    args = parse_args(argv)
+    home = project_home()
+    masker = Masker()
+    say, tell = make_say(masker), make_say(masker, err=True)
+    try:
+        cfg = load_config(args, home)
+        masker = Masker(cfg.secrets())
+        say, tell = make_say(masker), make_say(masker, err=True)
+        if args.check:
+            return check_mode(cfg, say)
+        if args.backtest:
+            return run_backtest_mode(cfg, args, say)
+        db, paths = open_instance(cfg, args, home)
+        from exchanges import create_exchange
+
+        exchange = create_exchange(cfg.metadata["exchange"], cfg.exchange, instance_id=cfg.instance_id, db=db)
+    except ConfigError as exc:
+        tell("invalid configuration:\n  " + "\n  ".join(exc.errors))
+        return EXIT_USAGE
+    except UsageError as exc:
+        tell("invalid parameters:\n  " + str(exc).replace("\n", "\n  "))
+        return EXIT_USAGE
+    except AuthenticationError as exc:
+        tell(f"authentication failed: {exc}")
+        return EXIT_AUTH
+    except (ExchangeError, ValueError, OSError) as exc:
+        tell(f"cannot start: {type(exc).__name__}: {exc}")
+        return EXIT_FAIL
+
+    bot = Bot(cfg, args, exchange, db, paths, say, parent)
+    signal.signal(signal.SIGTERM, lambda *_: bot.request_stop(SIGTERM_REASON))
+    signal.signal(signal.SIGINT, lambda *_: bot.request_stop("interrupted"))
+    signal.signal(signal.SIGHUP, lambda *_: bot.runtime.request_reload())
+    try:
+        start_page(bot, args, say)              # before the first attempt: /health and /api/status show waiting
+        try:
+            bot.start_trading()
+        except UsageError as exc:
+            tell("invalid parameters:\n  " + str(exc).replace("\n", "\n  "))
+            return EXIT_USAGE
+        except ValueError as exc:               # e.g. a symbol the exchange does not list (the valid ones named)
+            tell(f"invalid configuration:\n  {exc}")
+            return EXIT_USAGE
+        if bot.strategy is None:                # stopped (SIGTERM, supervisor gone) while waiting
+            return bot.exit_code(bot.shutdown(bot.stop_reason))
+        # Ready: the grid is placed and the page listens, so `start` reports the real port.
+        heartbeat.beat(paths.heartbeat)
+        return bot.run()
+    except AuthenticationError as exc:
+        tell(f"authentication failed: {exc}")
+        return EXIT_AUTH
+    except ExchangeError as exc:
+        tell(f"cannot start trading: {type(exc).__name__}: {exc}")
+        return EXIT_FAIL
+    except Exception:                           # a bug: never leave a grid unmanaged
+        crash = traceback.format_exc()
+        try:
+            bot.shutdown("crashed (traceback on stderr)")
+        except Exception:
+            crash += "\nwhile cancelling the orders after the crash:\n" + traceback.format_exc()
+        tell(crash.rstrip())
+        return EXIT_FAIL
+    finally:
+        exchange.close()
+        db.close()
