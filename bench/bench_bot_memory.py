@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 import socketio  # noqa: E402
 
+from bench.bench_peers import health_ok  # noqa: E402
 from core.config_manager import CHECKED_ENV, ConfigManager  # noqa: E402
 from tests.conftest import RUN_PY, free_port, home_env, kill_home_processes  # noqa: E402
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer  # noqa: E402
@@ -48,14 +49,6 @@ def backpack_config(home: Path, iid: str, port: int, url: str) -> Path:
     return path
 
 
-def healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
 def launch(home: Path, iid: str, config: Path, port: int,
            extra: dict[str, str]) -> tuple[subprocess.Popen, float, float]:
     """run.py as the supervisor runs it after `start`; (process, seconds from exec to /health 200,
@@ -67,7 +60,7 @@ def launch(home: Path, iid: str, config: Path, port: int,
     proc = subprocess.Popen([sys.executable, str(RUN_PY), "--config", str(config)], cwd=str(REPO),
                             env=home_env(home, env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=open(home / f"{iid}.err", "a"))
-    while not healthy(port):
+    while not health_ok(port):
         if proc.poll() is not None:
             raise SystemExit(f"{iid}: run.py exited {proc.returncode}: {(home / f'{iid}.err').read_text()[-2000:]}")
         if time.perf_counter() - t0 > 120:

@@ -23,14 +23,13 @@ from core import events, heartbeat
 from core.bot_status import write_bot_status
 from core.config_manager import ConfigError, InstanceConfig
 from core.events import append_event
+from core.exit_codes import BOT_EXIT_AUTH as EXIT_AUTH, BOT_EXIT_TERM as EXIT_TERM, EXIT_FAIL, EXIT_OK
 from core.paths import ENV_INSTANCE_ID, InstancePaths, project_home
 from core.reload import bot_result_file, write_json
 from core.stop_time import write_stop_seconds
 from exchanges.base import AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable, RateLimited
 from strategies.perp_grid_strategy import PerpGridStrategy
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
-EXIT_TERM = 143  # 128 + SIGTERM: a graceful end on SIGTERM, which the supervisor must tell from "finished"
 SIGTERM_REASON = "SIGTERM received"
 SNAPSHOT_EVERY_S = 10.0
 RECONCILE_EVERY_LOOPS = 30

@@ -5,12 +5,12 @@ import signal
 import traceback
 
 from bot.args import UsageError, parse_args
-from bot.loop import EXIT_AUTH, EXIT_FAIL, EXIT_USAGE, SIGTERM_REASON, Bot
 from bot.modes import check_mode, run_backtest_mode
 from bot.output import make_say
 from bot.wiring import load_config, open_instance, start_page
 from core import heartbeat
 from core.config_manager import ConfigError
+from core.exit_codes import BOT_EXIT_AUTH as EXIT_AUTH, BOT_EXIT_CONFIG as EXIT_USAGE, EXIT_FAIL
 from core.masking import Masker
 from core.paths import project_home
 from exchanges.base import AuthenticationError, ExchangeError
@@ -30,8 +30,10 @@ def main(argv: list[str] | None = None, parent: int | None = None) -> int:
             return check_mode(cfg, say)
         if args.backtest:
             return run_backtest_mode(cfg, args, say)
-        db, paths = open_instance(cfg, args, home)
+        from bot.loop import SIGTERM_REASON, Bot  # past --check: the pre-flight of every start loads no loop
         from exchanges import create_exchange
+
+        db, paths = open_instance(cfg, args, home)
 
         exchange = create_exchange(cfg.metadata["exchange"], cfg.exchange, instance_id=cfg.instance_id, db=db)
     except ConfigError as exc:

@@ -6,16 +6,16 @@ import argparse
 from typing import Callable
 
 from bot.args import DEFAULT_BACKTEST_TICKS, UsageError
-from bot.loop import EXIT_OK
 from bot.wiring import auto_price_range, checked_params
 from core.config_manager import InstanceConfig
+from core.exit_codes import EXIT_OK
 from strategies.grid_params import GridParams, check_shape
-from strategies.perp_grid_strategy import PerpGridStrategy
 
 
 def run_backtest_mode(cfg: InstanceConfig, args: argparse.Namespace, say: Callable[[str], None]) -> int:
     from exchanges.paper_exchange import PaperExchange
     from strategies.backtest import run_backtest
+    from strategies.perp_grid_strategy import PerpGridStrategy
 
     exchange_cfg = dict(cfg.exchange)
     if args.prices:
