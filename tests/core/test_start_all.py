@@ -11,6 +11,7 @@ import json
 import pytest
 
 from tests.conftest import run_cli
+from tests.core.test_preflight import paper_config
 from tests.core.util import list_json, write_config
 
 
@@ -20,6 +21,7 @@ def test_start_all_starts_the_good_and_names_each_failure_with_its_reason(home):
     for iid in good:
         write_config(home, iid)
     write_config(home, "quits_01", "--mode", "exit2")  # the bot refuses its config once it runs
+    paper_config(home, "tiny_01", quantity=0.001)  # run.py's own pre-flight refuses it: below the minimum
     taken = json.loads((home / "config" / "active" / "fleet_00.json").read_text())["daemon_config"]["web_port"]
     write_config(home, "zz_clash_01", web_port=taken)  # sorted after fleet_00: the port is fleet_00's by then
     bad = write_config(home, "bad_01")
@@ -33,7 +35,7 @@ def test_start_all_starts_the_good_and_names_each_failure_with_its_reason(home):
     assert "Traceback" not in said
     live = list_json(home, "--all")
     assert {iid for iid, rec in live.items() if rec["status"] == "running"} == set(good), said
-    assert "started 4 of 7 instances" in out.stdout, said
+    assert "started 4 of 8 instances" in out.stdout, said
     for iid in good:
         assert f"{iid} started: ready" in said
     assert "strategy_config.grid_num" in said and '"ten"' in said  # the schema's words, before anything ran
@@ -42,6 +44,9 @@ def test_start_all_starts_the_good_and_names_each_failure_with_its_reason(home):
     assert "zz_clash_01" not in live
     assert "quits_01 failed" in said and "grid_num: 1 must be >= 2" in said  # the bot's own stderr tail
     assert live["quits_01"]["status"] == "fatal"
+    tiny = said[said.index("tiny_01.json:"):]  # run.py --check's own words, under the config they judge
+    assert "0.001" in tiny.splitlines()[1] and "minimum" in tiny.splitlines()[1], tiny
+    assert "tiny_01" not in live and not (home / "database" / "tiny_01.db").exists()
 
     again = run_cli(home, "start-all")  # the running ones are left alone, the failing ones fail again
     assert again.returncode == 1
