@@ -44,8 +44,8 @@ def test_start_all_starts_the_good_and_names_each_failure_with_its_reason(home):
     assert "zz_clash_01" not in live
     assert "quits_01 failed" in said and "grid_num: 1 must be >= 2" in said  # the bot's own stderr tail
     assert live["quits_01"]["status"] == "fatal"
-    tiny = said[said.index("tiny_01.json:"):]  # run.py --check's own words, under the config they judge
-    assert "0.001" in tiny.splitlines()[1] and "minimum" in tiny.splitlines()[1], tiny
+    tiny = "\n".join(said[said.index("tiny_01.json:"):].splitlines()[1:4])  # run.py --check's own words
+    assert "invalid parameters" in tiny and "0.001" in tiny and "minimum" in tiny, tiny
     assert "tiny_01" not in live and not (home / "database" / "tiny_01.db").exists()
 
     again = run_cli(home, "start-all")  # the running ones are left alone, the failing ones fail again
