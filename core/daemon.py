@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import proc, safe_json
+from core.atomic import write_text_atomic
 from core.config_manager import CHECKED_ENV, MAX_CONFIG_BYTES, ConfigError, ConfigManager, InstanceConfig
 from core.conflicts import conflicts, live_records
 from core.environment import inherited, supervisor_environment
@@ -124,6 +125,7 @@ def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
 
 
 PARALLEL_CHECKS = 4  # `run.py --check`s at once: each is an interpreter; more only queue on a small VPS
+CHECKED_FILE = "config.checked"  # in the instance's log dir: config_digest of the last document start validated
 
 
 def checked_configs(home: Path, targets: list[tuple[str, str | None]],
@@ -131,10 +133,11 @@ def checked_configs(home: Path, targets: list[tuple[str, str | None]],
     """Each (config file, instance id or None) loaded, validated and passed by the bot's pre-flight,
     or the exit-2 Outcome saying why not, in order.
 
-    All are validated in this process (jsonschema imported once). Each pre-flight starts on a
-    draft of its config (everything but the schema) and runs while this process imports jsonschema
-    and judges the configs; its verdict counts only if the validated config is the very document
-    it checked (else it runs again on that one)."""
+    All are validated in this process (jsonschema imported once), except a document this instance
+    was started with before (its digest in CHECKED_FILE): the schema's verdict on it stands, as it
+    does for the bot. Each pre-flight starts on a draft of its config (everything but the schema)
+    and runs while this process judges the configs; its verdict counts only if the validated
+    config is the very document it checked (else it runs again on that one)."""
     from concurrent.futures import ThreadPoolExecutor
 
     cm = cm or ConfigManager(home)
@@ -144,7 +147,7 @@ def checked_configs(home: Path, targets: list[tuple[str, str | None]],
         early = [pool.submit(preflight, draft, home) if draft else None for draft in drafts]
         for (path, iid), draft, check in zip(targets, drafts, early):
             try:
-                cfg = cm.load(path, instance_id=iid)
+                cfg = cm.load(path, instance_id=iid, checked=_validated_before(draft))
             except ConfigError as exc:
                 if check is not None:
                     check.cancel()
@@ -154,6 +157,17 @@ def checked_configs(home: Path, targets: list[tuple[str, str | None]],
             problems = check.result() if same else preflight(cfg, home)
             out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(problems)) if problems else cfg)
     return out
+
+
+def _validated_before(draft: InstanceConfig | None) -> str | None:
+    """The digest of the document this instance was last started with (CHECKED_FILE), if any."""
+    if draft is None:
+        return None
+    try:
+        with open(Path(draft.daemon["log_dir"]) / CHECKED_FILE, "rb") as fh:
+            return fh.read(128).decode("ascii", "replace").strip() or None
+    except OSError:
+        return None
 
 
 def _draft(cm: ConfigManager, path: str, iid: str | None) -> InstanceConfig | None:
@@ -301,6 +315,7 @@ class TradingBotDaemon:
         Path(d["log_dir"]).mkdir(parents=True, exist_ok=True)
         Path(d["db_path"]).parent.mkdir(parents=True, exist_ok=True)
         record_applied(InstancePaths(cfg.instance_id, Path(d["log_dir"])), cfg)  # what `reload` compares with
+        write_text_atomic(Path(d["log_dir"]) / CHECKED_FILE, f"{cfg.digest}\n")  # the next start's schema verdict
         return {
             "instance_id": cfg.instance_id, "home": str(self.home), "log_dir": d["log_dir"], "cwd": d["working_dir"],
             "argv": cfg.bot_argv(), "env": bot_environment(cfg, self.home, port, dict(os.environ)),

@@ -53,3 +53,31 @@ def test_a_paper_bot_imports_no_client_library_and_revalidates_an_edited_config(
     rec = wait_for(lambda: (r := list_json(home, "--all")["lean_01"])["status"] == "fatal" and r, 60,
                    "the respawned bot to refuse the edited config")
     assert "strategy_config.grid_num" in rec["last_error"] and rec["exit_code"] == 2, rec
+
+
+def cli_imports(out) -> set[str]:
+    """Top-level packages the CLI imported, from its own PYTHONPROFILEIMPORTTIME trace on stderr."""
+    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in out.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+@pytest.mark.slow
+def test_start_judges_a_document_with_the_schema_once_and_an_edited_one_again(home):
+    path = paper_config(home, "lean_02")
+    trace = {"PYTHONPROFILEIMPORTTIME": "1"}
+    first = run_cli(home, "start", "-c", str(path), "-d", env=trace)
+    assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+    assert "jsonschema" in cli_imports(first)
+    assert run_cli(home, "stop", "lean_02").returncode == 0
+
+    again = run_cli(home, "start", "-c", str(path), "-d", env=trace)  # the same document: its verdict stands
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    assert "jsonschema" not in cli_imports(again)
+    assert run_cli(home, "stop", "lean_02").returncode == 0
+
+    doc = json.loads(path.read_text())
+    doc["daemon_config"]["stop_timeout"] = "soon"
+    path.write_text(json.dumps(doc))
+    edited = run_cli(home, "start", "-c", str(path), "-d")
+    assert edited.returncode == 2 and 'daemon_config.stop_timeout: "soon"' in edited.stderr, edited.stderr
+    assert list_json(home, "--all")["lean_02"]["status"] == "stopped"
