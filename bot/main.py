@@ -34,7 +34,6 @@ def main(argv: list[str] | None = None, parent: int | None = None) -> int:
         from exchanges import create_exchange
 
         db, paths = open_instance(cfg, args, home)
-
         exchange = create_exchange(cfg.metadata["exchange"], cfg.exchange, instance_id=cfg.instance_id, db=db)
     except ConfigError as exc:
         tell("invalid configuration:\n  " + "\n  ".join(exc.errors))
