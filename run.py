@@ -22,7 +22,9 @@ import os
 import sys
 
 PARENT_PID = os.getppid()   # taken first: a supervisor that dies while we start is still noticed
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+HERE = os.path.dirname(os.path.realpath(__file__))
+if sys.path[0] != HERE:  # run by path, Python put it there already: a second entry costs every import a stat
+    sys.path.insert(0, HERE)
 
 from bot.main import main  # noqa: E402
 
