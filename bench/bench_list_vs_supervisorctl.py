@@ -36,6 +36,15 @@ def supervisor_bin() -> Path:
     return SUPERVISOR_VENV / "bin"
 
 
+def compile_bytecode() -> None:
+    """Write the project's bytecode first, as an install does: with PYTHONDONTWRITEBYTECODE set (or
+    a file edited since), every `list` would compile its modules again, which a trader's does not."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / d) for d in
+                                                               ("core", "exchanges", "strategies", "web", "database"))],
+                   env=env, check=True, capture_output=True, timeout=300)
+
+
 def supervisord_header(root: Path) -> str:
     """The sections every bench's supervisord needs: its socket, pid, logs and supervisorctl, all in root."""
     return f"""[unix_http_server]
@@ -109,6 +118,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
     n = args.instances
+    compile_bytecode()
     ctl = [str(supervisor_bin() / "supervisorctl")]
     with tempfile.TemporaryDirectory(prefix="bench_list_") as tmp_name:
         tmp = Path(tmp_name)
