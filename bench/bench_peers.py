@@ -69,6 +69,7 @@ RUN_PY = REPO / "run.py"
 CHILD_ARGS = ["--interval", "1"]
 PM2_DIR = Path(tempfile.gettempdir()) / "gridbot-bench-pm2"
 POLL = 0.0005
+FLEET_TIMEOUT = 600  # one command starting or stopping a whole fleet (200 programs on a busy machine)
 
 
 class Deadline(Exception):
@@ -188,8 +189,9 @@ class Ours(Manager):
         self.bot_port = free_port()
         self.bot_cfg = write_paper_config(self.bot_home, "peer_bot", self.bot_port)
 
-    def cli(self, home: Path, *args: str) -> str:
-        return run([sys.executable, str(DM), "--home", str(home), *args], env={**os.environ, "GRIDBOT_HOME": str(home)})
+    def cli(self, home: Path, *args: str, timeout: float = 120) -> str:
+        return run([sys.executable, str(DM), "--home", str(home), *args], env={**os.environ, "GRIDBOT_HOME": str(home)},
+                   timeout=timeout)
 
     def supervisors(self, home: Path) -> list[int]:
         """The live supervisors of a home, from each instance's record."""
@@ -210,7 +212,7 @@ class Ours(Manager):
         return [self.root / "logs" / iid for iid in self.ids]
 
     def start_fleet(self) -> None:
-        self.cli(self.root, "start-all")
+        self.cli(self.root, "start-all", timeout=FLEET_TIMEOUT)
 
     def list_argv(self) -> tuple[list[str], dict[str, str] | None]:
         return [sys.executable, str(DM), "--home", str(self.root), "list"], self.env
@@ -220,7 +222,7 @@ class Ours(Manager):
         return rec["pid"]
 
     def stop_fleet(self) -> None:
-        self.cli(self.root, "stop-all")
+        self.cli(self.root, "stop-all", timeout=FLEET_TIMEOUT)
 
     def start_fleet_parallel(self, batch: int = 10) -> None:
         """`start -c CFG -d` for every config, `batch` at a time: what a script without start-all does."""
@@ -243,7 +245,7 @@ class Ours(Manager):
     def shutdown(self) -> None:
         for home in (self.root, self.bot_home):
             subprocess.run([sys.executable, str(DM), "--home", str(home), "stop-all"], capture_output=True,
-                           env={**os.environ, "GRIDBOT_HOME": str(home)}, timeout=60, stdin=subprocess.DEVNULL)
+                           env={**os.environ, "GRIDBOT_HOME": str(home)}, timeout=FLEET_TIMEOUT, stdin=subprocess.DEVNULL)
 
 
 def bot_env(home: Path, iid: str, port: int) -> dict[str, str]:
@@ -305,7 +307,7 @@ environment={env}
         return [self.root / "sv" / f"{i:03d}" for i in range(self.n)]
 
     def start_fleet(self) -> None:
-        run([*self.ctl, "start", "fake:*"])
+        run([*self.ctl, "start", "fake:*"], timeout=FLEET_TIMEOUT)
 
     def list_argv(self) -> tuple[list[str], dict[str, str] | None]:
         return [*self.ctl, "status"], None
@@ -314,7 +316,7 @@ environment={env}
         return self.mgmt_pids()[0]
 
     def stop_fleet(self) -> None:
-        run([*self.ctl, "stop", "fake:*"])
+        run([*self.ctl, "stop", "fake:*"], timeout=FLEET_TIMEOUT)
 
     def start_bot(self) -> None:
         run([*self.ctl, "start", "paper"])
@@ -388,7 +390,7 @@ class PM2(Manager):
         return [self.root / "pm" / f"{i:03d}" for i in range(self.n)]
 
     def start_fleet(self) -> None:
-        run([self.bin(), "start", str(self.eco)], env=self.env)
+        run([self.bin(), "start", str(self.eco)], env=self.env, timeout=FLEET_TIMEOUT)
 
     def list_argv(self) -> tuple[list[str], dict[str, str] | None]:
         return [self.bin(), "ls"], self.env
@@ -397,7 +399,7 @@ class PM2(Manager):
         return self.mgmt_pids()[0]
 
     def stop_fleet(self) -> None:
-        run([self.bin(), "delete", str(self.eco)], env=self.env)
+        run([self.bin(), "delete", str(self.eco)], env=self.env, timeout=FLEET_TIMEOUT)
 
     def start_bot(self) -> None:
         run([self.bin(), "start", str(self.bot_eco)], env=self.env)
