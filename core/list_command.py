@@ -117,9 +117,9 @@ def plain_list(argv: list[str]) -> int | None:
     """`[--home H] list [--all] [--json]` without argparse and without loading any other command
     (importing argparse with its gettext and locale lookups, building the parser and importing
     the other commands' modules cost `list` about a tenth of its time at 50 instances). Returns
-    the exit code, or None for any other command line (help, a typo, an
-    abbreviation, a repeated flag, a home that is not a directory): core/daemon_manager.py then
-    parses it as usual, so the two can never disagree on what a command line means."""
+    the exit code, or None for any other command line (help, a typo, an abbreviation, a repeated
+    flag, a home that is not a directory): core/daemon_manager.py then parses it as usual, so the
+    two can never disagree on what a command line means."""
     home, rest = None, argv
     if argv[:1] == ["--home"] and len(argv) > 1 and not argv[1].startswith("-"):
         home, rest = argv[1], argv[2:]
