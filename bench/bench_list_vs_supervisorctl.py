@@ -5,7 +5,8 @@
 Both supervise the same fake child (tests/fake_bot.py, sleeping, publishing its books once). Our
 `list` is measured with the new money columns filled (each bot's bot_status.json present) and
 without them (the files moved aside), so the cost of the columns shows by itself. Supervisor is
-pip-installed into its own venv under /tmp (never into the project's). Prints medians in ms.
+pip-installed into its own venv under /tmp (never into the project's). supervisorctl and the
+filled list take turns run after run. Prints medians in ms and the ratio to supervisorctl.
 """
 from __future__ import annotations
 
@@ -60,16 +61,20 @@ serverurl=unix://{root}/supervisor.sock
 """
 
 
-def median_ms(argv: list[str], runs: int, env: dict[str, str] | None = None) -> float:
-    subprocess.run(argv, capture_output=True, env=env)  # warm the page cache
-    samples = []
+def medians_ms(commands: list[tuple[list[str], dict[str, str] | None]], runs: int) -> list[float]:
+    """Median wall time of each command, the commands taking turns run after run (a busy neighbour
+    slows each alike)."""
+    for argv, env in commands:
+        subprocess.run(argv, capture_output=True, env=env)  # warm the page cache
+    samples: list[list[float]] = [[] for _ in commands]
     for _ in range(runs):
-        t0 = time.perf_counter()
-        out = subprocess.run(argv, capture_output=True, env=env)
-        samples.append(time.perf_counter() - t0)
-        if out.returncode not in (0, 3):  # supervisorctl status exits 3 when a program is not running
-            raise SystemExit(f"{argv[0]} failed: {out.stderr.decode()}")
-    return statistics.median(samples) * 1000
+        for (argv, env), times in zip(commands, samples):
+            t0 = time.perf_counter()
+            out = subprocess.run(argv, capture_output=True, env=env)
+            times.append(time.perf_counter() - t0)
+            if out.returncode not in (0, 3):  # supervisorctl status exits 3 when a program is not running
+                raise SystemExit(f"{argv[0]} failed: {out.stderr.decode()}")
+    return [statistics.median(times) * 1000 for times in samples]
 
 
 def start_ours(home: Path, n: int) -> dict[str, str]:
@@ -134,12 +139,11 @@ def main() -> None:
             wait_all_running([*ctl, "status"], n, "RUNNING")
             time.sleep(2)
             ours = [sys.executable, str(DM), "list"]
-            supervisorctl = median_ms([*ctl, "status"], args.runs)
-            with_books = median_ms(ours, args.runs, env)
+            supervisorctl, with_books = medians_ms([([*ctl, "status"], None), (ours, env)], args.runs)
             books = list(home.glob("logs/*/bot_status.json"))
             for f in books:
                 f.rename(f.with_name("bot_status.aside"))
-            without_books = median_ms(ours, args.runs, env)
+            (without_books,) = medians_ms([(ours, env)], args.runs)
             for f in books:
                 f.with_name("bot_status.aside").rename(f)
             print(f"{n} programs, median of {args.runs} runs (issue 12 goal: list <= 0.4x supervisorctl status):")
