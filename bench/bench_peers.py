@@ -188,6 +188,7 @@ class Ours(Manager):
             (self.bot_home / d).mkdir(parents=True)
         self.bot_port = free_port()
         self.bot_cfg = write_paper_config(self.bot_home, "peer_bot", self.bot_port)
+        self.bp_home = root / "bp_home"  # the real-exchange bot's, made when it is measured
 
     def cli(self, home: Path, *args: str, timeout: float = 120) -> str:
         return run([sys.executable, str(DM), "--home", str(home), *args], env={**os.environ, "GRIDBOT_HOME": str(home)},
@@ -243,7 +244,9 @@ class Ours(Manager):
         self.cli(self.bot_home, "stop", "-c", str(self.bot_cfg))
 
     def shutdown(self) -> None:
-        for home in (self.root, self.bot_home):
+        for home in (self.root, self.bot_home, self.bp_home):
+            if not home.is_dir():
+                continue
             subprocess.run([sys.executable, str(DM), "--home", str(home), "stop-all"], capture_output=True,
                            env={**os.environ, "GRIDBOT_HOME": str(home)}, timeout=FLEET_TIMEOUT, stdin=subprocess.DEVNULL)
 
@@ -516,7 +519,9 @@ def bot_alone(ours: Ours, home: Path, cfg: Path, iid: str, port: int, settle: fl
         if cli.returncode:
             raise SystemExit(f"start {iid} failed: {err.decode()[-2000:]}")
         bot = psutil.Process(int((home / "logs" / iid / "bot.pid").read_text().split()[0]))
-        ours.tracker.setdefault(bot.pid, bot)
+        for p in (bot, bot.parent()):  # the bot and its supervisor, for the final clean-up
+            if p is not None:
+                ours.tracker.setdefault(p.pid, p)
         ready = answered - bot.create_time()
         end = time.monotonic() + settle
         while time.monotonic() < end:
@@ -537,7 +542,7 @@ def backpack_bot_alone(ours: Ours, settle: float) -> tuple[float, float]:
     """The same through ccxt against tests/exchanges/backpack_server.py (signed REST on 127.0.0.1)."""
     from tests.exchanges.backpack_server import TEST_PUBLIC_B64, TEST_SEED_B64, BackpackServer
 
-    home = ours.root / "bp_home"
+    home = ours.bp_home
     for d in ("config/active", "logs", "database"):
         (home / d).mkdir(parents=True)
     port = free_port()
