@@ -5,6 +5,7 @@ while the exchange is unreachable, from the bot's own word) and the money column
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from core.bot_status import read_bot_status
@@ -18,7 +19,10 @@ TOTAL_FIELDS = ("unrealized_pnl", "realized_pnl", "grid_profit", "equity")
 
 def books_of(home: Path, rec: dict) -> dict | None:
     """The last books an instance's bot published (None before its first turn)."""
-    return read_bot_status(InstancePaths.for_instance(home, rec["instance_id"], rec.get("log_dir")).bot_status)
+    log_dir = rec.get("log_dir")
+    if isinstance(log_dir, str) and os.path.isabs(log_dir):  # every record the registry read: no pathlib
+        return read_bot_status(os.path.join(log_dir, "bot_status.json"))
+    return read_bot_status(InstancePaths.for_instance(home, rec["instance_id"], log_dir).bot_status)
 
 
 def shown_state(rec: dict, books: dict | None) -> str:

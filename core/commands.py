@@ -14,35 +14,12 @@ import time
 from pathlib import Path
 
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
+from core.formats import dash, fmt_uptime, rel
 from core.instance_manager import InstanceManager, InstanceRegistry
 from core.targets import UsageError, instance_id, recorded_config
 
 
 TIMESTAMP_FIELDS = ("bot_create_time", "pid_create_time", "registered_at", "started_at", "last_updated")
-
-
-def fmt_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
-def rel(home: Path, path: str | None) -> str:
-    if not path:
-        return "-"
-    try:
-        return str(Path(path).relative_to(home))
-    except ValueError:
-        return path
-
-
-def dash(value: object) -> str:
-    return "-" if value is None else str(value)
 
 
 def table(rows: list[tuple], header: tuple) -> str:

@@ -14,6 +14,12 @@ import sys
 if __package__ in (None, ""):  # run as a script: make `core` importable from any cwd
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+if __name__ == "__main__":  # `watch -n 1 list` is answered before argparse and the other commands load
+    from core.list_command import plain_list
+
+    if (code := plain_list(sys.argv[1:])) is not None:
+        sys.exit(code)
+
 import argparse
 
 from core.commands import (cmd_cleanup, cmd_info, cmd_restart, cmd_resume, cmd_start, cmd_startup, cmd_stats,

@@ -18,6 +18,7 @@ from pathlib import Path
 from core.atomic import write_text_atomic
 
 MAX_BYTES = 256 * 1024  # a record is about 1 KB; a bigger file is not ours
+FIRST_READ = 16 * 1024
 
 # field -> the types it may hold (None always allowed): what readers rely on before doing arithmetic
 _NUM = (int, float)
@@ -56,7 +57,9 @@ def check_types(rec: object, fields: dict[str, tuple[type, ...]] = FIELD_TYPES) 
 def read_record(path: str | Path) -> dict | None:
     """The record, None when there is none, CorruptRecord when there is one we cannot trust.
 
-    Plain os.open/os.read: `list` reads one record per instance, and the io stack costs double."""
+    Plain os.open/os.read: `list` reads one record per instance, and the io stack costs double.
+    A first read of FIRST_READ bytes: asking for MAX_BYTES at once makes malloc map, shrink and
+    unmap a 256 KB buffer for each ~1 KB record (30 us, a third of `list`'s cost per instance)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -64,7 +67,9 @@ def read_record(path: str | Path) -> dict | None:
     except OSError as exc:
         raise CorruptRecord(f"{path}: {exc.strerror}") from None
     try:
-        raw = os.read(fd, MAX_BYTES + 1)
+        raw = os.read(fd, FIRST_READ)
+        if len(raw) == FIRST_READ:  # a big one: the rest, up to one byte past the limit
+            raw += os.read(fd, MAX_BYTES + 1 - FIRST_READ)
     except IsADirectoryError:
         raise CorruptRecord(f"{path} is a directory") from None
     except OSError as exc:
