@@ -85,10 +85,17 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
         low, high = strategy.wake_prices()
         cash, qty, entry = exchange.balance, exchange.pos_qty, exchange.entry
         prices = exchange.advance(low, high, max_ticks - ticks)
-        if prices is None or prices.size == 0:
+        if prices is None or len(prices) == 0:
             break
-        ticks += prices.size
-        if prices.size > 1:                       # ticks skipped with the position unchanged
+        ticks += len(prices)
+        if isinstance(prices, list):              # a short stretch: numpy's overhead is more than its ticks
+            for price in prices[:-1]:             # ticks skipped with the position unchanged
+                equity = cash + qty * (price - entry)
+                if equity > peak:
+                    peak = equity
+                elif peak - equity > max_dd:
+                    max_dd = peak - equity
+        elif prices.size > 1:
             equity = cash + qty * (prices[:-1] - entry)
             running = np.maximum.accumulate(np.maximum(equity, peak))
             max_dd = max(max_dd, float((running - equity).max()))

@@ -104,6 +104,8 @@ class PerpGridStrategy:
         self._close_target: float | None = None     # account position once the grid's is closed
         self._close_waits = 0               # turns the close waited for unlisted fills
         self._saved: dict | None = None     # a private copy of the state last written to the store
+        self._unsettled: set[int] = set()   # cells that may want something (every other one is _settled) ...
+        self._layout: list[Cell] | None = None  # ... of this list of cells (a new layout: all of them)
 
     # ---- the books (strategies/order_book.py), as the page, the loop and the tests read them --
     @property
@@ -251,6 +253,7 @@ class PerpGridStrategy:
         carried.
         """
         price = self.price
+        self.book.touch_all()
         for direction in (1, -1):
             chunks: list[tuple[float, float]] = []
             for qty, cost in sorted(((abs(q), c) for q, c in lots if q * direction > EPS), key=lambda l: l[1] * direction):
@@ -322,6 +325,7 @@ class PerpGridStrategy:
             for cell in self.cells:
                 if cell.blocked in ("margin", "exposure"):
                     cell.blocked = None
+                    self.book.touch(cell)
         return len(fills)
 
     # ---- risk ------------------------------------------------------------------------------
@@ -441,25 +445,57 @@ class PerpGridStrategy:
         The wanted orders go out as one batch. Planning counts them as resting for max_position;
         if some fail, the cells that planning held back for exposure this turn are planned again
         with the real outcome (as placing them one by one would have done), the others never.
+
+        Only the cells that may want something are visited (`_unsettled`): a settled cell rests
+        the one order it needs, and visiting it changes nothing whatever the price, so skipping it
+        changes no decision; it becomes unsettled only when the books touch it (a fill, a cancel,
+        a reconcile). That keeps a turn's work to the cells the price crossed, not the whole grid.
         """
         if self.book.resolve_doubts() is not None:     # placements without an answer: reconciled first
             self._refresh_position()
         price = self.price
+        levels = self.levels
         attempted: set[int] = set()
-        while True:
-            self._planned = {"buy": 0.0, "sell": 0.0}
-            planned: list[Planned] = []
-            held_back: list[Cell] = []
-            for cell in sorted(self.cells, key=lambda c: abs(self.levels[c.index] + self.levels[c.index + 1] - 2 * price)):
-                if cell.index not in attempted:
-                    self._ensure(cell, planned, held_back)
-            if not planned:
-                return
-            attempted.update(cell.index for cell, _, _ in planned)
-            if self.book.submit(planned, self._refused) or not held_back:
-                return
-            for cell in held_back:
-                cell.blocked = None
+        try:
+            while True:
+                self._planned = {"buy": 0.0, "sell": 0.0}
+                planned: list[Planned] = []
+                held_back: list[Cell] = []
+                for i in sorted(self._visit(), key=lambda i: (abs(levels[i] + levels[i + 1] - 2 * price), i)):
+                    if i not in attempted:
+                        self._ensure(self.cells[i], planned, held_back)
+                if not planned:
+                    return
+                attempted.update(cell.index for cell, _, _ in planned)
+                if self.book.submit(planned, self._refused) or not held_back:
+                    return
+                for cell in held_back:
+                    cell.blocked = None
+        finally:
+            self._visit()
+            cells = self.cells
+            self._unsettled = {i for i in self._unsettled if not self._settled(cells[i])}
+
+    def _visit(self) -> set[int]:
+        """The cells that may want something: the unsettled ones and those the books touched since."""
+        touched = self.book.take_touched()
+        if touched is None or self.cells is not self._layout:
+            self._layout = self.cells
+            self._unsettled = set(range(len(self.cells)))
+        else:
+            self._unsettled |= touched
+        return self._unsettled
+
+    def _settled(self, cell: Cell) -> bool:
+        """The cell rests exactly the one order it needs (an opening order with nothing held, or
+        a closing order for all it holds) and no refusal waits out a backoff: `_ensure` and
+        `wake_prices` find nothing to do on it, whatever the price and the exposure."""
+        if cell.blocked in REFUSED:
+            return False
+        if cell.held <= EPS:
+            return cell.close_order is None and cell.open_order is not None
+        ref = cell.close_order
+        return ref is not None and abs(ref.remaining - floor_to(cell.to_close, self.market.step_size)) <= EPS
 
     def _ensure(self, cell: Cell, planned: list[Planned], held_back: list[Cell]) -> None:
         """Cancel what no longer fits this cell now; add the order it lacks to `planned`.
@@ -582,7 +618,9 @@ class PerpGridStrategy:
                             low = max(low, p)
                         else:
                             high = min(high, p)
-        for cell in self.cells:
+        cells = self.cells
+        for i in self._visit():             # a settled cell wants no order
+            cell = cells[i]
             if cell.blocked is not None:
                 continue
             wants = []

@@ -76,6 +76,7 @@ def apply_params(strategy, new: GridParams) -> Outcome:
     old = strategy.params
     before = _order_ids(book)
     snapshot = None
+    book.touch_all()                        # cells change here in many ways: the next visit sees them all
     try:
         if book.resolve_doubts() is not None:   # what rests decides what is kept: learn it first
             strategy._refresh_position()
@@ -92,6 +93,7 @@ def apply_params(strategy, new: GridParams) -> Outcome:
     except ExchangeError as exc:
         raise _roll_back(strategy, new, old, snapshot, before, exc) from exc
     finally:
+        book.touch_all()
         strategy._save()
     after = _order_ids(book)
     outcome = Outcome(kept=len(before & after), cancelled=len(before - after), placed=len(after - before))
