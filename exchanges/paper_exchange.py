@@ -224,13 +224,10 @@ class PaperExchange(Exchange):
         if buys_below < self.price < sells_above:
             return
         half = self.tick_size / 2
-        for order in sorted(self.orders.values(), key=self._queue_key):
-            if order.side == "buy":
-                crosses = self.price <= order.price - self.reach + half
-            else:
-                crosses = self.price >= order.price + self.reach - half
-            if not crosses:
-                continue
+        crossed = [o for o in self.orders.values()
+                   if (self.price <= o.price - self.reach + half if o.side == "buy"
+                       else self.price >= o.price + self.reach - half)]
+        for order in sorted(crossed, key=self._queue_key):
             qty = order.remaining if self.max_fill_qty is None else min(order.remaining, self.max_fill_qty)
             if order.reduce_only:
                 qty = min(qty, self._reducible(order.side))
@@ -311,19 +308,24 @@ class PaperExchange(Exchange):
     def equity(self) -> float:
         return self.balance + self.unrealized()
 
-    def _opening_notional(self, side: str, extra_qty: float = 0.0, extra_price: float = 0.0) -> float:
-        """Notional of the resting orders of one side beyond what would merely close the position."""
-        resting = [(o.price, o.remaining) for o in self.orders.values() if o.side == side and not o.reduce_only]
-        if extra_qty:
-            resting.append((extra_price, extra_qty))
+    def _resting(self, side: str) -> list[tuple[float, float]]:
+        """(price, remaining) of the resting orders of one side that need margin (not reduceOnly)."""
+        return [(o.price, o.remaining) for o in self.orders.values() if o.side == side and not o.reduce_only]
+
+    def _opening_notional(self, side: str, resting: list[tuple[float, float]]) -> float:
+        """Notional of these resting orders of one side beyond what would merely close the position."""
         qty = sum(q for _, q in resting)
         if qty <= EPS:
             return 0.0
         opening = max(0.0, qty - self._reducible(side))
         return opening * sum(p * q for p, q in resting) / qty
 
-    def _used_margin(self) -> float:
-        orders = self._opening_notional("buy") + self._opening_notional("sell")
+    def _used_margin(self, buys: list[tuple[float, float]] | None = None,
+                     sells: list[tuple[float, float]] | None = None) -> float:
+        """Margin of the position and of the resting opening orders (`buys`/`sells`: the resting
+        lists when the caller has them already: a placement reads each side once, not twice)."""
+        orders = (self._opening_notional("buy", self._resting("buy") if buys is None else buys)
+                  + self._opening_notional("sell", self._resting("sell") if sells is None else sells))
         return (abs(self.pos_qty) * self.entry + orders) / self.leverage
 
     def fetch_position(self, symbol: str) -> Position:
@@ -362,9 +364,11 @@ class PaperExchange(Exchange):
             raise PostOnlyRejected(f"postOnly {request.side} at {request.price} would cross the price {self.price}")
         if not request.reduce_only:
             price = request.price if request.type == "limit" and not crosses else self.price
-            need = (self._opening_notional(request.side, request.qty, price)
-                    - self._opening_notional(request.side)) / self.leverage
-            free = self.equity() - self._used_margin()
+            resting = {side: self._resting(side) for side in ("buy", "sell")}
+            same = resting[request.side]
+            need = (self._opening_notional(request.side, same + [(price, request.qty)])
+                    - self._opening_notional(request.side, same)) / self.leverage
+            free = self.equity() - self._used_margin(resting["buy"], resting["sell"])
             if need > free + EPS:
                 raise InsufficientMargin(f"order needs {need:.2f} margin, {max(free, 0):.2f} free")
         self.order_seq += 1

@@ -143,8 +143,9 @@ class OrderBook:
 
     # ---- the grid's own position -------------------------------------------------------------
     def owned(self) -> float:
-        """The grid's own signed position: what its cells hold plus the inventory it carries."""
-        return round(sum(c.held * c.direction for c in self.cells) + self.carried, 10)
+        """The grid's own signed position: what its cells hold plus the inventory it carries.
+        (Cells holding nothing add exact zeros, so they are left out of the sum: same result.)"""
+        return round(sum(c.held if c.side == "long" else -c.held for c in self.cells if c.held) + self.carried, 10)
 
     def unrealized(self, price: float) -> float:
         """Unrealized PnL of the grid's own position at its own average entry: what the exchange
