@@ -25,6 +25,7 @@ label taken from the bot's config.
 from __future__ import annotations
 
 import bisect
+import copy
 import json
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
@@ -397,7 +398,7 @@ class PaperExchange(Exchange):
         if order is None:
             raise OrderNotFound(f"no open order {order_id or client_id}")
         self._finish(order, "canceled")
-        return Order(**asdict(order))
+        return copy.copy(order)         # a caller's copy (its fields are plain values)
 
     def cancel_all_orders(self, symbol: str) -> int:
         with self._batch_writes():
@@ -407,7 +408,7 @@ class PaperExchange(Exchange):
         return len(orders)
 
     def fetch_open_orders(self, symbol: str) -> list[Order]:
-        return [Order(**asdict(o)) for o in self.orders.values()]
+        return [copy.copy(o) for o in self.orders.values()]
 
     def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
         if self.db is None:

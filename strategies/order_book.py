@@ -17,8 +17,9 @@ It talks to the exchange and the optional store (database.db.Database) only.
 """
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from exchanges import client_ids
@@ -63,6 +64,11 @@ class Cell:
     @property
     def direction(self) -> int:
         return 1 if self.side == "long" else -1
+
+    def snapshot(self) -> "Cell":
+        """An independent copy (its order refs and unbooked closes too), for a snapshot to go back to."""
+        return replace(self, unbooked=dict(self.unbooked), open_order=copy.copy(self.open_order),
+                       close_order=copy.copy(self.close_order))
 
     @property
     def to_close(self) -> float:

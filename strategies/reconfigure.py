@@ -20,7 +20,6 @@ doubt, so the next turn's reconcile cancels what rests outside the old grid.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 
 from exchanges import client_ids
@@ -84,7 +83,7 @@ def apply_params(strategy, new: GridParams) -> Outcome:
         plan = {c.index: c.index for c in book.cells} if same_layout else _plan(strategy, levels, new)
         _cancel_misfits(strategy, new, plan, same_layout)
         # the old layout as the exchange left it, its fills booked: what a failure goes back to
-        snapshot = (old, book.levels, copy.deepcopy(book.cells), book.carried)
+        snapshot = (old, book.levels, [c.snapshot() for c in book.cells], book.carried)
         if not same_layout:
             _relayout(strategy, levels, new, plan)
         strategy.params = new
