@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import copy
 import json
+import math
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ if TYPE_CHECKING:                     # numpy is imported only by the backtest f
     import numpy as np
 
 EPS = 1e-9
+MARGIN_RESYNC = 256     # changes to the running margin sums before they are summed afresh (bounds float drift)
+MARGIN_TOLERANCE = 1e-9     # relative: a running-sum answer this close to the line is checked exactly
 SCAN_TICKS = 32         # ticks of a backtest stretch looked at one by one before numpy takes over
 FILL_MODELS = ("touch", "through")
 PAPER_SCHEMA = """
@@ -103,6 +106,11 @@ class PaperExchange(Exchange):
         self._fills: list[Fill] = []          # memory mode only
         self._fill_ts: list[int] = []
         self._best: tuple[float, float] | None = None
+        # running (qty, notional) of the resting opening orders per side: a placement decides its
+        # margin from them when the answer is clear, and sums the orders exactly only near the line
+        self._sums: dict[str, list[float]] = {"buy": [0.0, 0.0], "sell": [0.0, 0.0]}
+        self._sums_peak = 0.0
+        self._sums_changes = 0
         if db is not None:
             db.ensure_schema(PAPER_SCHEMA)
             self._load()
@@ -140,6 +148,7 @@ class PaperExchange(Exchange):
         for row in self.db.query("SELECT data FROM paper_orders WHERE status = 'open'"):
             order = Order(**json.loads(row["data"]))
             self.orders[order.id] = order
+        self._resum()
 
     def _save_account(self) -> None:
         if self.db is not None:
@@ -272,7 +281,10 @@ class PaperExchange(Exchange):
         self.trade_seq += 1
         fill = Fill(f"P{self.trade_seq}", order.id, order.symbol, order.side, price, qty, fee, is_maker,
                     self.ts, order.client_id)
+        before = order.remaining
         order.filled_qty = round(order.filled_qty + qty, 10)
+        if order.id in self.orders:
+            self._rests(order, order.remaining - before)
         if order.remaining <= EPS:
             self._finish(order, "filled")
         else:
@@ -282,7 +294,8 @@ class PaperExchange(Exchange):
 
     def _finish(self, order: Order, status: str) -> None:
         order.status = status
-        self.orders.pop(order.id, None)
+        if self.orders.pop(order.id, None) is not None:
+            self._rests(order, -order.remaining)
         self._best = None
         self._save_order(order)
 
@@ -320,6 +333,46 @@ class PaperExchange(Exchange):
             return 0.0
         opening = max(0.0, qty - self._reducible(side))
         return opening * sum(p * q for p, q in resting) / qty
+
+    def _rests(self, order: Order, qty: float) -> None:
+        """`qty` more (or less, negative) of this resting order now needs margin: the running sums follow."""
+        if order.reduce_only:
+            return
+        sums = self._sums[order.side]
+        sums[0] += qty
+        sums[1] += qty * order.price
+        self._sums_peak = max(self._sums_peak, sums[1])
+        self._sums_changes += 1
+        if self._sums_changes >= MARGIN_RESYNC:
+            self._resum()
+
+    def _resum(self) -> None:
+        """The running margin sums afresh from the resting orders (their float drift starts at zero)."""
+        for side, sums in self._sums.items():
+            resting = self._resting(side)
+            sums[:] = [math.fsum(q for _, q in resting), math.fsum(p * q for p, q in resting)]
+        self._sums_peak = max(s[1] for s in self._sums.values())
+        self._sums_changes = 0
+
+    def _surely_enough_margin(self, side: str, qty: float, price: float) -> bool:
+        """Whether an opening order of `qty` at `price` surely has the margin, from the running sums.
+
+        The exact check sums every resting order twice per side; it is kept for the answer near
+        the line (within MARGIN_TOLERANCE of the amounts involved, far above the sums' float
+        drift), so every decision, and every refusal's message, is the exact check's.
+        """
+        def notional(of: str, q: float, n: float) -> float:
+            return max(0.0, q - self._reducible(of)) * n / q if q > EPS else 0.0
+
+        q, n = self._sums[side]
+        other = self._sums["sell" if side == "buy" else "buy"]
+        without = notional(side, q, n)
+        need = (notional(side, q + qty, n + qty * price) - without) / self.leverage
+        position = abs(self.pos_qty) * self.entry
+        equity = self.equity()
+        free = equity - (position + without + notional("sell" if side == "buy" else "buy", *other)) / self.leverage
+        tolerance = MARGIN_TOLERANCE * (1.0 + abs(equity) + position + self._sums_peak + qty * price)
+        return need + tolerance <= free + EPS
 
     def _used_margin(self, buys: list[tuple[float, float]] | None = None,
                      sells: list[tuple[float, float]] | None = None) -> float:
@@ -365,13 +418,14 @@ class PaperExchange(Exchange):
             raise PostOnlyRejected(f"postOnly {request.side} at {request.price} would cross the price {self.price}")
         if not request.reduce_only:
             price = request.price if request.type == "limit" and not crosses else self.price
-            resting = {side: self._resting(side) for side in ("buy", "sell")}
-            same = resting[request.side]
-            need = (self._opening_notional(request.side, same + [(price, request.qty)])
-                    - self._opening_notional(request.side, same)) / self.leverage
-            free = self.equity() - self._used_margin(resting["buy"], resting["sell"])
-            if need > free + EPS:
-                raise InsufficientMargin(f"order needs {need:.2f} margin, {max(free, 0):.2f} free")
+            if not self._surely_enough_margin(request.side, request.qty, price):
+                resting = {side: self._resting(side) for side in ("buy", "sell")}
+                same = resting[request.side]
+                need = (self._opening_notional(request.side, same + [(price, request.qty)])
+                        - self._opening_notional(request.side, same)) / self.leverage
+                free = self.equity() - self._used_margin(resting["buy"], resting["sell"])
+                if need > free + EPS:
+                    raise InsufficientMargin(f"order needs {need:.2f} margin, {max(free, 0):.2f} free")
         self.order_seq += 1
         order = Order(f"O{self.order_seq}", request.symbol, request.side, request.type,
                       float(request.price if request.type == "limit" else self.price), float(request.qty),
@@ -387,6 +441,7 @@ class PaperExchange(Exchange):
                 self._drop_spent_reduce_only()
             else:
                 self.orders[order.id] = order
+                self._rests(order, order.remaining)
                 self._best = None
                 self._save_order(order)
             self._save_account()
