@@ -477,11 +477,13 @@ class PaperExchange(Exchange):
             closer()
 
     # ---- backtest fast path ----------------------------------------------------------------
-    def advance(self, wake_low: float, wake_high: float, max_ticks: int) -> "list[float] | np.ndarray | None":
+    def advance(self, wake_low: float, wake_high: float, max_ticks: int,
+                wake_ms: int | None = None) -> "list[float] | np.ndarray | None":
         """Consume ticks up to the first one that can change anything, and step on it.
 
         A tick "can change anything" when it trades at or through a resting order, at or beyond
-        a strategy wake price (stop levels, boundaries), or reaches a funding time. Ticks before it
+        a strategy wake price (stop levels, boundaries), or reaches a funding time or the
+        strategy's wake time (`wake_ms`: a refused level's backoff ends). Ticks before it
         match nothing under the rules above, so only the price moves over them. Returns the prices
         consumed, rounded to the tick (for drawdown), or None when the source has run out.
 
@@ -494,7 +496,9 @@ class PaperExchange(Exchange):
         buys_below, sells_above = self.fill_bounds()
         low = max(buys_below, wake_low) + EPS
         high = min(sells_above, wake_high) - EPS
-        funding_at = self.next_funding_ts if (self.funding_rate and self.funding_ms and self.next_funding_ts) else None
+        wake_at = self.next_funding_ts if (self.funding_rate and self.funding_ms and self.next_funding_ts) else None
+        if wake_ms is not None:
+            wake_at = wake_ms if wake_at is None else min(wake_at, wake_ms)
         parts: list = []
         consumed = 0
         while consumed < max_ticks:
@@ -507,7 +511,7 @@ class PaperExchange(Exchange):
             hit = -1
             for k in range(start, min(end, start + SCAN_TICKS)):
                 price = rounded_list[k]
-                if price <= low or price >= high or (funding_at is not None and ts_list[k] >= funding_at):
+                if price <= low or price >= high or (wake_at is not None and ts_list[k] >= wake_at):
                     hit = k
                     break
             else:
@@ -515,8 +519,8 @@ class PaperExchange(Exchange):
                 while lo < end:
                     hi = min(end, lo + window)
                     crossed = (rounded[lo:hi] <= low) | (rounded[lo:hi] >= high)
-                    if funding_at is not None:
-                        crossed |= ts[lo:hi] >= funding_at
+                    if wake_at is not None:
+                        crossed |= ts[lo:hi] >= wake_at
                     idx = np.flatnonzero(crossed)
                     if idx.size:
                         hit = lo + int(idx[0])

@@ -84,7 +84,7 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
     while ticks < max_ticks and not strategy.stopped:
         low, high = strategy.wake_prices()
         cash, qty, entry = exchange.balance, exchange.pos_qty, exchange.entry
-        prices = exchange.advance(low, high, max_ticks - ticks)
+        prices = exchange.advance(low, high, max_ticks - ticks, strategy.wake_ms())
         if prices is None or len(prices) == 0:
             break
         ticks += len(prices)

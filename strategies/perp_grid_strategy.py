@@ -606,8 +606,10 @@ class PerpGridStrategy:
         if self.stopped:
             return float("inf"), float("-inf")
         half = self.market.tick_size / 2
+        # the range's bounds as they are: with a boundary_tolerance they are rarely on a tick, and
+        # a tick less than half a tick outside them is out of range too (a tick on the bound wakes
+        # a turn that finds nothing to do: harmless)
         low, high = self._bounds()
-        low, high = low - half, high + half
         owned = self.owned()
         if abs(owned) > EPS:
             for limit in (self.params.stop_loss, self.params.take_profit):
@@ -621,13 +623,15 @@ class PerpGridStrategy:
         cells = self.cells
         for i in self._visit():             # a settled cell wants no order
             cell = cells[i]
-            if cell.blocked is not None:
+            if cell.blocked in REFUSED:     # until its backoff is over (wake_ms)
                 continue
             wants = []
             small = self._too_small(cell)
+            # as _ensure decides: a margin refusal holds back opening orders only, so a closing
+            # order it refused is tried again on every turn the price allows it
             if cell.to_close > EPS and cell.close_order is None and not small:
                 wants.append(client_ids.ROLE_CLOSE)
-            if cell.open_order is None and (cell.held <= EPS or small):
+            if cell.blocked is None and cell.open_order is None and (cell.held <= EPS or small):
                 wants.append(client_ids.ROLE_OPEN)
             for role in wants:
                 side, price = self.book.side_price(cell, role)
@@ -636,6 +640,13 @@ class PerpGridStrategy:
                 else:
                     low = max(low, price - half)
         return low, high
+
+    def wake_ms(self) -> int | None:
+        """The exchange time at which a refused level's backoff ends (the next turn tries it again),
+        or None: the backtest must not skip past it."""
+        if self.stopped:
+            return None
+        return min((self.cells[i].retry_at for i in self._visit() if self.cells[i].blocked in REFUSED), default=None)
 
     # ---- views and persistence -------------------------------------------------------------
     def grid_dict(self) -> dict:
