@@ -192,11 +192,13 @@ class OrderBook:
     def resting(self, side: str) -> float:
         """Quantity our resting orders of one side still want to trade."""
         if self._resting is None:          # summed in open_orders()'s order, without building its rows
-            self._resting = {"buy": 0.0, "sell": 0.0}
+            resting = self._resting = {"buy": 0.0, "sell": 0.0}
             for cell in self.cells:
-                for role, ref in ((client_ids.ROLE_OPEN, cell.open_order), (client_ids.ROLE_CLOSE, cell.close_order)):
-                    if ref is not None:
-                        self._resting[self.side_price(cell, role)[0]] += ref.qty - ref.filled
+                opens, closes = ("buy", "sell") if cell.side == "long" else ("sell", "buy")     # as side_price
+                if cell.open_order is not None:
+                    resting[opens] += cell.open_order.qty - cell.open_order.filled
+                if cell.close_order is not None:
+                    resting[closes] += cell.close_order.qty - cell.close_order.filled
         return self._resting[side]
 
     # ---- fills -------------------------------------------------------------------------------
