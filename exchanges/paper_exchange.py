@@ -111,6 +111,7 @@ class PaperExchange(Exchange):
         self._sums: dict[str, list[float]] = {"buy": [0.0, 0.0], "sell": [0.0, 0.0]}
         self._sums_peak = 0.0
         self._sums_changes = 0
+        self._reduce_only_resting = 0       # resting reduceOnly orders: none, and nothing to drop
         if db is not None:
             db.ensure_schema(PAPER_SCHEMA)
             self._load()
@@ -261,6 +262,8 @@ class PaperExchange(Exchange):
 
     def _drop_spent_reduce_only(self) -> None:
         """A reduceOnly order with no position left to reduce is cancelled, as venues do."""
+        if not self._reduce_only_resting:       # none rests (a grid's orders never are)
+            return
         for order in [o for o in self.orders.values() if o.reduce_only and self._reducible(o.side) <= EPS]:
             self._finish(order, "canceled")
 
@@ -335,8 +338,10 @@ class PaperExchange(Exchange):
         return opening * sum(p * q for p, q in resting) / qty
 
     def _rests(self, order: Order, qty: float) -> None:
-        """`qty` more (or less, negative) of this resting order now needs margin: the running sums follow."""
+        """`qty` more (or less, negative) of this resting order now needs margin: the running sums follow
+        (a reduceOnly order needs none: it is counted instead)."""
         if order.reduce_only:
+            self._count_reduce_only()
             return
         sums = self._sums[order.side]
         sums[0] += qty
@@ -346,8 +351,13 @@ class PaperExchange(Exchange):
         if self._sums_changes >= MARGIN_RESYNC:
             self._resum()
 
+    def _count_reduce_only(self) -> None:
+        """How many reduceOnly orders rest (most turns have none to check after a fill)."""
+        self._reduce_only_resting = sum(1 for o in self.orders.values() if o.reduce_only)
+
     def _resum(self) -> None:
         """The running margin sums afresh from the resting orders (their float drift starts at zero)."""
+        self._count_reduce_only()
         for side, sums in self._sums.items():
             resting = self._resting(side)
             sums[:] = [math.fsum(q for _, q in resting), math.fsum(p * q for p, q in resting)]
