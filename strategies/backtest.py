@@ -2,10 +2,11 @@
 
 Nothing is simplified: the same PerpGridStrategy places the same orders on the same
 PaperExchange matching engine. The only difference from a live loop is that ticks on which a
-turn could not change anything (no resting order crossed, no wake price reached) are consumed
-in bulk with numpy instead of one turn each (see PaperExchange.advance and
-PerpGridStrategy.wake_prices). Equity between turns is computed from the skipped prices, so the
-maximum drawdown covers every tick.
+turn could not change anything (no resting order crossed, no wake price or wake time reached)
+are consumed in bulk instead of one turn each (see PaperExchange.advance,
+PerpGridStrategy.wake_prices and wake_ms); tests/bot/test_backtest.py holds the result equal,
+fill by fill, to stepping every tick. Equity between turns is computed from the skipped prices,
+so the maximum drawdown covers every tick.
 """
 from __future__ import annotations
 

@@ -488,12 +488,13 @@ class PerpGridStrategy:
 
     def _settled(self, cell: Cell) -> bool:
         """The cell rests exactly the one order it needs (an opening order with nothing held, or
-        a closing order for all it holds) and no refusal waits out a backoff: `_ensure` and
-        `wake_prices` find nothing to do on it, whatever the price and the exposure."""
+        a closing order for all it holds), or holds nothing and waits for a fill to lift a margin or
+        exposure block (`_booked` touches it then), and no refusal waits out a backoff: `_ensure`
+        and `wake_prices` find nothing to do on it, whatever the price and the exposure."""
         if cell.blocked in REFUSED:
             return False
         if cell.held <= EPS:
-            return cell.close_order is None and cell.open_order is not None
+            return cell.close_order is None and (cell.open_order is not None or cell.blocked is not None)
         ref = cell.close_order
         return ref is not None and abs(ref.remaining - floor_to(cell.to_close, self.market.step_size)) <= EPS
 
