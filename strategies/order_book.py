@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from exchanges import client_ids
@@ -67,8 +67,10 @@ class Cell:
 
     def snapshot(self) -> "Cell":
         """An independent copy (its order refs and unbooked closes too), for a snapshot to go back to."""
-        return replace(self, unbooked=dict(self.unbooked), open_order=copy.copy(self.open_order),
-                       close_order=copy.copy(self.close_order))
+        twin = copy.copy(self)
+        twin.unbooked, twin.open_order, twin.close_order = (dict(self.unbooked), copy.copy(self.open_order),
+                                                            copy.copy(self.close_order))
+        return twin
 
     @property
     def to_close(self) -> float:
