@@ -10,6 +10,7 @@ from exchanges.paper_prices import CsvReplay
 from strategies.backtest import run_backtest
 from strategies.grid_params import GridParams
 from strategies.perp_grid_strategy import MARKET_LEVEL, PerpGridStrategy
+from tests.bot.helpers import move, paper
 
 
 def walk_csv(tmp_path, n: int, seed: int, volatility: float = 0.003):
@@ -115,3 +116,19 @@ def test_the_through_fill_model_trades_the_same_fast_and_slow_and_fills_less(tmp
                [(f.side, f.price, f.client_id) for f in slow_ex.fetch_fills("SOL_USDC_PERP", 0)]
         assert f"fill model     {model}" in reports[model].text()
     assert 0 < reports["through"].fills < reports["touch"].fills
+
+
+def test_a_turn_visits_only_the_cells_that_want_something_not_the_whole_grid():
+    """On a 49-cell grid a turn looks only at the cells without the order they need (the
+    strategy's `_unsettled`: the price's own cell, the cells a fill touched), never all 49, and
+    every other cell does rest its order: the grid trades as the full scan did."""
+    ex, src = paper(150.0)
+    strat = PerpGridStrategy(ex, GridParams("SOL_USDC_PERP", 120.0, 180.0, 50, 0.5), "bt", log=lambda _m: None)
+    strat.start()
+    path = [round(150.0 - 0.37 * i, 2) for i in range(30)] + [round(139.0 + 0.41 * i, 2) for i in range(50)]
+    for price in path:
+        move(ex, src, price)
+        strat.step()
+        assert len(strat._unsettled) <= 2
+        assert len(ex.fetch_open_orders("SOL_USDC_PERP")) == 49 - len(strat._unsettled)
+    assert strat.totals.fill_count >= 20 and strat.totals.cycles >= 5
