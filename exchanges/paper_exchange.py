@@ -544,7 +544,9 @@ class PaperExchange(Exchange):
                 self._tick(ts_list[hit], float(px[hit]))
                 break
             self.ts, self.price = ts_list[last], rounded_list[last]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.empty(0)
 
     def _block(self) -> "tuple | None":
         """The buffered block of the source (refilled 65,536 ticks at a time), with each price
