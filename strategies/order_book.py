@@ -208,13 +208,14 @@ class OrderBook:
         """Book every fill of ours not booked yet; returns those booked now."""
         fills = self.exchange.fetch_fills(self.symbol, max(0, self.last_fill_ts - FILL_LOOKBACK_MS))
         booked = []
+        owned: float | None = None      # the grid's position between two fills (nothing else moves it here)
         for fill in fills:
             if self.store is None and fill.trade_id in self._seen:
                 continue                # booked already (the look-back window lists it again): not decoded again
             if not client_ids.belongs_to(fill.client_id, self.instance_id) or self._before_first_start(fill) \
                     or not self._is_new(fill):
                 continue
-            self._book(fill)
+            owned = self._book(fill, self.owned() if owned is None else owned)
             booked.append(fill)
         return booked
 
@@ -234,11 +235,11 @@ class OrderBook:
         self._seen.add(fill.trade_id)
         return True
 
-    def _book(self, fill: Fill) -> None:
+    def _book(self, fill: Fill, owned_before: float) -> float:
+        """Book one fill on its cell; `owned_before` is owned() now. Returns owned() after it."""
         cid = client_ids.decode(fill.client_id)
         self.last_fill_ts = max(self.last_fill_ts, fill.timestamp)
         signed = fill.qty if fill.side == "buy" else -fill.qty
-        owned_before = self.owned()
         t = self.totals
         t.fees += fill.fee
         t.volume += fill.price * fill.qty
@@ -275,10 +276,12 @@ class OrderBook:
             t.grid_profit += profit
             self.carried = round(self.carried + signed + closing * cell.direction, 10)
             self._fill_ref(cell, "close_order", fill)
-        self.grid_entry = average_entry(owned_before, self.grid_entry, self.owned() - owned_before, fill.price)
+        owned_after = self.owned()
+        self.grid_entry = average_entry(owned_before, self.grid_entry, owned_after - owned_before, fill.price)
         if self.on_fill is not None:
             self.on_fill({"trade_id": fill.trade_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
                           "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
+        return owned_after
 
     def cell_of(self, order_id: str, level: int) -> Cell | None:
         """The cell that holds this order (resting, or a cancelled close whose fill is unlisted),

@@ -331,7 +331,7 @@ class PerpGridStrategy:
     # ---- risk ------------------------------------------------------------------------------
     def _check_risk(self) -> None:
         p = self.params
-        pnl = self.grid_unrealized()
+        pnl = self.grid_unrealized() if p.stop_loss is not None or p.take_profit is not None else 0.0
         if p.stop_loss is not None and pnl <= -p.stop_loss:
             self._close_and_stop(f"stop loss: unrealized PnL of the grid {pnl:.2f} <= -{p.stop_loss}")
             return
@@ -611,7 +611,7 @@ class PerpGridStrategy:
         # a tick less than half a tick outside them is out of range too (a tick on the bound wakes
         # a turn that finds nothing to do: harmless)
         low, high = self._bounds()
-        owned = self.owned()
+        owned = self.owned() if self.params.stop_loss is not None or self.params.take_profit is not None else 0.0
         if abs(owned) > EPS:
             for limit in (self.params.stop_loss, self.params.take_profit):
                 if limit is not None:
