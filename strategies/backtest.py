@@ -80,6 +80,7 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
     start_price = exchange.price
     peak, max_dd = start_equity, 0.0
     t0 = time.perf_counter()
+    strategy.incremental = True     # turns visit only the cells that may want something
     strategy.start()
     ticks = 0
     while ticks < max_ticks and not strategy.stopped:

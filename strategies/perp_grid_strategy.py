@@ -106,6 +106,11 @@ class PerpGridStrategy:
         self._saved: dict | None = None     # a private copy of the state last written to the store
         self._unsettled: set[int] = set()   # cells that may want something (every other one is _settled) ...
         self._layout: list[Cell] | None = None  # ... of this list of cells (a new layout: all of them)
+        # Live turns (about one a second) look at every cell, as they always did: a cell the books
+        # failed to touch can never be left without its order while money is at stake. The
+        # backtest, which takes tens of thousands of turns a second, looks only at _unsettled
+        # cells (run_backtest sets this); tests/bot/test_backtest.py holds both equal, fill by fill.
+        self.incremental = False
 
     # ---- the books (strategies/order_book.py), as the page, the loop and the tests read them --
     @property
@@ -477,9 +482,10 @@ class PerpGridStrategy:
             self._unsettled = {i for i in self._unsettled if not self._settled(cells[i])}
 
     def _visit(self) -> set[int]:
-        """The cells that may want something: the unsettled ones and those the books touched since."""
+        """The cells that may want something: the unsettled ones and those the books touched since
+        (every cell on a live turn: see `incremental`)."""
         touched = self.book.take_touched()
-        if touched is None or self.cells is not self._layout:
+        if touched is None or self.cells is not self._layout or not self.incremental:
             self._layout = self.cells
             self._unsettled = set(range(len(self.cells)))
         else:

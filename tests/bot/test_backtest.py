@@ -22,8 +22,9 @@ def walk_csv(tmp_path, n: int, seed: int, volatility: float = 0.003):
 
 
 def fast_and_slow(csv, params: GridParams, **exchange):
-    """The same grid on the same prices twice: by run_backtest (skipping ticks in bulk), and
-    stepping the strategy on every tick as a live loop does (with its drawdown over every tick)."""
+    """The same grid on the same prices twice: by run_backtest (skipping ticks in bulk, each turn
+    visiting only the cells that may want something), and stepping the strategy on every tick as
+    a live loop does (every cell each turn; with its drawdown over every tick)."""
     fast_ex = PaperExchange(CsvReplay(csv), **exchange)
     fast = PerpGridStrategy(fast_ex, params, "bt", log=lambda _m: None)
     report = run_backtest(fast_ex, fast, 10 ** 9)
@@ -37,6 +38,7 @@ def fast_and_slow(csv, params: GridParams, **exchange):
         slow.step()
         peak = max(peak, slow_ex.equity())
         max_dd = max(max_dd, peak - slow_ex.equity())
+    assert fast.incremental and not slow.incremental    # the backtest's turns against the live ones
     return report, fast_ex, fast, slow_ex, slow, max_dd
 
 
@@ -124,6 +126,7 @@ def test_a_turn_visits_only_the_cells_that_want_something_not_the_whole_grid():
     every other cell does rest its order: the grid trades as the full scan did."""
     ex, src = paper(150.0)
     strat = PerpGridStrategy(ex, GridParams("SOL_USDC_PERP", 120.0, 180.0, 50, 0.5), "bt", log=lambda _m: None)
+    strat.incremental = True            # as run_backtest sets it
     strat.start()
     path = [round(150.0 - 0.37 * i, 2) for i in range(30)] + [round(139.0 + 0.41 * i, 2) for i in range(50)]
     for price in path:
