@@ -8,6 +8,7 @@ to, instead of placing duplicates. The tag keeps two instances' orders apart on 
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 from typing import NamedTuple
 
 ROLE_OPEN = 0
@@ -23,7 +24,9 @@ class ClientId(NamedTuple):
     seq: int
 
 
+@lru_cache(maxsize=256)
 def instance_tag(instance_id: str) -> int:
+    """10 bits of the instance id's CRC (memoised: every fill and order of a turn asks it)."""
     return zlib.crc32(instance_id.encode()) & 0x3FF
 
 

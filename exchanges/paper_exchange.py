@@ -25,7 +25,9 @@ label taken from the bot's config.
 from __future__ import annotations
 
 import bisect
+import copy
 import json
+import math
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,9 @@ if TYPE_CHECKING:                     # numpy is imported only by the backtest f
     import numpy as np
 
 EPS = 1e-9
+MARGIN_RESYNC = 256     # changes to the running margin sums before they are summed afresh (bounds float drift)
+MARGIN_TOLERANCE = 1e-9     # relative: a running-sum answer this close to the line is checked exactly
+SCAN_TICKS = 32         # ticks of a backtest stretch looked at one by one before numpy takes over
 FILL_MODELS = ("touch", "through")
 PAPER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS paper_account (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT);
@@ -101,6 +106,12 @@ class PaperExchange(Exchange):
         self._fills: list[Fill] = []          # memory mode only
         self._fill_ts: list[int] = []
         self._best: tuple[float, float] | None = None
+        # running (qty, notional) of the resting opening orders per side: a placement decides its
+        # margin from them when the answer is clear, and sums the orders exactly only near the line
+        self._sums: dict[str, list[float]] = {"buy": [0.0, 0.0], "sell": [0.0, 0.0]}
+        self._sums_peak = 0.0
+        self._sums_changes = 0
+        self._reduce_only_resting = 0       # resting reduceOnly orders: none, and nothing to drop
         if db is not None:
             db.ensure_schema(PAPER_SCHEMA)
             self._load()
@@ -138,6 +149,7 @@ class PaperExchange(Exchange):
         for row in self.db.query("SELECT data FROM paper_orders WHERE status = 'open'"):
             order = Order(**json.loads(row["data"]))
             self.orders[order.id] = order
+        self._resum()
 
     def _save_account(self) -> None:
         if self.db is not None:
@@ -223,13 +235,10 @@ class PaperExchange(Exchange):
         if buys_below < self.price < sells_above:
             return
         half = self.tick_size / 2
-        for order in sorted(self.orders.values(), key=self._queue_key):
-            if order.side == "buy":
-                crosses = self.price <= order.price - self.reach + half
-            else:
-                crosses = self.price >= order.price + self.reach - half
-            if not crosses:
-                continue
+        crossed = [o for o in self.orders.values()
+                   if (self.price <= o.price - self.reach + half if o.side == "buy"
+                       else self.price >= o.price + self.reach - half)]
+        for order in sorted(crossed, key=self._queue_key):
             qty = order.remaining if self.max_fill_qty is None else min(order.remaining, self.max_fill_qty)
             if order.reduce_only:
                 qty = min(qty, self._reducible(order.side))
@@ -253,6 +262,8 @@ class PaperExchange(Exchange):
 
     def _drop_spent_reduce_only(self) -> None:
         """A reduceOnly order with no position left to reduce is cancelled, as venues do."""
+        if not self._reduce_only_resting:       # none rests (a grid's orders never are)
+            return
         for order in [o for o in self.orders.values() if o.reduce_only and self._reducible(o.side) <= EPS]:
             self._finish(order, "canceled")
 
@@ -273,7 +284,10 @@ class PaperExchange(Exchange):
         self.trade_seq += 1
         fill = Fill(f"P{self.trade_seq}", order.id, order.symbol, order.side, price, qty, fee, is_maker,
                     self.ts, order.client_id)
+        before = order.remaining
         order.filled_qty = round(order.filled_qty + qty, 10)
+        if order.id in self.orders:
+            self._rests(order, order.remaining - before)
         if order.remaining <= EPS:
             self._finish(order, "filled")
         else:
@@ -283,7 +297,8 @@ class PaperExchange(Exchange):
 
     def _finish(self, order: Order, status: str) -> None:
         order.status = status
-        self.orders.pop(order.id, None)
+        if self.orders.pop(order.id, None) is not None:
+            self._rests(order, -order.remaining)
         self._best = None
         self._save_order(order)
 
@@ -310,19 +325,71 @@ class PaperExchange(Exchange):
     def equity(self) -> float:
         return self.balance + self.unrealized()
 
-    def _opening_notional(self, side: str, extra_qty: float = 0.0, extra_price: float = 0.0) -> float:
-        """Notional of the resting orders of one side beyond what would merely close the position."""
-        resting = [(o.price, o.remaining) for o in self.orders.values() if o.side == side and not o.reduce_only]
-        if extra_qty:
-            resting.append((extra_price, extra_qty))
+    def _resting(self, side: str) -> list[tuple[float, float]]:
+        """(price, remaining) of the resting orders of one side that need margin (not reduceOnly)."""
+        return [(o.price, o.remaining) for o in self.orders.values() if o.side == side and not o.reduce_only]
+
+    def _opening_notional(self, side: str, resting: list[tuple[float, float]]) -> float:
+        """Notional of these resting orders of one side beyond what would merely close the position."""
         qty = sum(q for _, q in resting)
         if qty <= EPS:
             return 0.0
         opening = max(0.0, qty - self._reducible(side))
         return opening * sum(p * q for p, q in resting) / qty
 
-    def _used_margin(self) -> float:
-        orders = self._opening_notional("buy") + self._opening_notional("sell")
+    def _rests(self, order: Order, qty: float) -> None:
+        """`qty` more (or less, negative) of this resting order now needs margin: the running sums follow
+        (a reduceOnly order needs none: it is counted instead)."""
+        if order.reduce_only:
+            self._count_reduce_only()
+            return
+        sums = self._sums[order.side]
+        sums[0] += qty
+        sums[1] += qty * order.price
+        self._sums_peak = max(self._sums_peak, sums[1])
+        self._sums_changes += 1
+        if self._sums_changes >= MARGIN_RESYNC:
+            self._resum()
+
+    def _count_reduce_only(self) -> None:
+        """How many reduceOnly orders rest (most turns have none to check after a fill)."""
+        self._reduce_only_resting = sum(1 for o in self.orders.values() if o.reduce_only)
+
+    def _resum(self) -> None:
+        """The running margin sums afresh from the resting orders (their float drift starts at zero)."""
+        self._count_reduce_only()
+        for side, sums in self._sums.items():
+            resting = self._resting(side)
+            sums[:] = [math.fsum(q for _, q in resting), math.fsum(p * q for p, q in resting)]
+        self._sums_peak = max(s[1] for s in self._sums.values())
+        self._sums_changes = 0
+
+    def _surely_enough_margin(self, side: str, qty: float, price: float) -> bool:
+        """Whether an opening order of `qty` at `price` surely has the margin, from the running sums.
+
+        The exact check sums every resting order twice per side; it is kept for the answer near
+        the line (within MARGIN_TOLERANCE of the amounts involved, far above the sums' float
+        drift), so every decision, and every refusal's message, is the exact check's.
+        """
+        def notional(of: str, q: float, n: float) -> float:
+            return max(0.0, q - self._reducible(of)) * n / q if q > EPS else 0.0
+
+        q, n = self._sums[side]
+        other = self._sums["sell" if side == "buy" else "buy"]
+        without = notional(side, q, n)
+        need = (notional(side, q + qty, n + qty * price) - without) / self.leverage
+        position = abs(self.pos_qty) * self.entry
+        equity = self.equity()
+        free = equity - (position + without + notional("sell" if side == "buy" else "buy", *other)) / self.leverage
+        tolerance = MARGIN_TOLERANCE * (1.0 + abs(equity) + position + self._sums_peak + qty * price)
+        return need + tolerance <= free + EPS
+
+    def _used_margin(self, buys: list[tuple[float, float]] | None = None,
+                     sells: list[tuple[float, float]] | None = None) -> float:
+        """Margin of the position and of the resting opening orders (`buys`/`sells`: the resting
+        lists when the caller has them already: a placement reads each side once, not twice)."""
+        orders = (self._opening_notional("buy", self._resting("buy") if buys is None else buys)
+                  + self._opening_notional("sell", self._resting("sell") if sells is None else sells))
         return (abs(self.pos_qty) * self.entry + orders) / self.leverage
 
     def fetch_position(self, symbol: str) -> Position:
@@ -361,11 +428,14 @@ class PaperExchange(Exchange):
             raise PostOnlyRejected(f"postOnly {request.side} at {request.price} would cross the price {self.price}")
         if not request.reduce_only:
             price = request.price if request.type == "limit" and not crosses else self.price
-            need = (self._opening_notional(request.side, request.qty, price)
-                    - self._opening_notional(request.side)) / self.leverage
-            free = self.equity() - self._used_margin()
-            if need > free + EPS:
-                raise InsufficientMargin(f"order needs {need:.2f} margin, {max(free, 0):.2f} free")
+            if not self._surely_enough_margin(request.side, request.qty, price):
+                resting = {side: self._resting(side) for side in ("buy", "sell")}
+                same = resting[request.side]
+                need = (self._opening_notional(request.side, same + [(price, request.qty)])
+                        - self._opening_notional(request.side, same)) / self.leverage
+                free = self.equity() - self._used_margin(resting["buy"], resting["sell"])
+                if need > free + EPS:
+                    raise InsufficientMargin(f"order needs {need:.2f} margin, {max(free, 0):.2f} free")
         self.order_seq += 1
         order = Order(f"O{self.order_seq}", request.symbol, request.side, request.type,
                       float(request.price if request.type == "limit" else self.price), float(request.qty),
@@ -381,6 +451,7 @@ class PaperExchange(Exchange):
                 self._drop_spent_reduce_only()
             else:
                 self.orders[order.id] = order
+                self._rests(order, order.remaining)
                 self._best = None
                 self._save_order(order)
             self._save_account()
@@ -392,7 +463,7 @@ class PaperExchange(Exchange):
         if order is None:
             raise OrderNotFound(f"no open order {order_id or client_id}")
         self._finish(order, "canceled")
-        return Order(**asdict(order))
+        return copy.copy(order)         # a caller's copy (its fields are plain values)
 
     def cancel_all_orders(self, symbol: str) -> int:
         with self._batch_writes():
@@ -402,7 +473,7 @@ class PaperExchange(Exchange):
         return len(orders)
 
     def fetch_open_orders(self, symbol: str) -> list[Order]:
-        return [Order(**asdict(o)) for o in self.orders.values()]
+        return [copy.copy(o) for o in self.orders.values()]
 
     def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
         if self.db is None:
@@ -416,55 +487,78 @@ class PaperExchange(Exchange):
             closer()
 
     # ---- backtest fast path ----------------------------------------------------------------
-    def advance(self, wake_low: float, wake_high: float, max_ticks: int) -> "np.ndarray | None":
+    def advance(self, wake_low: float, wake_high: float, max_ticks: int,
+                wake_ms: int | None = None) -> "list[float] | np.ndarray | None":
         """Consume ticks up to the first one that can change anything, and step on it.
 
         A tick "can change anything" when it trades at or through a resting order, at or beyond
-        a strategy wake price (stop levels, boundaries), or reaches a funding time. Ticks before it
-        match nothing under the rules above, so only the price moves over them. Returns the numpy
-        array of prices consumed (for drawdown), or None when the source has run out.
+        a strategy wake price (stop levels, boundaries), or reaches a funding time or the
+        strategy's wake time (`wake_ms`: a refused level's backoff ends). Ticks before it
+        match nothing under the rules above, so only the price moves over them. Returns the prices
+        consumed, rounded to the tick (for drawdown), or None when the source has run out.
+
+        A grid that trades stops every few ticks, where numpy's fixed cost per call is more than
+        the ticks cost: the first SCAN_TICKS of a stretch are looked at one by one in Python (and
+        returned as a list), the rest in numpy windows that grow fourfold (returned as an array).
         """
         import numpy as np
 
         buys_below, sells_above = self.fill_bounds()
-        low = max(buys_below, wake_low)
-        high = min(sells_above, wake_high)
-        funding_at = self.next_funding_ts if (self.funding_rate and self.funding_ms and self.next_funding_ts) else None
-        window = 256
-        parts = []
+        low = max(buys_below, wake_low) + EPS
+        high = min(sells_above, wake_high) - EPS
+        wake_at = self.next_funding_ts if (self.funding_rate and self.funding_ms and self.next_funding_ts) else None
+        if wake_ms is not None:
+            wake_at = wake_ms if wake_at is None else min(wake_at, wake_ms)
+        parts: list = []
         consumed = 0
         while consumed < max_ticks:
-            ts, px = self._take(min(window, max_ticks - consumed))
-            if px.size == 0:
+            block = self._block()
+            if block is None:
                 self.exhausted = True
-                return np.concatenate(parts) if parts else None
-            rounded = np.round(px / self.tick_size) * self.tick_size
-            hit = (rounded <= low + EPS) | (rounded >= high - EPS)
-            if funding_at is not None:
-                hit |= ts >= funding_at
-            idx = np.flatnonzero(hit)
-            if idx.size:
-                k = int(idx[0])
-                self._give_back(ts[k + 1:], px[k + 1:])
-                parts.append(rounded[:k + 1])
-                self._tick(int(ts[k]), float(px[k]))
-                return np.concatenate(parts)
-            parts.append(rounded)
-            consumed += px.size
-            self.ts, self.price = int(ts[-1]), float(rounded[-1])
-            window *= 4
+                return np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else None)
+            ts, px, rounded, ts_list, rounded_list, start = block
+            end = min(px.size, start + max_ticks - consumed)
+            hit = -1
+            for k in range(start, min(end, start + SCAN_TICKS)):
+                price = rounded_list[k]
+                if price <= low or price >= high or (wake_at is not None and ts_list[k] >= wake_at):
+                    hit = k
+                    break
+            else:
+                lo, window = start + SCAN_TICKS, 256
+                while lo < end:
+                    hi = min(end, lo + window)
+                    crossed = (rounded[lo:hi] <= low) | (rounded[lo:hi] >= high)
+                    if wake_at is not None:
+                        crossed |= ts[lo:hi] >= wake_at
+                    idx = np.flatnonzero(crossed)
+                    if idx.size:
+                        hit = lo + int(idx[0])
+                        break
+                    lo, window = hi, window * 4
+            last = hit if hit >= 0 else end - 1
+            self._buf[5] = last + 1
+            parts.append(rounded_list[start:last + 1] if last - start < SCAN_TICKS else rounded[start:last + 1])
+            consumed += last + 1 - start
+            if hit >= 0:
+                self._tick(ts_list[hit], float(px[hit]))
+                break
+            self.ts, self.price = ts_list[last], rounded_list[last]
+        if len(parts) == 1:
+            return parts[0]
         return np.concatenate(parts) if parts else np.empty(0)
 
-    def _take(self, n: int) -> "tuple[np.ndarray, np.ndarray]":
-        """n ticks from the buffered block of the source (refilled in large blocks)."""
-        buf = getattr(self, "_buf", None)
-        if buf is None or buf[2] >= buf[1].size:
-            ts, px = self.source.batch(1 << 16, self.ts)
-            buf = self._buf = [ts, px, 0]
-        start = buf[2]
-        end = min(start + n, buf[1].size)
-        buf[2] = end
-        return buf[0][start:end], buf[1][start:end]
+    def _block(self) -> "tuple | None":
+        """The buffered block of the source (refilled 65,536 ticks at a time), with each price
+        rounded to the tick and Python lists of both for the one-by-one scan; None once the source
+        has run out."""
+        import numpy as np
 
-    def _give_back(self, ts: "np.ndarray", px: "np.ndarray") -> None:
-        self._buf[2] -= px.size
+        buf = getattr(self, "_buf", None)
+        if buf is None or buf[5] >= buf[1].size:
+            ts, px = self.source.batch(1 << 16, self.ts)
+            if px.size == 0:
+                return None
+            rounded = np.round(px / self.tick_size) * self.tick_size
+            buf = self._buf = [ts, px, rounded, ts.tolist(), rounded.tolist(), 0]
+        return tuple(buf)

@@ -9,13 +9,19 @@ is an exact integer, and a result is the float nearest to that exact decimal (wh
 as the same decimal). Float noise from arithmetic (0.7 - 0.4 = 0.29999999999999993) is a few
 units in the last place of the value: such a value counts as the multiple it is noise around,
 never as the one below it.
+
+Decimal arithmetic costs microseconds, and a grid asks the same few questions all the time (its
+quantity, its levels, the tick's multiples near the price): the answers are pure functions of
+their floats, so they are memoised (CACHE_SIZE answers each, the least recently used dropped).
 """
 from __future__ import annotations
 
 import math
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 
 NOISE_ULPS = 4      # how far (in units of the value's last place) arithmetic noise may reach
+CACHE_SIZE = 1 << 14    # answers kept per function: a grid's working set, bounded for a bot that runs for months
 
 
 def as_decimal(value: float) -> Decimal:
@@ -23,6 +29,7 @@ def as_decimal(value: float) -> Decimal:
     return Decimal(repr(float(value)))
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def _snapped(value: float, step: float) -> int | None:
     """The count of steps `value` is, if it is one up to float noise in `value`; else None."""
     quotient = as_decimal(value) / as_decimal(step)
@@ -32,11 +39,13 @@ def _snapped(value: float, step: float) -> int | None:
     return None
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def from_steps(n: int, step: float) -> float:
     """n steps as the float nearest to the exact decimal n x step."""
     return float(n * as_decimal(step))
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def to_steps(value: float, step: float, rounding: str = ROUND_HALF_EVEN) -> int:
     """How many steps `value` is, rounded (half to even by default) when it is not a multiple."""
     exact = _snapped(value, step)
@@ -50,11 +59,13 @@ def is_multiple(value: float, step: float) -> bool:
     return _snapped(value, step) is not None
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def round_to(value: float, step: float) -> float:
     """Nearest multiple of `step` (ties to even); `step <= 0` leaves the value as it is."""
     return from_steps(to_steps(value, step), step) if step > 0 else value
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def floor_to(value: float, step: float) -> float:
     """Largest multiple of `step` not above `value` (quantities must never be rounded up)."""
     return from_steps(to_steps(value, step, ROUND_FLOOR), step) if step > 0 else value

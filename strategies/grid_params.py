@@ -5,7 +5,7 @@ it (exit 2 with the messages) and the live range adjustment can call it (HTTP 40
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from exchanges.base import Market, is_multiple
@@ -50,7 +50,7 @@ class GridParams:
 
     def grid_key(self) -> dict:
         """What identifies a grid layout: a saved state with another key belongs to another grid."""
-        return {k: v for k, v in asdict(self).items() if k in ("lower", "upper", "num", "mode", "grid_type")}
+        return {k: getattr(self, k) for k in ("lower", "upper", "num", "mode", "grid_type")}    # field order
 
 
 def check_shape(p: GridParams) -> list[str]:

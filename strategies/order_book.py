@@ -17,6 +17,7 @@ It talks to the exchange and the optional store (database.db.Database) only.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -63,6 +64,13 @@ class Cell:
     @property
     def direction(self) -> int:
         return 1 if self.side == "long" else -1
+
+    def snapshot(self) -> "Cell":
+        """An independent copy (its order refs and unbooked closes too), for a snapshot to go back to."""
+        twin = copy.copy(self)
+        twin.unbooked, twin.open_order, twin.close_order = (dict(self.unbooked), copy.copy(self.open_order),
+                                                            copy.copy(self.close_order))
+        return twin
 
     @property
     def to_close(self) -> float:
@@ -124,11 +132,28 @@ class OrderBook:
         self.vanished: dict[str, list] = {}     # order id -> [signed qty gone from the book unlisted, when (ms)]
         self.settled: set[str] = set()      # orders a completed close already covered: fills change no holding
         self.foreign: set[int] = set()      # client ids of an abandoned layout (a failed range change)
+        self.touched: set[int] | None = None    # cells changed since the grid last looked (None: any)
+
+    # ---- what changed (the strategy visits only these cells; see PerpGridStrategy._ensure_all) --
+    def touch(self, cell: Cell) -> None:
+        """This cell's holding, orders or block changed: the grid must look at it again."""
+        if self.touched is not None:
+            self.touched.add(cell.index)
+
+    def touch_all(self) -> None:
+        """Many cells may have changed (a reconcile, a cancel-all, a new layout): look at all of them."""
+        self.touched = None
+
+    def take_touched(self) -> set[int] | None:
+        """The cells changed since the last call (None: any of them), and start counting afresh."""
+        touched, self.touched = self.touched, set()
+        return touched
 
     # ---- the grid's own position -------------------------------------------------------------
     def owned(self) -> float:
-        """The grid's own signed position: what its cells hold plus the inventory it carries."""
-        return round(sum(c.held * c.direction for c in self.cells) + self.carried, 10)
+        """The grid's own signed position: what its cells hold plus the inventory it carries.
+        (Cells holding nothing add exact zeros, so they are left out of the sum: same result.)"""
+        return round(sum(c.held if c.side == "long" else -c.held for c in self.cells if c.held) + self.carried, 10)
 
     def unrealized(self, price: float) -> float:
         """Unrealized PnL of the grid's own position at its own average entry: what the exchange
@@ -149,6 +174,7 @@ class OrderBook:
 
     def emptied(self, cell: Cell) -> None:
         """A cell whose holding is gone opens at its own level again, on its grid's side."""
+        self.touch(cell)
         cell.held, cell.open_fees = 0.0, 0.0
         cell.unbooked.clear()
         if cell.cost is not None and self.grid_type in ("long", "short"):
@@ -158,6 +184,7 @@ class OrderBook:
     def clear_holdings(self) -> None:
         """The grid's position is closed (the exchange confirmed it): nothing is held any more, and
         fills of orders that had left the book unlisted were part of what the close covered."""
+        self.touch_all()
         for cell in self.cells:
             self.emptied(cell)
         self.carried, self.grid_entry = 0.0, 0.0
@@ -166,10 +193,14 @@ class OrderBook:
 
     def resting(self, side: str) -> float:
         """Quantity our resting orders of one side still want to trade."""
-        if self._resting is None:
-            self._resting = {"buy": 0.0, "sell": 0.0}
-            for row in self.open_orders():
-                self._resting[row["side"]] += row["qty"] - row["filled_qty"]
+        if self._resting is None:          # summed in open_orders()'s order, without building its rows
+            resting = self._resting = {"buy": 0.0, "sell": 0.0}
+            for cell in self.cells:
+                opens, closes = ("buy", "sell") if cell.side == "long" else ("sell", "buy")     # as side_price
+                if cell.open_order is not None:
+                    resting[opens] += cell.open_order.qty - cell.open_order.filled
+                if cell.close_order is not None:
+                    resting[closes] += cell.close_order.qty - cell.close_order.filled
         return self._resting[side]
 
     # ---- fills -------------------------------------------------------------------------------
@@ -177,11 +208,14 @@ class OrderBook:
         """Book every fill of ours not booked yet; returns those booked now."""
         fills = self.exchange.fetch_fills(self.symbol, max(0, self.last_fill_ts - FILL_LOOKBACK_MS))
         booked = []
+        owned: float | None = None      # the grid's position between two fills (nothing else moves it here)
         for fill in fills:
+            if self.store is None and fill.trade_id in self._seen:
+                continue                # booked already (the look-back window lists it again): not decoded again
             if not client_ids.belongs_to(fill.client_id, self.instance_id) or self._before_first_start(fill) \
                     or not self._is_new(fill):
                 continue
-            self._book(fill)
+            owned = self._book(fill, self.owned() if owned is None else owned)
             booked.append(fill)
         return booked
 
@@ -201,11 +235,11 @@ class OrderBook:
         self._seen.add(fill.trade_id)
         return True
 
-    def _book(self, fill: Fill) -> None:
+    def _book(self, fill: Fill, owned_before: float) -> float:
+        """Book one fill on its cell; `owned_before` is owned() now. Returns owned() after it."""
         cid = client_ids.decode(fill.client_id)
         self.last_fill_ts = max(self.last_fill_ts, fill.timestamp)
         signed = fill.qty if fill.side == "buy" else -fill.qty
-        owned_before = self.owned()
         t = self.totals
         t.fees += fill.fee
         t.volume += fill.price * fill.qty
@@ -221,10 +255,12 @@ class OrderBook:
         elif cell is None or fill.client_id in self.foreign:     # no cell of this layout traded it
             self.carried = round(self.carried + signed, 10)
         elif cid.role == client_ids.ROLE_OPEN:
+            self.touch(cell)
             cell.held = round(cell.held + fill.qty, 10)
             cell.open_fees += fill.fee
             self._fill_ref(cell, "open_order", fill)
         else:
+            self.touch(cell)
             if fill.order_id in cell.unbooked:      # a cancelled close's fill, listed after the cancel
                 left = round(cell.unbooked.pop(fill.order_id) - fill.qty, 10)
                 if left > EPS:
@@ -240,10 +276,12 @@ class OrderBook:
             t.grid_profit += profit
             self.carried = round(self.carried + signed + closing * cell.direction, 10)
             self._fill_ref(cell, "close_order", fill)
-        self.grid_entry = average_entry(owned_before, self.grid_entry, self.owned() - owned_before, fill.price)
+        owned_after = self.owned()
+        self.grid_entry = average_entry(owned_before, self.grid_entry, owned_after - owned_before, fill.price)
         if self.on_fill is not None:
             self.on_fill({"trade_id": fill.trade_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
                           "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
+        return owned_after
 
     def cell_of(self, order_id: str, level: int) -> Cell | None:
         """The cell that holds this order (resting, or a cancelled close whose fill is unlisted),
@@ -304,6 +342,7 @@ class OrderBook:
     def _placed(self, cell: Cell, role: int, request: OrderRequest, order: Order) -> None:
         ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty, order.filled_qty)
         setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
+        self.touch(cell)
         cell.rejections = 0
         self._resting = None
         if self.store is not None:
@@ -322,6 +361,7 @@ class OrderBook:
         except OrderNotFound:
             return False
         self._resting = None
+        self.touch(cell)
         cell.close_order = None
         if self.store is not None:
             self.store.set_order_status(ref.id, "canceled")
@@ -349,6 +389,7 @@ class OrderBook:
         exactly the orders that may remain (and the first failure is raised). An order of ours
         that left the book without our cancel is remembered as gone (`_gone`).
         """
+        self.touch_all()
         mine = sorted(o.id for o in self.our_open_orders())
         results = self.exchange.cancel_orders(self.symbol, mine)
         failed = {oid: err for oid, err in zip(mine, results) if err is not None and not isinstance(err, OrderNotFound)}
@@ -376,6 +417,7 @@ class OrderBook:
         """An order of ours left the exchange's book without our cancel: filled (its fills maybe not
         listed yet) or cancelled elsewhere. What it had left is remembered (`vanished`) until its
         fills account for it: a close must not take it for the trader's."""
+        self.touch(cell)
         ref = getattr(cell, slot)
         if ref.remaining > EPS:
             side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
@@ -387,6 +429,7 @@ class OrderBook:
         without our cancel (filled, its fill not listed yet). It is remembered as gone (a close
         waits for its fills) and foreign, so its fill is carried with its true sign, never booked
         on the new layout's cell of the same level (which may be of the other side)."""
+        self.touch_all()
         for cell in cells:
             for slot in ("open_order", "close_order"):
                 ref = getattr(cell, slot)
@@ -412,6 +455,7 @@ class OrderBook:
     def reconcile(self) -> list[Fill]:
         """Make our view of resting orders equal the exchange's: adopt ours, cancel strays.
         Returns the fills booked on the way."""
+        self.touch_all()
         booked = self.sync_fills()
         open_orders = {o.id: o for o in self.our_open_orders()}
         known: set[str] = set()
@@ -465,6 +509,7 @@ class OrderBook:
         if getattr(cell, slot) is not None or order.side != side or abs(order.price - price) > EPS:
             return False
         setattr(cell, slot, OrderRef(order.id, order.client_id, order.price, order.qty, order.filled_qty))
+        self.touch(cell)
         cell.seq = max(cell.seq, cid.seq)
         return True
 
@@ -488,6 +533,7 @@ class OrderBook:
     def restore(self, saved: dict, fallback_entry: Callable[[], float]) -> None:
         """The books as saved; `fallback_entry` (the account's entry) for a state saved before the
         grid kept its own."""
+        self.touch_all()
         self.levels = saved["levels"]
         self.carried = saved["carried"]
         self.last_fill_ts = saved["last_fill_ts"]

@@ -104,6 +104,13 @@ class PerpGridStrategy:
         self._close_target: float | None = None     # account position once the grid's is closed
         self._close_waits = 0               # turns the close waited for unlisted fills
         self._saved: dict | None = None     # a private copy of the state last written to the store
+        self._unsettled: set[int] = set()   # cells that may want something (every other one is _settled) ...
+        self._layout: list[Cell] | None = None  # ... of this list of cells (a new layout: all of them)
+        # Live turns (about one a second) look at every cell, as they always did: a cell the books
+        # failed to touch can never be left without its order while money is at stake. The
+        # backtest, which takes tens of thousands of turns a second, looks only at _unsettled
+        # cells (run_backtest sets this); tests/bot/test_backtest.py holds both equal, fill by fill.
+        self.incremental = False
 
     # ---- the books (strategies/order_book.py), as the page, the loop and the tests read them --
     @property
@@ -251,6 +258,7 @@ class PerpGridStrategy:
         carried.
         """
         price = self.price
+        self.book.touch_all()
         for direction in (1, -1):
             chunks: list[tuple[float, float]] = []
             for qty, cost in sorted(((abs(q), c) for q, c in lots if q * direction > EPS), key=lambda l: l[1] * direction):
@@ -322,12 +330,13 @@ class PerpGridStrategy:
             for cell in self.cells:
                 if cell.blocked in ("margin", "exposure"):
                     cell.blocked = None
+                    self.book.touch(cell)
         return len(fills)
 
     # ---- risk ------------------------------------------------------------------------------
     def _check_risk(self) -> None:
         p = self.params
-        pnl = self.grid_unrealized()
+        pnl = self.grid_unrealized() if p.stop_loss is not None or p.take_profit is not None else 0.0
         if p.stop_loss is not None and pnl <= -p.stop_loss:
             self._close_and_stop(f"stop loss: unrealized PnL of the grid {pnl:.2f} <= -{p.stop_loss}")
             return
@@ -441,25 +450,59 @@ class PerpGridStrategy:
         The wanted orders go out as one batch. Planning counts them as resting for max_position;
         if some fail, the cells that planning held back for exposure this turn are planned again
         with the real outcome (as placing them one by one would have done), the others never.
+
+        Only the cells that may want something are visited (`_unsettled`): a settled cell rests
+        the one order it needs, and visiting it changes nothing whatever the price, so skipping it
+        changes no decision; it becomes unsettled only when the books touch it (a fill, a cancel,
+        a reconcile). That keeps a turn's work to the cells the price crossed, not the whole grid.
         """
         if self.book.resolve_doubts() is not None:     # placements without an answer: reconciled first
             self._refresh_position()
         price = self.price
+        levels = self.levels
         attempted: set[int] = set()
-        while True:
-            self._planned = {"buy": 0.0, "sell": 0.0}
-            planned: list[Planned] = []
-            held_back: list[Cell] = []
-            for cell in sorted(self.cells, key=lambda c: abs(self.levels[c.index] + self.levels[c.index + 1] - 2 * price)):
-                if cell.index not in attempted:
-                    self._ensure(cell, planned, held_back)
-            if not planned:
-                return
-            attempted.update(cell.index for cell, _, _ in planned)
-            if self.book.submit(planned, self._refused) or not held_back:
-                return
-            for cell in held_back:
-                cell.blocked = None
+        try:
+            while True:
+                self._planned = {"buy": 0.0, "sell": 0.0}
+                planned: list[Planned] = []
+                held_back: list[Cell] = []
+                for i in sorted(self._visit(), key=lambda i: (abs(levels[i] + levels[i + 1] - 2 * price), i)):
+                    if i not in attempted:
+                        self._ensure(self.cells[i], planned, held_back)
+                if not planned:
+                    return
+                attempted.update(cell.index for cell, _, _ in planned)
+                if self.book.submit(planned, self._refused) or not held_back:
+                    return
+                for cell in held_back:
+                    cell.blocked = None
+        finally:
+            self._visit()
+            cells = self.cells
+            self._unsettled = {i for i in self._unsettled if not self._settled(cells[i])}
+
+    def _visit(self) -> set[int]:
+        """The cells that may want something: the unsettled ones and those the books touched since
+        (every cell on a live turn: see `incremental`)."""
+        touched = self.book.take_touched()
+        if touched is None or self.cells is not self._layout or not self.incremental:
+            self._layout = self.cells
+            self._unsettled = set(range(len(self.cells)))
+        else:
+            self._unsettled |= touched
+        return self._unsettled
+
+    def _settled(self, cell: Cell) -> bool:
+        """The cell rests exactly the one order it needs (an opening order with nothing held, or
+        a closing order for all it holds), or holds nothing and waits for a fill to lift a margin or
+        exposure block (`_booked` touches it then), and no refusal waits out a backoff: `_ensure`
+        and `wake_prices` find nothing to do on it, whatever the price and the exposure."""
+        if cell.blocked in REFUSED:
+            return False
+        if cell.held <= EPS:
+            return cell.close_order is None and (cell.open_order is not None or cell.blocked is not None)
+        ref = cell.close_order
+        return ref is not None and abs(ref.remaining - floor_to(cell.to_close, self.market.step_size)) <= EPS
 
     def _ensure(self, cell: Cell, planned: list[Planned], held_back: list[Cell]) -> None:
         """Cancel what no longer fits this cell now; add the order it lacks to `planned`.
@@ -570,9 +613,11 @@ class PerpGridStrategy:
         if self.stopped:
             return float("inf"), float("-inf")
         half = self.market.tick_size / 2
+        # the range's bounds as they are: with a boundary_tolerance they are rarely on a tick, and
+        # a tick less than half a tick outside them is out of range too (a tick on the bound wakes
+        # a turn that finds nothing to do: harmless)
         low, high = self._bounds()
-        low, high = low - half, high + half
-        owned = self.owned()
+        owned = self.owned() if self.params.stop_loss is not None or self.params.take_profit is not None else 0.0
         if abs(owned) > EPS:
             for limit in (self.params.stop_loss, self.params.take_profit):
                 if limit is not None:
@@ -582,14 +627,18 @@ class PerpGridStrategy:
                             low = max(low, p)
                         else:
                             high = min(high, p)
-        for cell in self.cells:
-            if cell.blocked is not None:
+        cells = self.cells
+        for i in self._visit():             # a settled cell wants no order
+            cell = cells[i]
+            if cell.blocked in REFUSED:     # until its backoff is over (wake_ms)
                 continue
             wants = []
             small = self._too_small(cell)
+            # as _ensure decides: a margin refusal holds back opening orders only, so a closing
+            # order it refused is tried again on every turn the price allows it
             if cell.to_close > EPS and cell.close_order is None and not small:
                 wants.append(client_ids.ROLE_CLOSE)
-            if cell.open_order is None and (cell.held <= EPS or small):
+            if cell.blocked is None and cell.open_order is None and (cell.held <= EPS or small):
                 wants.append(client_ids.ROLE_OPEN)
             for role in wants:
                 side, price = self.book.side_price(cell, role)
@@ -598,6 +647,13 @@ class PerpGridStrategy:
                 else:
                     low = max(low, price - half)
         return low, high
+
+    def wake_ms(self) -> int | None:
+        """The exchange time at which a refused level's backoff ends (the next turn tries it again),
+        or None: the backtest must not skip past it."""
+        if self.stopped:
+            return None
+        return min((self.cells[i].retry_at for i in self._visit() if self.cells[i].blocked in REFUSED), default=None)
 
     # ---- views and persistence -------------------------------------------------------------
     def grid_dict(self) -> dict:

@@ -20,7 +20,6 @@ doubt, so the next turn's reconcile cancels what rests outside the old grid.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 
 from exchanges import client_ids
@@ -76,6 +75,7 @@ def apply_params(strategy, new: GridParams) -> Outcome:
     old = strategy.params
     before = _order_ids(book)
     snapshot = None
+    book.touch_all()                        # cells change here in many ways: the next visit sees them all
     try:
         if book.resolve_doubts() is not None:   # what rests decides what is kept: learn it first
             strategy._refresh_position()
@@ -83,7 +83,7 @@ def apply_params(strategy, new: GridParams) -> Outcome:
         plan = {c.index: c.index for c in book.cells} if same_layout else _plan(strategy, levels, new)
         _cancel_misfits(strategy, new, plan, same_layout)
         # the old layout as the exchange left it, its fills booked: what a failure goes back to
-        snapshot = (old, book.levels, copy.deepcopy(book.cells), book.carried)
+        snapshot = (old, book.levels, [c.snapshot() for c in book.cells], book.carried)
         if not same_layout:
             _relayout(strategy, levels, new, plan)
         strategy.params = new
@@ -92,6 +92,7 @@ def apply_params(strategy, new: GridParams) -> Outcome:
     except ExchangeError as exc:
         raise _roll_back(strategy, new, old, snapshot, before, exc) from exc
     finally:
+        book.touch_all()
         strategy._save()
     after = _order_ids(book)
     outcome = Outcome(kept=len(before & after), cancelled=len(before - after), placed=len(after - before))

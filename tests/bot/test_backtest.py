@@ -10,14 +10,54 @@ from exchanges.paper_prices import CsvReplay
 from strategies.backtest import run_backtest
 from strategies.grid_params import GridParams
 from strategies.perp_grid_strategy import MARKET_LEVEL, PerpGridStrategy
+from tests.bot.helpers import move, paper
 
 
-def walk_csv(tmp_path, n: int, seed: int):
-    steps = np.random.default_rng(seed).standard_normal(n) * 0.003
+def walk_csv(tmp_path, n: int, seed: int, volatility: float = 0.003):
+    steps = np.random.default_rng(seed).standard_normal(n) * volatility
     prices = 150 * np.exp(np.cumsum(steps))
     path = tmp_path / f"walk{seed}.csv"
     path.write_text("".join(f"{1700000000 + i},{p:.4f}\n" for i, p in enumerate(prices)))
     return path
+
+
+def fast_and_slow(csv, params: GridParams, **exchange):
+    """The same grid on the same prices twice: by run_backtest (skipping ticks in bulk, each turn
+    visiting only the cells that may want something), and stepping the strategy on every tick as
+    a live loop does (every cell each turn; with its drawdown over every tick)."""
+    fast_ex = PaperExchange(CsvReplay(csv), **exchange)
+    fast = PerpGridStrategy(fast_ex, params, "bt", log=lambda _m: None)
+    report = run_backtest(fast_ex, fast, 10 ** 9)
+
+    slow_ex = PaperExchange(CsvReplay(csv), **exchange)
+    slow = PerpGridStrategy(slow_ex, params, "bt", log=lambda _m: None)
+    slow.start_equity = peak = slow_ex.equity()
+    max_dd = 0.0
+    slow.start()
+    while not slow.stopped and slow_ex.step():
+        slow.step()
+        peak = max(peak, slow_ex.equity())
+        max_dd = max(max_dd, peak - slow_ex.equity())
+    assert fast.incremental and not slow.incremental    # the backtest's turns against the live ones
+    return report, fast_ex, fast, slow_ex, slow, max_dd
+
+
+def fills(ex: PaperExchange) -> list[tuple]:
+    """Every fill, every field; a market close's client id carries the wall-clock second, so
+    only its level counts."""
+    return [(f.trade_id, f.order_id, f.side, f.price, f.qty, f.fee, f.is_maker, f.timestamp,
+             MARKET_LEVEL if client_ids.decode(f.client_id).level == MARKET_LEVEL else f.client_id)
+            for f in ex.fetch_fills("SOL_USDC_PERP", 0)]
+
+
+def assert_same_run(report, fast_ex, fast, slow_ex, slow, slow_dd) -> None:
+    assert fills(fast_ex) == fills(slow_ex)
+    assert fast.totals == slow.totals
+    assert (fast.state, fast.stop_reason, fast_ex.pos_qty) == (slow.state, slow.stop_reason, slow_ex.pos_qty)
+    assert (fast_ex.balance, fast_ex.funding, fast.levels) == (slow_ex.balance, slow_ex.funding, slow.levels)
+    assert report.total_pnl == pytest.approx(slow_ex.equity() - slow.start_equity)
+    # skipped ticks are priced by numpy's rounding, stepped ones by the exact one: an ulp apart at most
+    assert report.max_drawdown == pytest.approx(slow_dd, rel=1e-9, abs=1e-9)
 
 
 @pytest.mark.parametrize("seed, lower, upper, overrides, end", [
@@ -31,28 +71,31 @@ def walk_csv(tmp_path, n: int, seed: int):
 def test_fast_backtest_equals_the_tick_by_tick_loop(tmp_path, seed, lower, upper, overrides, end):
     csv = walk_csv(tmp_path, 5000, seed)
     params = GridParams("SOL_USDC_PERP", lower, upper, 21, 0.5, **overrides)
-
-    fast_ex = PaperExchange(CsvReplay(csv), max_fill_qty=0.3)
-    fast = PerpGridStrategy(fast_ex, params, "bt", log=lambda _m: None)
-    report = run_backtest(fast_ex, fast, 10 ** 9)
-
-    slow_ex = PaperExchange(CsvReplay(csv), max_fill_qty=0.3)
-    slow = PerpGridStrategy(slow_ex, params, "bt", log=lambda _m: None)
-    slow.start()
-    while not slow.stopped and slow_ex.step():
-        slow.step()
-
-    def trades(ex):
-        """The fills; a market close's client id carries the wall-clock second, so only its level counts."""
-        return [(f.side, f.price, f.qty, MARKET_LEVEL if client_ids.decode(f.client_id).level == MARKET_LEVEL
-                 else f.client_id) for f in ex.fetch_fills("SOL_USDC_PERP", 0)]
-
+    report, fast_ex, fast, slow_ex, slow, slow_dd = run = fast_and_slow(csv, params, max_fill_qty=0.3)
     assert report.fills >= 7
     assert end in (report.stop_reason or report.state)
-    assert trades(fast_ex) == trades(slow_ex)
-    assert fast.totals.grid_profit == pytest.approx(slow.totals.grid_profit)
-    assert (fast.state, fast_ex.pos_qty) == (slow.state, slow_ex.pos_qty)
-    assert report.total_pnl == pytest.approx(slow_ex.equity() - 10000)
+    assert_same_run(*run)
+
+
+# The demo template's grid (20 levels 140..160, max_position 10, adjust_range) trading thousands of
+# times, with partial fills and funding every 30 minutes of the walk; one account runs out of
+# margin for its next range (the demo's own end, kept identical), one has no max_position and
+# a balance that refuses hundreds of openings for margin.
+@pytest.mark.parametrize("seed, ticks, exchange, overrides, fills_at_least, end", [
+    (4, 12000, {"balance": 10000}, {"max_position": 10.0}, 1000, "running"),
+    (5, 20000, {"balance": 1000}, {"max_position": 10.0}, 2000, "adjust_range failed (max_position"),
+    (2, 8000, {"balance": 250}, {}, 500, "running"),
+])
+def test_fast_backtest_equals_the_tick_by_tick_loop_on_a_grid_that_trades(tmp_path, seed, ticks, exchange, overrides,
+                                                                          fills_at_least, end):
+    csv = walk_csv(tmp_path, ticks, seed, volatility=0.002)
+    params = GridParams("SOL_USDC_PERP", 140.0, 160.0, 20, 0.5, boundary_action="adjust_range",
+                        boundary_tolerance=0.01, **overrides)
+    run = fast_and_slow(csv, params, max_fill_qty=0.3, funding_rate=0.0001, funding_interval_h=0.5, **exchange)
+    report, fast_ex, fast, slow_ex, slow, _ = run
+    assert report.fills >= fills_at_least and report.funding != 0
+    assert end in (report.stop_reason or report.state)
+    assert_same_run(*run)
 
 
 def test_the_through_fill_model_trades_the_same_fast_and_slow_and_fills_less(tmp_path):
@@ -75,3 +118,20 @@ def test_the_through_fill_model_trades_the_same_fast_and_slow_and_fills_less(tmp
                [(f.side, f.price, f.client_id) for f in slow_ex.fetch_fills("SOL_USDC_PERP", 0)]
         assert f"fill model     {model}" in reports[model].text()
     assert 0 < reports["through"].fills < reports["touch"].fills
+
+
+def test_a_turn_visits_only_the_cells_that_want_something_not_the_whole_grid():
+    """On a 49-cell grid a turn looks only at the cells without the order they need (the
+    strategy's `_unsettled`: the price's own cell, the cells a fill touched), never all 49, and
+    every other cell does rest its order: the grid trades as the full scan did."""
+    ex, src = paper(150.0)
+    strat = PerpGridStrategy(ex, GridParams("SOL_USDC_PERP", 120.0, 180.0, 50, 0.5), "bt", log=lambda _m: None)
+    strat.incremental = True            # as run_backtest sets it
+    strat.start()
+    path = [round(150.0 - 0.37 * i, 2) for i in range(30)] + [round(139.0 + 0.41 * i, 2) for i in range(50)]
+    for price in path:
+        move(ex, src, price)
+        strat.step()
+        assert len(strat._unsettled) <= 2
+        assert len(ex.fetch_open_orders("SOL_USDC_PERP")) == 49 - len(strat._unsettled)
+    assert strat.totals.fill_count >= 20 and strat.totals.cycles >= 5
