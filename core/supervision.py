@@ -1,31 +1,22 @@
 """The supervisor of one instance: runs the bot, watches it, restarts it, stops it.
 
-Exec'd by `daemon_manager.py start -d` as a lean program (`python -S core/supervisor.py ...`), so
-the long-lived daemon carries only the standard library and core/ (the bar is 15 MB RSS), or
-exec'd in place of a foreground `start` (same pid, allow-listed environment). One event loop
-(selectors) serves the bot's pipes, a pidfd that becomes readable the moment the bot dies, a
-signal wakeup fd and timers: no polling threads.
+Run by core/supervisor.py (the daemon's tiny entry script), one per instance, so every byte here
+is paid 200 times in a fleet: it imports only what supervision needs (no subprocess, ctypes or
+pathlib: core/spawn.py, core/instance_files.py), and reload's machinery only at a SIGHUP. One
+event loop (selectors) serves the bot's pipes, a pidfd that becomes readable the moment the bot
+dies, a signal wakeup fd and timers: no polling threads, and an idle supervisor wakes only for its
+health check, which rewrites the record only when something in it changed.
 Settings and the bot's environment (secrets included) arrive through a pipe (a memfd in the
 foreground), never via disk.
 """
-import os
-import sys
-
-if __name__ == "__main__":  # -S skipped site (and its 2 MB): only the repo is needed on sys.path
-    sys.path[0] = sys.argv[1]
-    from core.keeper import fork_keeper
-
-    KEEPER = fork_keeper()  # first: before the spec arrives, so a supervisor never runs without one
-
-import ctypes
 import json
 import math
+import os
 import selectors
 import signal
-import subprocess
+import sys
 import time
 from collections import deque
-from pathlib import Path
 from collections.abc import Callable
 
 from core import heartbeat, proc
@@ -33,36 +24,26 @@ from core.atomic import write_text_atomic
 from core.bot_status import read_bot_status
 from core.events import (EXITED, FATAL, HANG_RESTART, MEMORY_RESTART, RESTART_LOOP, RestartWindow, WaitingWatch,
                          append_event)
-from core.keeper import KeeperLink
+from core.exit_codes import BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
+from core.instance_files import InstanceFiles
 from core.instance_record import write_record
+from core.keeper import KeeperLink
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
-from core.paths import InstancePaths
-from core.exit_codes import BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.pidfile import AlreadyLocked, InstanceLock, PidLock, read_pid
-from core.reload_supervisor import SupervisorReload
+from core.spawn import Child, no_fd_inherited, spawn
 from core.states import State
 from core.stop_time import stop_seconds
 
-PR_SET_PDEATHSIG = 1
 STDERR_TAIL = 15
 READY_POLL = 0.05
-PORT_POLL = 0.5
+PORT_POLL = 0.5    # the first look for web.port; then at 2x the bot's age, until PORT_SEARCH seconds
+PORT_SEARCH = 30
 STOP_REASON_MAX = 500  # characters of a stop_reason file that reach the registry
 MAX_LINE = 65536  # a longer unterminated line (progress bar, binary) is logged in pieces
-FOREGROUND = "foreground"  # in place of the ready fd: `start` without -d exec'd us (core/daemon.py)
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """preexec_fn: the kernel SIGTERMs the bot if this supervisor dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def setup() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return setup
+# record fields that change at every health check: alone they are no reason to rewrite the record
+# (its mtime is the check-in, see `check_in`)
+CLOCK_FIELDS = ("checked_at", "last_updated")
 
 
 def describe_exit(code: int) -> str:
@@ -81,7 +62,7 @@ class Supervisor:
         self.spec = spec
         self.iid: str = spec["instance_id"]
         self.s: dict = spec["settings"]
-        self.paths = InstancePaths(self.iid, Path(spec["log_dir"]))
+        self.paths = InstanceFiles(self.iid, spec["log_dir"])
         self.keeper = KeeperLink(*keeper)
         self.rec: dict = dict(spec["record"])  # our own record: we are its one writer while we live
         self.record_pending = False  # a write failed (disk full, read-only): retried at each health check
@@ -95,9 +76,8 @@ class Supervisor:
                          "stderr": DatedLog(self.paths, "bot_stderr.log", max_bytes)}
         self.sel = selectors.DefaultSelector()
         self.timers: dict[str, float] = {}
-        self.bot: subprocess.Popen | None = None
+        self.bot: Child | None = None
         self.cpu_meter: proc.CpuMeter | None = None
-        self.pidfd: int | None = None
         self.pipes: dict[int, tuple[str, bytearray]] = {}
         self.spawned_at = 0.0  # wall clock, compared with heartbeat mtimes
         self._spawned_mono = 0.0  # monotonic, for run lengths
@@ -119,7 +99,8 @@ class Supervisor:
         self.log_day = today()
         self.lost_lines = 0
         self.reload_flag = False  # set by SIGHUP; the loop applies the reload (core/reload_supervisor.py)
-        self.reloader = SupervisorReload(self)
+        self.modules_flag = False  # set by SIGUSR1: the loop logs sys.modules (what a supervisor costs)
+        self.reloader = None  # core/reload_supervisor.py, imported at the first SIGHUP: reload is rare
         self.restart_window = RestartWindow()
         self.waiting_watch = WaitingWatch(float((self.s.get("notify") or {}).get("waiting_after_s", 300)))
 
@@ -147,9 +128,17 @@ class Supervisor:
 
     def record(self, **fields: object) -> None:
         """Rewrite our own record (logs/{id}/instance.json): no lock, no shared file, so a bot's
-        respawn never waits on another instance. A failed write (disk full, read-only logs/) is
-        logged and retried at the next health check; supervision goes on."""
-        self.rec.update(fields, last_updated=time.time())
+        respawn never waits on another instance. Only when a field changed (a rewrite costs 0.3 ms
+        of CPU on ext4; a check-in with nothing new is `check_in`'s mtime). A failed write (disk
+        full, read-only logs/) is logged and retried at the next health check; supervision goes on."""
+        changed = self.record_pending or any(self.rec.get(k, self) != v for k, v in fields.items()
+                                             if k not in CLOCK_FIELDS)
+        now = time.time()
+        if not changed:
+            self.check_in()
+            return
+        self.rec.update(fields, last_updated=now)
+        self.rec["checked_at"] = now  # a rewrite is a check-in too
         try:
             write_record(self.paths.record, self.rec)
         except OSError as exc:
@@ -162,11 +151,20 @@ class Supervisor:
             self.record_pending = False
             self.log(f"{self.paths.record} written again")
 
+    def check_in(self) -> None:
+        """Say we are alive without rewriting the record: its mtime is our check-in (readers take
+        the later of it and checked_at, core/instance_record.py). A lost record is written again."""
+        try:
+            os.utime(self.paths.record)
+        except OSError:
+            self.record_pending = True
+            self.record()
+
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
         # The socket first: it cannot be deleted from under us, so it alone decides who supervises
         # this instance; the pid file stays for the humans and tools that read it.
-        self.lock = InstanceLock(Path(self.spec["home"]), self.iid)
+        self.lock = InstanceLock(self.spec["home"], self.iid)
         lock = PidLock(self.paths.daemon_pid)
         try:
             self.lock.acquire()
@@ -237,6 +235,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, lambda *a: setattr(self, "reload_flag", True))
+        signal.signal(signal.SIGUSR1, lambda *a: setattr(self, "modules_flag", True))
         signal.signal(signal.SIGCHLD, lambda *a: None)  # wakes select when pidfd is unavailable
 
     def _loop_once(self) -> None:
@@ -260,7 +259,10 @@ class Supervisor:
             self.begin_stop()
         if self.reload_flag and not self.stopping:
             self.reload_flag = False
-            self.reloader.on_sighup()
+            self._reloader().on_sighup()
+        if self.modules_flag:
+            self.modules_flag = False
+            self.log(f"loaded modules ({len(sys.modules)}): {' '.join(sorted(sys.modules))}")
         self._check_bot()
         now = time.monotonic()
         for name, due in list(self.timers.items()):
@@ -269,10 +271,14 @@ class Supervisor:
                 getattr(self, f"on_{name}")()
 
     # -- the bot ---------------------------------------------------------------------------
-    def spawn(self) -> None:
+    def spawn(self, **news: object) -> None:
+        """Start the bot; `news` (what the last run ended with) goes into the record written after
+        the fork, so nothing but the bot's own stale files is touched between an exit and its respawn."""
         for stale in (self.paths.heartbeat, self.paths.web_port_file, self.paths.stop_reason, self.paths.stop_seconds):
             try:
-                stale.unlink(missing_ok=True)
+                os.unlink(stale)
+            except FileNotFoundError:
+                pass
             except OSError:
                 pass  # a read-only logs/: the bot's fresh files decide, by their mtime
         self.ready = False
@@ -280,16 +286,21 @@ class Supervisor:
         self.killed_with_orders = None
         self.spawned_at = time.time()
         self._spawned_mono = time.monotonic()
+        out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            self.bot = subprocess.Popen(
-                self.spec["argv"], cwd=self.spec["cwd"], env=self.spec["env"], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
-            )
+            os.set_blocking(out_w, True)  # the bot's ends block, as any program expects of its stdout
+            os.set_blocking(err_w, True)
+            pid = spawn(self.spec["argv"], self.spec["env"], self.spec["cwd"], out_w, err_w, new_session=True)
         except OSError as exc:
+            for fd in (out_r, err_r):
+                os.close(fd)
             self.finish(State.FATAL, f"cannot start the bot {self.spec['argv'][:2]}: {exc}")
             return
-        pid = self.bot.pid
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        self.bot = Child(pid)
         bot_ct = proc.create_time(pid)
         self.cpu_meter = proc.CpuMeter(pid)
         self._tell_keeper(f"{pid} {proc.start_ticks(pid)}")
@@ -297,21 +308,17 @@ class Supervisor:
             write_text_atomic(self.paths.bot_pid, f"{pid}\n")  # replaces a planted symlink, never writes through it
         except OSError as exc:  # the record names the bot too; the pid file is a convenience
             self.log(f"cannot write {self.paths.bot_pid}: {exc.strerror or exc}", "ERROR")
-        for name, stream in (("stdout", self.bot.stdout), ("stderr", self.bot.stderr)):
+        for name, fd in (("stdout", out_r), ("stderr", err_r)):
             try:
                 self.out_logs[name].ensure_open()
             except OSError:
                 pass  # a full disk: lines are counted as lost until it takes them again
-            fd = stream.fileno()
-            os.set_blocking(fd, False)
             self.pipes[fd] = (name, bytearray())
             self.sel.register(fd, selectors.EVENT_READ, name)
-        try:
-            self.pidfd = os.pidfd_open(pid)
-            self.sel.register(self.pidfd, selectors.EVENT_READ, "pidfd")
-        except OSError:
-            self.pidfd = None
-        self.record(status=State.STARTING, bot_pid=pid, bot_create_time=bot_ct, restart_count=self.restart_count)
+        if self.bot.pidfd is not None:
+            self.sel.register(self.bot.pidfd, selectors.EVENT_READ, "pidfd")
+        self.record(**news, status=State.STARTING, bot_pid=pid, bot_create_time=bot_ct,
+                    restart_count=self.restart_count)
         self.log(f"bot started: pid {pid}: {' '.join(self.spec['argv'])}")
         self.timers["ready"] = time.monotonic() + READY_POLL
         self.timers["port"] = time.monotonic() + PORT_POLL
@@ -370,12 +377,10 @@ class Supervisor:
             return
         code = self.bot.returncode
         self._drain_pipes()
-        if self.pidfd is not None:
-            self.sel.unregister(self.pidfd)
-            os.close(self.pidfd)
-            self.pidfd = None
+        if self.bot.pidfd is not None:
+            self.sel.unregister(self.bot.pidfd)
+            self.bot.close_pidfd()
         self._kill_bot_group()
-        self.bot.stdout = self.bot.stderr = None
         self.bot, self.cpu_meter = None, None
         self.timers.pop("kill", None)
         self.on_bot_exit(code, time.monotonic() - self._spawned_mono)
@@ -397,7 +402,8 @@ class Supervisor:
     def _read_stop_reason(self) -> str | None:
         """The bot's own last word (logs/{id}/stop_reason), masked, or None."""
         try:
-            text = self.paths.stop_reason.read_text(errors="replace").strip()
+            with open(self.paths.stop_reason, errors="replace") as fh:
+                text = fh.read(64 * 1024).strip()
         except OSError:
             return None
         return self.masker(" ".join(text.split())[:STOP_REASON_MAX]) if text else None
@@ -432,20 +438,33 @@ class Supervisor:
             self.finish(State.FATAL, f"gave up after {self.failures} quick failures (max_restart_attempts {limit}); last: {detail}")
             return
         delay = min(float(self.s["restart_delay"]) * 2 ** (self.failures - 1), float(self.s["max_backoff"]))
-        self.record(status=State.BACKOFF, exit_code=code, last_error=self._with_stop_reason(detail), stop_reason=self.stop_reason,
-                    bot_pid=None, bot_create_time=None)
+        due = time.monotonic() + delay  # counted from the exit, not from after our own writes
+        news = {"exit_code": code, "last_error": self._with_stop_reason(detail), "stop_reason": self.stop_reason}
         self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
-        if self.restart_window.add(time.monotonic(), limit - self.failures if ran < float(self.s["stable_uptime"]) else None):
-            append_event(self.paths, RESTART_LOOP, on_error=self.log, restarts=self.restart_count + 1, window_s=600, last=detail)
         self.timers.pop("ready", None)
-        self.timers["restart"] = time.monotonic() + delay
+        looping = self.restart_window.add(time.monotonic(), limit - self.failures if ran < float(self.s["stable_uptime"]) else None)
+        if delay > 0:
+            self.record(status=State.BACKOFF, **news, bot_pid=None, bot_create_time=None)
+            self.timers["restart"] = due
+        else:  # no backoff: the new bot first, then the record (and the event's fsync) the trader reads
+            self.on_restart(**news)
+        if looping:
+            append_event(self.paths, RESTART_LOOP, on_error=self.log, restarts=self.restart_count + (delay > 0),
+                         window_s=600, last=detail)
 
     def on_reload(self) -> None:
-        self.reloader.poll()
+        self._reloader().poll()
 
-    def on_restart(self) -> None:
+    def _reloader(self):  # -> core.reload_supervisor.SupervisorReload (not imported before a reload)
+        if self.reloader is None:
+            from core.reload_supervisor import SupervisorReload
+
+            self.reloader = SupervisorReload(self)
+        return self.reloader
+
+    def on_restart(self, **news: object) -> None:
         self.restart_count += 1
-        self.spawn()
+        self.spawn(**news)
 
     def on_ready(self) -> None:
         if self.bot is None or self.ready:
@@ -474,8 +493,11 @@ class Supervisor:
         self.report(f"ready pid={os.getpid()} bot={self.bot.pid} port={self.web_port}")
 
     def on_port(self) -> None:
-        if self.bot is not None and not self._learn_port() and time.time() - self.spawned_at < 30:
-            self.timers["port"] = time.monotonic() + PORT_POLL
+        """Look for the port the bot's page bound: soon after the start, then ever more rarely (a
+        program without a page must not wake us 60 times; the health check looks too)."""
+        alive_for = time.time() - self.spawned_at
+        if self.bot is not None and not self._learn_port() and alive_for < PORT_SEARCH:
+            self.timers["port"] = time.monotonic() + max(PORT_POLL, alive_for)
 
     def _learn_port(self, record: bool = True) -> bool:
         """Take the port the bot's page bound; record it now unless the caller records it with more."""
@@ -571,9 +593,7 @@ class Supervisor:
         if self.bot is not None and self.bot.poll() is None:
             self.log(f"stopping bot {self.bot.pid}: SIGTERM, SIGKILL after stop_timeout", "WARNING")
             self._signal_bot(signal.SIGTERM)
-            try:
-                self.bot.wait(timeout=self._stop_wait())
-            except subprocess.TimeoutExpired:
+            if self.bot.wait(self._stop_wait()) is None:
                 self.log(f"bot {self.bot.pid} still alive after stop_timeout: SIGKILL to its process group", "WARNING")
         self._kill_bot_group()
 
@@ -669,13 +689,14 @@ def run_foreground(spec: dict, keeper: tuple[int, int]) -> int:
     return code
 
 
-def main() -> int:
-    """argv: repo_root spec_fd ready_fd (set up by daemon_manager's double fork), or FOREGROUND
-    instead of ready_fd when a foreground `start` exec'd us."""
+def main(keeper: tuple[int, int], foreground: str) -> int:
+    """argv: repo_root spec_fd ready_fd (set up by daemon_manager's double fork), or `foreground`
+    instead of ready_fd when a foreground `start` exec'd us (core/supervisor.py)."""
     spec = read_spec(int(sys.argv[2]))
-    if sys.argv[3] == FOREGROUND:
-        return run_foreground(spec, KEEPER)
-    return Supervisor(spec, pipe_reporter(int(sys.argv[3])), KEEPER).run()
+    no_fd_inherited()  # the readiness pipe and the account lock stay ours, never the bot's
+    if sys.argv[3] == foreground:
+        return run_foreground(spec, keeper)
+    return Supervisor(spec, pipe_reporter(int(sys.argv[3])), keeper).run()
 
 
 if __name__ == "__main__":
