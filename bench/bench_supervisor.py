@@ -24,7 +24,6 @@ import argparse
 import glob
 import json
 import os
-import re
 import signal
 import socket
 import statistics

@@ -30,6 +30,7 @@ from core.instance_record import write_record
 from core.keeper import KeeperLink
 from core.log_manager import DatedLog, remove_old_dirs, stamp, today
 from core.masking import Masker
+from core.ready_fd import READY_FD_ENV
 from core.pidfile import AlreadyLocked, InstanceLock, PidLock, read_pid
 from core.spawn import Child, no_fd_inherited, spawn
 from core.states import State
@@ -79,6 +80,7 @@ class Supervisor:
         self.bot: Child | None = None
         self.cpu_meter: proc.CpuMeter | None = None
         self.pipes: dict[int, tuple[str, bytearray]] = {}
+        self.ready_fd: int | None = None  # our end of the bot's readiness pipe (core/ready_fd.py)
         self.spawned_at = 0.0  # wall clock, compared with heartbeat mtimes
         self._spawned_mono = 0.0  # monotonic, for run lengths
         self.ready = False
@@ -251,6 +253,8 @@ class Supervisor:
                     pass
             elif key.data == "pidfd":
                 pass  # handled by _check_bot below
+            elif key.data == "ready":
+                self._read_ready()
             elif key.data == "lock":
                 self.lock.accept_all()  # a command asked who holds the instance: SO_PEERCRED told it
             else:
@@ -288,18 +292,21 @@ class Supervisor:
         self._spawned_mono = time.monotonic()
         out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            os.set_blocking(out_w, True)  # the bot's ends block, as any program expects of its stdout
-            os.set_blocking(err_w, True)
-            pid = spawn(self.spec["argv"], self.spec["env"], self.spec["cwd"], out_w, err_w, new_session=True)
+            for fd in (out_w, err_w, ready_w):  # the bot's ends block, as any program expects
+                os.set_blocking(fd, True)
+            os.set_inheritable(ready_w, True)  # the one fd besides 0-2 the bot gets
+            env = {**self.spec["env"], READY_FD_ENV: str(ready_w)}
+            pid = spawn(self.spec["argv"], env, self.spec["cwd"], out_w, err_w, new_session=True)
         except OSError as exc:
-            for fd in (out_r, err_r):
+            for fd in (out_r, err_r, ready_r):
                 os.close(fd)
             self.finish(State.FATAL, f"cannot start the bot {self.spec['argv'][:2]}: {exc}")
             return
         finally:
-            os.close(out_w)
-            os.close(err_w)
+            for fd in (out_w, err_w, ready_w):
+                os.close(fd)
         self.bot = Child(pid)
         bot_ct = proc.create_time(pid)
         self.cpu_meter = proc.CpuMeter(pid)
@@ -317,6 +324,8 @@ class Supervisor:
             self.sel.register(fd, selectors.EVENT_READ, name)
         if self.bot.pidfd is not None:
             self.sel.register(self.bot.pidfd, selectors.EVENT_READ, "pidfd")
+        self.ready_fd = ready_r
+        self.sel.register(ready_r, selectors.EVENT_READ, "ready")
         self.record(**news, status=State.STARTING, bot_pid=pid, bot_create_time=bot_ct,
                     restart_count=self.restart_count)
         self.log(f"bot started: pid {pid}: {' '.join(self.spec['argv'])}")
@@ -377,10 +386,11 @@ class Supervisor:
             return
         code = self.bot.returncode
         self._drain_pipes()
+        self._close_ready_fd()
         if self.bot.pidfd is not None:
             self.sel.unregister(self.bot.pidfd)
             self.bot.close_pidfd()
-        self._kill_bot_group()
+        proc.kill_group(self.bot.pid, None)  # what it left in its group; the keeper hears at the next turn
         self.bot, self.cpu_meter = None, None
         self.timers.pop("kill", None)
         self.on_bot_exit(code, time.monotonic() - self._spawned_mono)
@@ -444,6 +454,7 @@ class Supervisor:
         self.timers.pop("ready", None)
         looping = self.restart_window.add(time.monotonic(), limit - self.failures if ran < float(self.s["stable_uptime"]) else None)
         if delay > 0:
+            self._tell_keeper("0")  # (with no backoff, the new group's line replaces the old one)
             self.record(status=State.BACKOFF, **news, bot_pid=None, bot_create_time=None)
             self.timers["restart"] = due
         else:  # no backoff: the new bot first, then the record (and the event's fsync) the trader reads
@@ -483,14 +494,40 @@ class Supervisor:
         if not beat and alive_for < float(self.s["startsecs"]):
             self.timers["ready"] = time.monotonic() + READY_POLL
             return
+        self._become_ready("first heartbeat" if beat else "alive for startsecs")
+
+    def _become_ready(self, why: str) -> None:
         self.ready = True
+        self.timers.pop("ready", None)
         self.cpu_meter = proc.CpuMeter(self.bot.pid)  # measure from here: start-up imports are not load
         self._learn_port(record=False)
         self.record(status=State.RUNNING, web_port=self.web_port)
         first_sample = time.monotonic() + 1.0  # so `list` shows CPU and memory soon after a start
         self.timers["health"] = min(self.timers.get("health", first_sample), first_sample)
-        self.log(f"bot {self.bot.pid} ready ({'first heartbeat' if beat else 'alive for startsecs'})")
+        self.log(f"bot {self.bot.pid} ready ({why})")
         self.report(f"ready pid={os.getpid()} bot={self.bot.pid} port={self.web_port}")
+
+    def _read_ready(self) -> None:
+        """The bot's lines on the readiness pipe (core/ready_fd.py): PORT=N, READY=1."""
+        try:
+            data = os.read(self.ready_fd, 4096)
+        except BlockingIOError:
+            return
+        if not data:
+            self._close_ready_fd()
+            return
+        for line in data.decode(errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key == "PORT" and value.isdigit() and 0 < int(value) < 65536:
+                self._take_port(int(value), record=self.ready)
+            elif key == "READY" and value == "1" and self.bot is not None and not self.ready and not self.stopping:
+                self._become_ready("it said so")
+
+    def _close_ready_fd(self) -> None:
+        if self.ready_fd is not None:
+            self.sel.unregister(self.ready_fd)
+            os.close(self.ready_fd)
+            self.ready_fd = None
 
     def on_port(self) -> None:
         """Look for the port the bot's page bound: soon after the start, then ever more rarely (a
@@ -502,12 +539,17 @@ class Supervisor:
     def _learn_port(self, record: bool = True) -> bool:
         """Take the port the bot's page bound; record it now unless the caller records it with more."""
         port = read_pid(self.paths.web_port_file)
-        if port and port != self.web_port:
+        if port:
+            self._take_port(port, record)
+        return bool(port)
+
+    def _take_port(self, port: int, record: bool) -> None:
+        self.timers.pop("port", None)
+        if port != self.web_port:
             self.web_port = port
             if record:
                 self.record(web_port=port)
             self.log(f"bot page bound port {port}")
-        return bool(port)
 
     # -- health ----------------------------------------------------------------------------
     def on_health(self) -> None:
@@ -637,6 +679,7 @@ class Supervisor:
 
     def finish(self, state: str, error: str | None) -> None:
         self.final = state
+        self._tell_keeper("0")  # no bot group left for the keeper to end
         self.timers.clear()
         if state == State.STOPPED or (state == State.EXITED and self.stop_reason):
             error = None  # a requested stop or a normal end: only the bot's stop reason is news

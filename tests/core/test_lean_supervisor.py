@@ -52,3 +52,14 @@ def test_an_idle_supervisor_checks_in_without_rewriting_its_record(home):
     assert list_json(home)["quiet"]["status"] == "running"  # not unresponsive: the mtime is the check-in
     assert "quiet" in run_cli(home, "list").stdout
     assert run_cli(home, "stop", "-i", "quiet").returncode == 0
+
+
+def test_a_bot_that_says_it_is_ready_needs_no_heartbeat_and_names_its_port(home):
+    """The readiness pipe (core/ready_fd.py): READY=1 counts at once, PORT=N is the page's port."""
+    path = write_config(home, "told", "--no-beat", "--mode", "notify,bind", ready_on="heartbeat", start_timeout=5)
+    out = start(home, path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    bound = int((home / "logs" / "told" / "web.port").read_text())
+    assert f"port={bound}" in out.stdout
+    assert "ready (it said so)" in daemon_log(home, "told") and registry(home)["told"]["status"] == "running"
+    assert run_cli(home, "stop", "-i", "told").returncode == 0
