@@ -21,11 +21,9 @@ and, failing that, killed by its recorded pid and identity.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +34,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.bench_core import kill_leftovers  # noqa: E402
+from bench.bench_peers import children  # noqa: E402
 from core import proc  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 
 DM = REPO / "core" / "daemon_manager.py"
 FAKE_BOT = REPO / "tests" / "fake_bot.py"
@@ -47,12 +48,6 @@ POLL = 0.0005
 def cli(home: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(DM), "--home", str(home), *args], capture_output=True, text=True,
                           env={**os.environ, "GRIDBOT_HOME": str(home)}, stdin=subprocess.DEVNULL, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_configs(home: Path, n: int) -> list[str]:
@@ -75,16 +70,6 @@ def records(home: Path) -> dict[str, dict]:
         except (OSError, ValueError):
             pass
     return out
-
-
-def children(pid: int) -> set[int]:
-    kids: set[int] = set()
-    for path in glob.glob(f"/proc/{pid}/task/*/children"):
-        try:
-            kids.update(int(x) for x in Path(path).read_text().split())
-        except OSError:
-            pass
-    return kids
 
 
 def keeper_of(supervisor: int) -> int | None:
@@ -148,13 +133,6 @@ def modules_of(supervisor: int, log_dir: Path) -> list[str] | None:
             return line.split("): ", 1)[1].split()
         time.sleep(0.05)
     return None
-
-
-def kill_leftovers(home: Path) -> None:
-    for rec in records(home).values():
-        proc.kill_group(rec.get("bot_pid"), rec.get("bot_create_time"))
-        if proc.is_alive(rec.get("pid"), rec.get("pid_create_time")):
-            os.kill(rec["pid"], signal.SIGKILL)
 
 
 def main() -> None:

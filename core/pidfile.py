@@ -99,9 +99,9 @@ class InstanceLock:
         self.sock = None
 
     def acquire(self) -> None:
-        import socket
+        import _socket  # the C module alone: socket.py's enums (and `array`) cost each supervisor 0.2 MB
 
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
         try:
             sock.bind(self.address)
         except OSError:
@@ -117,10 +117,10 @@ class InstanceLock:
         """Drop pending connections (a command asking who we are has its answer already)."""
         while True:
             try:
-                conn, _ = self.sock.accept()
+                fd, _ = self.sock._accept()  # _socket's accept: a bare fd
             except OSError:
                 return
-            conn.close()
+            os.close(fd)
 
     def release(self) -> None:
         if self.sock is not None:
