@@ -9,6 +9,7 @@ import fcntl
 import os
 
 from core.atomic import private_opener
+from core.proc import read_small
 
 
 class AlreadyLocked(Exception):
@@ -22,8 +23,7 @@ class AlreadyLocked(Exception):
 def read_pid(path: str | os.PathLike) -> int | None:
     """The pid a file names, or None for a missing, empty or garbage file."""
     try:
-        with open(path) as fh:
-            text = fh.read(4096).strip()
+        text = read_small(path).decode().strip()
     except (OSError, UnicodeDecodeError):
         return None
     first = text.split()[0] if text else ""

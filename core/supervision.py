@@ -105,6 +105,7 @@ class Supervisor:
         self.spawned_at = 0.0  # wall clock, compared with heartbeat mtimes
         self._spawned_mono = 0.0  # monotonic, for run lengths
         self.ready = False
+        self.port_found = False
         self.kill_reason: str | None = None
         self.killed_with_orders: str | None = None   # the stop reason of a bot SIGKILLed while cancelling
         self.fatal_reason: str | None = None  # a stop the supervisor itself decided ends `fatal`
@@ -266,7 +267,9 @@ class Supervisor:
         # signals all arrive as readable fds, so an idle daemon wakes only for its health check.
         now = time.monotonic()
         timeout = max(0.0, min(self.timers.values(), default=now + 60.0) - now)
+        child_news = False  # the bot's pidfd (or, without pidfds, any signal) woke us
         for fd, tag in self.sel.select(timeout):
+            child_news = child_news or tag in ("pidfd", "signal")
             if tag == "signal":
                 try:
                     os.read(fd, 512)
@@ -288,7 +291,8 @@ class Supervisor:
         if self.modules_flag:
             self.modules_flag = False
             self.log(f"loaded modules ({len(sys.modules)}): {' '.join(sorted(sys.modules))}")
-        self._check_bot()
+        if child_news or (self.bot is not None and self.bot.pidfd is None):
+            self._check_bot()
         now = time.monotonic()
         for name, due in list(self.timers.items()):
             if due <= now and self.timers.get(name) == due:
@@ -307,6 +311,7 @@ class Supervisor:
             except OSError:
                 pass  # a read-only logs/: the bot's fresh files decide, by their mtime
         self.ready = False
+        self.port_found = False  # this run's page port: web.port or the readiness pipe's PORT=
         self.kill_reason = None
         self.killed_with_orders = None
         self.spawned_at = time.time()
@@ -562,9 +567,10 @@ class Supervisor:
         port = read_pid(self.paths.web_port_file)
         if port:
             self._take_port(port, record)
-        return bool(port)
+        return self.port_found
 
     def _take_port(self, port: int, record: bool) -> None:
+        self.port_found = True
         self.timers.pop("port", None)
         if port != self.web_port:
             self.web_port = port
@@ -588,7 +594,8 @@ class Supervisor:
             return
         rss_mb = rss / 2**20
         over_memory = rss_mb > float(self.s["memory_limit_mb"])
-        self._learn_port(record=False)
+        if not self.port_found:  # a bot binds its page once: after that, nothing to read
+            self._learn_port(record=False)
         if not over_memory:
             self._check_cpu(cpu)
         # one write of our own record per check: it is also our check-in
