@@ -9,15 +9,18 @@ import os
 import time
 
 from core.atomic import private_opener
+from core.ready_fd import notify_supervisor
 
 
 def beat(path: str | os.PathLike) -> None:
-    """Record that the loop turned just now."""
+    """Record that the loop turned just now; the first beat also tells the supervisor we are ready
+    (core/ready_fd.py), so it need not find out by polling this file."""
     try:
         os.utime(path, follow_symlinks=False)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.close(private_opener(path, os.O_WRONLY | os.O_CREAT))
+    notify_supervisor(ready=True)
 
 
 def last_beat(path: str | os.PathLike) -> float | None:
