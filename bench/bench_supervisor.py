@@ -191,7 +191,8 @@ def main() -> None:
                 if dt is not None:
                     samples.append(dt)
             if samples:
-                print(f"respawn (SIGKILL -> new child), {len(sups)} instances: median {statistics.median(samples) * 1000:.2f} ms"
+                print(f"respawn (SIGKILL -> new child), {len(sups)} instances: "
+                      f"median {statistics.median(samples) * 1000:.2f} ms"
                       f" (min {min(samples) * 1000:.2f}, max {max(samples) * 1000:.2f}, {len(samples)} runs)"
                       "   [goal <= 5 ms]")
             else:

@@ -33,7 +33,8 @@ class InstanceFiles:
         self.daemon_pid, self.bot_pid = join(log_dir, DAEMON_PID), join(log_dir, BOT_PID)
         self.heartbeat, self.web_port_file = join(log_dir, HEARTBEAT), join(log_dir, WEB_PORT)
         self.stop_reason, self.stop_seconds = join(log_dir, STOP_REASON), join(log_dir, STOP_SECONDS)
-        self.bot_status, self.record, self.events = join(log_dir, BOT_STATUS), join(log_dir, RECORD), join(log_dir, EVENTS)
+        self.bot_status, self.record = join(log_dir, BOT_STATUS), join(log_dir, RECORD)
+        self.events = join(log_dir, EVENTS)
 
     def dated_dir(self, day: str | None = None) -> str:
         """logs/{id}/YYYY-MM-DD for an ISO date string, or today (None)."""

@@ -478,7 +478,8 @@ class Supervisor:
         news = {"exit_code": code, "last_error": self._with_stop_reason(detail), "stop_reason": self.stop_reason}
         self.log(f"restarting in {delay:.2f}s (failure {self.failures}/{limit})")
         self.timers.pop("ready", None)
-        looping = self.restart_window.add(time.monotonic(), limit - self.failures if ran < float(self.s["stable_uptime"]) else None)
+        quick_left = limit - self.failures if ran < float(self.s["stable_uptime"]) else None
+        looping = self.restart_window.add(time.monotonic(), quick_left)
         if delay > 0:
             self._tell_keeper("0")  # (with no backoff, the new group's line replaces the old one)
             self.record(status=State.BACKOFF, **news, bot_pid=None, bot_create_time=None)
