@@ -82,20 +82,23 @@ def rss_bytes(pid: int) -> int | None:
 
 
 class CpuMeter:
-    """CPU percent of one process between two calls (the first call returns 0)."""
+    """CPU percent of one process between two samples, and its resident memory."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._last = (time.monotonic(), cpu_seconds(pid) or 0.0)
 
-    def percent(self) -> float | None:
-        used = cpu_seconds(self.pid)
-        if used is None:
+    def sample(self) -> tuple[float, int] | None:
+        """(CPU percent since the last sample, resident bytes), both from one read of
+        /proc/PID/stat (a health check's syscalls are most of its cost); None once it is gone."""
+        fields = _stat_fields(self.pid)
+        if fields is None:
             return None
+        used = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
         now = time.monotonic()
         then, before = self._last
         self._last = (now, used)
-        return 100.0 * (used - before) / max(now - then, 1e-6)
+        return 100.0 * (used - before) / max(now - then, 1e-6), int(fields[21]) * PAGE_SIZE
 
 
 def get_process(pid: int | None, created: float | None) -> psutil.Process | None:  # noqa: F821 (imported lazily)

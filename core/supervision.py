@@ -587,12 +587,13 @@ class Supervisor:
             remove_old_dirs(self.paths.log_dir, int(self.s["log_retention_days"]))
         if self._database_lost():
             return
-        rss = cpu = None
+        sample = None
         if self.bot is not None and self.cpu_meter is not None and not self.kill_reason:
-            rss, cpu = proc.rss_bytes(self.bot.pid), self.cpu_meter.percent()
-        if rss is None or cpu is None:
+            sample = self.cpu_meter.sample()
+        if sample is None:
             self.record(checked_at=time.time())  # the check-in: readers call a silent supervisor unresponsive
             return
+        cpu, rss = sample
         rss_mb = rss / 2**20
         over_memory = rss_mb > float(self.s["memory_limit_mb"])
         if not self.port_found:  # a bot binds its page once: after that, nothing to read
