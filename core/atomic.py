@@ -6,14 +6,14 @@ the old content or the new, and a symlink planted at the target is replaced, nev
 through. Files kept open (pid files, logs) are opened with O_NOFOLLOW through `private_opener`.
 Everything is created private to its user (0600): positions and trades are nobody else's business.
 
-No `tempfile` here: it pulls `random` and `shutil` into the lean supervisor.
+No `tempfile` here: it pulls `random` and `shutil` into the lean supervisor; no pathlib either
+(os.path on str or Path alike): it costs each supervisor 0.7 MB.
 """
 from __future__ import annotations
 
 import errno
 import itertools
 import os
-from pathlib import Path
 
 PRIVATE = 0o600
 _serial = itertools.count()
@@ -30,11 +30,12 @@ def private_opener(path: str | os.PathLike, flags: int) -> int:
         raise
 
 
-def write_text_atomic(path: Path, text: str, mode: int = PRIVATE, durable: bool = False) -> None:
+def write_text_atomic(path: str | os.PathLike, text: str, mode: int = PRIVATE, durable: bool = False) -> None:
     """Replace path's content atomically; durable also fsyncs the file and its directory (what must
     survive a power loss, e.g. a desired state)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_serial)}.{os.urandom(4).hex()}")
+    parent, name = os.path.split(os.fspath(path))
+    os.makedirs(parent or ".", exist_ok=True)
+    tmp = os.path.join(parent, f".{name}.{os.getpid()}.{next(_serial)}.{os.urandom(4).hex()}")
     fd = private_opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         with os.fdopen(fd, "w") as fh:
@@ -51,7 +52,7 @@ def write_text_atomic(path: Path, text: str, mode: int = PRIVATE, durable: bool 
             pass
         raise
     if durable:
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        dfd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dfd)
         finally:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 MAX_BYTES = 64 * 1024      # a status is about 500 bytes; anything bigger is not ours
 FIELDS = ("instance_id", "exchange", "symbol", "quote", "state", "message", "price", "grid_lower",
@@ -22,7 +21,7 @@ FIELDS = ("instance_id", "exchange", "symbol", "quote", "state", "message", "pri
           "fees", "equity", "fill_count", "open_order_count", "updated_at")
 
 
-def write_bot_status(path: Path, status: dict) -> None:
+def write_bot_status(path: str | os.PathLike, status: dict) -> None:
     """Write exactly FIELDS (missing ones as null), private to the user (positions are private)."""
     from core.atomic import write_text_atomic  # here, not above: tempfile costs the supervisor (a reader) 1 MB
 
@@ -30,7 +29,7 @@ def write_bot_status(path: Path, status: dict) -> None:
     write_text_atomic(path, json.dumps(record, separators=(",", ":")), mode=0o600)
 
 
-def read_bot_status(path: str | Path) -> dict | None:
+def read_bot_status(path: str | os.PathLike) -> dict | None:
     """The last published status, or None when absent, unreadable, oversized or not ours.
 
     Plain os.open/os.read, not open(): `list` reads one per instance, and the buffered io stack

@@ -6,7 +6,7 @@ supervisor's events.py: the supervisor never waits on a network and never import
 
 An event is {"id", "kind", "instance", "time", "payload"}. `id` is random and unique, so a
 reader that sees a line twice (a crash between sending and saving its offset) de-duplicates.
-Only the standard library: this module is loaded by the lean supervisor daemon (15 MB bar).
+Only the standard library, and no pathlib: this module is loaded by the lean supervisor daemon.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 
 # -- kinds: name -> (on by default, what it means) ---------------------------------------------
 FATAL = "fatal"                    # reason, stderr_tail
@@ -58,8 +57,10 @@ MAX_LINE = 3500  # < PIPE_BUF: one O_APPEND write of a line is never interleaved
 TAIL_CHARS = 300  # per stderr line kept in an event
 
 
-def fleet_events_path(home: Path) -> Path:
+def fleet_events_path(home: str | os.PathLike) -> Path:  # noqa: F821 (pathlib: not for the supervisor)
     """Fleet-wide events (resumed): a dot name beside the instance directories (ids start alphanumeric)."""
+    from pathlib import Path
+
     return Path(home) / "logs" / ".fleet.events.jsonl"
 
 
@@ -81,10 +82,10 @@ def _line(event: dict) -> bytes:
     return (raw + "\n").encode()
 
 
-def append_to(path: Path, event: dict, on_error: Callable[[str], object] | None = None) -> bool:
+def append_to(path: str | os.PathLike, event: dict, on_error: Callable[[str], object] | None = None) -> bool:
     """Append one event line, fsync'd; on failure tell on_error (a log) and return False, never raise."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, _line(event))
@@ -106,13 +107,13 @@ def append_event(paths, kind: str, on_error: Callable[[str], object] | None = No
     return append_to(paths.events, new_event(kind, paths.instance_id, payload), on_error)
 
 
-def append_fleet_event(home: Path, kind: str, on_error: Callable[[str], object] | None = None,
+def append_fleet_event(home: str | os.PathLike, kind: str, on_error: Callable[[str], object] | None = None,
                        **payload: object) -> bool:
     """A fleet-wide event (resume after a reboot), for the notifier like any instance's."""
     return append_to(fleet_events_path(home), new_event(kind, FLEET, payload), on_error)
 
 
-def read_events(path: Path, offset: int = 0, limit_bytes: int = 1 << 20) -> tuple[list[dict], int]:
+def read_events(path: str | os.PathLike, offset: int = 0, limit_bytes: int = 1 << 20) -> tuple[list[dict], int]:
     """Complete events after byte `offset`, and the offset after the last complete line read.
 
     A half-written last line is left for the next read; a line that is not an event is skipped

@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from core.atomic import private_opener
+from core.ready_fd import notify_supervisor
 
 
-def beat(path: Path) -> None:
-    """Record that the loop turned just now."""
+def beat(path: str | os.PathLike) -> None:
+    """Record that the loop turned just now; the first beat also tells the supervisor we are ready
+    (core/ready_fd.py), so it need not find out by polling this file."""
     try:
         os.utime(path, follow_symlinks=False)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         os.close(private_opener(path, os.O_WRONLY | os.O_CREAT))
+    notify_supervisor(ready=True)
 
 
-def last_beat(path: Path) -> float | None:
+def last_beat(path: str | os.PathLike) -> float | None:
     """Wall-clock time of the last beat, or None if the bot never beat."""
     try:
         return os.stat(path).st_mtime
@@ -29,7 +31,7 @@ def last_beat(path: Path) -> float | None:
         return None
 
 
-def age(path: Path, since: float | None = None) -> float | None:
+def age(path: str | os.PathLike, since: float | None = None) -> float | None:
     """Seconds since the last beat; None if there was none (at or after `since`, if given)."""
     ts = last_beat(path)
     if ts is None or (since is not None and ts < since):

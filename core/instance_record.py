@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from core.atomic import write_text_atomic
 
@@ -54,9 +53,11 @@ def check_types(rec: object, fields: dict[str, tuple[type, ...]] = FIELD_TYPES) 
     return rec
 
 
-def read_record(path: str | Path) -> dict | None:
+def read_record(path: str | os.PathLike) -> dict | None:
     """The record, None when there is none, CorruptRecord when there is one we cannot trust.
 
+    checked_at is the later of the field and the file's mtime: a supervisor checks in by touching
+    its record (`os.utime`, 4 us) and rewrites it only when a field changed (0.3 ms on ext4).
     Plain os.open/os.read: `list` reads one record per instance, and the io stack costs double.
     A first read of FIRST_READ bytes: asking for MAX_BYTES at once makes malloc map, shrink and
     unmap a 256 KB buffer for each ~1 KB record (30 us, a third of `list`'s cost per instance)."""
@@ -70,6 +71,7 @@ def read_record(path: str | Path) -> dict | None:
         raw = os.read(fd, FIRST_READ)
         if len(raw) == FIRST_READ:  # a big one: the rest, up to one byte past the limit
             raw += os.read(fd, MAX_BYTES + 1 - FIRST_READ)
+        touched = os.fstat(fd).st_mtime
     except IsADirectoryError:
         raise CorruptRecord(f"{path} is a directory") from None
     except OSError as exc:
@@ -81,12 +83,15 @@ def read_record(path: str | Path) -> dict | None:
     if not raw.strip():
         raise CorruptRecord(f"{path} is empty")
     try:
-        return check_types(json.loads(raw))
+        rec = check_types(json.loads(raw))
     except ValueError as exc:
         raise CorruptRecord(f"{path}: {exc}") from None
+    if rec.get("checked_at") is not None and touched > rec["checked_at"]:
+        rec["checked_at"] = touched
+    return rec
 
 
-def write_record(path: Path, rec: dict, durable: bool = False) -> None:
+def write_record(path: str | os.PathLike, rec: dict, durable: bool = False) -> None:
     """Replace the record atomically; durable also fsyncs it and its directory (desired state
     changes must survive a power loss, a supervisor's frequent check-ins need not)."""
     write_text_atomic(path, json.dumps(rec, separators=(",", ":"), sort_keys=True), mode=0o600, durable=durable)

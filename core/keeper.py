@@ -1,8 +1,9 @@
 """The keeper: a tiny process beside each supervisor that ends the bot's whole process group when
 the supervisor dies, however it dies (SIGKILL and the OOM killer included).
 
-The kernel's PDEATHSIG only sends the bot itself a SIGTERM: a bot that ignores it, one stuck in
-its shutdown, and any grandchild would keep trading. The keeper blocks on a pipe from its
+It is the one guard (the kernel's PDEATHSIG, which reached only the bot itself and needed ctypes
+in every supervisor, is gone): a bot that ignores SIGTERM, one stuck in its shutdown, and any
+grandchild are ended too. The keeper blocks on a pipe from its
 supervisor, which tells it the bot group of the moment ("PID START_TICKS", "0" when there is none),
 the stop timeout ("tenths N") and where the bot says how long its orders need ("stopfile PATH").
 End of file means the supervisor is gone: the keeper sends the group SIGTERM (the bot cancels its

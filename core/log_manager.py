@@ -2,17 +2,16 @@
 
 Each file is bounded (rotated to .1 .. .N past a size) and dated directories older than
 log_retention_days are removed, so a bot left alone for months cannot fill the disk. Dates are
-ISO strings from time.strftime (datetime and shutil would cost the lean supervisor 1 MB).
+ISO strings from time.strftime (datetime and shutil would cost the lean supervisor 1 MB), paths
+are os.path strings (pathlib would cost it 0.7 MB).
 """
 from __future__ import annotations
 
 import os
 import re
 import time
-from pathlib import Path
 
 from core.atomic import private_opener
-from core.paths import InstancePaths
 
 DATED_DIR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DAY = 86400
@@ -28,9 +27,10 @@ def stamp() -> str:
 
 
 class DatedLog:
-    """An append-only text log that follows the date and rotates past max_bytes."""
+    """An append-only text log that follows the date and rotates past max_bytes. `paths` is an
+    InstancePaths or InstanceFiles: anything with dated_dir(day)."""
 
-    def __init__(self, paths: InstancePaths, name: str, max_bytes: int, backups: int = 3) -> None:
+    def __init__(self, paths: object, name: str, max_bytes: int, backups: int = 3) -> None:
         self.paths, self.name, self.max_bytes, self.backups = paths, name, max_bytes, backups
         self._day: str | None = None
         self._fh = None
@@ -38,8 +38,8 @@ class DatedLog:
     def _open(self, day: str) -> None:
         self.close()
         d = self.paths.dated_dir(day)
-        d.mkdir(parents=True, exist_ok=True)
-        self._fh = open(d / self.name, "a", encoding="utf-8", errors="replace", opener=private_opener)
+        os.makedirs(d, exist_ok=True)
+        self._fh = open(os.path.join(d, self.name), "a", encoding="utf-8", errors="replace", opener=private_opener)
         self._day = day
 
     def ensure_open(self) -> None:
@@ -56,12 +56,12 @@ class DatedLog:
             self._rotate()
 
     def _rotate(self) -> None:
-        path = Path(self._fh.name)
+        path = self._fh.name
         self.close()
         for i in range(self.backups, 0, -1):
-            src = path if i == 1 else path.with_name(f"{path.name}.{i - 1}")
-            if src.exists():
-                os.replace(src, path.with_name(f"{path.name}.{i}"))
+            src = path if i == 1 else f"{path}.{i - 1}"
+            if os.path.exists(src):
+                os.replace(src, f"{path}.{i}")
         self._open(self._day or today())
 
     def close(self) -> None:
@@ -74,14 +74,18 @@ class DatedLog:
                 pass
 
 
-def remove_old_dirs(log_dir: Path, retention_days: int) -> list[Path]:
-    """Delete dated dirs older than retention_days (today counts as day 1); returns what went."""
+def remove_old_dirs(log_dir: str | os.PathLike, retention_days: int) -> list[str]:
+    """Delete dated dirs older than retention_days (today counts as day 1); returns the days that went."""
     cutoff = time.strftime("%Y-%m-%d", time.localtime(time.time() - (retention_days - 1) * DAY))
-    old = [d for d in sorted(Path(log_dir).glob("????-??-??"))
-           if d.is_dir() and DATED_DIR_RE.match(d.name) and d.name < cutoff]
+    try:
+        with os.scandir(log_dir) as entries:
+            old = sorted(e.name for e in entries
+                         if DATED_DIR_RE.match(e.name) and e.name < cutoff and e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
     if old:
         import shutil
 
-        for d in old:
-            shutil.rmtree(d, ignore_errors=True)
+        for day in old:
+            shutil.rmtree(os.path.join(log_dir, day), ignore_errors=True)
     return old

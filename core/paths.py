@@ -10,6 +10,9 @@ import re
 import time
 from pathlib import Path
 
+from core.instance_files import (BOT_PID, BOT_STATUS, DAEMON_PID, EVENTS, HEARTBEAT, RECORD, STOP_REASON,
+                                 STOP_SECONDS, WEB_PORT, WEB_TOKEN)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_PY = REPO_ROOT / "run.py"
 HOME_ENV = "GRIDBOT_HOME"
@@ -84,54 +87,54 @@ class InstancePaths:
 
     @property
     def daemon_pid(self) -> Path:
-        return self.log_dir / "daemon.pid"
+        return self.log_dir / DAEMON_PID
 
     @property
     def bot_pid(self) -> Path:
-        return self.log_dir / "bot.pid"
+        return self.log_dir / BOT_PID
 
     @property
     def heartbeat(self) -> Path:
         """Touched by the bot every loop; its mtime is the heartbeat."""
-        return self.log_dir / "heartbeat"
+        return self.log_dir / HEARTBEAT
 
     @property
     def web_port_file(self) -> Path:
         """Written by the bot with the port its page really bound."""
-        return self.log_dir / "web.port"
+        return self.log_dir / WEB_PORT
 
     @property
     def web_token(self) -> Path:
         """The bearer token for the page's write API (mode 0600)."""
-        return self.log_dir / "web.token"
+        return self.log_dir / WEB_TOKEN
 
     @property
     def stop_reason(self) -> Path:
         """Written by the bot just before it ends for a reason the trader must see (a stop-loss,
         a range exit, orders it could not cancel); the supervisor reports it as last_error."""
-        return self.log_dir / "stop_reason"
+        return self.log_dir / STOP_REASON
 
     @property
     def stop_seconds(self) -> Path:
         """Written by the bot: the seconds cancelling its resting orders needs (core/stop_time.py);
         a stop waits that long when it is more than stop_timeout."""
-        return self.log_dir / "stop_seconds"
+        return self.log_dir / STOP_SECONDS
 
     @property
     def bot_status(self) -> Path:
         """The bot's published books and state (core/bot_status.py), rewritten every turn."""
-        return self.log_dir / "bot_status.json"
+        return self.log_dir / BOT_STATUS
 
     @property
     def record(self) -> Path:
         """This instance's own record (config, claims, desired and current state): the truth the
         shared registry caches."""
-        return self.log_dir / "instance.json"
+        return self.log_dir / RECORD
 
     @property
     def events(self) -> Path:
         """Append-only JSON lines of what the trader must hear about (core/events.py)."""
-        return self.log_dir / "events.jsonl"
+        return self.log_dir / EVENTS
 
     def dated_dir(self, day: str | datetime.date | None = None) -> Path:  # noqa: F821 (not imported: 0.5 MB)
         """logs/{id}/YYYY-MM-DD for a datetime.date, an ISO date string, or today (None).

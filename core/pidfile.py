@@ -7,30 +7,30 @@ from __future__ import annotations
 
 import fcntl
 import os
-from pathlib import Path
 
 from core.atomic import private_opener
+from core.proc import read_small
 
 
 class AlreadyLocked(Exception):
     """Another live process holds the pid file; .pid is what the file says (may be None)."""
 
-    def __init__(self, path: Path, pid: int | None) -> None:
+    def __init__(self, path: str | os.PathLike, pid: int | None) -> None:
         self.path, self.pid = path, pid
         super().__init__(f"{path} is locked by pid {pid}")
 
 
-def read_pid(path: Path) -> int | None:
+def read_pid(path: str | os.PathLike) -> int | None:
     """The pid a file names, or None for a missing, empty or garbage file."""
     try:
-        text = Path(path).read_text().strip()
+        text = read_small(path).decode().strip()
     except (OSError, UnicodeDecodeError):
         return None
     first = text.split()[0] if text else ""
     return int(first) if first.isdigit() and int(first) > 0 else None
 
 
-def is_locked(path: Path) -> bool:
+def is_locked(path: str | os.PathLike) -> bool:
     """True if a live process holds the pid file's lock (checked with a shared, non-blocking try)."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -48,12 +48,12 @@ def is_locked(path: Path) -> bool:
 class PidLock:
     """Open without truncating, lock, then truncate and write our pid; held until release()."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = path
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = private_opener(self.path, os.O_RDWR | os.O_CREAT)  # not through a planted symlink
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -80,13 +80,13 @@ class PidLock:
 _SOCKET_PREFIX = b"gridbot/"
 
 
-def _home_tag(home: Path) -> bytes:
+def _home_tag(home: str | os.PathLike) -> bytes:
     import _sha256  # the C module alone: hashlib would cost the lean supervisor 1.4 MB
 
     return _sha256.sha256(os.fsencode(str(home))).hexdigest()[:16].encode()
 
 
-def lock_address(home: Path, instance_id: str) -> bytes:
+def lock_address(home: str | os.PathLike, instance_id: str) -> bytes:
     """The abstract socket address of one instance's supervisor (leading NUL: not a file)."""
     return b"\0" + _SOCKET_PREFIX + _home_tag(home) + b"/" + instance_id.encode()
 
@@ -94,19 +94,19 @@ def lock_address(home: Path, instance_id: str) -> bytes:
 class InstanceLock:
     """Bound and listening for the supervisor's whole life; only its exit releases it."""
 
-    def __init__(self, home: Path, instance_id: str) -> None:
+    def __init__(self, home: str | os.PathLike, instance_id: str) -> None:
         self.address = lock_address(home, instance_id)
         self.sock = None
 
     def acquire(self) -> None:
-        import socket
+        import _socket  # the C module alone: socket.py's enums (and `array`) cost each supervisor 0.2 MB
 
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
         try:
             sock.bind(self.address)
         except OSError:
             sock.close()
-            raise AlreadyLocked(Path(os.fsdecode(self.address[1:])), holder_pid_at(self.address)) from None
+            raise AlreadyLocked(os.fsdecode(self.address[1:]), holder_pid_at(self.address)) from None
         sock.listen(16)
         self.sock = sock
 
@@ -117,10 +117,10 @@ class InstanceLock:
         """Drop pending connections (a command asking who we are has its answer already)."""
         while True:
             try:
-                conn, _ = self.sock.accept()
+                fd, _ = self.sock._accept()  # _socket's accept: a bare fd
             except OSError:
                 return
-            conn.close()
+            os.close(fd)
 
     def release(self) -> None:
         if self.sock is not None:
@@ -143,12 +143,12 @@ def holder_pid_at(address: bytes) -> int | None:
     return pid if pid > 0 else None
 
 
-def holder_pid(home: Path, instance_id: str) -> int | None:
+def holder_pid(home: str | os.PathLike, instance_id: str) -> int | None:
     """The pid of the live supervisor of this instance, whatever its files say; None if none."""
     return holder_pid_at(lock_address(home, instance_id))
 
 
-def locked_ids(home: Path) -> set[str]:
+def locked_ids(home: str | os.PathLike) -> set[str]:
     """Ids of every instance of this home whose supervisor is alive (from /proc/net/unix)."""
     prefix = b"@" + _SOCKET_PREFIX + _home_tag(home) + b"/"
     found: set[str] = set()

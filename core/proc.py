@@ -27,14 +27,20 @@ def boot_time() -> float:
     return _boot_time
 
 
+def read_small(path: str | os.PathLike) -> bytes:
+    """A small file (/proc, pid files) in three syscalls: open()'s io stack adds five more, which a
+    supervisor's health check and `list` (per instance) pay at every read. Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
 def _stat_fields(pid: int) -> list[bytes] | None:
     """Fields of /proc/PID/stat after the command name (field 3, the state, comes first)."""
-    try:  # os.open/os.read: `list` reads two per instance, and open() costs twice as much
-        fd = os.open(f"/proc/{int(pid)}/stat", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            data = os.read(fd, 4096)
-        finally:
-            os.close(fd)
+    try:  # `list` reads two per instance: read_small's three syscalls, not open()'s eight
+        data = read_small(f"/proc/{int(pid)}/stat")
     except (OSError, ValueError):
         return None
     return data[data.rfind(b")") + 2:].split()
@@ -70,27 +76,29 @@ def cpu_seconds(pid: int) -> float | None:
 
 def rss_bytes(pid: int) -> int | None:
     try:
-        with open(f"/proc/{int(pid)}/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * PAGE_SIZE
+        return int(read_small(f"/proc/{int(pid)}/statm").split()[1]) * PAGE_SIZE
     except (OSError, ValueError, IndexError):
         return None
 
 
 class CpuMeter:
-    """CPU percent of one process between two calls (the first call returns 0)."""
+    """CPU percent of one process between two samples, and its resident memory."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._last = (time.monotonic(), cpu_seconds(pid) or 0.0)
 
-    def percent(self) -> float | None:
-        used = cpu_seconds(self.pid)
-        if used is None:
+    def sample(self) -> tuple[float, int] | None:
+        """(CPU percent since the last sample, resident bytes), both from one read of
+        /proc/PID/stat (a health check's syscalls are most of its cost); None once it is gone."""
+        fields = _stat_fields(self.pid)
+        if fields is None:
             return None
+        used = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
         now = time.monotonic()
         then, before = self._last
         self._last = (now, used)
-        return 100.0 * (used - before) / max(now - then, 1e-6)
+        return 100.0 * (used - before) / max(now - then, 1e-6), int(fields[21]) * PAGE_SIZE
 
 
 def get_process(pid: int | None, created: float | None) -> psutil.Process | None:  # noqa: F821 (imported lazily)

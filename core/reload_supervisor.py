@@ -7,19 +7,22 @@ only once the bot's part is, so a refused or rolled-back change leaves everythin
 Without a request (SIGHUP from systemd's `ExecReload=` or by hand) the supervisor runs
 `daemon_manager.py reload` itself, which validates, refuses or asks exactly as the trader's
 command does, and logs what it printed. Nothing here blocks the loop: answers are polled by a timer.
+Imported by the supervisor at its first SIGHUP only: most supervisors never reload, and this
+module's imports (pathlib through core/reload.py) would cost each of them 0.7 MB.
 """
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
+from pathlib import Path
 
 from core.atomic import private_opener
 from core.log_manager import remove_old_dirs
-from core.paths import REPO_ROOT, is_repo_bot
+from core.paths import REPO_ROOT, InstancePaths, is_repo_bot
 from core.reload import bot_result_file, read_json, request_file, result_file, write_json
+from core.spawn import Child, spawn
 
 POLL = 0.1
 BOT_TIMEOUT = 45.0      # the bot's own limit for a grid change is 30 s (run.py ADJUST_TIMEOUT_S)
@@ -33,12 +36,13 @@ class SupervisorReload:
         self.request: dict | None = None
         self.bot_deadline = 0.0
         self.bot_pid: int | None = None     # the bot asked; another process answers nothing
-        self.child: subprocess.Popen | None = None
-        self.child_out = sup.paths.log_dir / "reload_sighup.out"
+        self.child: Child | None = None
+        self.paths = InstancePaths(sup.iid, Path(sup.paths.log_dir))  # core/reload.py's helpers take Paths
+        self.child_out = self.paths.log_dir / "reload_sighup.out"
 
     def on_sighup(self) -> None:
         sup = self.sup
-        request = read_json(request_file(sup.paths))
+        request = read_json(request_file(self.paths))
         if request is None:
             self._run_cli()
             return
@@ -46,7 +50,7 @@ class SupervisorReload:
             sup.log("reload: a reload is still being applied; the new request waits for it")
             sup.timers["reload"] = time.monotonic() + POLL
             return
-        request_file(sup.paths).unlink(missing_ok=True)
+        request_file(self.paths).unlink(missing_ok=True)
         self.request = request
         sup.log("reload requested: " + "; ".join(request.get("changes", [])))
         if not request.get("bot"):
@@ -62,7 +66,7 @@ class SupervisorReload:
         if not is_repo_bot(sup.s.get("script_path", "")):
             self._finish(False, "the supervised program is not run.py: its settings need `restart`")
             return
-        bot_result_file(sup.paths).unlink(missing_ok=True)
+        bot_result_file(self.paths).unlink(missing_ok=True)
         sup.log(f"reload: SIGHUP to bot {sup.bot.pid} (it re-reads and checks its config)")
         self.bot_pid = sup.bot.pid
         sup._signal_bot(signal.SIGHUP)
@@ -75,7 +79,7 @@ class SupervisorReload:
         if self.child is not None and self.child.poll() is not None:
             self._log_child()
         if self.request is not None:
-            answer = read_json(bot_result_file(sup.paths))
+            answer = read_json(bot_result_file(self.paths))
             if answer is not None:
                 applied = answer.get("status") == "applied"
                 self._finish(applied, f"bot {answer.get('status')}: {answer.get('message', '')}", answer.get("status"))
@@ -83,7 +87,7 @@ class SupervisorReload:
                 self._finish(False, "the bot exited before it answered: its next start reads the config file")
             elif time.monotonic() > self.bot_deadline:
                 self._finish(False, f"the bot did not answer within {BOT_TIMEOUT:g} s: in doubt, see its log")
-        elif request_file(sup.paths).exists():
+        elif request_file(self.paths).exists():
             self.on_sighup()
         if self.request is not None or self.child is not None:
             sup.timers["reload"] = time.monotonic() + POLL
@@ -94,7 +98,7 @@ class SupervisorReload:
         if ok:
             self._apply(request.get("settings") or {})
         sup.log(f"reload {'applied' if ok else 'NOT applied'}: {message}", "INFO" if ok else "WARNING")
-        write_json(result_file(sup.paths), {"id": request.get("id"), "ok": ok, "bot_status": bot_status,
+        write_json(result_file(self.paths), {"id": request.get("id"), "ok": ok, "bot_status": bot_status,
                                             "message": sup.masker(message)})
 
     def _apply(self, settings: dict) -> None:
@@ -129,8 +133,9 @@ class SupervisorReload:
                 "reload", "-i", sup.iid]
         sup.log("reload: SIGHUP received: running " + " ".join(argv[1:]))
         with open(self.child_out, "wb", opener=private_opener) as out:
-            self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                          cwd=str(sup.spec["home"]), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.child = Child(spawn(argv, {**os.environ, "PYTHONUNBUFFERED": "1"}, str(sup.spec["home"]),
+                                     out.fileno(), out.fileno(), new_session=False))
+            self.child.close_pidfd()  # polled by the reload timer, not watched
         sup.timers["reload"] = time.monotonic() + POLL
 
     def _log_child(self) -> None:

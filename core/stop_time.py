@@ -11,22 +11,23 @@ capped so that a confused bot cannot hold a stop forever.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+import os
 
 from core.atomic import write_text_atomic
 
 MAX_STOP_SECONDS = 300.0
 
 
-def write_stop_seconds(path: Path, seconds: float) -> None:
+def write_stop_seconds(path: str | os.PathLike, seconds: float) -> None:
     """The bot's need, in whole seconds (rounded up), atomically."""
     write_text_atomic(path, f"{math.ceil(seconds)}\n")
 
 
-def stop_seconds(path: Path, stop_timeout: float) -> float:
+def stop_seconds(path: str | os.PathLike, stop_timeout: float) -> float:
     """How long to give a stopping bot: `stop_timeout`, or more if the bot asked for it."""
     try:
-        asked = float(path.read_text().split()[0])
+        with open(path) as fh:
+            asked = float(fh.read(64).split()[0])
     except (OSError, ValueError, IndexError):
         asked = 0.0
     if not math.isfinite(asked):

@@ -2,7 +2,7 @@
 
     python tests/fake_bot.py --config X [--mode run|crash|exit0|exit2|hang|leak|spin|progress|ignore-term|
                                                 grandchild|secret|straddle|bind|reason-exit|reason-on-term|waiting|
-                                                slow-term[,more]]
+                                                slow-term|notify[,more]]
                                          [--after S] [--interval S] [--no-beat] [--exit-code N]
                                          [--crash-times N] [--dump-env PATH] [--leak-mb N] [--reason TEXT]
                                          [--waiting-for S] [--term-delay S]
@@ -11,7 +11,8 @@
 It speaks the bot contract of docs/internals.md: beats $LOG_DIR/heartbeat every loop, writes
 $LOG_DIR/web.port when it binds $WEB_PORT, exits 143 (128 + SIGTERM) on SIGTERM, and writes $LOG_DIR/stop_reason
 (atomically) before it exits with reason-exit (after --after, exit 0) or reason-on-term (on SIGTERM).
-With waiting it publishes $LOG_DIR/bot_status.json (core/bot_status.py) each loop: state waiting
+With notify it tells the supervisor it is ready (and its port, with bind) on the readiness
+pipe (core/ready_fd.py) right away, before any heartbeat. With waiting it publishes $LOG_DIR/bot_status.json (core/bot_status.py) each loop: state waiting
 from --after for --waiting-for seconds, trading otherwise. Only the standard library, so fifty
 of them fit on a small machine.
 """
@@ -30,6 +31,7 @@ from pathlib import Path
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from core.bot_status import write_bot_status  # noqa: E402
 from core.heartbeat import beat  # noqa: E402  (the real contract, not a copy)
+from core.ready_fd import notify_supervisor  # noqa: E402
 
 GRANDCHILD = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 
@@ -118,6 +120,8 @@ def main() -> int:
     keep = []
     if "bind" in modes:
         keep.append(bind_page(log_dir))
+    if "notify" in modes:
+        notify_supervisor(port=keep[0].getsockname()[1] if keep else None, ready=True)
     if "grandchild" in modes:
         child = subprocess.Popen([sys.executable, "-c", GRANDCHILD])
         with open(os.path.join(log_dir, "grandchild.pid"), "w") as fh:

@@ -93,11 +93,12 @@ def test_waiting_watch_alerts_after_the_threshold_and_once_back_to_trading():
 
 
 def test_the_supervisor_never_imports_a_notification_library():
-    """The modules a real supervisor daemon loads (it runs as `python -S core/supervisor.py`)."""
-    code = ("import sys; sys.path[0] = sys.argv[1]; import core.supervisor; "
+    """The modules a real supervisor daemon loads (it runs as `python -S core/supervisor.py`, which
+    imports core.supervision)."""
+    code = ("import sys; sys.path[0] = sys.argv[1]; import core.supervision; "
             "print('\\n'.join(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-S", "-c", code, str(REPO)], capture_output=True, text=True,
                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, check=True)
     loaded = set(out.stdout.split())
-    assert "core.events" in loaded and "core.supervisor" in loaded
+    assert "core.events" in loaded and "core.supervision" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("apprise", "notify", "requests", "flask")}

@@ -35,7 +35,7 @@ def test_retention_removes_only_old_dated_dirs(home):
     for name in keep + drop + ["not-a-date"]:
         (log_dir / name).mkdir(parents=True)
     removed = remove_old_dirs(log_dir, 3)
-    assert sorted(p.name for p in removed) == sorted(drop)
+    assert sorted(removed) == sorted(drop)
     assert sorted(p.name for p in log_dir.iterdir()) == sorted(keep + ["not-a-date"])
 
 
