@@ -42,7 +42,7 @@ def _instance_args(sp: argparse.ArgumentParser) -> None:
 
 def _start_args(sp: argparse.ArgumentParser) -> None:
     _instance_args(sp)
-    sp.add_argument("-d", "--daemon", action="store_true", help="detach (double fork); default: run in the foreground")
+    sp.add_argument("-d", "--daemon", action="store_true", help="detach (a new session); default: run in the foreground")
     sp.add_argument("--fresh-db", action="store_true",
                     help="an instance that ran before may begin on a new database (its old one is missing)")
 

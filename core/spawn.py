@@ -43,9 +43,13 @@ def _resolve(program: str, env: dict[str, str]) -> str:
     raise FileNotFoundError(2, "No such file or directory", program)
 
 
-def spawn(argv: list[str], env: dict[str, str], cwd: str, stdout: int, stderr: int, new_session: bool) -> int:
+def spawn(argv: list[str], env: dict[str, str], cwd: str, stdout: int, stderr: int, new_session: bool,
+          keep: tuple[int, ...] = ()) -> int:
     """Start argv in cwd; its stdin is /dev/null, its stdout and stderr the given fds. Returns its
     pid; raises OSError when it cannot be started (no such program or directory, no permission).
+
+    `keep`: fds the child inherits (dup2 onto itself clears close-on-exec in the child only, so a
+    spawn beside it never gets them).
 
     posix_spawn has no working-directory action before Python 3.13: we chdir around the call (the
     supervisor is single-threaded and uses absolute paths) and come back through an fd."""
@@ -55,7 +59,8 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdout: int, stderr: i
         return os.posix_spawn(
             _resolve(argv[0], env), argv, env, setsid=new_session, setsigdef=_DEFAULT_SIGNALS,
             file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                          (os.POSIX_SPAWN_DUP2, stdout, 1), (os.POSIX_SPAWN_DUP2, stderr, 2)])
+                          (os.POSIX_SPAWN_DUP2, stdout, 1), (os.POSIX_SPAWN_DUP2, stderr, 2),
+                          *((os.POSIX_SPAWN_DUP2, fd, fd) for fd in keep)])
     finally:
         os.fchdir(here)
         os.close(here)

@@ -763,7 +763,7 @@ def run_foreground(spec: dict, keeper: tuple[int, int]) -> int:
 
 
 def main(keeper: tuple[int, int], foreground: str) -> int:
-    """argv: repo_root spec_fd ready_fd (set up by daemon_manager's double fork), or `foreground`
+    """argv: repo_root spec_fd ready_fd (set up by core/daemon.py's posix_spawn), or `foreground`
     instead of ready_fd when a foreground `start` exec'd us (core/supervisor.py)."""
     spec = read_spec(int(sys.argv[2]))
     no_fd_inherited()  # the readiness pipe and the account lock stay ours, never the bot's

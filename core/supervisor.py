@@ -1,6 +1,6 @@
 """The supervisor daemon's entry point: `python -S core/supervisor.py REPO SPEC_FD READY_FD|foreground`.
 
-Exec'd by `daemon_manager.py start -d` (after a double fork) or in place of a foreground `start`.
+Exec'd by `daemon_manager.py start -d` (posix_spawn, new session) or in place of a foreground `start`.
 It is kept this small on purpose: Python compiles a script at every start, and compiling the
 state machine (core/supervision.py, loaded from its .pyc instead) left 2.5 MB in each of the
 200 supervisors of a fleet. -S skips site (and its 2 MB): only the repository is put on sys.path.
