@@ -274,18 +274,21 @@ class TradingBotDaemon:
         return {"home": str(self.home), "instance_id": cfg.instance_id}
 
     def _claim(self, data: dict[str, dict], cfg: InstanceConfig, account_holder: dict | None = None,
-               db_identity: list | None = None) -> dict:
-        """Under the claims lock: refuse conflicts (all at once), choose the port, write the `starting` record."""
+               db_identity: list | None = None, live: dict[str, dict] | None = None,
+               memo: dict[str, str] | None = None) -> dict:
+        """Under the claims lock: refuse conflicts (all at once), choose the port, write the `starting` record.
+        live: live_records(data), when the caller keeps it (start_checked: one liveness pass for
+        fifty claims, each claim added as it is made); memo: the realpaths of that pass."""
         iid, d = cfg.instance_id, cfg.daemon
         pid_file = InstancePaths(iid, Path(d["log_dir"])).daemon_pid
-        live = live_records(data)
+        live = live_records(data) if live is None else live
         supervisor = holder_pid(self.home, iid)
         if iid in live or supervisor:
             raise Refused(EXIT_FAIL, f"{iid} is already running (pid {supervisor or live[iid].get('pid')})")
         if account_holder == self._holder(cfg):  # a concurrent start of this very instance took it first
             raise Refused(EXIT_FAIL, f"{iid} is already starting or running")
         port = d.get("web_port")
-        found = conflicts(cfg, live)
+        found = conflicts(cfg, live, memo)
         if account_holder is not None and not any(line.startswith("metadata.symbol") for line in found):
             from core.account_lock import describe  # held from another home, or by a record this one lost
 
@@ -508,10 +511,11 @@ def start_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False
                 seats[i] = seat
 
         def claim_all(data: dict[str, dict]) -> dict[int, dict]:
-            records = {}
+            records, live, memo = {}, live_records(data), {}
             for i, seat in seats.items():
                 try:
-                    records[i] = daemon._claim(data, seat.cfg, seat.holder, seat.db_identity)
+                    records[i] = daemon._claim(data, seat.cfg, seat.holder, seat.db_identity, live, memo)
+                    live[seat.cfg.instance_id] = data[seat.cfg.instance_id]
                 except Refused as exc:
                     outcomes[i] = Outcome(exc.code, exc.message)
             return records
