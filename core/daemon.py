@@ -333,7 +333,7 @@ class TradingBotDaemon:
         with the code this command would have. Returns only if the exec failed."""
         spec_fd = os.memfd_create("gridbot-spec")
         with os.fdopen(os.dup(spec_fd), "w") as fh:
-            json.dump(spec, fh)
+            fh.write(json.dumps(spec))
         os.lseek(spec_fd, 0, os.SEEK_SET)
         for fd in (spec_fd, keep_fd):
             if fd is not None:
@@ -377,7 +377,7 @@ class TradingBotDaemon:
             os.close(spec_r)
             os.close(ready_w)
         with os.fdopen(spec_w, "w") as fh:
-            json.dump(spec, fh)
+            fh.write(json.dumps(spec))  # one C encoding; json.dump streams through the Python encoder
         return ready_r
 
     def _outcome(self, iid: str, line: str) -> Outcome:
@@ -491,11 +491,44 @@ class TradingBotDaemon:
 def start_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False,
                   registry: InstanceRegistry | None = None) -> list[Outcome]:
     """Start checked configs (detached), one Outcome each in their order: every claim is decided
-    under one claims lock, every supervisor forked without waiting for the one before, then all
+    under one claims lock, every supervisor spawned without waiting for the one before, then all
     readiness lines are awaited together. One refused or failing instance never holds up the rest.
 
     `start` is this with one config; `start-all` with fifty spends one process and one lock pass
     where fifty `start` commands spent fifty interpreters and fifty lock passes."""
+    return launch_checked(home, cfgs, fresh_db, registry).outcomes()
+
+
+@dataclass
+class Launch:
+    """Supervisors spawned by launch_checked whose readiness lines are still to come."""
+
+    daemon: TradingBotDaemon
+    count: int
+    done: dict[int, Outcome]               # index -> outcome already known (refused, failed to spawn)
+    waiting: dict[int, tuple[int, Seat]]   # readiness fd -> (index, seat)
+
+    def outcomes(self) -> list[Outcome]:
+        """Wait for every readiness line; one Outcome per config, in order."""
+        await_launches([self])
+        return [self.done[i] for i in range(self.count)]
+
+
+def await_launches(launches: list[Launch]) -> None:
+    """Every launch's readiness lines, all watched at once, into its `done`."""
+    owner = {fd: launch for launch in launches for fd in launch.waiting}
+    for fd, line in readiness_lines(list(owner)):
+        launch = owner[fd]
+        i, seat = launch.waiting.pop(fd)
+        said = launch.daemon._outcome(seat.cfg.instance_id, line)
+        launch.done[i] = Outcome(said.code, "\n".join([*seat.ended, said.message]))
+
+
+def launch_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False,
+                   registry: InstanceRegistry | None = None) -> Launch:
+    """start_checked up to the readiness wait: claims under one lock, supervisors spawned. start-all
+    launches its configs a few at a time as they are validated, so the first supervisors boot on
+    the other core while this process still judges the rest, and awaits them all at the end."""
     daemon = TradingBotDaemon(home)
     if registry is not None:
         daemon.registry = registry
@@ -542,11 +575,7 @@ def start_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False
     finally:
         for seat in seats.values():
             seat.release()
-    for fd, line in readiness_lines(list(waiting)):
-        i, seat = waiting[fd]
-        said = daemon._outcome(seat.cfg.instance_id, line)
-        outcomes[i] = Outcome(said.code, "\n".join([*seat.ended, said.message]))
-    return [outcomes[i] for i in range(len(cfgs))]
+    return Launch(daemon, len(cfgs), outcomes, waiting)
 
 
 def readiness_lines(fds: list[int]) -> Iterator[tuple[int, str]]:

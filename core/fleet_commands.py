@@ -1,10 +1,10 @@
 """Commands over the whole fleet or an instance's config: start-all, restart-all, cleanup ID, new, archive.
 
 Kept apart from core/commands.py (the per-instance commands) so each file has one job. Starting
-many instances is one process (core/daemon.py `checked_configs` and `start_checked`): every config
-validated with one jsonschema import, the pre-flights side by side, the claims under one lock, the
-supervisors forked without waiting for each other; each instance prints what a single `start`
-would, and one that fails never stops the others.
+many instances is one process (core/daemon.py `checked_configs` and `launch_checked`): every config
+validated with one jsonschema import, the pre-flights side by side, the claims a batch per lock
+pass, the supervisors spawned without waiting for each other; each instance prints what a single
+`start` would, and one that fails never stops the others.
 """
 from __future__ import annotations
 
@@ -20,16 +20,31 @@ from core.targets import instance_id
 
 
 
+LAUNCH_BATCH = 8  # configs validated, claimed and launched at a time by start-all (see start_each)
+
+
 def start_each(home: Path, targets: list[tuple[str, str]]) -> list[tuple[str, int, str]]:
-    """Start (instance id, config file) pairs together, detached; (id, exit code, what start said) each."""
+    """Start (instance id, config file) pairs together, detached; (id, exit code, what start said) each.
+
+    A batch at a time is validated, claimed (one lock pass) and launched, then the next: the
+    first supervisors and bots boot on the other core while this process judges the rest, where
+    validating all fifty first left that core idle for about a second. Every readiness line is
+    awaited at the end, all at once."""
     from core.commands import warn_about_dotenv
-    from core.daemon import Outcome, checked_configs, start_checked  # here: `list` imports this module
+    from core.daemon import Outcome, await_launches, checked_configs, launch_checked  # here: `list` imports this
 
     warn_about_dotenv(home)
-    checked = checked_configs(home, [(config, iid) for iid, config in targets])
-    cfgs = [c for c in checked if not isinstance(c, Outcome)]
-    started = iter(start_checked(home, cfgs))
-    outcomes = [c if isinstance(c, Outcome) else next(started) for c in checked]
+    outcomes: list[Outcome] = []
+    launches = []
+    for at in range(0, len(targets), LAUNCH_BATCH):
+        batch = targets[at:at + LAUNCH_BATCH]
+        checked = checked_configs(home, [(config, iid) for iid, config in batch])
+        launch = launch_checked(home, [c for c in checked if not isinstance(c, Outcome)])
+        launches.append((checked, launch))
+    await_launches([launch for _, launch in launches])
+    for checked, launch in launches:
+        started = iter(launch.outcomes())
+        outcomes += [c if isinstance(c, Outcome) else next(started) for c in checked]
     if any(o.code == EXIT_OK for o in outcomes):  # alerts configured: the fleet's notifier runs too
         from core.notify_start import ensure_notifier
 
