@@ -54,3 +54,28 @@ def test_start_all_starts_the_good_and_names_each_failure_with_its_reason(home):
     assert {iid: rec["bot_pid"] for iid, rec in list_json(home).items() if iid in good} == \
         {iid: live[iid]["bot_pid"] for iid in good}
     assert run_cli(home, "stop-all").returncode == 0
+
+
+@pytest.mark.slow
+def test_a_claim_in_a_later_batch_sees_the_instances_started_by_an_earlier_one(home):
+    """start-all launches a batch at a time (core/fleet_commands.py LAUNCH_BATCH): a config of the
+    last batch that wants the port of one in the first is refused, as in one lock pass."""
+    from core.fleet_commands import LAUNCH_BATCH
+
+    good = [f"fleet_{i:02d}" for i in range(LAUNCH_BATCH)]
+    for iid in good:
+        write_config(home, iid)
+    taken = json.loads((home / "config" / "active" / "fleet_00.json").read_text())["daemon_config"]["web_port"]
+    write_config(home, "zz_clash_01", web_port=taken)  # sorted last: alone in the second batch
+
+    out = run_cli(home, "start-all")
+    said = out.stdout + out.stderr
+    assert out.returncode == 1, said
+    assert f"started {LAUNCH_BATCH} of {LAUNCH_BATCH + 1} instances" in out.stdout, said
+    assert f"daemon_config.web_port: {taken} of zz_clash_01 is already used by instance fleet_00" in said
+    lines = out.stdout.splitlines()
+    assert [ln.split()[0] for ln in lines[:LAUNCH_BATCH + 1]] == [*good, "daemon_config.web_port:"], said
+    live = list_json(home, "--all")
+    assert {iid for iid, rec in live.items() if rec["status"] == "running"} == set(good), said
+    assert "zz_clash_01" not in live
+    assert run_cli(home, "stop-all").returncode == 0
