@@ -355,10 +355,11 @@ class TradingBotDaemon:
         """Start the supervisor in a new session (keep_fd inherited: it holds it for life); the
         read end of the pipe its one readiness line will come through.
 
-        posix_spawn (core/spawn.py), not a double fork: no copy of this CLI's page tables per
-        instance and no wait for an intermediate child, which cost start-all of 50 about 1.5 s
-        while the supervisors already started were taking the CPU. setsid keeps the supervisor
-        out of the terminal's signals; it is our child only until this command exits."""
+        posix_spawn (core/spawn.py) with setsid, and the supervisor makes the second fork of the
+        double fork itself (core/supervisor.py): no copy of this CLI's page tables per instance
+        and no wait for an intermediate child, which cost start-all of 50 about 1.5 s while the
+        supervisors already started were taking the CPU. The spawned first half exits at once;
+        `_reap_first_halves` collects it."""
         from core.spawn import spawn
 
         ready_r, ready_w = os.pipe()
@@ -367,7 +368,8 @@ class TradingBotDaemon:
         keep = (spec_r, ready_w) if keep_fd is None else (spec_r, ready_w, keep_fd)
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            spawn(argv, supervisor_environment(os.environ, self.home), str(self.home), null, null, True, keep)
+            _FIRST_HALVES.append(spawn(argv, supervisor_environment(os.environ, self.home), str(self.home), null,
+                                       null, True, keep))
         except BaseException:
             os.close(ready_r)
             os.close(spec_w)
@@ -499,6 +501,21 @@ def start_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False
     return launch_checked(home, cfgs, fresh_db, registry).outcomes()
 
 
+_FIRST_HALVES: list[int] = []   # spawned supervisors' first halves: each exits after its own fork
+
+
+def _reap_first_halves() -> None:
+    """Collect the first halves that have exited, each by its own pid (never another child's
+    status, which a pre-flight's subprocess waits for): start-all leaves no zombies behind."""
+    for pid in list(_FIRST_HALVES):
+        try:
+            gone = os.waitpid(pid, os.WNOHANG)[0] == pid
+        except ChildProcessError:
+            gone = True
+        if gone:
+            _FIRST_HALVES.remove(pid)
+
+
 @dataclass
 class Launch:
     """Supervisors spawned by launch_checked whose readiness lines are still to come."""
@@ -522,6 +539,7 @@ def await_launches(launches: list[Launch]) -> None:
         i, seat = launch.waiting.pop(fd)
         said = launch.daemon._outcome(seat.cfg.instance_id, line)
         launch.done[i] = Outcome(said.code, "\n".join([*seat.ended, said.message]))
+    _reap_first_halves()            # they exited long before any supervisor was ready
 
 
 def launch_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False,

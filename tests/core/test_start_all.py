@@ -7,6 +7,7 @@ supervisors are forked without waiting for each other; each instance still gets 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -79,3 +80,21 @@ def test_a_claim_in_a_later_batch_sees_the_instances_started_by_an_earlier_one(h
     assert {iid for iid, rec in live.items() if rec["status"] == "running"} == set(good), said
     assert "zz_clash_01" not in live
     assert run_cli(home, "stop-all").returncode == 0
+
+
+def test_each_daemon_is_double_forked_in_its_own_session_but_not_its_leader(home):
+    """DESIGN.md's `start -d`: the supervisor is in a session of its own (the terminal's signals
+    never reach it), not that session's leader (opening a terminal can never make it its
+    controlling one), and not a child of the command that started it."""
+    for iid in ("df_01", "df_02"):
+        write_config(home, iid)
+    out = run_cli(home, "start-all")
+    try:
+        assert out.returncode == 0, out.stdout + out.stderr
+        for iid, rec in list_json(home).items():
+            pid = rec["pid"]
+            assert os.getsid(pid) != os.getsid(0), iid     # not in our session
+            assert os.getsid(pid) != pid, iid              # not its session's leader
+            assert os.getpgid(pid) != pid, iid             # nor a group leader: a second fork made it
+    finally:
+        assert run_cli(home, "stop-all").returncode == 0
