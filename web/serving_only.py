@@ -1,31 +1,68 @@
-"""Flask-SocketIO's server, imported without python-engineio's client stack.
+"""The page's Socket.IO server, built when the first Socket.IO request arrives, serving only.
 
-`import engineio` (and `import socketio`) also imports their HTTP and WebSocket *clients*, which
-pull in `requests` and `aiohttp` when they are installed (ccxt installs both) and `websocket`
-(websocket-client, the Socket.IO client's transport, installed for the tests' page client). The page only
-serves, so a paper bot paid about 15 MB of RSS and a second of start-up for code it never runs.
-While Flask-SocketIO is first imported, the two packages are marked unimportable, which engineio
-handles (it falls back to `None` for a missing client library); the marks are removed at once, so
-a real-exchange bot's ccxt still imports them normally afterwards.
+Why lazily: python-socketio and python-engineio (with the WebSocket stack simple-websocket,
+wsproto and h11) are about a third of the page's import time, and the page answers /health and
+its JSON API without them. A bot whose page nobody opens never loads them; the first browser
+waits for them once (about 0.1 s). Before that server exists nobody is connected, so an emit has
+nobody to reach and is dropped.
+
+Why serving only: `import socketio` (and `import engineio`) also imports their HTTP and
+WebSocket *clients*, which pull in `requests` and `aiohttp` when they are installed (ccxt installs
+both) and `websocket` (websocket-client, the tests' page client). The page only serves, so a
+paper bot paid about 15 MB of RSS for code it never runs. While python-socketio is first imported,
+those packages are marked unimportable, which engineio handles (it falls back to `None` for a
+missing client library); the marks are removed at once, so a real-exchange bot's ccxt (imported
+before the page starts) still has them.
 """
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 _CLIENT_ONLY = ("requests", "aiohttp", "websocket")
+SOCKETIO_PATH = "/socket.io/"
+
+Wsgi = Callable[[dict, Callable], Iterable[bytes]]
 
 
-def _import_socketio_server():
+def _import_socketio_server() -> type:
     blocked = [name for name in _CLIENT_ONLY if name not in sys.modules]
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` raise ImportError
     try:
-        from flask_socketio import SocketIO
+        from socketio import Server
     finally:
         for name in blocked:
             if sys.modules.get(name, 0) is None:
                 del sys.modules[name]
-    return SocketIO
+    return Server
 
 
-SocketIO = _import_socketio_server()
+class LazySocketIO:
+    """WSGI: /socket.io/ to a Socket.IO server made on its first request, the rest to `app`."""
+
+    def __init__(self, app: Wsgi, **options: Any) -> None:
+        self._app = app
+        self._options = options
+        self._server: Any = None
+        self._lock = threading.Lock()
+
+    def server(self) -> Any:
+        """The Socket.IO server, imported and made at the first call (later calls wait for it)."""
+        with self._lock:
+            if self._server is None:
+                self._server = _import_socketio_server()(**self._options)
+            return self._server
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if (environ.get("PATH_INFO") or "").startswith(SOCKETIO_PATH):
+            return self.server().handle_request(environ, start_response)
+        return self._app(environ, start_response)
+
+    def emit(self, event: str, data: Any) -> None:
+        """To every connected client; none before the server exists, so nothing to send then."""
+        server = self._server
+        if server is not None:
+            server.emit(event, data)
