@@ -12,7 +12,9 @@ both) and `websocket` (websocket-client, the tests' page client). The page only 
 paper bot paid about 15 MB of RSS for code it never runs. While python-socketio is first imported,
 those packages are marked unimportable, which engineio handles (it falls back to `None` for a
 missing client library); the marks are removed at once, so a real-exchange bot's ccxt (imported
-before the page starts) still has them.
+before the page starts) still has them. The marks stand while a request thread makes the server,
+after start-up; no bot code imports those three then (a paper bot never does, and a ccxt bot loaded
+requests and aiohttp at start, which are then left unmarked).
 """
 from __future__ import annotations
 
