@@ -91,7 +91,7 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     # cors_allowed_origins=None: engine.io accepts only the origin matching the Host header, i.e. the
     # page's own origin, whatever local port an SSH tunnel maps it to.
     # Socket.IO is made at its first request (web/serving_only.py), inside the Host guard like the rest.
-    socketio = LazySocketIO(app.wsgi_app, async_mode="threading", cors_allowed_origins=None, logger=False,
+    socketio = LazySocketIO(app, async_mode="threading", cors_allowed_origins=None, logger=False,
                             engineio_logger=False)
     app.wsgi_app = HostGuard(socketio, allowed_hosts)  # type: ignore[method-assign]
 
