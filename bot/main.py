@@ -1,6 +1,7 @@
 """The bot's main: arguments, config, exchange, page, start, loop, and the exit code of each end."""
 from __future__ import annotations
 
+import gc
 import signal
 import traceback
 
@@ -16,6 +17,13 @@ from core.paths import project_home
 from exchanges.base import AuthenticationError, ExchangeError
 
 
+def collect_from_now() -> None:
+    """Start-up is over: the garbage collector (off since run.py) runs again, and what start-up
+    made is frozen out of its full passes (it lives as long as the process anyway)."""
+    gc.freeze()
+    gc.enable()
+
+
 def main(argv: list[str] | None = None, parent: int | None = None) -> int:
     """The bot's exit code; parent: the supervisor's pid, taken before any import (run.py)."""
     args = parse_args(argv)
@@ -29,6 +37,7 @@ def main(argv: list[str] | None = None, parent: int | None = None) -> int:
         if args.check:
             return check_mode(cfg, say)
         if args.backtest:
+            collect_from_now()
             return run_backtest_mode(cfg, args, say)
         from bot.loop import SIGTERM_REASON, Bot  # past --check: the pre-flight of every start loads no loop
         from exchanges import create_exchange
@@ -54,6 +63,7 @@ def main(argv: list[str] | None = None, parent: int | None = None) -> int:
     signal.signal(signal.SIGHUP, lambda *_: bot.runtime.request_reload())
     try:
         start_page(bot, args, say)              # before the first attempt: /health and /api/status show waiting
+        collect_from_now()
         try:
             bot.start_trading()
         except UsageError as exc:

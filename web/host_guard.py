@@ -5,7 +5,7 @@ port as if it were its own origin: the browser sends `Host: evil.example`, and s
 (engine.io's included: it compares Origin with Host) pass. Only the Host header tells the two
 apart, so every request, the Socket.IO handshake included, must name a loopback host or one the
 config allows (`daemon_config.web_allowed_hosts`). It wraps the whole WSGI app, because
-Flask-SocketIO answers /socket.io/ before any Flask hook runs.
+the Socket.IO server answers /socket.io/ before any Flask hook runs.
 """
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from web.serving_only import SocketIO
 from werkzeug.exceptions import HTTPException
 
 from core import safe_json
@@ -29,6 +28,7 @@ from web.events import EventRelay
 from web.export import fills_to_csv
 from web.host_guard import HostGuard
 from web.metrics import CONTENT_TYPE, render
+from web.serving_only import LazySocketIO
 from web.validation import BadRequest, parse_adjustment, parse_limit
 
 
@@ -81,7 +81,7 @@ def bearer_ok(header: str | None, token: str) -> bool:
 
 
 def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTER,
-               allowed_hosts: Iterable[str] = ()) -> tuple[Flask, SocketIO]:
+               allowed_hosts: Iterable[str] = ()) -> tuple[Flask, LazySocketIO]:
     """The Flask app and its Socket.IO server around one BotRuntime (docs/internals.md); any Host
     or Origin but loopback and `allowed_hosts` gets 403 (web/host_guard.py)."""
     here = Path(__file__).resolve().parent
@@ -90,8 +90,10 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the snapshot's own order
     # cors_allowed_origins=None: engine.io accepts only the origin matching the Host header, i.e. the
     # page's own origin, whatever local port an SSH tunnel maps it to.
-    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None, logger=False, engineio_logger=False)
-    app.wsgi_app = HostGuard(app.wsgi_app, allowed_hosts)  # type: ignore[method-assign]  # outside Socket.IO's
+    # Socket.IO is made at its first request (web/serving_only.py), inside the Host guard like the rest.
+    socketio = LazySocketIO(app, async_mode="threading", cors_allowed_origins=None, logger=False,
+                            engineio_logger=False)
+    app.wsgi_app = HostGuard(socketio, allowed_hosts)  # type: ignore[method-assign]
 
     def error(status: int, message: str) -> tuple[Response, int]:
         return jsonify(error=message), status
