@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 
+from core.proc import read_small
+
 MAX_BYTES = 64 * 1024      # a status is about 500 bytes; anything bigger is not ours
 FIELDS = ("instance_id", "exchange", "symbol", "quote", "state", "message", "price", "grid_lower",
           "grid_upper", "position", "entry_price", "unrealized_pnl", "realized_pnl", "grid_profit",
@@ -32,14 +34,10 @@ def write_bot_status(path: str | os.PathLike, status: dict) -> None:
 def read_bot_status(path: str | os.PathLike) -> dict | None:
     """The last published status, or None when absent, unreadable, oversized or not ours.
 
-    Plain os.open/os.read, not open(): `list` reads one per instance, and the buffered io stack
-    (fstat, ioctl, lseek, a second read) doubles the cost of so small a file."""
+    read_small, not open(): `list` reads one per instance, and the buffered io stack (fstat,
+    ioctl, lseek, a second read) doubles the cost of so small a file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            raw = os.read(fd, MAX_BYTES + 1)
-        finally:
-            os.close(fd)
+        raw = read_small(path, MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
             return None
         data = json.loads(raw)

@@ -27,12 +27,13 @@ def boot_time() -> float:
     return _boot_time
 
 
-def read_small(path: str | os.PathLike) -> bytes:
-    """A small file (/proc, pid files) in three syscalls: open()'s io stack adds five more, which a
-    supervisor's health check and `list` (per instance) pay at every read. Raises OSError."""
+def read_small(path: str | os.PathLike, limit: int = 4096) -> bytes:
+    """A small file (/proc, pid files, bot_status.json) in three syscalls, at most `limit` bytes:
+    open()'s io stack adds five more, which a supervisor's health check and `list` (per instance)
+    pay at every read. Raises OSError."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return os.read(fd, 4096)
+        return os.read(fd, limit)
     finally:
         os.close(fd)
 
