@@ -33,10 +33,6 @@ class InvalidOrder(ExchangeError):
     """Price or quantity the market refuses (tick, step, minimum, price band): skip the level."""
 
 
-class PriceOutOfBand(InvalidOrder):
-    """A limit price too far from the mark for the venue's price band: retry once the price moved."""
-
-
 class PostOnlyRejected(InvalidOrder):
     """A postOnly order that would have crossed the book: retry next loop at the same level."""
 
