@@ -72,3 +72,16 @@ def test_a_bot_that_says_it_is_ready_needs_no_heartbeat_and_names_its_port(home)
     assert f"port={bound}" in out.stdout
     assert "ready (it said so)" in daemon_log(home, "told") and registry(home)["told"]["status"] == "running"
     assert run_cli(home, "stop", "-i", "told").returncode == 0
+
+
+def test_exit_descriptions_name_signals_as_the_signal_module_does():
+    """describe_exit reads _signal's names (no enum): the same words signal.Signals gave, aliases included."""
+    from core.supervision import describe_exit
+
+    for num in range(1, 65):
+        try:
+            expected = f"killed by {signal.Signals(num).name}"
+        except ValueError:
+            expected = f"killed by signal {num}"
+        assert describe_exit(-num) == expected
+    assert describe_exit(-200) == "killed by signal 200" and describe_exit(3) == "exited with code 3"
