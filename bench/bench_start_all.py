@@ -66,6 +66,21 @@ def one_run(tree: Path, n: int) -> tuple[float, float, float, float]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def extract(ref: str, dest: Path) -> str | None:
+    """The tree of git revision `ref` into dest (a `git archive`); the error text if there is none."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], capture_output=True)
+    if archive.returncode:
+        return archive.stderr.decode().strip()
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return None
+
+
+def compile_core(tree: Path) -> None:
+    """core/'s bytecode, as an install has it (with PYTHONDONTWRITEBYTECODE nothing else writes it)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "core")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50, help="fake bots per start-all")
@@ -78,14 +93,11 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_start_all_base_"))
     try:
         if args.base:
-            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.base], capture_output=True)
-            if archive.returncode:
-                ap.error(f"--base {args.base}: {archive.stderr.decode().strip()}")
-            subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+            if (error := extract(args.base, tmp)):
+                ap.error(f"--base {args.base}: {error}")
             trees = {args.base: tmp, **trees}
         for tree in trees.values():
-            subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "core")], check=True,
-                           stdout=subprocess.DEVNULL)
+            compile_core(tree)
         figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in trees}
         for r in range(args.runs):
             for name, tree in trees.items():

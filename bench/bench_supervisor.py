@@ -1,6 +1,7 @@
 """The supervisor at fleet scale (issue 12, goals 1 and 2): memory, idle CPU, respawn, imports.
 
     .venv/bin/python bench/bench_supervisor.py [--n 200] [--settle 35] [--window 60] [--respawns 15]
+                                               [--boot-runs 30] [--base main] [--boot-only]
 
 Starts N instances of tests/fake_bot.py (stdlib only, one heartbeat a second) with our manager
 (`start-all`, default health_check_interval 30 s, restart_delay 0) in a temporary home, then prints:
@@ -13,7 +14,12 @@ Starts N instances of tests/fake_bot.py (stdlib only, one heartbeat a second) wi
 - respawn: SIGKILL a bot -> its supervisor's new child exists (polled every 0.5 ms), median;
                                                                                 [goal: <= 5 ms]
 - how many modules a supervisor has loaded (it logs sys.modules on SIGUSR1), and whether any of
-  subprocess, pathlib, ctypes, flask, ccxt, numpy is among them.
+  subprocess, pathlib, ctypes, flask, ccxt, numpy is among them;
+- first (issue 12, goal 3), a supervisor's boot: CPU ms (median of --boot-runs, user + system, from
+  the children's rusage) of `python -S` importing what core/supervisor.py imports before its spec
+  arrives (core.keeper, core.supervision), beside a bare `python -S` and, with --base REF, the same
+  for that git revision, taken in turns; and which of re, enum, json, collections each one loads.
+                                                          [goal: boot total <= 30 ms, was ~40]
 
 Figures only, no assertion. Every process the bench starts is stopped with `stop-all` at the end
 and, failing that, killed by its recorded pid and identity.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -36,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.bench_core import kill_leftovers  # noqa: E402
 from bench.bench_peers import children  # noqa: E402
+from bench.bench_start_all import compile_core, extract  # noqa: E402
 from core import proc  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
@@ -43,6 +51,9 @@ DM = REPO / "core" / "daemon_manager.py"
 FAKE_BOT = REPO / "tests" / "fake_bot.py"
 FORBIDDEN = ("subprocess", "pathlib", "ctypes", "flask", "ccxt", "numpy")
 POLL = 0.0005
+BOOT_HEAVY = ("re", "enum", "json", "collections", "signal")
+BOOT = "import sys; sys.path[0] = sys.argv[1]; import core.keeper, core.supervision; " \
+       "print(' '.join(m for m in sys.modules if m in {}))".format(set(BOOT_HEAVY))
 
 
 def cli(home: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -135,13 +146,52 @@ def modules_of(supervisor: int, log_dir: Path) -> list[str] | None:
     return None
 
 
+def boot_cpu_ms(code: str, tree: Path) -> tuple[float, str]:
+    """CPU ms of one `python -S -c code tree` (user + system, from this process's children rusage)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(tree)], capture_output=True, text=True, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000, out.stdout.strip()
+
+
+def print_boot(runs: int, base: str | None) -> None:
+    """The supervisor's boot CPU, this tree beside `base` (a git revision) and a bare interpreter."""
+    with tempfile.TemporaryDirectory(prefix="bench_sup_base_") as tmp:
+        parties = {"bare python -S": ("pass", REPO)}
+        if base:
+            if (error := extract(base, Path(tmp))):
+                raise SystemExit(f"--base {base}: {error}")
+            compile_core(Path(tmp))
+            parties[f"supervisor imports, {base}"] = (BOOT, Path(tmp))
+        compile_core(REPO)
+        parties["supervisor imports, this tree"] = (BOOT, REPO)
+        samples: dict[str, list[float]] = {name: [] for name in parties}
+        loaded: dict[str, str] = {}
+        for _ in range(runs):
+            for name, (code, tree) in parties.items():
+                ms, loaded[name] = boot_cpu_ms(code, tree)
+                samples[name].append(ms)
+        print(f"supervisor boot CPU, median of {runs} runs each, taken in turns:")
+        for name, ms in samples.items():
+            also = f"   loads: {loaded[name] or 'none of ' + ', '.join(BOOT_HEAVY)}" if name != "bare python -S" else ""
+            print(f"  {name:>36}: {statistics.median(ms):5.1f} ms (min {min(ms):.1f}){also}")
+        print("   [goal: boot total <= 30 ms, was ~40]")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--settle", type=float, default=35.0, help="seconds after the last start before the idle window")
     ap.add_argument("--window", type=float, default=60.0, help="idle CPU window, seconds")
     ap.add_argument("--respawns", type=int, default=15)
+    ap.add_argument("--boot-runs", type=int, default=30, help="runs of each boot measurement")
+    ap.add_argument("--base", help="a git revision whose supervisor boot is measured beside this tree's")
+    ap.add_argument("--boot-only", action="store_true", help="only the boot figures, no fleet")
     args = ap.parse_args()
+    if args.boot_runs > 0:
+        print_boot(args.boot_runs, args.base)
+    if args.boot_only:
+        return
     with tempfile.TemporaryDirectory(prefix="bench_sup_") as tmp:
         home = Path(tmp)
         for d in ("config/active", "logs", "database"):

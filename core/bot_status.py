@@ -12,9 +12,9 @@ Fields (every key always present; numbers may be null before the first turn):
 """
 from __future__ import annotations
 
-import json
 import os
 
+from core import cjson  # json's text and values; json itself costs the supervisor (a reader) `re`
 from core.proc import read_small
 
 MAX_BYTES = 64 * 1024      # a status is about 500 bytes; anything bigger is not ours
@@ -28,7 +28,7 @@ def write_bot_status(path: str | os.PathLike, status: dict) -> None:
     from core.atomic import write_text_atomic  # here, not above: tempfile costs the supervisor (a reader) 1 MB
 
     record = {name: status.get(name) for name in FIELDS}
-    write_text_atomic(path, json.dumps(record, separators=(",", ":")), mode=0o600)
+    write_text_atomic(path, cjson.dumps(record, separators=(",", ":")), mode=0o600)
 
 
 def read_bot_status(path: str | os.PathLike) -> dict | None:
@@ -40,7 +40,7 @@ def read_bot_status(path: str | os.PathLike) -> dict | None:
         raw = read_small(path, MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
             return None
-        data = json.loads(raw)
+        data = cjson.loads(raw)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

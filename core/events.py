@@ -6,15 +6,18 @@ supervisor's events.py: the supervisor never waits on a network and never import
 
 An event is {"id", "kind", "instance", "time", "payload"}. `id` is random and unique, so a
 reader that sees a line twice (a crash between sending and saving its offset) de-duplicates.
-Only the standard library, and no pathlib: this module is loaded by the lean supervisor daemon.
+Only the standard library, and no pathlib: this module is loaded by the lean supervisor daemon,
+so JSON goes through core/cjson.py (json's text, without the `re` and `collections` json loads) and
+deque and Callable come from the C modules collections takes them from.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections import deque
-from collections.abc import Callable
+from _collections import deque
+from _collections_abc import Callable
+
+from core import cjson
 
 # -- kinds: name -> (on by default, what it means) ---------------------------------------------
 FATAL = "fatal"                    # reason, stderr_tail
@@ -71,14 +74,14 @@ def new_event(kind: str, instance: str, payload: dict) -> dict:
 
 def _line(event: dict) -> bytes:
     """One JSON line under MAX_LINE: long text fields are cut first, so the event is never lost."""
-    raw = json.dumps(event, separators=(",", ":"), default=str)
+    raw = cjson.dumps(event, separators=(",", ":"), default=str)
     if len(raw) > MAX_LINE:
         payload = {k: (v[:TAIL_CHARS] if isinstance(v, str) else
                        [str(x)[:TAIL_CHARS] for x in v[-5:]] if isinstance(v, list) else v)
                    for k, v in event["payload"].items()}
-        raw = json.dumps({**event, "payload": payload}, separators=(",", ":"), default=str)[:MAX_LINE]
+        raw = cjson.dumps({**event, "payload": payload}, separators=(",", ":"), default=str)[:MAX_LINE]
         if not raw.endswith("}"):  # still too long: keep what identifies the event
-            raw = json.dumps({**event, "payload": {"truncated": True}}, separators=(",", ":"))
+            raw = cjson.dumps({**event, "payload": {"truncated": True}}, separators=(",", ":"))
     return (raw + "\n").encode()
 
 
@@ -135,7 +138,7 @@ def read_events(path: str | os.PathLike, offset: int = 0, limit_bytes: int = 1 <
     out = []
     for line in raw[:end].split(b"\n"):
         try:
-            ev = json.loads(line)
+            ev = cjson.loads(line)
         except ValueError:
             continue
         if isinstance(ev, dict) and isinstance(ev.get("id"), str) and ev.get("kind") in KINDS:

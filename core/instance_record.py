@@ -11,9 +11,9 @@ as `corrupt` with its id instead of crashing or dropping it.
 """
 from __future__ import annotations
 
-import json
 import os
 
+from core import cjson  # json's text without json's pure-Python layer: the supervisor writes records
 from core.atomic import write_text_atomic
 
 MAX_BYTES = 256 * 1024  # a record is about 1 KB; a bigger file is not ours
@@ -83,7 +83,7 @@ def read_record(path: str | os.PathLike) -> dict | None:
     if not raw.strip():
         raise CorruptRecord(f"{path} is empty")
     try:
-        rec = check_types(json.loads(raw))
+        rec = check_types(cjson.loads(raw))
     except ValueError as exc:
         raise CorruptRecord(f"{path}: {exc}") from None
     if rec.get("checked_at") is not None and touched > rec["checked_at"]:
@@ -94,4 +94,4 @@ def read_record(path: str | os.PathLike) -> dict | None:
 def write_record(path: str | os.PathLike, rec: dict, durable: bool = False) -> None:
     """Replace the record atomically; durable also fsyncs it and its directory (desired state
     changes must survive a power loss, a supervisor's frequent check-ins need not)."""
-    write_text_atomic(path, json.dumps(rec, separators=(",", ":"), sort_keys=True), mode=0o600, durable=durable)
+    write_text_atomic(path, cjson.dumps(rec, separators=(",", ":"), sort_keys=True), mode=0o600, durable=durable)

@@ -1,20 +1,17 @@
-"""Secret masking: no API key or secret is ever printed in full, anywhere."""
+"""Secret masking: no API key or secret is ever printed in full, anywhere.
+
+mask() and Masker live in core/masker.py (re-exported here): the supervisor needs only them, and
+this module's regexes would cost its boot `re` (~10 ms of CPU per supervisor, issue 12 goal 3).
+"""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+
+from core.masker import Masker, mask  # noqa: F401 (re-exported: callers import them from here)
 
 SECRET_KEY_RE = re.compile(r"(key|secret|password|passphrase|token|private)", re.IGNORECASE)
 PLACEHOLDER_RE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(:-(.*))?\}$", re.DOTALL)
 URLS_KEY = "urls"  # notification URLs (Apprise, `notify.urls`): each carries a token, so each is a secret
-
-
-def mask(value: object) -> str:
-    """'abcdef123456' -> '****3456'; short or empty values reveal nothing."""
-    text = "" if value is None else str(value)
-    if not text:
-        return ""
-    return "****" + (text[-4:] if len(text) >= 12 else "")
 
 
 def mask_url(url: str) -> str:
@@ -62,16 +59,3 @@ def mask_config(obj: object) -> object:
     if isinstance(obj, list):
         return [mask_config(v) for v in obj]
     return obj
-
-
-class Masker:
-    """Replaces known secret values inside free text (log lines, error messages)."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for s in self._secrets:
-            if s in text:
-                text = text.replace(s, mask(s))
-        return text

@@ -1,16 +1,18 @@
 """Every state an instance can be in, named once, with the groups the rest of the code asks about.
 
-Imports only `enum` (already loaded by `re` and `signal`, so free for the lean supervisor). The
-supervisor writes the first eight into its record; the last four are what a reader concludes:
+Plain str constants, not a StrEnum: `enum` alone cost each supervisor's boot ~8 ms of CPU once it
+no longer loads `re` or `signal` (issue 12, goal 3), and nothing asks a state for more than its
+text (records, `list` and comparisons all use the string). The supervisor writes the first eight
+into its record; the last four are what a reader concludes:
 `unresponsive` (the supervisor stopped checking in), `orphaned` (it died with its bot alive),
 `dead` (it vanished without recording an end) and `corrupt` (its record cannot be read).
 """
 from __future__ import annotations
 
-from enum import StrEnum
 
+class State:
+    """The state names (a namespace: State.RUNNING == "running", and it is that very str)."""
 
-class State(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     WAITING = "waiting"        # up, but the exchange is unreachable (the bot says so in bot_status.json)

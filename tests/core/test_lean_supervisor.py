@@ -13,6 +13,10 @@ from tests.conftest import run_cli, wait_for
 from tests.core.util import daemon_log, list_json, registry, start, write_config
 
 HEAVY = ("subprocess", "pathlib", "ctypes", "flask", "ccxt", "numpy")
+# What the supervisor's boot paid ~25 ms of CPU for (issue 12, goal 3): `re` (and `enum`, which it
+# and `signal` load), json's pure-Python layer and `collections`. core/cjson.py, `_signal` and
+# `_collections` stand in; a reload (SIGHUP) may still load them, so the test sends none.
+BOOT_HEAVY = ("re", "enum", "json", "collections", "signal")
 
 
 def loaded_modules(home, iid: str, pid: int) -> set[str]:
@@ -29,9 +33,14 @@ def test_a_running_supervisor_that_respawned_its_bot_has_no_heavy_import(home):
     assert start(home, path).returncode == 0
     wait_for(lambda: registry(home)["lean"].get("restart_count") == 1 and "bot started" in
              daemon_log(home, "lean").split("restarting in")[-1], what="the respawn after the crash")
+    checked = registry(home)["lean"]["checked_at"]
+    wait_for(lambda: registry(home)["lean"].get("memory_mb") is not None
+             and os.stat(home / "logs" / "lean" / "instance.json").st_mtime > checked,
+             what="a health check of the respawned bot")  # it reads bot_status.json and samples the bot
     mods = loaded_modules(home, "lean", registry(home)["lean"]["pid"])
-    assert {"core.supervision", "core.spawn", "json"} <= mods  # its real list, after a spawn and a respawn
+    assert {"core.supervision", "core.spawn", "core.cjson"} <= mods  # its real list, after a spawn and a respawn
     assert not {m for m in mods if m.split(".")[0] in HEAVY}, sorted(mods)
+    assert not {m for m in mods if m.split(".")[0] in BOOT_HEAVY}, sorted(mods)
     assert run_cli(home, "stop", "-i", "lean").returncode == 0
 
 
@@ -63,3 +72,16 @@ def test_a_bot_that_says_it_is_ready_needs_no_heartbeat_and_names_its_port(home)
     assert f"port={bound}" in out.stdout
     assert "ready (it said so)" in daemon_log(home, "told") and registry(home)["told"]["status"] == "running"
     assert run_cli(home, "stop", "-i", "told").returncode == 0
+
+
+def test_exit_descriptions_name_signals_as_the_signal_module_does():
+    """describe_exit reads _signal's names (no enum): the same words signal.Signals gave, aliases included."""
+    from core.supervision import describe_exit
+
+    for num in range(1, 65):
+        try:
+            expected = f"killed by {signal.Signals(num).name}"
+        except ValueError:
+            expected = f"killed by signal {num}"
+        assert describe_exit(-num) == expected
+    assert describe_exit(-200) == "killed by signal 200" and describe_exit(3) == "exited with code 3"
