@@ -69,6 +69,7 @@ class InstanceConfig:
     strategy: dict
     used_vars: dict[str, str] = field(default_factory=dict)
     digest: str = ""  # config_digest of the expanded document that passed
+    preflight_key: str | None = None  # inputs of the `run.py --check` it passed (core/preflight_key.py)
 
     def secrets(self) -> list[str]:
         """Secret strings of this config, for core.masking.Masker."""

@@ -95,19 +95,35 @@ def bot_environment(cfg: InstanceConfig, home: Path, web_port: int, base: dict[s
     return env
 
 
-def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
+def _check_command(cfg: InstanceConfig, home: Path) -> tuple[list[str], dict[str, str], str]:
+    """(argv, env, cwd) of the config's `run.py --check`."""
+    argv = [cfg.daemon["python_path"], cfg.daemon["script_path"], "--check", "--config", str(cfg.source_path),
+            "--instance-id", cfg.instance_id]
+    env = bot_environment(cfg, home, cfg.daemon.get("web_port") or FIRST_PORT, dict(os.environ))
+    cwd = cfg.daemon["working_dir"] if os.path.isdir(cfg.daemon["working_dir"]) else str(home)
+    return argv, env, cwd
+
+
+def preflight(cfg: InstanceConfig, home: Path, reuse: bool = False) -> list[str] | None:
     """Run `run.py --check` on a config that runs the repository's bot; None when it passes (or when
     the bot is another program, or a run.py without --check), else the lines to show the trader.
 
     The check loads and validates the config exactly as the bot would (grid against the market,
     margin, keys), with the bot's own environment, but places nothing and writes nothing.
+    reuse (start): a check this instance passed on the very same inputs (core/preflight_key.py)
+    is not run again; a passing one sets cfg.preflight_key, which _spec keeps after the claim.
     """
     if not is_repo_bot(cfg.daemon["script_path"]):
         return None
-    argv = [cfg.daemon["python_path"], cfg.daemon["script_path"], "--check", "--config", str(cfg.source_path),
-            "--instance-id", cfg.instance_id]
-    env = bot_environment(cfg, home, cfg.daemon.get("web_port") or FIRST_PORT, dict(os.environ))
-    cwd = cfg.daemon["working_dir"] if os.path.isdir(cfg.daemon["working_dir"]) else str(home)
+    argv, env, cwd = _check_command(cfg, home)
+    key = None
+    if reuse:
+        from core.preflight_key import passed_key, preflight_key
+
+        key = preflight_key(argv, env, cwd, cfg.exchange.get("price_csv"))  # before the check: never newer
+        if key == passed_key(cfg.daemon["log_dir"]):
+            cfg.preflight_key = key
+            return None
     masker = Masker(cfg.secrets())
     try:
         out = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -117,6 +133,7 @@ def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
     except OSError as exc:
         return [f"cannot run {cfg.daemon['python_path']} {cfg.daemon['script_path']} --check: {exc}"]
     if out.returncode == 0:
+        cfg.preflight_key = key
         return None
     lines = [masker(line) for line in out.stderr.splitlines() if line.strip()]
     if out.returncode not in (BOT_EXIT_CONFIG, BOT_EXIT_AUTH):  # missing or rejected keys: a config problem too
@@ -144,7 +161,7 @@ def checked_configs(home: Path, targets: list[tuple[str, str | None]],
     out: list[InstanceConfig | Outcome] = []
     with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
         drafts = [_draft(cm, path, iid) for path, iid in targets]
-        early = [pool.submit(preflight, draft, home) if draft else None for draft in drafts]
+        early = [pool.submit(preflight, draft, home, True) if draft else None for draft in drafts]
         for (path, iid), draft, check in zip(targets, drafts, early):
             try:
                 cfg = cm.load(path, instance_id=iid, checked=_validated_before(draft))
@@ -154,7 +171,9 @@ def checked_configs(home: Path, targets: list[tuple[str, str | None]],
                 out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(exc.errors)))
                 continue
             same = check is not None and draft is not None and draft.digest == cfg.digest
-            problems = check.result() if same else preflight(cfg, home)
+            problems = check.result() if same else preflight(cfg, home, True)
+            if same and not problems:
+                cfg.preflight_key = draft.preflight_key  # the same document: the same inputs
             out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(problems)) if problems else cfg)
     return out
 
@@ -319,6 +338,10 @@ class TradingBotDaemon:
         Path(d["db_path"]).parent.mkdir(parents=True, exist_ok=True)
         record_applied(InstancePaths(cfg.instance_id, Path(d["log_dir"])), cfg)  # what `reload` compares with
         write_text_atomic(Path(d["log_dir"]) / CHECKED_FILE, f"{cfg.digest}\n")  # the next start's schema verdict
+        if cfg.preflight_key:  # the pre-flight this start passed: not run again on the same inputs
+            from core.preflight_key import PASSED_FILE
+
+            write_text_atomic(Path(d["log_dir"]) / PASSED_FILE, f"{cfg.preflight_key}\n")
         return {
             "instance_id": cfg.instance_id, "home": str(self.home), "log_dir": d["log_dir"], "cwd": d["working_dir"],
             "argv": cfg.bot_argv(), "env": bot_environment(cfg, self.home, port, dict(os.environ)),
