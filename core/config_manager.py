@@ -70,6 +70,8 @@ class InstanceConfig:
     used_vars: dict[str, str] = field(default_factory=dict)
     digest: str = ""  # config_digest of the expanded document that passed
     preflight_key: str | None = None  # inputs of the `run.py --check` it passed (core/preflight_key.py)
+    # a draft's expanded document (load(schema=False)), judged by ConfigManager.validated; None once judged
+    expanded: dict | None = field(default=None, repr=False, compare=False)
 
     def secrets(self) -> list[str]:
         """Secret strings of this config, for core.masking.Masker."""
@@ -128,9 +130,10 @@ class ConfigManager:
         (a fallback to the cwd made one command line name different files from different places)."""
         return resolve_runtime(self.home, Path(path).expanduser()).resolve()
 
-    def read_json(self, path: str | os.PathLike) -> dict:
-        """The config as a dict; bounded in size and depth, strict JSON (safe_json), else ConfigError."""
-        source = self.resolve_path(path)
+    def read_json(self, path: str | os.PathLike, source: Path | None = None) -> dict:
+        """The config as a dict; bounded in size and depth, strict JSON (safe_json), else ConfigError.
+        source: resolve_path(path), when the caller has it already."""
+        source = source or self.resolve_path(path)
         try:
             doc = safe_json.loads(safe_json.read_bounded(source, MAX_CONFIG_BYTES))
         except OSError as exc:
@@ -164,7 +167,7 @@ class ConfigManager:
         rule is. schema=False: a draft, never run, whose pre-flight may start while the schema
         is being judged (core/daemon.py); an invalid document may fail in any way then."""
         source = self.resolve_path(path)
-        raw = self.read_json(path)
+        raw = self.read_json(path, source)
         legacy = is_legacy(raw)
         doc = legacy_to_sections(raw) if legacy else raw
         errors: list[str] = []
@@ -186,6 +189,7 @@ class ConfigManager:
         if errors:
             masker = Masker(secret_values(doc) + _secret_vars(used))
             raise ConfigError([masker(e) for e in _unique(errors)])
+        draft = not schema
         schema = load_schema()
         cfg = InstanceConfig(
             instance_id=iid, source_path=source, legacy=legacy,
@@ -193,9 +197,23 @@ class ConfigManager:
             daemon=self._daemon_defaults(doc.get("daemon_config", {}), iid, schema),
             exchange=dict(doc.get("exchange_config") or {}),
             strategy={**_defaults(schema, "strategy_config"), **strategy},
-            used_vars=used, digest=digest,
+            used_vars=used, digest=digest, expanded=doc if draft else None,
         )
         return cfg
+
+    def validated(self, draft: InstanceConfig, checked: str | None = None) -> InstanceConfig:
+        """The draft (load(schema=False), which raised on every other rule) judged by the schema,
+        as load() would judge the document it was built from (checked: as load's), without reading,
+        expanding and completing it a second time; ConfigError lists the schema's complaints."""
+        doc, draft.expanded = draft.expanded, None
+        if doc is None:
+            raise ValueError("validated() takes a draft of load(schema=False), once")
+        if checked != draft.digest:
+            errors = schema_errors(doc)
+            if errors:
+                masker = Masker(secret_values(doc) + _secret_vars(draft.used_vars))
+                raise ConfigError([masker(e) for e in _unique(errors)])
+        return draft
 
     def validate_overrides(self, metadata: dict, strategy: dict) -> list[str]:
         """The same rules as load(), for run.py after its CLI flags overrode metadata and strategy."""
@@ -337,9 +355,13 @@ def _defaults(schema: dict, section: str) -> dict:
     return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
 
 
+_VALIDATORS: dict[tuple[str, ...], object] = {}  # sections -> validator: made once per process, not per config
+
+
 def _validator() -> type:
     """Draft 2020-12, except that an integer is written as one: JSON Schema counts 7520.0 as an
-    integer, and `web_port: 7520.0` passed validation only for the page never to start."""
+    integer, and `web_port: 7520.0` passed validation only for the page never to start.
+    (Creating the class builds attrs classes, ~11 ms: schema_errors keeps the validator.)"""
     from jsonschema import Draft202012Validator, validators
 
     def integer(_checker: object, value: object) -> bool:
@@ -351,11 +373,14 @@ def _validator() -> type:
 
 def schema_errors(doc: dict, sections: tuple[str, ...] = ()) -> list[str]:
     """JSON Schema errors as 'path: value rule' lines (jsonschema imported here, lazily)."""
-    schema = load_schema()
-    if sections:
-        schema = {"type": "object", "properties": {name: schema["properties"][name] for name in sections}}
+    validator = _VALIDATORS.get(sections)
+    if validator is None:
+        schema = load_schema()
+        if sections:
+            schema = {"type": "object", "properties": {name: schema["properties"][name] for name in sections}}
+        validator = _VALIDATORS[sections] = _validator()(schema)
     out = []
-    for err in sorted(_validator()(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         out.append(f"{where}: {_describe(err)}")
     return out

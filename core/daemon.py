@@ -104,26 +104,17 @@ def _check_command(cfg: InstanceConfig, home: Path) -> tuple[list[str], dict[str
     return argv, env, cwd
 
 
-def preflight(cfg: InstanceConfig, home: Path, reuse: bool = False) -> list[str] | None:
+def preflight(cfg: InstanceConfig, home: Path, key: str | None = None) -> list[str] | None:
     """Run `run.py --check` on a config that runs the repository's bot; None when it passes (or when
     the bot is another program, or a run.py without --check), else the lines to show the trader.
 
     The check loads and validates the config exactly as the bot would (grid against the market,
     margin, keys), with the bot's own environment, but places nothing and writes nothing.
-    reuse (start): a check this instance passed on the very same inputs (core/preflight_key.py)
-    is not run again; a passing one sets cfg.preflight_key, which _spec keeps after the claim.
+    key (start): check_key(cfg) taken before the check, set as cfg.preflight_key if it passes.
     """
     if not is_repo_bot(cfg.daemon["script_path"]):
         return None
     argv, env, cwd = _check_command(cfg, home)
-    key = None
-    if reuse:
-        from core.preflight_key import passed_key, preflight_key
-
-        key = preflight_key(argv, env, cwd, cfg.exchange.get("price_csv"))  # before the check: never newer
-        if key == passed_key(cfg.daemon["log_dir"]):
-            cfg.preflight_key = key
-            return None
     masker = Masker(cfg.secrets())
     try:
         out = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -141,8 +132,49 @@ def preflight(cfg: InstanceConfig, home: Path, reuse: bool = False) -> list[str]
     return lines or [f"run.py --check exited with code {out.returncode} and said nothing"]
 
 
+def check_key(cfg: InstanceConfig, home: Path) -> str | None:
+    """The key of cfg's pre-flight (core/preflight_key.py: every input of its verdict); None for
+    a bot that has none (not the repository's run.py)."""
+    if not is_repo_bot(cfg.daemon["script_path"]):
+        return None
+    from core.preflight_key import preflight_key
+
+    argv, env, cwd = _check_command(cfg, home)
+    return preflight_key(argv, env, cwd, cfg.exchange.get("price_csv"))
+
+
 PARALLEL_CHECKS = 4  # `run.py --check`s at once: each is an interpreter; more only queue on a small VPS
 CHECKED_FILE = "config.checked"  # in the instance's log dir: config_digest of the last document start validated
+
+
+class _Checks:
+    """The pre-flights of one checked_configs call: none for a bot without one, none when this
+    instance passed one on the very same inputs (PASSED_FILE), else `run.py --check` in a pool
+    thread, started as soon as the config's draft is known (the pool made only then)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.pool = None
+
+    def start(self, cfg: InstanceConfig) -> object | None:
+        """A future of preflight(cfg), or None when nothing is to be run (cfg passes)."""
+        from core.preflight_key import passed_key
+
+        key = check_key(cfg, self.home)  # taken before the check runs: never newer than what it judged
+        if key is None:
+            return None
+        if key == passed_key(cfg.daemon["log_dir"]):
+            cfg.preflight_key = key
+            return None
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=PARALLEL_CHECKS)
+        return self.pool.submit(preflight, cfg, self.home, key)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def checked_configs(home: Path, targets: list[tuple[str, str | None]],
@@ -150,38 +182,38 @@ def checked_configs(home: Path, targets: list[tuple[str, str | None]],
     """Each (config file, instance id or None) loaded, validated and passed by the bot's pre-flight,
     or the exit-2 Outcome saying why not, in order.
 
-    All are validated in this process (jsonschema imported once), except a document this instance
-    was started with before (its digest in CHECKED_FILE): the schema's verdict on it stands, as it
-    does for the bot. Each pre-flight starts on a draft of its config (everything but the schema)
-    and runs while this process judges the configs; its verdict counts only if the validated
-    config is the very document it checked (else it runs again on that one)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    Each config is read, expanded and completed once, as a draft (everything but the schema), and
+    its pre-flight (if it is not known to pass: _Checks) starts on it while this process judges the
+    drafts by the schema (jsonschema imported once), except a document this instance was started
+    with before (its digest in CHECKED_FILE): the schema's verdict on it stands, as it does for the
+    bot. A config that does not even make a draft is loaded in full, which says why."""
     cm = cm or ConfigManager(home)
+    checks = _Checks(home)
     out: list[InstanceConfig | Outcome] = []
-    with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
+    try:
         drafts = [_draft(cm, path, iid) for path, iid in targets]
-        early = [pool.submit(preflight, draft, home, True) if draft else None for draft in drafts]
+        early = [checks.start(draft) if draft else None for draft in drafts]
         for (path, iid), draft, check in zip(targets, drafts, early):
             try:
-                cfg = cm.load(path, instance_id=iid, checked=_validated_before(draft))
+                if draft is None:
+                    cfg = cm.load(path, instance_id=iid)
+                    check = checks.start(cfg)
+                else:
+                    cfg = cm.validated(draft, _validated_before(draft))
             except ConfigError as exc:
                 if check is not None:
                     check.cancel()
                 out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(exc.errors)))
                 continue
-            same = check is not None and draft is not None and draft.digest == cfg.digest
-            problems = check.result() if same else preflight(cfg, home, True)
-            if same and not problems:
-                cfg.preflight_key = draft.preflight_key  # the same document: the same inputs
+            problems = check.result() if check is not None else None
             out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(problems)) if problems else cfg)
+    finally:
+        checks.close()
     return out
 
 
-def _validated_before(draft: InstanceConfig | None) -> str | None:
+def _validated_before(draft: InstanceConfig) -> str | None:
     """The digest of the document this instance was last started with (CHECKED_FILE), if any."""
-    if draft is None:
-        return None
     try:
         with open(Path(draft.daemon["log_dir"]) / CHECKED_FILE, "rb") as fh:
             return fh.read(128).decode("ascii", "replace").strip() or None
