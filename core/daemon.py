@@ -277,7 +277,7 @@ class TradingBotDaemon:
             cfg = checked
         if daemonize:
             return start_checked(self.home, [cfg], fresh_db, self.registry)[0]
-        seat = self._reserve(cfg, fresh_db)
+        seat = self._reserve(cfg, fresh_db, self.registry.get(cfg.instance_id))
         if isinstance(seat, Outcome):
             return seat
         try:
@@ -295,10 +295,10 @@ class TradingBotDaemon:
         finally:
             seat.release()
 
-    def _reserve(self, cfg: InstanceConfig, fresh_db: bool) -> Seat | Outcome:
+    def _reserve(self, cfg: InstanceConfig, fresh_db: bool, before: dict | None) -> Seat | Outcome:
         """What a start settles before the claims lock: an orphaned bot of this id is ended (never a
-        second bot beside one), a lost database refused, the account's machine-wide lock taken."""
-        before = self.registry.get(cfg.instance_id)
+        second bot beside one), a lost database refused, the account's machine-wide lock taken.
+        before: the instance's record (registry.get) as this start found it."""
         ended = self.registry.end_orphans([before], "start") if before else []
         db_path = cfg.daemon["db_path"]
         if before and before.get("db_identity") and not os.path.exists(db_path) and not fresh_db:
@@ -598,10 +598,11 @@ def await_launches(launches: list[Launch]) -> None:
 
 
 def launch_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False,
-                   registry: InstanceRegistry | None = None) -> Launch:
+                   registry: InstanceRegistry | None = None, memo: dict[str, str] | None = None) -> Launch:
     """start_checked up to the readiness wait: claims under one lock, supervisors spawned. start-all
     launches its configs a few at a time as they are validated, so the first supervisors boot on
-    the other core while this process still judges the rest, and awaits them all at the end."""
+    the other core while this process still judges the rest, and awaits them all at the end.
+    memo: realpaths already resolved by this command (conflicts.same_path), kept across its batches."""
     daemon = TradingBotDaemon(home)
     if registry is not None:
         daemon.registry = registry
@@ -609,18 +610,26 @@ def launch_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = Fals
     seats: dict[int, Seat] = {}
     waiting: dict[int, tuple[int, Seat]] = {}  # readiness fd -> (index, seat)
     try:
+        found = daemon.registry.get_many([cfg.instance_id for cfg in cfgs]) if cfgs else {}
         for i, cfg in enumerate(cfgs):
-            seat = daemon._reserve(cfg, fresh_db)
+            seat = daemon._reserve(cfg, fresh_db, found[cfg.instance_id])
+            if not isinstance(seat, Outcome) and seat.ended:  # its record changed: a repeat of this id sees that
+                found[cfg.instance_id] = daemon.registry.get(cfg.instance_id)
             if isinstance(seat, Outcome):
                 outcomes[i] = seat
             else:
                 seats[i] = seat
 
+        known = {} if memo is None else memo
+        for seat in seats.values():  # resolved when loaded (ConfigManager._daemon_defaults): their own realpaths
+            known.setdefault(seat.cfg.daemon["log_dir"], seat.cfg.daemon["log_dir"])
+            known.setdefault(seat.cfg.daemon["db_path"], seat.cfg.daemon["db_path"])
+
         def claim_all(data: dict[str, dict]) -> dict[int, dict]:
-            records, live, memo = {}, live_records(data), {}
+            records, live = {}, live_records(data)
             for i, seat in seats.items():
                 try:
-                    records[i] = daemon._claim(data, seat.cfg, seat.holder, seat.db_identity, live, memo)
+                    records[i] = daemon._claim(data, seat.cfg, seat.holder, seat.db_identity, live, known)
                     live[seat.cfg.instance_id] = data[seat.cfg.instance_id]
                 except Refused as exc:
                     outcomes[i] = Outcome(exc.code, exc.message)

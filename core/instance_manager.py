@@ -81,7 +81,9 @@ class InstanceRegistry:
                     extra.unlink()
 
     def _write_claims(self, claims: dict[str, dict]) -> None:
-        write_text_atomic(self.path, json.dumps(claims, indent=1, sort_keys=True), mode=0o600, durable=True)
+        # compact: an indent makes json use its pure-Python encoder (start-all rewrites this per batch)
+        write_text_atomic(self.path, json.dumps(claims, separators=(",", ":"), sort_keys=True), mode=0o600,
+                          durable=True)
 
     # -- finding instances -----------------------------------------------------------------
     def instance_dirs(self, claims: dict[str, dict] | None = None) -> dict[str, str]:
@@ -220,12 +222,19 @@ class InstanceRegistry:
             rec["last_updated"] = time.time()
 
     def get(self, instance_id: str) -> dict | None:
-        if not INSTANCE_ID_RE.match(instance_id):
-            return None
+        return self.get_many([instance_id])[instance_id]
+
+    def get_many(self, instance_ids: list[str]) -> dict[str, dict | None]:
+        """get() of each id with one read of the claims and one scan of logs/ (start-all's fifty
+        get()s each parsed every claim and listed every log dir: O(N^2))."""
         claims = self._parse_claims() or {}
-        log_dir = self.instance_dirs(claims).get(instance_id)
-        rec = self._read_one(instance_id, log_dir, claims.get(instance_id)) if log_dir else None
-        return annotate(rec) if rec else None
+        dirs = self.instance_dirs(claims)
+        out: dict[str, dict | None] = {}
+        for iid in instance_ids:
+            log_dir = dirs.get(iid) if INSTANCE_ID_RE.match(iid) else None
+            rec = self._read_one(iid, log_dir, claims.get(iid)) if log_dir else None
+            out[iid] = annotate(rec) if rec else None
+        return out
 
     def list_instances(self, include_dead: bool = False) -> list[dict]:
         recs = [annotate(r) for r in self.load().values()]
