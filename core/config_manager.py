@@ -8,15 +8,11 @@ are imported only when a config is really loaded, so `list`/`status` stay fast.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import re
-import shutil
 import sys
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -56,22 +52,30 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.errors))
 
 
-@dataclass
 class InstanceConfig:
-    """A loaded, expanded, validated config with every default filled."""
+    """A loaded, expanded, validated config with every default filled.
 
-    instance_id: str
-    source_path: Path
-    legacy: bool
-    metadata: dict
-    daemon: dict
-    exchange: dict
-    strategy: dict
-    used_vars: dict[str, str] = field(default_factory=dict)
-    digest: str = ""  # config_digest of the expanded document that passed
-    preflight_key: str | None = None  # inputs of the `run.py --check` it passed (core/preflight_key.py)
-    # a draft's expanded document (load(schema=False)), judged by ConfigManager.validated; None once judged
-    expanded: dict | None = field(default=None, repr=False, compare=False)
+    A plain class, not a dataclass: `dataclasses` imports inspect and ast (~10 ms of every `start`),
+    and a dataclass's repr would print the exchange keys."""
+
+    def __init__(self, instance_id: str, source_path: Path, legacy: bool, metadata: dict, daemon: dict,
+                 exchange: dict, strategy: dict, used_vars: dict[str, str] | None = None, digest: str = "",
+                 expanded: dict | None = None) -> None:
+        self.instance_id = instance_id
+        self.source_path = source_path
+        self.legacy = legacy
+        self.metadata = metadata
+        self.daemon = daemon
+        self.exchange = exchange
+        self.strategy = strategy
+        self.used_vars: dict[str, str] = used_vars if used_vars is not None else {}
+        self.digest = digest  # config_digest of the expanded document that passed
+        self.preflight_key: str | None = None  # inputs of the `run.py --check` it passed (core/preflight_key.py)
+        # a draft's expanded document (load(schema=False)), judged by ConfigManager.validated; None once judged
+        self.expanded = expanded
+
+    def __repr__(self) -> str:
+        return f"InstanceConfig({self.instance_id!r}, {str(self.source_path)!r})"
 
     def secrets(self) -> list[str]:
         """Secret strings of this config, for core.masking.Masker."""
@@ -221,7 +225,7 @@ class ConfigManager:
         return _unique(schema_errors(doc, sections=("metadata", "strategy_config")) + strategy_rules(strategy))
 
     def _daemon_defaults(self, daemon: dict, iid: str, schema: dict) -> dict:
-        out = {**_defaults(schema, "daemon_config"), **copy.deepcopy(daemon)}
+        out = {**_defaults(schema, "daemon_config"), **_copy(daemon)}
         out["python_path"] = str(resolve_code(daemon["python_path"])) if daemon.get("python_path") else sys.executable
         out["script_path"] = str(resolve_code(daemon.get("script_path") or "run.py"))
         out["working_dir"] = str(resolve_runtime(self.home, daemon.get("working_dir") or "."))
@@ -294,6 +298,9 @@ class ConfigManager:
         src = self.find_active(instance_id)
         if src is None:
             raise ConfigError([f"instance_id: {instance_id!r} has no config in {self.active_dir}"])
+        import shutil  # archive only: shutil (with lzma, bz2) and datetime are not for every start
+        from datetime import datetime
+
         self.archived_dir.mkdir(parents=True, exist_ok=True)
         dest = self.archived_dir / f"{src.stem}-{datetime.now():%Y%m%dT%H%M%S}.json"
         shutil.move(str(src), dest)
@@ -350,9 +357,20 @@ def config_digest(doc: dict) -> str:
     return h.hexdigest()
 
 
+_DEFAULTS: dict[str, str] = {}  # section -> its schema defaults as JSON, copied for each config
+
+
 def _defaults(schema: dict, section: str) -> dict:
-    props = schema["properties"][section]["properties"]
-    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+    """The section's defaults, a fresh copy each (a config may change its own lists and dicts)."""
+    if section not in _DEFAULTS:
+        props = schema["properties"][section]["properties"]
+        _DEFAULTS[section] = json.dumps({k: v["default"] for k, v in props.items() if "default" in v})
+    return json.loads(_DEFAULTS[section])
+
+
+def _copy(doc: dict) -> dict:
+    """A deep copy of JSON data (a parsed config): the C json codec, without importing copy."""
+    return json.loads(json.dumps(doc))
 
 
 _VALIDATORS: dict[tuple[str, ...], object] = {}  # sections -> validator: made once per process, not per config

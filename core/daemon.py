@@ -12,13 +12,11 @@ import json
 import os
 import selectors
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from core import proc, safe_json
 from core.atomic import write_text_atomic
@@ -34,16 +32,15 @@ from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT
 from core.pidfile import holder_pid, is_locked, read_pid
 from core.reload import record_applied
 from core.states import DESIRED_RUNNING, DESIRED_STOPPED, FINAL_STATES, State
-from core.stop_time import stop_seconds
 
 FIRST_PORT = 5001
 SUPERVISOR = REPO_ROOT / "core" / "supervisor.py"
 CHECK_TIMEOUT = 60.0  # seconds for `run.py --check` (no network: it only loads and validates)
 
 
-@dataclass
-class Outcome:
-    """What a command did: an exit code and the line(s) to print."""
+class Outcome(NamedTuple):
+    """What a command did: an exit code and the line(s) to print.
+    (No dataclasses in the start path: it imports inspect and ast, ~10 ms of every `start`.)"""
 
     code: int
     message: str
@@ -55,15 +52,18 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
-@dataclass
 class Seat:
     """What one start holds between its checks and the fork of its supervisor."""
 
-    cfg: InstanceConfig
-    ended: list[str]              # notes on an orphaned bot of this id that was ended first
-    db_identity: list | None      # the database's identity to keep in the new record
-    lock_fd: int | None           # the account lock, handed to the supervisor
-    holder: dict | None           # who holds the account lock, when it was not ours to take
+    __slots__ = ("cfg", "ended", "db_identity", "lock_fd", "holder")
+
+    def __init__(self, cfg: InstanceConfig, ended: list[str], db_identity: list | None, lock_fd: int | None,
+                 holder: dict | None) -> None:
+        self.cfg = cfg
+        self.ended = ended              # notes on an orphaned bot of this id that was ended first
+        self.db_identity = db_identity  # the database's identity to keep in the new record
+        self.lock_fd = lock_fd          # the account lock, handed to the supervisor
+        self.holder = holder            # who holds the account lock, when it was not ours to take
 
     def release(self) -> None:
         """Close our copy of the account lock: the supervisor has its own, held for its life."""
@@ -114,6 +114,8 @@ def preflight(cfg: InstanceConfig, home: Path, key: str | None = None) -> list[s
     """
     if not is_repo_bot(cfg.daemon["script_path"]):
         return None
+    import subprocess  # only when a check runs: a repeated start (its verdict kept) needs none
+
     argv, env, cwd = _check_command(cfg, home)
     masker = Masker(cfg.secrets())
     try:
@@ -231,6 +233,8 @@ def _draft(cm: ConfigManager, path: str, iid: str | None) -> InstanceConfig | No
 
 
 def port_is_free(port: int) -> bool:
+    import socket  # only a config without web_port needs it
+
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -571,14 +575,17 @@ def _reap_first_halves() -> None:
             _FIRST_HALVES.remove(pid)
 
 
-@dataclass
 class Launch:
     """Supervisors spawned by launch_checked whose readiness lines are still to come."""
 
-    daemon: TradingBotDaemon
-    count: int
-    done: dict[int, Outcome]               # index -> outcome already known (refused, failed to spawn)
-    waiting: dict[int, tuple[int, Seat]]   # readiness fd -> (index, seat)
+    __slots__ = ("daemon", "count", "done", "waiting")
+
+    def __init__(self, daemon: TradingBotDaemon, count: int, done: dict[int, Outcome],
+                 waiting: dict[int, tuple[int, Seat]]) -> None:
+        self.daemon = daemon
+        self.count = count
+        self.done = done        # index -> outcome already known (refused, failed to spawn)
+        self.waiting = waiting  # readiness fd -> (index, seat)
 
     def outcomes(self) -> list[Outcome]:
         """Wait for every readiness line; one Outcome per config, in order."""
@@ -707,6 +714,8 @@ def _supervised(registry: InstanceRegistry, rec: dict) -> dict | None:
 
 def _stop_wait(registry: InstanceRegistry, rec: dict) -> float:
     """stop_timeout, or the longer time the bot asked for to cancel its orders (core/stop_time.py)."""
+    from core.stop_time import stop_seconds
+
     paths = InstancePaths.for_instance(registry.home, rec["instance_id"], rec.get("log_dir"))
     return stop_seconds(paths.stop_seconds, float(rec.get("stop_timeout") or 10))
 
