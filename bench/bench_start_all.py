@@ -1,6 +1,6 @@
 """Where `start-all` of N fake bots spends its CPU, this tree beside another revision (issue 12, goal 3).
 
-    .venv/bin/python bench/bench_start_all.py [--n 50] [--runs 3] [--base REF]
+    .venv/bin/python bench/bench_start_all.py [--n 50] [--runs 3] [--base REF] [--one 5]
 
 Each run starts N copies of tests/fake_bot.py (set up as bench/bench_peers.py does) in a fresh
 home with `start-all`, waits until every one has beaten, and prints the wall time and the CPU
@@ -9,6 +9,11 @@ double fork's middle child), the supervisors with their keepers, and the bots. O
 machine the wall time follows the neighbours' load; the CPU seconds do not, and their sum over two
 cores is the floor of the wall time. --base REF (a git revision) is run too, turn about with
 this tree, from a `git archive` of it in a temporary directory.
+
+--one RUNS: instead, one paper bot's `start -c CFG -d` until its page answers (as bench_peers.py
+`bot_once`), RUNS times, stopped between: wall and the CLI's CPU (with its children: the pre-flight
+when it runs, the supervisor's first half). The first start of a fresh home pays the pre-flight;
+the repeats, with an unchanged config, show what a kept verdict saves.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.bench_peers import Ours, heartbeats_since, kill_recorded, wait_until  # noqa: E402
+from bench.bench_peers import Ours, health_ok, heartbeats_since, kill_recorded, wait_until  # noqa: E402
 
 PARTS = ("wall", "cli", "supervisors", "bots")
 
@@ -81,11 +86,42 @@ def compile_core(tree: Path) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def one_bot(tree: Path, runs: int) -> list[tuple[float, float]]:
+    """(wall s, CLI CPU s) of each of `runs` starts of one paper bot in a fresh home."""
+    tracker: dict[int, psutil.Process] = {}
+    root = Path(tempfile.mkdtemp(prefix="bench_start_one_"))
+    m = Ours(root / "home", 0, tracker)
+    home = m.bot_home
+    dm = [sys.executable, str(tree / "core" / "daemon_manager.py"), "--home", str(home)]
+    env = {**m.env, "GRIDBOT_HOME": str(home)}
+    out = []
+    try:
+        for _ in range(runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            done = subprocess.run([*dm, "start", "-c", str(m.bot_cfg), "-d"], env=env, capture_output=True,
+                                  text=True, timeout=120)
+            if done.returncode:
+                raise SystemExit(f"start failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            wait_until(lambda: health_ok(m.bot_port), 60, "the paper bot's page", interval=0.005)
+            wall = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out.append((wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime))
+            subprocess.run([*dm, "stop", "-c", str(m.bot_cfg)], env=env, capture_output=True, timeout=120)
+            wait_until(lambda: not health_ok(m.bot_port), 30, "the paper bot to stop")
+    finally:
+        subprocess.run([*dm, "stop-all"], env=env, capture_output=True, timeout=120)
+        kill_recorded(tracker)
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50, help="fake bots per start-all")
     ap.add_argument("--runs", type=int, default=3, help="runs of each tree, taken in turns")
     ap.add_argument("--base", help="a git revision to run beside this tree")
+    ap.add_argument("--one", type=int, metavar="RUNS", help="one paper bot's start instead, RUNS times")
     args = ap.parse_args()
     if args.n < 1 or args.runs < 1:
         ap.error("--n and --runs must be at least 1")
@@ -98,6 +134,13 @@ def main() -> int:
             trees = {args.base: tmp, **trees}
         for tree in trees.values():
             compile_core(tree)
+        if args.one:
+            for name, tree in trees.items():
+                runs = one_bot(tree, args.one)
+                print(f"  {name:>12}: one paper bot start, first wall {runs[0][0]:.3f} cli {runs[0][1]:.3f}; "
+                      f"median of the {len(runs)} runs: wall {statistics.median(r[0] for r in runs):.3f} "
+                      f"cli {statistics.median(r[1] for r in runs):.3f}", flush=True)
+            return 0
         figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in trees}
         for r in range(args.runs):
             for name, tree in trees.items():

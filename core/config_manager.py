@@ -8,15 +8,11 @@ are imported only when a config is really loaded, so `list`/`status` stay fast.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import re
-import shutil
 import sys
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -56,19 +52,30 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.errors))
 
 
-@dataclass
 class InstanceConfig:
-    """A loaded, expanded, validated config with every default filled."""
+    """A loaded, expanded, validated config with every default filled.
 
-    instance_id: str
-    source_path: Path
-    legacy: bool
-    metadata: dict
-    daemon: dict
-    exchange: dict
-    strategy: dict
-    used_vars: dict[str, str] = field(default_factory=dict)
-    digest: str = ""  # config_digest of the expanded document that passed
+    A plain class, not a dataclass: `dataclasses` imports inspect and ast (~10 ms of every `start`),
+    and a dataclass's repr would print the exchange keys."""
+
+    def __init__(self, instance_id: str, source_path: Path, legacy: bool, metadata: dict, daemon: dict,
+                 exchange: dict, strategy: dict, used_vars: dict[str, str] | None = None, digest: str = "",
+                 expanded: dict | None = None) -> None:
+        self.instance_id = instance_id
+        self.source_path = source_path
+        self.legacy = legacy
+        self.metadata = metadata
+        self.daemon = daemon
+        self.exchange = exchange
+        self.strategy = strategy
+        self.used_vars: dict[str, str] = used_vars if used_vars is not None else {}
+        self.digest = digest  # config_digest of the expanded document that passed
+        self.preflight_key: str | None = None  # inputs of the `run.py --check` it passed (core/preflight_key.py)
+        # a draft's expanded document (load(schema=False)), judged by ConfigManager.validated; None once judged
+        self.expanded = expanded
+
+    def __repr__(self) -> str:
+        return f"InstanceConfig({self.instance_id!r}, {str(self.source_path)!r})"
 
     def secrets(self) -> list[str]:
         """Secret strings of this config, for core.masking.Masker."""
@@ -127,9 +134,10 @@ class ConfigManager:
         (a fallback to the cwd made one command line name different files from different places)."""
         return resolve_runtime(self.home, Path(path).expanduser()).resolve()
 
-    def read_json(self, path: str | os.PathLike) -> dict:
-        """The config as a dict; bounded in size and depth, strict JSON (safe_json), else ConfigError."""
-        source = self.resolve_path(path)
+    def read_json(self, path: str | os.PathLike, source: Path | None = None) -> dict:
+        """The config as a dict; bounded in size and depth, strict JSON (safe_json), else ConfigError.
+        source: resolve_path(path), when the caller has it already."""
+        source = source or self.resolve_path(path)
         try:
             doc = safe_json.loads(safe_json.read_bounded(source, MAX_CONFIG_BYTES))
         except OSError as exc:
@@ -163,7 +171,7 @@ class ConfigManager:
         rule is. schema=False: a draft, never run, whose pre-flight may start while the schema
         is being judged (core/daemon.py); an invalid document may fail in any way then."""
         source = self.resolve_path(path)
-        raw = self.read_json(path)
+        raw = self.read_json(path, source)
         legacy = is_legacy(raw)
         doc = legacy_to_sections(raw) if legacy else raw
         errors: list[str] = []
@@ -185,6 +193,7 @@ class ConfigManager:
         if errors:
             masker = Masker(secret_values(doc) + _secret_vars(used))
             raise ConfigError([masker(e) for e in _unique(errors)])
+        draft = not schema
         schema = load_schema()
         cfg = InstanceConfig(
             instance_id=iid, source_path=source, legacy=legacy,
@@ -192,9 +201,23 @@ class ConfigManager:
             daemon=self._daemon_defaults(doc.get("daemon_config", {}), iid, schema),
             exchange=dict(doc.get("exchange_config") or {}),
             strategy={**_defaults(schema, "strategy_config"), **strategy},
-            used_vars=used, digest=digest,
+            used_vars=used, digest=digest, expanded=doc if draft else None,
         )
         return cfg
+
+    def validated(self, draft: InstanceConfig, checked: str | None = None) -> InstanceConfig:
+        """The draft (load(schema=False), which raised on every other rule) judged by the schema,
+        as load() would judge the document it was built from (checked: as load's), without reading,
+        expanding and completing it a second time; ConfigError lists the schema's complaints."""
+        doc, draft.expanded = draft.expanded, None
+        if doc is None:
+            raise ValueError("validated() takes a draft of load(schema=False), once")
+        if checked != draft.digest:
+            errors = schema_errors(doc)
+            if errors:
+                masker = Masker(secret_values(doc) + _secret_vars(draft.used_vars))
+                raise ConfigError([masker(e) for e in _unique(errors)])
+        return draft
 
     def validate_overrides(self, metadata: dict, strategy: dict) -> list[str]:
         """The same rules as load(), for run.py after its CLI flags overrode metadata and strategy."""
@@ -202,7 +225,7 @@ class ConfigManager:
         return _unique(schema_errors(doc, sections=("metadata", "strategy_config")) + strategy_rules(strategy))
 
     def _daemon_defaults(self, daemon: dict, iid: str, schema: dict) -> dict:
-        out = {**_defaults(schema, "daemon_config"), **copy.deepcopy(daemon)}
+        out = {**_defaults(schema, "daemon_config"), **_copy(daemon)}
         out["python_path"] = str(resolve_code(daemon["python_path"])) if daemon.get("python_path") else sys.executable
         out["script_path"] = str(resolve_code(daemon.get("script_path") or "run.py"))
         out["working_dir"] = str(resolve_runtime(self.home, daemon.get("working_dir") or "."))
@@ -275,6 +298,9 @@ class ConfigManager:
         src = self.find_active(instance_id)
         if src is None:
             raise ConfigError([f"instance_id: {instance_id!r} has no config in {self.active_dir}"])
+        import shutil  # archive only: shutil (with lzma, bz2) and datetime are not for every start
+        from datetime import datetime
+
         self.archived_dir.mkdir(parents=True, exist_ok=True)
         dest = self.archived_dir / f"{src.stem}-{datetime.now():%Y%m%dT%H%M%S}.json"
         shutil.move(str(src), dest)
@@ -331,14 +357,29 @@ def config_digest(doc: dict) -> str:
     return h.hexdigest()
 
 
+_DEFAULTS: dict[str, str] = {}  # section -> its schema defaults as JSON, copied for each config
+
+
 def _defaults(schema: dict, section: str) -> dict:
-    props = schema["properties"][section]["properties"]
-    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+    """The section's defaults, a fresh copy each (a config may change its own lists and dicts)."""
+    if section not in _DEFAULTS:
+        props = schema["properties"][section]["properties"]
+        _DEFAULTS[section] = json.dumps({k: v["default"] for k, v in props.items() if "default" in v})
+    return json.loads(_DEFAULTS[section])
+
+
+def _copy(doc: dict) -> dict:
+    """A deep copy of JSON data (a parsed config): the C json codec, without importing copy."""
+    return json.loads(json.dumps(doc))
+
+
+_VALIDATORS: dict[tuple[str, ...], object] = {}  # sections -> validator: made once per process, not per config
 
 
 def _validator() -> type:
     """Draft 2020-12, except that an integer is written as one: JSON Schema counts 7520.0 as an
-    integer, and `web_port: 7520.0` passed validation only for the page never to start."""
+    integer, and `web_port: 7520.0` passed validation only for the page never to start.
+    (Creating the class builds attrs classes, ~11 ms: schema_errors keeps the validator.)"""
     from jsonschema import Draft202012Validator, validators
 
     def integer(_checker: object, value: object) -> bool:
@@ -350,11 +391,14 @@ def _validator() -> type:
 
 def schema_errors(doc: dict, sections: tuple[str, ...] = ()) -> list[str]:
     """JSON Schema errors as 'path: value rule' lines (jsonschema imported here, lazily)."""
-    schema = load_schema()
-    if sections:
-        schema = {"type": "object", "properties": {name: schema["properties"][name] for name in sections}}
+    validator = _VALIDATORS.get(sections)
+    if validator is None:
+        schema = load_schema()
+        if sections:
+            schema = {"type": "object", "properties": {name: schema["properties"][name] for name in sections}}
+        validator = _VALIDATORS[sections] = _validator()(schema)
     out = []
-    for err in sorted(_validator()(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         out.append(f"{where}: {_describe(err)}")
     return out

@@ -12,13 +12,11 @@ import json
 import os
 import selectors
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from core import proc, safe_json
 from core.atomic import write_text_atomic
@@ -34,16 +32,15 @@ from core.exit_codes import (BOT_EXIT_AUTH, BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT
 from core.pidfile import holder_pid, is_locked, read_pid
 from core.reload import record_applied
 from core.states import DESIRED_RUNNING, DESIRED_STOPPED, FINAL_STATES, State
-from core.stop_time import stop_seconds
 
 FIRST_PORT = 5001
 SUPERVISOR = REPO_ROOT / "core" / "supervisor.py"
 CHECK_TIMEOUT = 60.0  # seconds for `run.py --check` (no network: it only loads and validates)
 
 
-@dataclass
-class Outcome:
-    """What a command did: an exit code and the line(s) to print."""
+class Outcome(NamedTuple):
+    """What a command did: an exit code and the line(s) to print.
+    (No dataclasses in the start path: it imports inspect and ast, ~10 ms of every `start`.)"""
 
     code: int
     message: str
@@ -55,15 +52,18 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
-@dataclass
 class Seat:
     """What one start holds between its checks and the fork of its supervisor."""
 
-    cfg: InstanceConfig
-    ended: list[str]              # notes on an orphaned bot of this id that was ended first
-    db_identity: list | None      # the database's identity to keep in the new record
-    lock_fd: int | None           # the account lock, handed to the supervisor
-    holder: dict | None           # who holds the account lock, when it was not ours to take
+    __slots__ = ("cfg", "ended", "db_identity", "lock_fd", "holder")
+
+    def __init__(self, cfg: InstanceConfig, ended: list[str], db_identity: list | None, lock_fd: int | None,
+                 holder: dict | None) -> None:
+        self.cfg = cfg
+        self.ended = ended              # notes on an orphaned bot of this id that was ended first
+        self.db_identity = db_identity  # the database's identity to keep in the new record
+        self.lock_fd = lock_fd          # the account lock, handed to the supervisor
+        self.holder = holder            # who holds the account lock, when it was not ours to take
 
     def release(self) -> None:
         """Close our copy of the account lock: the supervisor has its own, held for its life."""
@@ -95,19 +95,28 @@ def bot_environment(cfg: InstanceConfig, home: Path, web_port: int, base: dict[s
     return env
 
 
-def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
+def _check_command(cfg: InstanceConfig, home: Path) -> tuple[list[str], dict[str, str], str]:
+    """(argv, env, cwd) of the config's `run.py --check`."""
+    argv = [cfg.daemon["python_path"], cfg.daemon["script_path"], "--check", "--config", str(cfg.source_path),
+            "--instance-id", cfg.instance_id]
+    env = bot_environment(cfg, home, cfg.daemon.get("web_port") or FIRST_PORT, dict(os.environ))
+    cwd = cfg.daemon["working_dir"] if os.path.isdir(cfg.daemon["working_dir"]) else str(home)
+    return argv, env, cwd
+
+
+def preflight(cfg: InstanceConfig, home: Path, key: str | None = None) -> list[str] | None:
     """Run `run.py --check` on a config that runs the repository's bot; None when it passes (or when
     the bot is another program, or a run.py without --check), else the lines to show the trader.
 
     The check loads and validates the config exactly as the bot would (grid against the market,
     margin, keys), with the bot's own environment, but places nothing and writes nothing.
+    key (start): check_key(cfg) taken before the check, set as cfg.preflight_key if it passes.
     """
     if not is_repo_bot(cfg.daemon["script_path"]):
         return None
-    argv = [cfg.daemon["python_path"], cfg.daemon["script_path"], "--check", "--config", str(cfg.source_path),
-            "--instance-id", cfg.instance_id]
-    env = bot_environment(cfg, home, cfg.daemon.get("web_port") or FIRST_PORT, dict(os.environ))
-    cwd = cfg.daemon["working_dir"] if os.path.isdir(cfg.daemon["working_dir"]) else str(home)
+    import subprocess  # only when a check runs: a repeated start (its verdict kept) needs none
+
+    argv, env, cwd = _check_command(cfg, home)
     masker = Masker(cfg.secrets())
     try:
         out = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -117,6 +126,7 @@ def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
     except OSError as exc:
         return [f"cannot run {cfg.daemon['python_path']} {cfg.daemon['script_path']} --check: {exc}"]
     if out.returncode == 0:
+        cfg.preflight_key = key
         return None
     lines = [masker(line) for line in out.stderr.splitlines() if line.strip()]
     if out.returncode not in (BOT_EXIT_CONFIG, BOT_EXIT_AUTH):  # missing or rejected keys: a config problem too
@@ -124,8 +134,49 @@ def preflight(cfg: InstanceConfig, home: Path) -> list[str] | None:
     return lines or [f"run.py --check exited with code {out.returncode} and said nothing"]
 
 
+def check_key(cfg: InstanceConfig, home: Path) -> str | None:
+    """The key of cfg's pre-flight (core/preflight_key.py: every input of its verdict); None for
+    a bot that has none (not the repository's run.py)."""
+    if not is_repo_bot(cfg.daemon["script_path"]):
+        return None
+    from core.preflight_key import preflight_key
+
+    argv, env, cwd = _check_command(cfg, home)
+    return preflight_key(argv, env, cwd, cfg.exchange.get("price_csv"))
+
+
 PARALLEL_CHECKS = 4  # `run.py --check`s at once: each is an interpreter; more only queue on a small VPS
 CHECKED_FILE = "config.checked"  # in the instance's log dir: config_digest of the last document start validated
+
+
+class _Checks:
+    """The pre-flights of one checked_configs call: none for a bot without one, none when this
+    instance passed one on the very same inputs (PASSED_FILE), else `run.py --check` in a pool
+    thread, started as soon as the config's draft is known (the pool made only then)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.pool = None
+
+    def start(self, cfg: InstanceConfig) -> object | None:
+        """A future of preflight(cfg), or None when nothing is to be run (cfg passes)."""
+        from core.preflight_key import passed_key
+
+        key = check_key(cfg, self.home)  # taken before the check runs: never newer than what it judged
+        if key is None:
+            return None
+        if key == passed_key(cfg.daemon["log_dir"]):
+            cfg.preflight_key = key
+            return None
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=PARALLEL_CHECKS)
+        return self.pool.submit(preflight, cfg, self.home, key)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def checked_configs(home: Path, targets: list[tuple[str, str | None]],
@@ -133,36 +184,38 @@ def checked_configs(home: Path, targets: list[tuple[str, str | None]],
     """Each (config file, instance id or None) loaded, validated and passed by the bot's pre-flight,
     or the exit-2 Outcome saying why not, in order.
 
-    All are validated in this process (jsonschema imported once), except a document this instance
-    was started with before (its digest in CHECKED_FILE): the schema's verdict on it stands, as it
-    does for the bot. Each pre-flight starts on a draft of its config (everything but the schema)
-    and runs while this process judges the configs; its verdict counts only if the validated
-    config is the very document it checked (else it runs again on that one)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    Each config is read, expanded and completed once, as a draft (everything but the schema), and
+    its pre-flight (if it is not known to pass: _Checks) starts on it while this process judges the
+    drafts by the schema (jsonschema imported once), except a document this instance was started
+    with before (its digest in CHECKED_FILE): the schema's verdict on it stands, as it does for the
+    bot. A config that does not even make a draft is loaded in full, which says why."""
     cm = cm or ConfigManager(home)
+    checks = _Checks(home)
     out: list[InstanceConfig | Outcome] = []
-    with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
+    try:
         drafts = [_draft(cm, path, iid) for path, iid in targets]
-        early = [pool.submit(preflight, draft, home) if draft else None for draft in drafts]
+        early = [checks.start(draft) if draft else None for draft in drafts]
         for (path, iid), draft, check in zip(targets, drafts, early):
             try:
-                cfg = cm.load(path, instance_id=iid, checked=_validated_before(draft))
+                if draft is None:
+                    cfg = cm.load(path, instance_id=iid)
+                    check = checks.start(cfg)
+                else:
+                    cfg = cm.validated(draft, _validated_before(draft))
             except ConfigError as exc:
                 if check is not None:
                     check.cancel()
                 out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(exc.errors)))
                 continue
-            same = check is not None and draft is not None and draft.digest == cfg.digest
-            problems = check.result() if same else preflight(cfg, home)
+            problems = check.result() if check is not None else None
             out.append(Outcome(EXIT_USAGE, f"invalid config {path}:\n  " + "\n  ".join(problems)) if problems else cfg)
+    finally:
+        checks.close()
     return out
 
 
-def _validated_before(draft: InstanceConfig | None) -> str | None:
+def _validated_before(draft: InstanceConfig) -> str | None:
     """The digest of the document this instance was last started with (CHECKED_FILE), if any."""
-    if draft is None:
-        return None
     try:
         with open(Path(draft.daemon["log_dir"]) / CHECKED_FILE, "rb") as fh:
             return fh.read(128).decode("ascii", "replace").strip() or None
@@ -180,6 +233,8 @@ def _draft(cm: ConfigManager, path: str, iid: str | None) -> InstanceConfig | No
 
 
 def port_is_free(port: int) -> bool:
+    import socket  # only a config without web_port needs it
+
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -226,7 +281,7 @@ class TradingBotDaemon:
             cfg = checked
         if daemonize:
             return start_checked(self.home, [cfg], fresh_db, self.registry)[0]
-        seat = self._reserve(cfg, fresh_db)
+        seat = self._reserve(cfg, fresh_db, self.registry.get(cfg.instance_id))
         if isinstance(seat, Outcome):
             return seat
         try:
@@ -244,10 +299,10 @@ class TradingBotDaemon:
         finally:
             seat.release()
 
-    def _reserve(self, cfg: InstanceConfig, fresh_db: bool) -> Seat | Outcome:
+    def _reserve(self, cfg: InstanceConfig, fresh_db: bool, before: dict | None) -> Seat | Outcome:
         """What a start settles before the claims lock: an orphaned bot of this id is ended (never a
-        second bot beside one), a lost database refused, the account's machine-wide lock taken."""
-        before = self.registry.get(cfg.instance_id)
+        second bot beside one), a lost database refused, the account's machine-wide lock taken.
+        before: the instance's record (registry.get) as this start found it."""
         ended = self.registry.end_orphans([before], "start") if before else []
         db_path = cfg.daemon["db_path"]
         if before and before.get("db_identity") and not os.path.exists(db_path) and not fresh_db:
@@ -319,6 +374,10 @@ class TradingBotDaemon:
         Path(d["db_path"]).parent.mkdir(parents=True, exist_ok=True)
         record_applied(InstancePaths(cfg.instance_id, Path(d["log_dir"])), cfg)  # what `reload` compares with
         write_text_atomic(Path(d["log_dir"]) / CHECKED_FILE, f"{cfg.digest}\n")  # the next start's schema verdict
+        if cfg.preflight_key:  # the pre-flight this start passed: not run again on the same inputs
+            from core.preflight_key import PASSED_FILE
+
+            write_text_atomic(Path(d["log_dir"]) / PASSED_FILE, f"{cfg.preflight_key}\n")
         return {
             "instance_id": cfg.instance_id, "home": str(self.home), "log_dir": d["log_dir"], "cwd": d["working_dir"],
             "argv": cfg.bot_argv(), "env": bot_environment(cfg, self.home, port, dict(os.environ)),
@@ -516,14 +575,17 @@ def _reap_first_halves() -> None:
             _FIRST_HALVES.remove(pid)
 
 
-@dataclass
 class Launch:
     """Supervisors spawned by launch_checked whose readiness lines are still to come."""
 
-    daemon: TradingBotDaemon
-    count: int
-    done: dict[int, Outcome]               # index -> outcome already known (refused, failed to spawn)
-    waiting: dict[int, tuple[int, Seat]]   # readiness fd -> (index, seat)
+    __slots__ = ("daemon", "count", "done", "waiting")
+
+    def __init__(self, daemon: TradingBotDaemon, count: int, done: dict[int, Outcome],
+                 waiting: dict[int, tuple[int, Seat]]) -> None:
+        self.daemon = daemon
+        self.count = count
+        self.done = done        # index -> outcome already known (refused, failed to spawn)
+        self.waiting = waiting  # readiness fd -> (index, seat)
 
     def outcomes(self) -> list[Outcome]:
         """Wait for every readiness line; one Outcome per config, in order."""
@@ -543,10 +605,11 @@ def await_launches(launches: list[Launch]) -> None:
 
 
 def launch_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False,
-                   registry: InstanceRegistry | None = None) -> Launch:
+                   registry: InstanceRegistry | None = None, memo: dict[str, str] | None = None) -> Launch:
     """start_checked up to the readiness wait: claims under one lock, supervisors spawned. start-all
     launches its configs a few at a time as they are validated, so the first supervisors boot on
-    the other core while this process still judges the rest, and awaits them all at the end."""
+    the other core while this process still judges the rest, and awaits them all at the end.
+    memo: realpaths already resolved by this command (conflicts.same_path), kept across its batches."""
     daemon = TradingBotDaemon(home)
     if registry is not None:
         daemon.registry = registry
@@ -554,18 +617,26 @@ def launch_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = Fals
     seats: dict[int, Seat] = {}
     waiting: dict[int, tuple[int, Seat]] = {}  # readiness fd -> (index, seat)
     try:
+        found = daemon.registry.get_many([cfg.instance_id for cfg in cfgs]) if cfgs else {}
         for i, cfg in enumerate(cfgs):
-            seat = daemon._reserve(cfg, fresh_db)
+            seat = daemon._reserve(cfg, fresh_db, found[cfg.instance_id])
+            if not isinstance(seat, Outcome) and seat.ended:  # its record changed: a repeat of this id sees that
+                found[cfg.instance_id] = daemon.registry.get(cfg.instance_id)
             if isinstance(seat, Outcome):
                 outcomes[i] = seat
             else:
                 seats[i] = seat
 
+        known = {} if memo is None else memo
+        for seat in seats.values():  # resolved when loaded (ConfigManager._daemon_defaults): their own realpaths
+            known.setdefault(seat.cfg.daemon["log_dir"], seat.cfg.daemon["log_dir"])
+            known.setdefault(seat.cfg.daemon["db_path"], seat.cfg.daemon["db_path"])
+
         def claim_all(data: dict[str, dict]) -> dict[int, dict]:
-            records, live, memo = {}, live_records(data), {}
+            records, live = {}, live_records(data)
             for i, seat in seats.items():
                 try:
-                    records[i] = daemon._claim(data, seat.cfg, seat.holder, seat.db_identity, live, memo)
+                    records[i] = daemon._claim(data, seat.cfg, seat.holder, seat.db_identity, live, known)
                     live[seat.cfg.instance_id] = data[seat.cfg.instance_id]
                 except Refused as exc:
                     outcomes[i] = Outcome(exc.code, exc.message)
@@ -643,6 +714,8 @@ def _supervised(registry: InstanceRegistry, rec: dict) -> dict | None:
 
 def _stop_wait(registry: InstanceRegistry, rec: dict) -> float:
     """stop_timeout, or the longer time the bot asked for to cancel its orders (core/stop_time.py)."""
+    from core.stop_time import stop_seconds
+
     paths = InstancePaths.for_instance(registry.home, rec["instance_id"], rec.get("log_dir"))
     return stop_seconds(paths.stop_seconds, float(rec.get("stop_timeout") or 10))
 

@@ -14,8 +14,8 @@ import sys
 if __package__ in (None, ""):  # run as a script: make `core` importable from any cwd
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-if __name__ == "__main__":  # `watch -n 1 list` is answered before argparse and the other commands load
-    from core.list_command import plain_list
+if __name__ == "__main__" and "list" in sys.argv:  # `watch -n 1 list` is answered before argparse loads
+    from core.list_command import plain_list  # (plain_list answers only a command line naming `list`)
 
     if (code := plain_list(sys.argv[1:])) is not None:
         sys.exit(code)
@@ -26,10 +26,21 @@ from core.commands import (cmd_cleanup, cmd_info, cmd_restart, cmd_resume, cmd_s
                            cmd_status, cmd_stop, cmd_stop_all, cmd_validate)
 from core.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from core.fleet_commands import cmd_archive, cmd_cleanup_one, cmd_new, cmd_restart_all, cmd_start_all
-from core.list_command import cmd_list
-from core.logs_command import cmd_logs
 from core.paths import project_home
 from core.targets import UsageError, merge_bare_id
+
+
+def cmd_list(home, args: argparse.Namespace) -> int:
+    """`list` as argparse parsed it; its module (books, formats) is not loaded for other commands."""
+    from core.list_command import cmd_list as run
+
+    return run(home, args)
+
+
+def cmd_logs(home, args: argparse.Namespace) -> int:
+    from core.logs_command import cmd_logs as run
+
+    return run(home, args)
 
 
 # -- parser ----------------------------------------------------------------------------------

@@ -31,15 +31,17 @@ def start_each(home: Path, targets: list[tuple[str, str]]) -> list[tuple[str, in
     validating all fifty first left that core idle for about a second. Every readiness line is
     awaited at the end, all at once."""
     from core.commands import warn_about_dotenv
+    from core.config_manager import ConfigManager
     from core.daemon import Outcome, await_launches, checked_configs, launch_checked  # here: `list` imports this
 
     warn_about_dotenv(home)
     outcomes: list[Outcome] = []
     launches = []
+    cm, registry, memo = ConfigManager(home), InstanceRegistry(home), {}  # shared by the batches
     for at in range(0, len(targets), LAUNCH_BATCH):
         batch = targets[at:at + LAUNCH_BATCH]
-        checked = checked_configs(home, [(config, iid) for iid, config in batch])
-        launch = launch_checked(home, [c for c in checked if not isinstance(c, Outcome)])
+        checked = checked_configs(home, [(config, iid) for iid, config in batch], cm)
+        launch = launch_checked(home, [c for c in checked if not isinstance(c, Outcome)], registry=registry, memo=memo)
         launches.append((checked, launch))
     await_launches([launch for _, launch in launches])
     for checked, launch in launches:

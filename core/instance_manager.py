@@ -22,7 +22,8 @@ from pathlib import Path
 
 from core import proc
 from core.atomic import private_opener, write_text_atomic
-from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record, write_record
+from core.durable_batch import DurableBatch
+from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record
 from core.paths import INSTANCE_ID_RE, InstancePaths, registry_path
 from core.pidfile import holder_pid, locked_ids
 from core.states import ATTENTION_STATES, FINAL_STATES, LIVE_STATES, State
@@ -80,8 +81,9 @@ class InstanceRegistry:
                 else:
                     extra.unlink()
 
-    def _write_claims(self, claims: dict[str, dict]) -> None:
-        write_text_atomic(self.path, json.dumps(claims, indent=1, sort_keys=True), mode=0o600, durable=True)
+    def _write_claims(self, claims: dict[str, dict], batch: DurableBatch) -> None:
+        # compact: an indent makes json use its pure-Python encoder (start-all rewrites this per batch)
+        batch.stage(self.path, json.dumps(claims, separators=(",", ":"), sort_keys=True))
 
     # -- finding instances -----------------------------------------------------------------
     def instance_dirs(self, claims: dict[str, dict] | None = None) -> dict[str, str]:
@@ -159,7 +161,8 @@ class InstanceRegistry:
     @contextlib.contextmanager
     def locked(self) -> Iterator[dict[str, dict]]:
         """Hold the claims lock; yields every record by id. Records added, changed or removed in
-        it are written (durably) on normal exit, and the claims file rebuilt to match."""
+        it are written on normal exit, and the claims file rebuilt to match, all made durable
+        together (core/durable_batch.py: one flush for start-all's batch, not two fsyncs a file)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = private_opener(self.lock_path, os.O_RDWR | os.O_CREAT)  # 0600: no other user can freeze us
         try:
@@ -172,23 +175,29 @@ class InstanceRegistry:
             yield data
             for iid in before.keys() - data.keys():
                 self._forget(iid, Path(json.loads(before[iid]).get("log_dir") or ""))
-            for iid, rec in data.items():
-                changed = json.dumps(rec, sort_keys=True, default=str) != before.get(iid)
-                if changed and rec.get("status") != State.CORRUPT:
-                    self._write_record(iid, rec)
-            wanted = {iid: {k: rec.get(k) for k in CLAIM_FIELDS} for iid, rec in data.items()
-                      if rec.get("status") != State.CORRUPT}
-            wanted.update({iid: claims[iid] for iid, rec in data.items()
-                           if rec.get("status") == State.CORRUPT and claims and iid in claims})
-            if wanted != claims:
-                self._write_claims(wanted)
+            batch = DurableBatch()
+            try:
+                for iid, rec in data.items():
+                    changed = json.dumps(rec, sort_keys=True, default=str) != before.get(iid)
+                    if changed and rec.get("status") != State.CORRUPT:
+                        self._write_record(iid, rec, batch)
+                wanted = {iid: {k: rec.get(k) for k in CLAIM_FIELDS} for iid, rec in data.items()
+                          if rec.get("status") != State.CORRUPT}
+                wanted.update({iid: claims[iid] for iid, rec in data.items()
+                               if rec.get("status") == State.CORRUPT and claims and iid in claims})
+                if wanted != claims:
+                    self._write_claims(wanted, batch)
+                batch.commit()
+            finally:
+                batch.discard()  # what an error left staged: no temp file behind
         finally:
             os.close(fd)
 
-    def _write_record(self, iid: str, rec: dict) -> None:
+    def _write_record(self, iid: str, rec: dict, batch: DurableBatch) -> None:
         paths = InstancePaths.for_instance(self.home, iid, rec.get("log_dir"))
         rec["log_dir"] = str(paths.log_dir)
-        write_record(paths.record, {k: v for k, v in rec.items() if not k.startswith("_")}, durable=True)
+        kept = {k: v for k, v in rec.items() if not k.startswith("_")}
+        batch.stage(paths.record, json.dumps(kept, separators=(",", ":"), sort_keys=True))  # write_record's text
         default = InstancePaths.for_instance(self.home, iid).log_dir
         if paths.log_dir != default:  # found again even if the claims file is lost
             write_text_atomic(self.index_dir / iid, f"{paths.log_dir}\n", mode=0o600)
@@ -220,12 +229,19 @@ class InstanceRegistry:
             rec["last_updated"] = time.time()
 
     def get(self, instance_id: str) -> dict | None:
-        if not INSTANCE_ID_RE.match(instance_id):
-            return None
+        return self.get_many([instance_id])[instance_id]
+
+    def get_many(self, instance_ids: list[str]) -> dict[str, dict | None]:
+        """get() of each id with one read of the claims and one scan of logs/ (start-all's fifty
+        get()s each parsed every claim and listed every log dir: O(N^2))."""
         claims = self._parse_claims() or {}
-        log_dir = self.instance_dirs(claims).get(instance_id)
-        rec = self._read_one(instance_id, log_dir, claims.get(instance_id)) if log_dir else None
-        return annotate(rec) if rec else None
+        dirs = self.instance_dirs(claims)
+        out: dict[str, dict | None] = {}
+        for iid in instance_ids:
+            log_dir = dirs.get(iid) if INSTANCE_ID_RE.match(iid) else None
+            rec = self._read_one(iid, log_dir, claims.get(iid)) if log_dir else None
+            out[iid] = annotate(rec) if rec else None
+        return out
 
     def list_instances(self, include_dead: bool = False) -> list[dict]:
         recs = [annotate(r) for r in self.load().values()]

@@ -46,9 +46,14 @@ def resolve_code(value: str | os.PathLike) -> Path:
     return p if p.is_absolute() else (REPO_ROOT / p)
 
 
+_run_py_real: list[str] = []  # realpath(RUN_PY), resolved once per process
+
+
 def is_repo_bot(script_path: str | os.PathLike) -> bool:
     """True if a config's script_path is this repository's run.py (symlinks and '..' followed)."""
-    return os.path.realpath(resolve_code(script_path)) == os.path.realpath(RUN_PY)
+    if not _run_py_real:
+        _run_py_real.append(os.path.realpath(RUN_PY))
+    return os.path.realpath(resolve_code(script_path)) == _run_py_real[0]
 
 
 def registry_path(home: Path) -> Path:

@@ -73,7 +73,8 @@ def lock_file(paths: InstancePaths) -> Path:
 
 
 def write_json(path: Path, doc: dict) -> None:
-    write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", mode=0o600)
+    # compact: an indent makes json use its pure-Python encoder (start-all writes one per instance)
+    write_text_atomic(path, json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n", mode=0o600)
 
 
 def read_json(path: Path) -> dict | None:
