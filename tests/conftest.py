@@ -91,12 +91,21 @@ def _processes_of(home: Path) -> list[psutil.Process]:
 
 
 def kill_home_processes(home: Path) -> list[str]:
-    """Kill what this home left running; return a description of each leftover."""
+    """Kill what this home left running, all at once; return a description of each leftover.
+
+    Every process is stopped (SIGSTOP) before any is killed: killed one by one, a supervisor's
+    keeper could see it die and SIGTERM the bot, which would cancel its orders before its own
+    SIGKILL, and a test simulating a power loss would see a graceful stop instead."""
     leftovers = []
     procs = _processes_of(home)
     for proc in procs:
         try:
             leftovers.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+            proc.send_signal(signal.SIGSTOP)
+        except psutil.Error:
+            pass
+    for proc in procs:
+        try:
             proc.send_signal(signal.SIGKILL)
         except psutil.Error:
             pass

@@ -20,6 +20,7 @@ def test_a_crash_loop_ending_fatal_appends_one_fatal_event_with_reason_and_stder
                         max_restart_attempts=3)
     assert start(home, path).returncode == 0
     wait_for(lambda: registry(home)["doomed"]["status"] == "fatal", 20, "fatal")
+    wait_for(lambda: kinds(home, "doomed"), 10, "the event the supervisor appends after its record")
     evs = kinds(home, "doomed")
     assert [e["kind"] for e in evs] == ["fatal"]  # the restart loop is left to this one alert
     (ev,) = evs
