@@ -4,10 +4,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bot.output import write_line
+
+if TYPE_CHECKING:   # made only when the page asks for an adjustment or a flatten (a paper bot's start skips the import)
+    from concurrent.futures import Future
 
 ADJUST_TIMEOUT_S = 30.0
 
@@ -49,12 +51,16 @@ class BotRuntime:
         return time.time() - self._last_loop
 
     def adjust_grid(self, lower: float | None, upper: float | None) -> dict:
+        from concurrent.futures import Future
+
         future: Future = Future()
         self.requests.put((lower, upper, future))
         return self._answer(future, "adjustment")
 
     def flatten(self, reason: str) -> dict:
         """Cancel the grid's orders and close its own position, on the loop thread; the bot then stops."""
+        from concurrent.futures import Future
+
         future: Future = Future()
         self.flattens.put((reason, future))
         return self._answer(future, "flatten")

@@ -19,7 +19,6 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from core import safe_json
-from core.instance_manager import InstanceRegistry
 from core.paths import InstancePaths, project_home
 from core.web_token import ensure_token
 from web.binding import bind_first_free, choose_host, write_port_file
@@ -68,6 +67,8 @@ def stale_after_from_env() -> float:
 
 def restart_count(instance_id: str) -> int | None:
     """The supervisor's restart count for this instance, if a registry records it."""
+    from core.instance_manager import InstanceRegistry  # only /metrics asks: the page's start skips the registry code
+
     try:
         return int(InstanceRegistry(project_home()).load()[instance_id]["restart_count"])
     except (OSError, ValueError, KeyError, TypeError):
