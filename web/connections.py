@@ -8,11 +8,12 @@ way to a memory-limit restart of a bot that was trading fine. Here a connection 
 """
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from typing import Any
 
-from werkzeug.serving import ThreadedWSGIServer
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 MAX_CONNECTIONS = 32  # a page open in a browser uses about 7 (6 HTTP + 1 websocket)
 IDLE_TIMEOUT = 60.0
@@ -21,11 +22,25 @@ BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n
         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
 
 
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler, minus the access line its logger would drop anyway.
+
+    start_web sets the werkzeug logger to WARNING (no line per poll), but Werkzeug still builds
+    each line before the logger drops it: a URL decode and a date per request, and at the first
+    request (a bot's /health) the import of colorama for a handler. Errors are logged as before.
+    """
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if logging.getLogger("werkzeug").isEnabledFor(logging.INFO):
+            super().log_request(code, size)
+
+
 class CappedWSGIServer(ThreadedWSGIServer):
     """ThreadedWSGIServer with at most `max_connections` connection threads at a time."""
 
     def __init__(self, *args: Any, max_connections: int = MAX_CONNECTIONS, idle_timeout: float = IDLE_TIMEOUT,
                  **kwargs: Any) -> None:
+        kwargs.setdefault("handler", QuietRequestHandler)
         super().__init__(*args, **kwargs)
         self.idle_timeout = idle_timeout
         self._slots = threading.BoundedSemaphore(max_connections)
