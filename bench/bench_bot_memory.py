@@ -49,6 +49,17 @@ def backpack_config(home: Path, iid: str, port: int, url: str) -> Path:
     return path
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds process `pid` has used, to the nanosecond: its process CPU clock, the id glibc's
+    clock_getcpuclockid(pid) returns on Linux (MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)). psutil's
+    user + system times count 10 ms ticks, too coarse beside a 250 ms start; they are the fallback."""
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except OSError:
+        cpu = psutil.Process(pid).cpu_times()
+        return cpu.user + cpu.system
+
+
 def launch(home: Path, iid: str, config: Path, port: int,
            extra: dict[str, str]) -> tuple[subprocess.Popen, float, float]:
     """run.py as the supervisor runs it after `start`; (process, seconds from exec to /health 200,
@@ -68,8 +79,7 @@ def launch(home: Path, iid: str, config: Path, port: int,
             raise SystemExit(f"{iid}: no /health within 120 s")
         time.sleep(0.002)
     ready = time.perf_counter() - t0
-    cpu = psutil.Process(proc.pid).cpu_times()
-    return proc, ready, cpu.user + cpu.system
+    return proc, ready, cpu_seconds(proc.pid)
 
 
 def measure(home: Path, iid: str, config: Path, port: int, extra: dict[str, str], starts: int,
