@@ -23,7 +23,7 @@ from pathlib import Path
 from core import proc
 from core.atomic import private_opener, write_text_atomic
 from core.durable_batch import DurableBatch
-from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record
+from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record, record_text
 from core.paths import INSTANCE_ID_RE, InstancePaths, registry_path
 from core.pidfile import holder_pid, locked_ids
 from core.states import ATTENTION_STATES, FINAL_STATES, LIVE_STATES, State
@@ -197,7 +197,7 @@ class InstanceRegistry:
         paths = InstancePaths.for_instance(self.home, iid, rec.get("log_dir"))
         rec["log_dir"] = str(paths.log_dir)
         kept = {k: v for k, v in rec.items() if not k.startswith("_")}
-        batch.stage(paths.record, json.dumps(kept, separators=(",", ":"), sort_keys=True))  # write_record's text
+        batch.stage(paths.record, record_text(kept))
         default = InstancePaths.for_instance(self.home, iid).log_dir
         if paths.log_dir != default:  # found again even if the claims file is lost
             write_text_atomic(self.index_dir / iid, f"{paths.log_dir}\n", mode=0o600)

@@ -91,7 +91,12 @@ def read_record(path: str | os.PathLike) -> dict | None:
     return rec
 
 
+def record_text(rec: dict) -> str:
+    """The record as its file holds it: compact JSON, keys sorted (one writer's text is every writer's)."""
+    return cjson.dumps(rec, separators=(",", ":"), sort_keys=True)
+
+
 def write_record(path: str | os.PathLike, rec: dict, durable: bool = False) -> None:
     """Replace the record atomically; durable also fsyncs it and its directory (desired state
     changes must survive a power loss, a supervisor's frequent check-ins need not)."""
-    write_text_atomic(path, cjson.dumps(rec, separators=(",", ":"), sort_keys=True), mode=0o600, durable=durable)
+    write_text_atomic(path, record_text(rec), mode=0o600, durable=durable)
