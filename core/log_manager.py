@@ -22,16 +22,6 @@ def is_day(name: str) -> bool:
     return len(name) == 10 and name[4] == name[7] == "-" and (name[:4] + name[5:7] + name[8:]).isdecimal()
 
 
-def __getattr__(name: str) -> object:
-    """DATED_DIR_RE for core/logs_command.py, compiled on first use (PEP 562): the supervisor never asks."""
-    if name == "DATED_DIR_RE":
-        import re
-
-        globals()[name] = value = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def today() -> str:
     """The local date as YYYY-MM-DD (ISO strings sort like dates)."""
     return time.strftime("%Y-%m-%d")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.exit_codes import EXIT_OK, EXIT_UNKNOWN
 from core.instance_manager import InstanceRegistry
-from core.log_manager import DATED_DIR_RE
+from core.log_manager import is_day
 from core.paths import InstancePaths
 
 STREAMS = {"stdout": "bot_stdout.log", "stderr": "bot_stderr.log", "daemon": "daemon.log"}
@@ -30,7 +30,7 @@ RESET = "\x1b[0m"
 def dated_dirs(log_dir: Path) -> list[Path]:
     """logs/{id}/YYYY-MM-DD directories, oldest first (ISO dates sort as text)."""
     try:
-        names = sorted(n for n in os.listdir(log_dir) if DATED_DIR_RE.match(n))
+        names = sorted(n for n in os.listdir(log_dir) if is_day(n))
     except OSError:
         return []
     return [log_dir / n for n in names]
