@@ -191,8 +191,7 @@ class ConfigManager:
         strategy = doc.get("strategy_config") if isinstance(doc.get("strategy_config"), dict) else {}
         errors += strategy_rules(strategy)
         if errors:
-            masker = Masker(secret_values(doc) + _secret_vars(used))
-            raise ConfigError([masker(e) for e in _unique(errors)])
+            raise _refusal(errors, doc, used)
         draft = not schema
         schema = load_schema()
         cfg = InstanceConfig(
@@ -215,8 +214,7 @@ class ConfigManager:
         if checked != draft.digest:
             errors = schema_errors(doc)
             if errors:
-                masker = Masker(secret_values(doc) + _secret_vars(draft.used_vars))
-                raise ConfigError([masker(e) for e in _unique(errors)])
+                raise _refusal(errors, doc, draft.used_vars)
         return draft
 
     def validate_overrides(self, metadata: dict, strategy: dict) -> list[str]:
@@ -355,6 +353,13 @@ def config_digest(doc: dict) -> str:
     h = hashlib.sha256((_SCHEMA_TEXT or "").encode())
     h.update(b"\0" + json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
     return h.hexdigest()
+
+
+def _refusal(errors: list[str], doc: dict, used: dict[str, str]) -> ConfigError:
+    """The ConfigError listing each problem once, with every secret of the document (and of the
+    ${VAR}s it used) masked: an error message quotes values."""
+    masker = Masker(secret_values(doc) + _secret_vars(used))
+    return ConfigError([masker(e) for e in _unique(errors)])
 
 
 _DEFAULTS: dict[str, str] = {}  # section -> its schema defaults as JSON, copied for each config
