@@ -30,9 +30,10 @@ def private_opener(path: str | os.PathLike, flags: int) -> int:
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str, mode: int = PRIVATE, durable: bool = False) -> None:
-    """Replace path's content atomically; durable also fsyncs the file and its directory (what must
-    survive a power loss, e.g. a desired state)."""
+def write_temp_beside(path: str | os.PathLike, text: str, mode: int = PRIVATE, durable: bool = False) -> str:
+    """A new private file in path's directory holding text (fsync'd if durable), never through a
+    symlink; its name. What a rename over `path` then publishes whole (write_text_atomic, and
+    core/durable_batch.py for many files at once); removed again if writing it fails."""
     parent, name = os.path.split(os.fspath(path))
     os.makedirs(parent or ".", exist_ok=True)
     tmp = os.path.join(parent, f".{name}.{os.getpid()}.{next(_serial)}.{os.urandom(4).hex()}")
@@ -44,15 +45,30 @@ def write_text_atomic(path: str | os.PathLike, text: str, mode: int = PRIVATE, d
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
+    except BaseException:
+        _remove(tmp)
+        raise
+    return tmp
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, mode: int = PRIVATE, durable: bool = False) -> None:
+    """Replace path's content atomically; durable also fsyncs the file and its directory (what must
+    survive a power loss, e.g. a desired state)."""
+    tmp = write_temp_beside(path, text, mode, durable)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _remove(tmp)
         raise
     if durable:
-        dfd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY)
+        dfd = os.open(os.path.dirname(os.fspath(path)) or ".", os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dfd)
         finally:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from core.atomic import private_opener
+from core.atomic import write_temp_beside
 
 SMALL = 2  # files in a batch up to which per-file fsyncs are cheaper than a filesystem flush
 
@@ -49,21 +49,7 @@ class DurableBatch:
 
     def stage(self, path: str | os.PathLike, text: str, mode: int = 0o600) -> None:
         target = os.fspath(path)
-        parent, name = os.path.split(target)
-        os.makedirs(parent or ".", exist_ok=True)
-        tmp = os.path.join(parent, f".{name}.{os.getpid()}.{len(self.staged)}.{os.urandom(4).hex()}")
-        fd = private_opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        try:
-            os.fchmod(fd, mode)
-            data = text.encode()
-            while data:
-                data = data[os.write(fd, data):]
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        os.close(fd)
-        self.staged.append((tmp, target))
+        self.staged.append((write_temp_beside(target, text, mode), target))
 
     def commit(self) -> None:
         """Steps 2 to 4 of the module docstring; on an error the temp files not yet renamed are removed."""
