@@ -64,15 +64,24 @@
     state.series = all.filter((q, i) => i === 0 || q.t !== all[i - 1].t).slice(-MAX_POINTS);
   }
 
+  // The fills at the page size asked for now, or null once a later request was made meanwhile: answers
+  // can arrive out of order, and an older one (fewer rows) must not shrink a list the trader just extended.
+  let fillsAsked = 0;
+  async function latestFills() {
+    const ask = ++fillsAsked;
+    const fills = await getJSON("api/fills?limit=" + state.fillLimit);
+    return ask === fillsAsked ? fills : null;
+  }
+
   async function refetchAll() {
     try {
       const [snap, pnl, orders, fills] = await Promise.all([
-        getJSON("api/status"), getJSON("api/pnl?limit=" + MAX_POINTS), getJSON("api/orders"), getJSON("api/fills?limit=" + state.fillLimit),
+        getJSON("api/status"), getJSON("api/pnl?limit=" + MAX_POINTS), getJSON("api/orders"), latestFills(),
       ]);
-      mergeHistory(pnl.concat(fills));
+      mergeHistory(pnl.concat(fills || []));
       state.pnl = pnl.map((r) => ({ t: seconds(r.timestamp), equity: r.equity, realized: r.realized, total: r.realized + r.unrealized }));
       state.orders = orders;
-      setFills(fills);
+      if (fills) setFills(fills);
       applyStatus(snap, Date.now() / 1000);
     } catch (e) {
       markOffline("cannot reach the bot");
@@ -85,8 +94,10 @@
     ordersTimer = setTimeout(async () => {
       ordersTimer = null;
       try {
-        const [orders, fills] = await Promise.all([getJSON("api/orders"), getJSON("api/fills?limit=" + state.fillLimit)]);
-        state.orders = orders; mergeHistory(fills); setFills(fills); renderOrders(); draw();
+        const [orders, fills] = await Promise.all([getJSON("api/orders"), latestFills()]);
+        state.orders = orders;
+        if (fills) { mergeHistory(fills); setFills(fills); }
+        renderOrders(); draw();
       } catch (e) { /* the next status or reconnect tries again */ }
     }, 250);
   }
@@ -207,7 +218,10 @@
 
   $("fills-more").addEventListener("click", async () => {
     state.fillLimit = Math.min(MAX_FILLS, state.fillLimit + FILLS_PAGE);
-    try { setFills(await getJSON("api/fills?limit=" + state.fillLimit)); } catch (e) { /* reconnect refetches */ }
+    try {
+      const fills = await latestFills();
+      if (fills) setFills(fills);
+    } catch (e) { /* reconnect refetches */ }
   });
 
   function addPnlPoint(ts, s) {
