@@ -27,7 +27,11 @@ def test_a_bot_that_asked_for_more_time_is_not_killed_while_it_cancels(home):
     itself (exit 143, a handled SIGTERM), where a fixed stop_timeout SIGKILLed it halfway."""
     path = write_config(home, "patient", "--mode", "slow-term", "--term-delay", "1.5", stop_timeout=0.5)
     assert start(home, path).returncode == 0
-    write_stop_seconds(InstancePaths.for_instance(home, "patient").stop_seconds, 30)
+    paths = InstancePaths.for_instance(home, "patient")
+    # `start` may answer before the fake bot's interpreter installed its SIGTERM handler (a loaded
+    # machine: exit -15, not 143); its first heartbeat comes after the handler.
+    wait_for(paths.heartbeat.exists, 30, "the fake bot's first heartbeat")
+    write_stop_seconds(paths.stop_seconds, 30)
     out = run_cli(home, "stop", "-i", "patient")
     assert out.returncode == 0 and out.stdout.strip() == "patient stopped", out.stdout + out.stderr
     assert registry(home)["patient"]["exit_code"] == 143  # 128 + SIGTERM: it ended by itself, cleanly
