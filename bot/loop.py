@@ -28,6 +28,7 @@ from core.paths import ENV_INSTANCE_ID, InstancePaths, project_home
 from core.reload import bot_result_file, write_json
 from core.stop_time import write_stop_seconds
 from exchanges.base import AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable, RateLimited
+from strategies.order_book import EPS
 from strategies.perp_grid_strategy import PerpGridStrategy
 
 SIGTERM_REASON = "SIGTERM received"
@@ -38,6 +39,8 @@ START_BACKOFF_S = 1.0           # first wait after a transient error at start-up
 STOP_MARGIN_S = 5.0             # asked beyond the cancels themselves: the reads around them, the exit
 STOP_EXIT_S = 1.5               # left of a stop's time for the last words once cancelling gives up
 CANCEL_RETRY_S = 0.5            # pause before cancelling again after the venue failed to answer
+LATE_FILLS_WAIT_S = 5.0         # most a stop waits for fills the venue lists late (within its time)
+LATE_FILLS_POLL_S = 0.25        # between two looks at the fill history while it waits
 
 
 class Bot:
@@ -412,6 +415,25 @@ class Bot:
                 return error
             time.sleep(wait)
 
+    def await_late_fills(self) -> None:
+        """Book the fills of orders that filled just before the cancel and that the venue lists
+        late, waiting at most LATE_FILLS_WAIT_S within the stop's time: the books (and `list`'s
+        PnL) must equal the exchange between this stop and the next start. What is still unlisted
+        then (an order cancelled elsewhere looks the same) is said, and the next start books it."""
+        assert self.strategy is not None
+        strategy = self.strategy
+        begun = self.stop_requested_at if self.stop_requested_at is not None else time.monotonic()
+        deadline = min(time.monotonic() + LATE_FILLS_WAIT_S, begun + self.stop_time() - STOP_EXIT_S)
+        unlisted, error = self.atomically(strategy.book_late_fills)
+        while error is None and abs(unlisted) > EPS and time.monotonic() + LATE_FILLS_POLL_S < deadline:
+            time.sleep(LATE_FILLS_POLL_S)
+            unlisted, error = self.atomically(strategy.book_late_fills)
+        if error is not None:
+            self.say(f"could not read the late fills: {error}; the next start books them")
+        elif abs(unlisted) > EPS:
+            self.say(f"stopping with {unlisted:g} of our orders' fills not listed by the exchange yet; "
+                     "the next start books them")
+
     def shutdown(self, reason: str, cancel: bool = True) -> bool:
         """Cancel our orders, then flush the database and print the final summary; False (and a
         stop_reason) when some orders may remain on the exchange.
@@ -431,6 +453,8 @@ class Bot:
                 remaining = len(strategy.open_orders())
                 failure = f"cancel failed: {remaining} orders may remain on the exchange: {error}"
                 write_stop_reason(self.paths, failure)
+            else:
+                self.await_late_fills()
         self.say(f"stopping: {reason}")
         if not cancelled:
             self.say(failure)

@@ -183,19 +183,21 @@ class Exchange(abc.ABC):
         up to the cancel, which the fill history may list later), or None where the venue's
         answer has no order."""
 
-    def cancel_orders(self, symbol: str, order_ids: Sequence[str]) -> list[ExchangeError | None]:
-        """Cancel these orders (by exchange id); one result per id: None when cancelled, the
-        error otherwise (OrderNotFound: already gone). Never a cancel-all, which would take the
-        trader's manual orders too. One request after another here; a venue adapter overrides it
-        to cancel concurrently within its request budget."""
-        results: list[ExchangeError | None] = []
-        for order_id in order_ids:
-            try:
-                self.cancel_order(symbol, order_id=order_id)
-                results.append(None)
-            except ExchangeError as exc:
-                results.append(exc)
-        return results
+    def cancel_orders(self, symbol: str, order_ids: Sequence[str]) -> list[Order | ExchangeError | None]:
+        """Cancel these orders (by exchange id); one result per id: when cancelled, the order as
+        `cancel_order` answered it (None where the venue's answer has none), else the error
+        (OrderNotFound: already gone). The answer matters after a stop: what an order filled
+        before the cancel may be listed later, and the bot waits for it. Never a cancel-all, which
+        would take the trader's manual orders too. One request after another here; a venue
+        adapter overrides it to cancel concurrently within its request budget."""
+        return [self._cancel_one(symbol, order_id) for order_id in order_ids]
+
+    def _cancel_one(self, symbol: str, order_id: str) -> Order | ExchangeError | None:
+        """One of `cancel_orders`' results."""
+        try:
+            return self.cancel_order(symbol, order_id=order_id)
+        except ExchangeError as exc:
+            return exc
 
     def cancel_seconds(self, count: int) -> float:
         """About how long `cancel_orders` takes for `count` orders: what a stopping bot asks its

@@ -463,7 +463,7 @@ class CcxtExchange(Exchange):
                 return first
         raise base.ExchangeUnavailable(f"{self.name} accepted the cancel of {symbol} orders but has not done it yet")
 
-    def cancel_orders(self, symbol: str, order_ids: Sequence[str]) -> list[ExchangeError | None]:
+    def cancel_orders(self, symbol: str, order_ids: Sequence[str]) -> list[Order | ExchangeError | None]:
         """Cancel by id, CANCEL_WORKERS requests at a time (each still takes its token from the
         shared budget): 119 orders at 120 ms took 14 s one by one, longer than a stop may take.
         Venues without a cancel-by-ids batch (Backpack) leave concurrency as the only way that
@@ -471,16 +471,8 @@ class CcxtExchange(Exchange):
         if len(order_ids) < 2:
             return super().cancel_orders(symbol, order_ids)
         self._market(symbol)                # loaded once, before the threads share the cache
-
-        def cancel(order_id: str) -> ExchangeError | None:
-            try:
-                self.cancel_order(symbol, order_id=order_id)
-                return None
-            except ExchangeError as exc:
-                return exc
-
         with ThreadPoolExecutor(max_workers=min(CANCEL_WORKERS, len(order_ids))) as pool:
-            return list(pool.map(cancel, order_ids))
+            return list(pool.map(lambda order_id: self._cancel_one(symbol, order_id), order_ids))
 
     def cancel_seconds(self, count: int) -> float:
         """Rounds of CANCEL_WORKERS requests at the latency seen so far, plus the wait for tokens

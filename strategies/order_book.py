@@ -387,13 +387,15 @@ class OrderBook:
         symbol (a venue's cancel-all would take them too). Every order is attempted (concurrently
         where the venue allows); a cancelled one leaves its cell, so after failures the cells name
         exactly the orders that may remain (and the first failure is raised). An order of ours
-        that left the book without our cancel is remembered as gone (`_gone`).
+        that left the book without our cancel is remembered as gone (`_gone`), and so is what a
+        cancelled one had filled beyond its booked fills (its answer says so; the history lists
+        it later): a close counts it and a stopping bot waits for it (`unlisted`).
         """
         self.touch_all()
         mine = sorted(o.id for o in self.our_open_orders())
         results = self.exchange.cancel_orders(self.symbol, mine)
-        failed = {oid: err for oid, err in zip(mine, results) if err is not None and not isinstance(err, OrderNotFound)}
-        cancelled = {oid for oid, err in zip(mine, results) if err is None}
+        failed = {oid: r for oid, r in zip(mine, results) if isinstance(r, ExchangeError) and not isinstance(r, OrderNotFound)}
+        cancelled = {oid: r for oid, r in zip(mine, results) if not isinstance(r, ExchangeError)}
         cancelled_or_gone = set(cancelled)     # as the store records them (a gone one's fills still book)
         for cell in self.cells:
             for slot in ("open_order", "close_order"):
@@ -401,7 +403,14 @@ class OrderBook:
                 if ref is None or ref.id in failed:
                     continue                # a failed cancel keeps its cell: it may still rest
                 if ref.id in cancelled:
-                    setattr(cell, slot, None)
+                    answer = cancelled[ref.id]
+                    unlisted = round(answer.filled_qty - ref.filled, 10) if isinstance(answer, Order) else 0.0
+                    if unlisted > EPS:
+                        if slot == "close_order":       # as cancel_close: not closed a second time
+                            cell.unbooked[ref.id] = unlisted
+                        self._gone(cell, slot, unlisted)
+                    else:
+                        setattr(cell, slot, None)
                 else:
                     cancelled_or_gone.add(ref.id)
                     self._gone(cell, slot)  # filled (the fills book it) or cancelled elsewhere
@@ -413,15 +422,17 @@ class OrderBook:
             raise next(iter(failed.values()))
         return len(cancelled)
 
-    def _gone(self, cell: Cell, slot: str) -> None:
-        """An order of ours left the exchange's book without our cancel: filled (its fills maybe not
-        listed yet) or cancelled elsewhere. What it had left is remembered (`vanished`) until its
-        fills account for it: a close must not take it for the trader's."""
+    def _gone(self, cell: Cell, slot: str, unlisted: float | None = None) -> None:
+        """An order of ours left the exchange's book: filled (its fills maybe not listed yet) or
+        cancelled elsewhere, or cancelled by us after filling `unlisted` that no listed fill shows
+        yet. What it had left (or `unlisted`) is remembered (`vanished`) until its fills account
+        for it: a close must not take it for the trader's, and a stop waits for it."""
         self.touch(cell)
         ref = getattr(cell, slot)
-        if ref.remaining > EPS:
+        qty = ref.remaining if unlisted is None else unlisted
+        if qty > EPS:
             side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
-            self.vanished[ref.id] = [ref.remaining * (1 if side == "buy" else -1), int(time.time() * 1000)]
+            self.vanished[ref.id] = [qty * (1 if side == "buy" else -1), int(time.time() * 1000)]
         setattr(cell, slot, None)
 
     def abandon(self, cells: list[Cell]) -> None:

@@ -216,6 +216,15 @@ class PerpGridStrategy:
         self._save()
         return count
 
+    def book_late_fills(self) -> float:
+        """Book what the venue listed since; returns the signed quantity of our orders that left
+        the book (filled, or cancelled after filling some) whose fills are still unlisted. A
+        stopping bot calls it until nothing is left, so its books equal the exchange when it exits."""
+        if self._sync_fills():
+            self._refresh_position()
+            self._save()
+        return self.book.unlisted()
+
     def _first_start(self) -> Position | None:
         """No saved state: the grid starts from the present, whatever this account did before.
 
