@@ -410,36 +410,50 @@ class TradingBotDaemon:
             self._mark_failed(spec["instance_id"], reason)
             return Outcome(EXIT_FAIL, f"{spec['instance_id']} {reason}")
 
-    def _fork_supervisor(self, spec: dict, keep_fd: int | None = None) -> int:
-        """Start the supervisor in a new session (keep_fd inherited: it holds it for life); the
-        read end of the pipe its one readiness line will come through.
+    def _spawn_supervisors(self, batch: list[tuple[dict, int | None]]) -> list[int]:
+        """Start the supervisors of a batch of (spec, account lock fd to hand over) in a new
+        session; the read end of each one's readiness pipe, in the batch's order. OSError when
+        the process cannot be started (no process left, no such interpreter): then none is.
 
-        posix_spawn (core/spawn.py) with setsid, and the supervisor makes the second fork of the
-        double fork itself (core/supervisor.py): no copy of this CLI's page tables per instance
-        and no wait for an intermediate child, which cost start-all of 50 about 1.5 s while the
-        supervisors already started were taking the CPU. The spawned first half exits at once;
-        `_reap_first_halves` collects it."""
+        One posix_spawn (core/spawn.py) for the whole batch: core/supervisor.py boots one
+        interpreter, imports once, and forks each supervisor (the double fork of DESIGN.md). No
+        copy of this CLI's page tables, no wait for an intermediate child; the spawned process
+        exits once it forked them, and `_reap_first_halves` collects it. Each spec (the bot's
+        secrets) goes through its own pipe, never argv or a file."""
         from core.spawn import spawn
 
-        ready_r, ready_w = os.pipe()
-        spec_r, spec_w = os.pipe()
-        argv = [sys.executable, "-S", str(SUPERVISOR), str(REPO_ROOT), str(spec_r), str(ready_w)]
-        keep = (spec_r, ready_w) if keep_fd is None else (spec_r, ready_w, keep_fd)
+        readies: list[int] = []
+        writers: list[int] = []
+        seats: list[tuple[int, ...]] = []
+        theirs: list[int] = []          # the child's ends: closed here once it has them
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
+            for _, lock_fd in batch:
+                ready_r, ready_w = os.pipe()
+                readies.append(ready_r)
+                theirs.append(ready_w)
+                spec_r, spec_w = os.pipe()
+                writers.append(spec_w)
+                theirs.append(spec_r)
+                seats.append((spec_r, ready_w) if lock_fd is None else (spec_r, ready_w, lock_fd))
+            argv = [sys.executable, "-S", str(SUPERVISOR), str(REPO_ROOT), *(",".join(map(str, s)) for s in seats)]
             _FIRST_HALVES.append(spawn(argv, supervisor_environment(os.environ, self.home), str(self.home), null,
-                                       null, True, keep))
+                                       null, True, tuple(fd for seat in seats for fd in seat)))
         except BaseException:
-            os.close(ready_r)
-            os.close(spec_w)
+            for fd in readies + writers:
+                os.close(fd)
             raise
         finally:
             os.close(null)
-            os.close(spec_r)
-            os.close(ready_w)
-        with os.fdopen(spec_w, "w") as fh:
-            fh.write(json.dumps(spec))  # one C encoding; json.dump streams through the Python encoder
-        return ready_r
+            for fd in theirs:
+                os.close(fd)
+        for (spec, _), spec_w in zip(batch, writers):
+            try:
+                with os.fdopen(spec_w, "w") as fh:
+                    fh.write(json.dumps(spec))  # one C encoding; json.dump streams through the Python encoder
+            except BrokenPipeError:             # that supervisor died unread: its readiness pipe says so
+                pass
+        return readies
 
     def _outcome(self, iid: str, line: str) -> Outcome:
         """What the supervisor's readiness line (empty: it died without one) means for `start`."""
@@ -560,11 +574,11 @@ def start_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = False
     return launch_checked(home, cfgs, fresh_db, registry).outcomes()
 
 
-_FIRST_HALVES: list[int] = []   # spawned supervisors' first halves: each exits after its own fork
+_FIRST_HALVES: list[int] = []   # spawned batch starters (core/supervisor.py): each exits after its forks
 
 
 def _reap_first_halves() -> None:
-    """Collect the first halves that have exited, each by its own pid (never another child's
+    """Collect the batch starters that have exited, each by its own pid (never another child's
     status, which a pre-flight's subprocess waits for): start-all leaves no zombies behind."""
     for pid in list(_FIRST_HALVES):
         try:
@@ -647,20 +661,21 @@ def launch_checked(home: Path, cfgs: list[InstanceConfig], fresh_db: bool = Fals
         except OSError as exc:
             records = {}
             outcomes.update({i: _unwritable(seat.cfg.instance_id, exc) for i, seat in seats.items()})
+        batch: list[tuple[int, dict]] = []
         for i, record in records.items():
-            seat = seats[i]
             try:
-                spec = daemon._spec(seat.cfg, record)
+                batch.append((i, daemon._spec(seats[i].cfg, record)))
             except OSError as exc:
-                outcomes[i] = _unwritable(seat.cfg.instance_id, exc)
-                continue
+                outcomes[i] = _unwritable(seats[i].cfg.instance_id, exc)
+        if batch:
             try:
-                waiting[daemon._fork_supervisor(spec, seat.lock_fd)] = (i, seat)
+                readies = daemon._spawn_supervisors([(spec, seats[i].lock_fd) for i, spec in batch])
+                waiting.update((fd, (i, seats[i])) for fd, (i, _) in zip(readies, batch))
             except OSError as exc:  # no process left to fork (EAGAIN, ENOMEM)
                 reason = f"failed: cannot start the supervisor: {exc.strerror or exc}"
-                daemon._mark_failed(seat.cfg.instance_id, reason)
-                outcomes[i] = Outcome(EXIT_FAIL, f"{seat.cfg.instance_id} {reason}")
-            seat.release()
+                for i, _ in batch:
+                    daemon._mark_failed(seats[i].cfg.instance_id, reason)
+                    outcomes[i] = Outcome(EXIT_FAIL, f"{seats[i].cfg.instance_id} {reason}")
     finally:
         for seat in seats.values():
             seat.release()

@@ -771,15 +771,12 @@ def run_foreground(spec: dict, keeper: tuple[int, int]) -> int:
     return code
 
 
-def main(keeper: tuple[int, int], foreground: str) -> int:
-    """argv: repo_root spec_fd ready_fd (set up by core/daemon.py's posix_spawn), or `foreground`
-    instead of ready_fd when a foreground `start` exec'd us (core/supervisor.py)."""
-    spec = read_spec(int(sys.argv[2]))
+def main(keeper: tuple[int, int], spec_fd: int, ready: int | str) -> int:
+    """Supervise the instance whose spec comes through spec_fd (core/supervisor.py): report on
+    the readiness pipe `ready`, or in the terminal when it is "foreground" (a foreground `start`
+    exec'd us)."""
+    spec = read_spec(spec_fd)
     no_fd_inherited()  # the readiness pipe and the account lock stay ours, never the bot's
-    if sys.argv[3] == foreground:
+    if isinstance(ready, str):
         return run_foreground(spec, keeper)
-    return Supervisor(spec, pipe_reporter(int(sys.argv[3])), keeper).run()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return Supervisor(spec, pipe_reporter(ready), keeper).run()

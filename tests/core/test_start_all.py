@@ -82,19 +82,34 @@ def test_a_claim_in_a_later_batch_sees_the_instances_started_by_an_earlier_one(h
     assert run_cli(home, "stop-all").returncode == 0
 
 
+def pipes_of(pid: int) -> set[str]:
+    """The pipes a process holds open ("pipe:[inode]")."""
+    fd_dir = f"/proc/{pid}/fd"
+    links = (os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir))
+    return {link for link in links if link.startswith("pipe:")}
+
+
 def test_each_daemon_is_double_forked_in_its_own_session_but_not_its_leader(home):
     """DESIGN.md's `start -d`: the supervisor is in a session of its own (the terminal's signals
     never reach it), not that session's leader (opening a terminal can never make it its
-    controlling one), and not a child of the command that started it."""
-    for iid in ("df_01", "df_02"):
+    controlling one), and not a child of the command that started it. One process starts a
+    whole batch (core/supervisor.py), yet each supervisor has its own session and holds none of
+    another's pipes (a sibling keeping a readiness pipe or an account lock open would outlive it)."""
+    for iid in ("df_01", "df_02", "df_03"):
         write_config(home, iid)
     out = run_cli(home, "start-all")
     try:
         assert out.returncode == 0, out.stdout + out.stderr
-        for iid, rec in list_json(home).items():
-            pid = rec["pid"]
+        pids = {iid: rec["pid"] for iid, rec in list_json(home).items()}
+        assert len(pids) == 3
+        for iid, pid in pids.items():
             assert os.getsid(pid) != os.getsid(0), iid     # not in our session
             assert os.getsid(pid) != pid, iid              # not its session's leader
             assert os.getpgid(pid) != pid, iid             # nor a group leader: a second fork made it
+        assert len({os.getsid(pid) for pid in pids.values()}) == 3     # a session each
+        held = {iid: pipes_of(pid) for iid, pid in pids.items()}
+        for iid in pids:
+            others = set().union(*(pipes for other, pipes in held.items() if other != iid))
+            assert not held[iid] & others, f"{iid} shares pipes with another supervisor"
     finally:
         assert run_cli(home, "stop-all").returncode == 0
