@@ -63,8 +63,8 @@ TAIL_CHARS = 300  # per stderr line kept in an event
 # so an events file and its one predecessor take at most ~2 MiB, however often a bot fills.
 # GRIDBOT_EVENTS_MAX_BYTES (read once, at import) lowers it for tests; the supervisor inherits it.
 MAX_BYTES_ENV = "GRIDBOT_EVENTS_MAX_BYTES"
-_CAP = os.environ.get(MAX_BYTES_ENV, "")
-MAX_BYTES = int(_CAP) if _CAP.isdigit() and int(_CAP) > 0 else 1 << 20
+_SET_CAP = os.environ.get(MAX_BYTES_ENV, "")
+MAX_BYTES = int(_SET_CAP) if _SET_CAP.isdigit() and int(_SET_CAP) > 0 else 1 << 20  # bad text: the default
 
 
 def fleet_events_path(home: str | os.PathLike) -> Path:  # noqa: F821 (pathlib: not for the supervisor)

@@ -3,8 +3,9 @@
 `daemon-manager notifier [-d]` runs it (one per home: logs/.notifier/notifier.pid is flock'd for
 life). Each turn it reads what was appended to logs/*/events.jsonl and logs/.fleet.events.jsonl
 since the saved offsets (after a rotation, the rest of the rotated `.1` file first), queues each
-new event (de-duplicated by id) for the URLs that want its kind, and sends what is due. A target that fails is retried with exponential backoff (capped)
-until it succeeds or the event is older than give_up_s; an invalid URL is dropped at once.
+new event (de-duplicated by id) for the URLs that want its kind, and sends what is due. A target
+that fails is retried with exponential backoff (capped) until it succeeds or the event is older
+than give_up_s; an invalid URL is dropped at once.
 Everything is saved to state.json before and after each send, so a crash or a reboot resumes where
 it stopped: delivery is at least once, and exactly once unless it dies between a send and its note.
 """

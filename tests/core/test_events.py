@@ -120,7 +120,8 @@ def test_rotate_if_over_moves_a_full_file_to_dot_1_replacing_the_last_and_leaves
     assert events.rotate_if_over(paths.events, max_bytes=size) is False and paths.events.exists()
     _exited(paths, "second")
     assert events.rotate_if_over(paths.events, max_bytes=size) is True
-    assert not paths.events.exists() and _reasons(read_events(events.rotated_path(paths.events))[0]) == ["first", "second"]
+    assert not paths.events.exists()
+    assert _reasons(read_events(events.rotated_path(paths.events))[0]) == ["first", "second"]
     _exited(paths, "third")
     _exited(paths, "fourth")
     assert events.rotate_if_over(paths.events, max_bytes=size)
