@@ -7,7 +7,8 @@ planted credentials through to every bot, and the supervisor kept all 8, readabl
 
 - from the shell: PATH, HOME, LANG, TZ and LC_*, and where the per-user state lives
   (GRIDBOT_STATE_DIR, XDG_STATE_HOME: the account locks and a key's shared request budget must be
-  the same directory for the CLI, the supervisor and the bot), plus the names the config lists in
+  the same directory for the CLI, the supervisor and the bot), GRIDBOT_EVENTS_MAX_BYTES (the events
+  files' rotation size, core/events.py), plus the names the config lists in
   `daemon_config.inherit_environment` (a proxy, a CA bundle, ...);
 - the contract variables (core/paths.py) and GRIDBOT_HOME, PYTHONUNBUFFERED;
 - the config's own `environment`, the ${VAR}s it uses and its exchange keys (core/daemon.py).
@@ -20,10 +21,11 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from core.events import MAX_BYTES_ENV
 from core.paths import HOME_ENV
 from core.user_state import STATE_ENV
 
-INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", STATE_ENV, "XDG_STATE_HOME"})
+INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", STATE_ENV, "XDG_STATE_HOME", MAX_BYTES_ENV})
 INHERITED_PREFIX = "LC_"
 
 

@@ -1,7 +1,8 @@
 """What the trader must hear about, typed once: kinds, the event record, and the per-instance log.
 
-The supervisor only appends (one JSON line per event to `logs/{id}/events.jsonl`, fsync'd); the
-notifier (notify/), the dashboard and `logs` only read. Emitting is decoupled from delivery, as in
+The supervisor and the bot append (one JSON line per event to `logs/{id}/events.jsonl`, fsync'd);
+the supervisor also rotates that file past MAX_BYTES (rotate_if_over); the notifier (notify/)
+reads it across rotations (read_rotating). Emitting is decoupled from delivery, as in
 supervisor's events.py: the supervisor never waits on a network and never imports Apprise.
 
 An event is {"id", "kind", "instance", "time", "payload"}. `id` is random and unique, so a
@@ -58,6 +59,12 @@ DEFAULT_KINDS = frozenset(k for k, (on, _) in KINDS.items() if on)
 FLEET = "(fleet)"  # the `instance` of fleet-wide events: not a valid instance id, so never one's name
 MAX_LINE = 3500  # < PIPE_BUF: one O_APPEND write of a line is never interleaved with another's
 TAIL_CHARS = 300  # per stderr line kept in an event
+# Rotation: past MAX_BYTES a file becomes `NAME.1` (replacing the last one) and a fresh NAME starts,
+# so an events file and its one predecessor take at most ~2 MiB, however often a bot fills.
+# GRIDBOT_EVENTS_MAX_BYTES (read once, at import) lowers it for tests; the supervisor inherits it.
+MAX_BYTES_ENV = "GRIDBOT_EVENTS_MAX_BYTES"
+_SET_CAP = os.environ.get(MAX_BYTES_ENV, "")
+MAX_BYTES = int(_SET_CAP) if _SET_CAP.isdigit() and int(_SET_CAP) > 0 else 1 << 20  # bad text: the default
 
 
 def fleet_events_path(home: str | os.PathLike) -> Path:  # noqa: F821 (pathlib: not for the supervisor)
@@ -116,6 +123,35 @@ def append_fleet_event(home: str | os.PathLike, kind: str, on_error: Callable[[s
     return append_to(fleet_events_path(home), new_event(kind, FLEET, payload), on_error)
 
 
+def rotated_path(path: str | os.PathLike) -> str:
+    """Where rotate_if_over moves a full events file: the one predecessor kept beside it."""
+    return os.fspath(path) + ".1"
+
+
+def rotate_if_over(path: str | os.PathLike, on_error: Callable[[str], object] | None = None,
+                   max_bytes: int | None = None) -> bool:
+    """Rename `path` to `path.1` (replacing it) once it holds more than max_bytes (MAX_BYTES).
+
+    Only the file's ONE rotator may call this: two rotating at once could each rename a file over
+    the `.1` the other just made, and the events in it would be gone. An instance's events.jsonl
+    is rotated by its supervisor (it holds the instance lock, at each health check); the fleet's
+    by the notifier (one per home, its pid file flock'd). Appenders need no lock: each event is one
+    O_APPEND write on a freshly opened path, so a write racing the rename lands whole in the old
+    file (now `.1`) or the new one, and read_rotating reads both. Never raises.
+    """
+    try:
+        if os.stat(path).st_size <= (MAX_BYTES if max_bytes is None else max_bytes):
+            return False
+        os.replace(path, rotated_path(path))
+        return True
+    except FileNotFoundError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - like append_to: a full disk must not take the caller down
+        if on_error is not None:
+            on_error(f"cannot rotate {path}: {exc!r}")
+        return False
+
+
 def read_events(path: str | os.PathLike, offset: int = 0, limit_bytes: int = 1 << 20) -> tuple[list[dict], int]:
     """Complete events after byte `offset`, and the offset after the last complete line read.
 
@@ -125,13 +161,71 @@ def read_events(path: str | os.PathLike, offset: int = 0, limit_bytes: int = 1 <
     """
     try:
         with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < offset:
-                offset = 0
-            fh.seek(offset)
-            raw = fh.read(limit_bytes)
+            return _read_open(fh, offset, limit_bytes)
     except OSError:
         return [], offset
+
+
+def read_rotating(path: str | os.PathLike, cursor: dict | int | None,
+                  limit_bytes: int = 1 << 20) -> tuple[list[dict], dict]:
+    """New events of a file its rotator may have renamed to `.1` since the last call, and the new cursor.
+
+    The cursor (JSON-able; keep what this returned) names the file its offset belongs to:
+    {"inode", "offset", "rotated": [inode, offset] | None}. When `path` is another inode than the
+    cursor's, the cursor's file was rotated: the rest of `.1` is read first from the old offset,
+    then the new file from 0. `.1` stays followed while it is that inode, so an event a writer
+    appends to it after the rename (it opened the path just before) is read too. A bare offset
+    (an int, or a cursor without inode: saved before rotation existed) is taken to be the current
+    file's. Only a file rotated twice between two calls loses what the replaced `.1` still held.
+    """
+    cur = dict(cursor) if isinstance(cursor, dict) else {"inode": None, "offset": int(cursor or 0)}
+    events: list[dict] = []
+    fh = _open(path)
+    try:
+        inode = os.fstat(fh.fileno()).st_ino if fh is not None else None
+        if cur.get("inode") is not None and cur["inode"] != inode:
+            cur = {"inode": inode, "offset": 0, "rotated": [cur["inode"], int(cur.get("offset") or 0)]}
+        cur["inode"] = inode
+        behind = False  # more than limit_bytes of `.1` left: read it all before the newer file
+        if cur.get("rotated"):
+            got, cur["rotated"], behind = _read_rotated(rotated_path(path), cur["rotated"], limit_bytes)
+            events += got
+        if fh is not None and not behind:
+            got, cur["offset"] = _read_open(fh, int(cur.get("offset") or 0), limit_bytes)
+            events += got
+    finally:
+        if fh is not None:
+            fh.close()
+    return events, cur
+
+
+def _open(path: str | os.PathLike):
+    try:
+        return open(path, "rb")
+    except OSError:
+        return None
+
+
+def _read_rotated(path: str, rotated: list, limit_bytes: int) -> tuple[list[dict], list | None, bool]:
+    """The rest of the rotated file, if `.1` is still that inode: (events, its cursor or None, more left)."""
+    fh = _open(path)
+    if fh is None:
+        return [], None, False
+    with fh:
+        st = os.fstat(fh.fileno())
+        if st.st_ino != rotated[0]:
+            return [], None, False  # a later rotation replaced it
+        got, offset = _read_open(fh, int(rotated[1]), limit_bytes)
+        return got, [rotated[0], offset], st.st_size - int(rotated[1]) > limit_bytes
+
+
+def _read_open(fh, offset: int, limit_bytes: int) -> tuple[list[dict], int]:
+    """read_events on an open file (so its inode and its bytes are the same file's)."""
+    size = os.fstat(fh.fileno()).st_size
+    if size < offset:
+        offset = 0
+    fh.seek(offset)
+    raw = fh.read(limit_bytes)
     end = raw.rfind(b"\n")
     if end < 0:
         return [], offset

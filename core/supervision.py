@@ -26,7 +26,7 @@ from core import cjson, heartbeat, proc
 from core.atomic import write_text_atomic
 from core.bot_status import read_bot_status
 from core.events import (EXITED, FATAL, HANG_RESTART, MEMORY_RESTART, RESTART_LOOP, RestartWindow, WaitingWatch,
-                         append_event)
+                         append_event, rotate_if_over)
 from core.exit_codes import BOT_EXIT_CONFIG, BOT_EXIT_TERM, EXIT_FAIL, EXIT_OK, EXIT_USAGE, NOT_RETRIED
 from core.instance_files import InstanceFiles
 from core.instance_record import write_record
@@ -591,6 +591,7 @@ class Supervisor:
     # -- health ----------------------------------------------------------------------------
     def on_health(self) -> None:
         self.timers["health"] = time.monotonic() + float(self.s["health_check_interval"])
+        rotate_if_over(self.paths.events, self.log)  # we hold the instance lock: its one rotator
         if today() != self.log_day:
             self.log_day = today()
             remove_old_dirs(self.paths.log_dir, int(self.s["log_retention_days"]))

@@ -2,9 +2,10 @@
 
 `daemon-manager notifier [-d]` runs it (one per home: logs/.notifier/notifier.pid is flock'd for
 life). Each turn it reads what was appended to logs/*/events.jsonl and logs/.fleet.events.jsonl
-since the saved offsets, queues each new event (de-duplicated by id) for the URLs that want its
-kind, and sends what is due. A target that fails is retried with exponential backoff (capped)
-until it succeeds or the event is older than give_up_s; an invalid URL is dropped at once.
+since the saved offsets (after a rotation, the rest of the rotated `.1` file first), queues each
+new event (de-duplicated by id) for the URLs that want its kind, and sends what is due. A target
+that fails is retried with exponential backoff (capped) until it succeeds or the event is older
+than give_up_s; an invalid URL is dropped at once.
 Everything is saved to state.json before and after each send, so a crash or a reboot resumes where
 it stopped: delivery is at least once, and exactly once unless it dies between a send and its note.
 """
@@ -14,7 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from core.events import FLEET, append_to, fleet_events_path, read_events
+from core.events import FLEET, append_to, fleet_events_path, read_rotating, rotate_if_over
 from core.log_manager import stamp
 from core.pidfile import PidLock
 from notify import deliver
@@ -81,6 +82,9 @@ class Notifier:
         self._daily_summary(now)
         if self._take_in(now):
             self.state.save()
+        # The fleet file's one rotator: `resume` only appends, and this process is the home's only
+        # notifier (notifier.pid is flock'd), which also writes the daily summaries into it.
+        rotate_if_over(fleet_events_path(self.home), lambda m: self.log(m, "ERROR"))
         for event_id in [i for i, p in self.state.pending.items() if p["next_at"] <= now]:
             self._send(event_id, time.time())
 
@@ -103,8 +107,8 @@ class Notifier:
         changed = False
         for path in self._files():
             key = str(path.relative_to(self.home))
-            offset = self.state.offsets.get(key, 0)
-            events, new_offset = read_events(path, offset)
+            cursor = self.state.offsets.get(key)
+            events, new_cursor = read_rotating(path, cursor)
             for event in events:
                 if self.state.known(event["id"]):
                     continue
@@ -114,8 +118,8 @@ class Notifier:
                 targets = self._channel(event).wants(event["kind"])
                 if targets:
                     self.state.add(event, targets, now)
-            if new_offset != offset:
-                self.state.offsets[key] = new_offset
+            if new_cursor != cursor:
+                self.state.offsets[key] = new_cursor
                 changed = True
         return changed
 

@@ -1,6 +1,8 @@
 """What the notifier must not forget across its own crash or a reboot, in logs/.notifier/state.json.
 
-- offsets: how far each events file has been taken in (bytes);
+- offsets: how far each events file has been taken in: a core.events.read_rotating cursor (the
+  file's inode beside the byte offset, so a rotation is noticed); a bare int (a state saved before
+  rotation existed) is still read, as an offset into the current file;
 - pending: events taken in but not yet delivered to every target, with their retry schedule;
 - sent: ids delivered to every target (pruned after SENT_KEEP_S), so a line read twice is not resent;
 - summary: the day of the last daily summary and each instance's books then (for "today" figures).
@@ -31,7 +33,7 @@ def fingerprint(url: str) -> str:
 class State:
     def __init__(self, home: Path) -> None:
         self.path = notifier_dir(home) / "state.json"
-        self.offsets: dict[str, int] = {}
+        self.offsets: dict[str, dict | int] = {}
         self.pending: dict[str, dict] = {}
         self.sent: dict[str, float] = {}
         self.summary: dict = {"day": None, "base": {}}

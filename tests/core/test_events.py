@@ -102,3 +102,82 @@ def test_the_supervisor_never_imports_a_notification_library():
     loaded = set(out.stdout.split())
     assert "core.events" in loaded and "core.supervision" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("apprise", "notify", "requests", "flask")}
+
+
+def _exited(paths, reason: str) -> None:
+    assert append_event(paths, events.EXITED, state="exited", stop_reason=reason)
+
+
+def _reasons(got: list[dict]) -> list[str]:
+    return [e["payload"]["stop_reason"] for e in got]
+
+
+def test_rotate_if_over_moves_a_full_file_to_dot_1_replacing_the_last_and_leaves_a_small_one(tmp_path):
+    paths = InstancePaths("b", tmp_path)
+    assert events.rotate_if_over(paths.events, max_bytes=100) is False  # no file yet: nothing to do
+    _exited(paths, "first")
+    size = paths.events.stat().st_size
+    assert events.rotate_if_over(paths.events, max_bytes=size) is False and paths.events.exists()
+    _exited(paths, "second")
+    assert events.rotate_if_over(paths.events, max_bytes=size) is True
+    assert not paths.events.exists()
+    assert _reasons(read_events(events.rotated_path(paths.events))[0]) == ["first", "second"]
+    _exited(paths, "third")
+    _exited(paths, "fourth")
+    assert events.rotate_if_over(paths.events, max_bytes=size)
+    assert _reasons(read_events(events.rotated_path(paths.events))[0]) == ["third", "fourth"]  # one predecessor kept
+    assert events.MAX_BYTES == 1 << 20  # the default cap (no GRIDBOT_EVENTS_MAX_BYTES in the test env)
+
+
+def test_read_rotating_reads_the_rest_of_the_rotated_file_then_the_new_one_and_a_late_write(tmp_path):
+    paths = InstancePaths("b", tmp_path)
+    _exited(paths, "one")
+    got, cursor = events.read_rotating(paths.events, None)
+    assert _reasons(got) == ["one"] and cursor["inode"] == paths.events.stat().st_ino
+    _exited(paths, "two")  # appended after the reader's last look, before the rename
+    racer = os.open(paths.events, os.O_WRONLY | os.O_APPEND)  # a bot that opened the path just before
+    try:
+        assert events.rotate_if_over(paths.events, max_bytes=1)
+        for reason in ("three", "four-" + "x" * 400):  # the new file outgrows the old offset
+            _exited(paths, reason)
+        got, cursor = events.read_rotating(paths.events, cursor)
+        assert _reasons(got) == ["two", "three", "four-" + "x" * 400]
+        os.write(racer, events._line(events.new_event(events.EXITED, "b", {"stop_reason": "late"})))
+    finally:
+        os.close(racer)
+    got, cursor = events.read_rotating(paths.events, cursor)
+    assert _reasons(got) == ["late"]  # landed in .1 after the switch: still read
+    assert events.read_rotating(paths.events, cursor) == ([], cursor)
+    assert json.loads(json.dumps(cursor)) == cursor  # it is saved in the notifier's state.json
+
+
+def test_an_offset_saved_without_an_inode_is_taken_as_the_current_files(tmp_path):
+    """A notifier state written before rotation existed holds bare offsets (or cursors without inode)."""
+    paths = InstancePaths("b", tmp_path)
+    _exited(paths, "old")
+    offset = paths.events.stat().st_size
+    _exited(paths, "new")
+    for saved in (offset, {"offset": offset}):
+        got, cursor = events.read_rotating(paths.events, saved)
+        assert _reasons(got) == ["new"] and cursor["offset"] == paths.events.stat().st_size
+        assert cursor["inode"] == paths.events.stat().st_ino
+    got, _ = events.read_rotating(paths.events, None)
+    assert _reasons(got) == ["old", "new"]
+    assert events.read_rotating(tmp_path / "missing.jsonl", 0) == ([], {"inode": None, "offset": 0})
+
+
+def test_a_rotated_file_left_over_the_read_limit_is_finished_before_the_new_one(tmp_path):
+    paths = InstancePaths("b", tmp_path)
+    _, cursor = events.read_rotating(paths.events, None)
+    _exited(paths, "a")
+    _, cursor = events.read_rotating(paths.events, cursor)
+    for reason in ("b", "c", "d"):
+        _exited(paths, reason)
+    events.rotate_if_over(paths.events, max_bytes=1)
+    _exited(paths, "e")
+    one_line = paths.events.stat().st_size
+    seen: list[str] = []
+    for _ in range(6):
+        got, cursor = events.read_rotating(paths.events, cursor, limit_bytes=one_line + 10)
+        seen += _reasons(got)
+    assert seen == ["b", "c", "d", "e"]

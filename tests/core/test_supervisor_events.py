@@ -1,9 +1,11 @@
 """The events a real supervisor appends to logs/{id}/events.jsonl while it runs tests/fake_bot.py."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from core.events import read_events
+from core.events import FILL, MAX_BYTES_ENV, MAX_LINE, append_event, read_events, rotated_path
 from core.paths import InstancePaths
 from tests.conftest import run_cli, wait_for
 from tests.core.util import registry, start, write_config
@@ -82,3 +84,37 @@ def test_waiting_longer_than_the_threshold_then_trading_appends_both(home):
     assert waiting["payload"]["waited_s"] >= 1 and "unreachable" in waiting["payload"]["message"]
     assert back["payload"]["waited_s"] >= waiting["payload"]["waited_s"]
     assert run_cli(home, "stop", "-i", "offline").returncode == 0
+
+
+def test_the_supervisor_rotates_its_events_file_past_the_cap_so_it_stays_bounded(home):
+    """The bot appends a FILL per fill, forever: the supervisor (the file's one rotator) moves it to
+    events.jsonl.1 at a health check once it passes GRIDBOT_EVENTS_MAX_BYTES (here 2000)."""
+    cap, paths = 2000, InstancePaths.for_instance(home, "chatty")
+    rotated = Path(rotated_path(paths.events))
+
+    def fills(n: int, tag: str) -> list[str]:
+        for i in range(n):  # as bot/loop.py on_fill does, from another process than the supervisor
+            append_event(paths, FILL, side="buy", price=150.0, qty=0.1, tag=f"{tag}{i}")
+        return [f"{tag}{i}" for i in range(n)]
+
+    def size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:  # just rotated, no event since
+            return 0
+
+    def tags(path: Path) -> list[str]:
+        return [e["payload"]["tag"] for e in read_events(path)[0]]
+
+    before = fills(20, "before")  # ~2.8 KB already there when the supervisor starts
+    assert size(paths.events) > cap
+    path = write_config(home, "chatty", "--interval", "0.2")
+    assert start(home, path, env={MAX_BYTES_ENV: str(cap)}).returncode == 0
+    wait_for(lambda: rotated.exists(), 20, "the first rotation")
+    assert tags(rotated) == before
+    for round_ in range(3):  # each batch alone passes the cap: at least one more rotation each
+        last = rotated.stat().st_ino
+        fills(20, f"r{round_}-")
+        wait_for(lambda: rotated.stat().st_ino != last and size(paths.events) <= cap, 20, f"rotation {round_ + 1}")
+        assert size(paths.events) + size(rotated) < 2 * (cap + MAX_LINE)
+    assert run_cli(home, "stop", "-i", "chatty").returncode == 0
