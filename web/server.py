@@ -135,10 +135,11 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
     @app.get("/health")
     def health() -> tuple[Response, int]:
         age = _finite(runtime.loop_age())
-        fresh = age is not None and age <= stale_after
+        shown = None if age is None else round(age, 3)  # judged as shown: never "stale" at an age equal to the bound
+        fresh = shown is not None and shown <= stale_after
         body = {"status": "ok" if fresh else "stale", "instance_id": runtime.instance_id,
                 "uptime_s": round(time.time() - runtime.started_at, 3),
-                "loop_age_s": None if age is None else round(age, 3), "stale_after_s": stale_after}
+                "loop_age_s": shown, "stale_after_s": stale_after}
         return jsonify(body), 200 if fresh else 503
 
     @app.get("/api/status")
