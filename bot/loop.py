@@ -404,8 +404,7 @@ class Bot:
         a second attempt would have cancelled; the deadline keeps the bot ahead of its SIGKILL, so
         it can still say what is left.
         """
-        begun = self.stop_requested_at if self.stop_requested_at is not None else time.monotonic()
-        deadline = begun + self.stop_time() - STOP_EXIT_S
+        deadline = self.stop_deadline()
         while True:
             _, error = self.atomically(cancel)
             if not isinstance(error, (RateLimited, ExchangeUnavailable)):
@@ -415,6 +414,13 @@ class Bot:
                 return error
             time.sleep(wait)
 
+    def stop_deadline(self) -> float:
+        """The monotonic time by which a stop's work must end: the stop's time from its request
+        (or from now, for a stop the bot decided itself), less STOP_EXIT_S for the last words, so
+        the bot is done before its supervisor's SIGKILL."""
+        begun = self.stop_requested_at if self.stop_requested_at is not None else time.monotonic()
+        return begun + self.stop_time() - STOP_EXIT_S
+
     def await_late_fills(self) -> None:
         """Book the fills of orders that filled just before the cancel and that the venue lists
         late, waiting at most LATE_FILLS_WAIT_S within the stop's time: the books (and `list`'s
@@ -422,8 +428,7 @@ class Bot:
         then (an order cancelled elsewhere looks the same) is said, and the next start books it."""
         assert self.strategy is not None
         strategy = self.strategy
-        begun = self.stop_requested_at if self.stop_requested_at is not None else time.monotonic()
-        deadline = min(time.monotonic() + LATE_FILLS_WAIT_S, begun + self.stop_time() - STOP_EXIT_S)
+        deadline = min(time.monotonic() + LATE_FILLS_WAIT_S, self.stop_deadline())
         unlisted, error = self.atomically(strategy.book_late_fills)
         while error is None and abs(unlisted) > EPS and time.monotonic() + LATE_FILLS_POLL_S < deadline:
             time.sleep(LATE_FILLS_POLL_S)
