@@ -219,7 +219,10 @@ class PerpGridStrategy:
     def book_late_fills(self) -> float:
         """Book what the venue listed since; returns the signed quantity of our orders that left
         the book (filled, or cancelled after filling some) whose fills are still unlisted. A
-        stopping bot calls it until nothing is left, so its books equal the exchange when it exits."""
+        stopping bot calls it until nothing is left, so its books equal the exchange when it exits.
+        With nothing unlisted (shutdown booked what was listed) it asks the venue nothing."""
+        if abs(self.book.unlisted()) <= EPS:
+            return 0.0
         if self._sync_fills():
             self._refresh_position()
             self._save()
