@@ -1,0 +1,145 @@
+"""A restart while an order has filled pieces the venue does not list yet: each piece counts once.
+
+Backpack answers an open order with its `executedQuantity`, which counts pieces its fill history
+lists only later. A restarted bot reconciles its saved orders with that answer; the pieces are then
+booked when listed. The books must count each piece once: an order's booked quantity (its listed
+fills) is kept apart from what the venue reports executed. When they were one number, a listed piece
+came on top of the venue's count, and after a restart the bot
+- cancelled a closing order that still fit its cell and placed a new one for the whole holding,
+  selling what the old one had already sold (more than the grid held);
+- took a partly filled opening order for done while it still rested: the page and the database
+  called it filled, and max_position let an extra opening order out (a position beyond it).
+
+The strategy in this process on the ccxt adapter, against the local Backpack server over HTTP, with
+a real SQLite file; a restart is a new adapter, store and strategy on the same file, with nothing
+shut down (a SIGKILL). Pieces are made while the bot does not call (under the venue's lock), so
+their count is exact.
+"""
+from __future__ import annotations
+
+import pytest
+
+from database.db import Database
+from exchanges.base import Exchange
+from strategies.grid_params import GridParams
+from strategies.perp_grid_strategy import PerpGridStrategy
+from tests.exchanges.backpack_server import TEST_PUBLIC_B64, BackpackServer
+from tests.exchanges.test_strategy_on_backpack import IID, SYMBOL, connect, placed_at
+
+UNLISTED = 1e9                                  # a listing delay that hides every fill
+PIECE = 0.03                                    # what one price sample fills of an order
+
+
+@pytest.fixture
+def server():
+    with BackpackServer(price=150.0) as srv:
+        yield srv
+
+
+def run(server: BackpackServer, home, monkeypatch, max_position: float | None = None
+        ) -> tuple[PerpGridStrategy, Exchange, Database]:
+    """A bot's life: adapter, store and strategy on this instance's database, started."""
+    db = Database(home / "database" / f"{IID}.db")
+    ex = connect(server, home, monkeypatch, db=db)
+    strat = PerpGridStrategy(ex, GridParams(SYMBOL, 140.0, 160.0, 21, 0.1, max_position=max_position), IID,
+                             store=db, log=lambda _m: None)
+    strat.start()
+    return strat, ex, db
+
+
+def killed(ex: Exchange, db: Database) -> None:
+    """The bot dies without a word: nothing cancelled, nothing saved beyond its last turn."""
+    ex.close()
+    db.close()
+
+
+def two_pieces(server: BackpackServer, through: float, back: float) -> None:
+    """The price touches `through` for two samples (two pieces of the order there fill), then
+    rests at `back`. Under the venue's lock no request of the bot matches in between."""
+    server.partial_fill_qty = PIECE
+    with server.lock:
+        server.set_price(through)
+        server.set_price(back)
+
+
+def our_order(server: BackpackServer, side: str, price: str) -> dict:
+    [order] = [o for o in server.open.values() if o["_key"] == TEST_PUBLIC_B64 and (o["side"], o["price"]) == (side, price)]
+    return order
+
+
+def order_row(db: Database, order_id: str) -> tuple[str, float]:
+    [row] = db.query("SELECT status, filled_qty FROM orders WHERE id=?", (order_id,))
+    return row["status"], round(row["filled_qty"], 8)
+
+
+def test_a_closing_order_with_unlisted_pieces_is_kept_after_a_restart_and_never_sells_more_than_held(
+        home, monkeypatch, server):
+    strat, ex, db = run(server, home, monkeypatch)
+    server.set_price(148.99)                    # the buy at 149 fills whole: cell 9 holds 0.1, closes at 150
+    strat.step()
+    close = our_order(server, "Ask", "150")
+    assert float(close["quantity"]) == pytest.approx(0.1)
+    server.fill_listing_delay = UNLISTED
+    two_pieces(server, 150.0, 149.5)            # the close sells 0.06, listed later
+    executed = float(close["executedQuantity"])
+    assert 0 < executed < 0.1 and close["status"] == "PartiallyFilled"
+    killed(ex, db)
+
+    strat, ex, db = run(server, home, monkeypatch)
+    held = server.accounts[TEST_PUBLIC_B64].qty[SYMBOL]
+    assert held == pytest.approx(0.1 - executed)
+    # the close still fits the cell (0.1 booked held, of which it sold `executed` unlisted): it keeps
+    # its place in the queue, and no order sells more than the account holds
+    assert placed_at(server)[("Ask", "150")] == 1 and close["status"] == "PartiallyFilled"
+    resting_sells = sum(float(o["quantity"]) - float(o["executedQuantity"]) for o in server.open.values()
+                        if o["side"] == "Ask" and o["price"] == "150")
+    assert resting_sells <= held + 1e-9
+    [row] = [r for r in strat.open_orders() if r["id"] == close["id"]]
+    assert row["filled_qty"] == pytest.approx(executed)
+
+    server.fill_listing_delay = 0.0             # the pieces are listed: booked once each
+    strat.step()
+    assert strat.cells[9].held == pytest.approx(held) and strat.cells[9].close_order.id == close["id"]
+    assert placed_at(server)[("Ask", "150")] == 1
+    [row] = [r for r in strat.open_orders() if r["id"] == close["id"]]
+    assert row["filled_qty"] == pytest.approx(executed)
+    assert order_row(db, close["id"]) == ("open", round(executed, 8))
+
+    server.partial_fill_qty = None
+    server.set_price(150.0)                     # the rest of the close fills: one cycle, nothing left over
+    strat.step()
+    assert server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] == pytest.approx(0.0)
+    assert strat.owned() == pytest.approx(0.0) and strat.carried == 0.0 and strat.totals.cycles == 1
+    assert order_row(db, close["id"]) == ("filled", 0.1)
+    killed(ex, db)
+
+
+def test_an_opening_order_with_unlisted_pieces_rests_as_itself_after_a_restart_and_max_position_holds(
+        home, monkeypatch, server):
+    max_position = 0.36                         # the buys at 149, 148, 147: a fourth would exceed it
+    strat, ex, db = run(server, home, monkeypatch, max_position)
+    buy = our_order(server, "Bid", "149")
+    assert sorted(o["price"] for o in server.open.values() if o["side"] == "Bid") == ["147", "148", "149"]
+    server.fill_listing_delay = UNLISTED
+    two_pieces(server, 149.0, 149.5)            # the buy at 149 fills 0.06, listed later
+    executed = float(buy["executedQuantity"])
+    assert 0 < executed < 0.1 and buy["status"] == "PartiallyFilled"
+    killed(ex, db)
+
+    strat, ex, db = run(server, home, monkeypatch, max_position)
+    server.fill_listing_delay = 0.0             # the pieces are listed: booked once each
+    strat.step()
+    strat.step()
+    assert strat.cells[9].held == pytest.approx(executed)
+    # max_position: the position plus every resting buy filling stays within it
+    account = server.accounts[TEST_PUBLIC_B64].qty[SYMBOL]
+    resting_buys = sum(float(o["quantity"]) - float(o["executedQuantity"]) for o in server.open.values()
+                       if o["side"] == "Bid")
+    assert account + resting_buys <= max_position + 1e-9, sorted(o["price"] for o in server.open.values()
+                                                                  if o["side"] == "Bid")
+    # the buy still rests with 0.1 - executed to go: the bot says so, and so does its database
+    assert buy["status"] == "PartiallyFilled"
+    [row] = [r for r in strat.open_orders() if r["id"] == buy["id"]]
+    assert row["filled_qty"] == pytest.approx(executed)
+    assert order_row(db, buy["id"]) == ("open", round(executed, 8))
+    killed(ex, db)
