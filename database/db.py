@@ -126,6 +126,12 @@ class Database:
                  fill.qty, fill.fee, int(fill.is_maker), fill.timestamp))
             return cur.rowcount == 1
 
+    def booked_qty(self, order_id: str) -> float:
+        """The quantity of this order's fills in the ledger: what the books booked of it (rarely
+        asked: an order adopted or restored without its own count, so no index for it)."""
+        [(qty,)] = self.query("SELECT COALESCE(SUM(qty), 0) FROM fills WHERE order_id=?", (order_id,))
+        return round(qty, 10)
+
     def recent_fills(self, limit: int = 50) -> list[dict]:
         rows = self.query("SELECT trade_id, side, price, qty, fee, timestamp, level, role FROM fills "
                           "ORDER BY timestamp DESC, rowid DESC LIMIT ?", (int(limit),))

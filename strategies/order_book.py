@@ -34,14 +34,33 @@ VANISHED_MS = 120_000                   # an order gone from the book this long 
 
 @dataclass
 class OrderRef:
+    """One order of ours on a cell, with two filled amounts never mixed: `filled` is what the books
+    booked of it (its listed fills, each once: what moved the cell's holding), `executed` what the
+    venue last said it filled (executedQuantity, at placement or a reconcile), which counts pieces
+    its fill history may list only later. A piece in both is one piece, so neither is added to the
+    other: the order traded the larger of the two."""
+
     id: str
     client_id: int | None
     price: float
     qty: float
     filled: float = 0.0
+    executed: float = 0.0
+
+    @property
+    def traded(self) -> float:
+        """What the order filled as far as we know (the page's and the store's filled_qty)."""
+        return max(self.filled, self.executed)
 
     @property
     def remaining(self) -> float:
+        """What can still fill on the venue: what rests, for max_position."""
+        return max(0.0, self.qty - self.traded)
+
+    @property
+    def to_book(self) -> float:
+        """What this order will still add to the books: its rest and its pieces not listed yet. A
+        closing order fits its cell when this equals the cell's `to_close`."""
         return max(0.0, self.qty - self.filled)
 
 
@@ -198,9 +217,9 @@ class OrderBook:
             for cell in self.cells:
                 opens, closes = ("buy", "sell") if cell.side == "long" else ("sell", "buy")     # as side_price
                 if cell.open_order is not None:
-                    resting[opens] += cell.open_order.qty - cell.open_order.filled
+                    resting[opens] += cell.open_order.remaining
                 if cell.close_order is not None:
-                    resting[closes] += cell.close_order.qty - cell.close_order.filled
+                    resting[closes] += cell.close_order.remaining
         return self._resting[side]
 
     # ---- fills -------------------------------------------------------------------------------
@@ -298,11 +317,11 @@ class OrderBook:
         ref = getattr(cell, slot)
         if ref is not None and ref.id == fill.order_id:
             ref.filled = round(ref.filled + fill.qty, 10)
-            done = ref.remaining <= EPS
+            done = ref.to_book <= EPS
             if done:
                 setattr(cell, slot, None)
             if self.store is not None:
-                self.store.set_order_status(ref.id, "filled" if done else "open", ref.filled)
+                self.store.set_order_status(ref.id, "filled" if done else "open", ref.traded)
 
     # ---- placing -----------------------------------------------------------------------------
     def submit(self, planned: list[Planned], refused: Refusal) -> bool:
@@ -340,7 +359,7 @@ class OrderBook:
         self.in_doubt.update(req.client_id for req in requests if req.client_id is not None)
 
     def _placed(self, cell: Cell, role: int, request: OrderRequest, order: Order) -> None:
-        ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty, order.filled_qty)
+        ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty, executed=order.filled_qty)
         setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
         self.touch(cell)
         cell.rejections = 0
@@ -429,7 +448,7 @@ class OrderBook:
         for it: a close must not take it for the trader's, and a stop waits for it."""
         self.touch(cell)
         ref = getattr(cell, slot)
-        qty = ref.remaining if unlisted is None else unlisted
+        qty = ref.to_book if unlisted is None else unlisted
         if qty > EPS:
             side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
             self.vanished[ref.id] = [qty * (1 if side == "buy" else -1), int(time.time() * 1000)]
@@ -479,7 +498,7 @@ class OrderBook:
                 if live is None:
                     self._gone(cell, slot)
                 else:
-                    ref.filled = live.filled_qty
+                    ref.executed = live.filled_qty      # never `filled`: its unlisted pieces are booked when listed
                     known.add(ref.id)
         for order in open_orders.values():
             if order.id not in known and not self._adopt(order):
@@ -519,10 +538,16 @@ class OrderBook:
         side, price = self.side_price(cell, cid.role)
         if getattr(cell, slot) is not None or order.side != side or abs(order.price - price) > EPS:
             return False
-        setattr(cell, slot, OrderRef(order.id, order.client_id, order.price, order.qty, order.filled_qty))
+        setattr(cell, slot, OrderRef(order.id, order.client_id, order.price, order.qty,
+                                     self._booked_of(order.id, order.filled_qty), order.filled_qty))
         self.touch(cell)
         cell.seq = max(cell.seq, cid.seq)
         return True
+
+    def _booked_of(self, order_id: str, fallback: float) -> float:
+        """What the books booked of an order no cell referenced (on the cell its client id names):
+        the store's fill ledger; with no store (nothing persists, no restart) `fallback`."""
+        return self.store.booked_qty(order_id) if self.store is not None else fallback
 
     # ---- views and persistence ---------------------------------------------------------------
     def open_orders(self) -> list[dict]:
@@ -531,7 +556,7 @@ class OrderBook:
             for role, ref in ((client_ids.ROLE_OPEN, cell.open_order), (client_ids.ROLE_CLOSE, cell.close_order)):
                 if ref is not None:
                     rows.append({"id": ref.id, "client_id": ref.client_id, "side": self.side_price(cell, role)[0],
-                                 "price": ref.price, "qty": ref.qty, "filled_qty": ref.filled, "level": cell.index,
+                                 "price": ref.price, "qty": ref.qty, "filled_qty": ref.traded, "level": cell.index,
                                  "role": "open" if role == client_ids.ROLE_OPEN else "close"})
         return rows
 
@@ -555,6 +580,14 @@ class OrderBook:
         self.totals = Totals(**saved["totals"])
         self.cells = []
         for raw in saved["cells"]:
-            refs = {k: OrderRef(**raw[k]) if raw.get(k) else None for k in ("open_order", "close_order")}
+            refs = {k: self._saved_ref(raw[k]) if raw.get(k) else None for k in ("open_order", "close_order")}
             self.cells.append(Cell(**{**raw, **refs}))
         self.grid_entry = saved["grid_entry"] if "grid_entry" in saved else fallback_entry()
+
+    def _saved_ref(self, raw: dict) -> OrderRef:
+        """An order ref as saved. One saved before `executed` existed has a single `filled`, which
+        a reconcile may have set from the venue (pieces not listed yet included): it is taken as
+        `executed`, and `filled` is read again from the fill ledger."""
+        if "executed" in raw:
+            return OrderRef(**raw)
+        return OrderRef(**{**raw, "filled": self._booked_of(raw["id"], raw["filled"]), "executed": raw["filled"]})

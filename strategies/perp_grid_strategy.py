@@ -514,7 +514,7 @@ class PerpGridStrategy:
         if cell.held <= EPS:
             return cell.close_order is None and (cell.open_order is not None or cell.blocked is not None)
         ref = cell.close_order
-        return ref is not None and abs(ref.remaining - floor_to(cell.to_close, self.market.step_size)) <= EPS
+        return ref is not None and abs(ref.to_book - floor_to(cell.to_close, self.market.step_size)) <= EPS
 
     def _ensure(self, cell: Cell, planned: list[Planned], held_back: list[Cell]) -> None:
         """Cancel what no longer fits this cell now; add the order it lacks to `planned`.
@@ -529,7 +529,7 @@ class PerpGridStrategy:
             small = self._too_small(cell)
             to_close = floor_to(cell.to_close, self.market.step_size)
             ref = cell.close_order
-            if ref is not None and abs(ref.remaining - to_close) > EPS:
+            if ref is not None and abs(ref.to_book - to_close) > EPS:
                 if not self.book.cancel_close(cell, ref):
                     return              # it filled meanwhile: the fill decides next turn
                 to_close = floor_to(cell.to_close, self.market.step_size)   # less what it filled
