@@ -143,3 +143,64 @@ def test_an_opening_order_with_unlisted_pieces_rests_as_itself_after_a_restart_a
     assert row["filled_qty"] == pytest.approx(executed)
     assert order_row(db, buy["id"]) == ("open", round(executed, 8))
     killed(ex, db)
+
+
+def test_a_close_and_stop_after_such_a_restart_waits_for_every_piece_and_leaves_the_account_flat(
+        home, monkeypatch, server):
+    """The opening order fills whole while its pieces are unlisted, then the trader flattens: the
+    close waits for all of them (the order's whole quantity, not what the venue had left), so what
+    it sells is the grid's whole position."""
+    strat, ex, db = run(server, home, monkeypatch)
+    buy = our_order(server, "Bid", "149")
+    server.fill_listing_delay = UNLISTED
+    two_pieces(server, 149.0, 149.5)            # the buy at 149 fills 0.06, listed later
+    killed(ex, db)
+
+    strat, ex, db = run(server, home, monkeypatch)
+    server.partial_fill_qty = None
+    server.set_price(149.0)                     # the rest of the buy fills, unlisted too
+    server.set_price(149.5)
+    assert buy["status"] == "Filled" and server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] == pytest.approx(0.1)
+    strat.flatten("flatten")                    # waits: the buy left the book with its fills unlisted
+    assert not strat.stopped
+    server.fill_listing_delay = 0.0
+    for _ in range(10):
+        if strat.stopped:
+            break
+        strat.step()
+    assert strat.stopped and "incomplete" not in strat.stop_reason, strat.stop_reason
+    assert server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] == pytest.approx(0.0)
+    assert strat.owned() == pytest.approx(0.0)
+    killed(ex, db)
+
+
+def test_a_state_saved_with_one_filled_amount_loads_and_counts_each_piece_once(home, monkeypatch, server):
+    """A database of the previous version: an order ref had only `filled`, and a reconcile had set
+    it from the venue (pieces not listed yet included). It loads; the booked amount is read from the
+    fill ledger, and the closing order is kept as in the first test."""
+    strat, ex, db = run(server, home, monkeypatch)
+    server.set_price(148.99)                    # the buy at 149 fills whole: cell 9 holds 0.1, closes at 150
+    strat.step()
+    close = our_order(server, "Ask", "150")
+    server.fill_listing_delay = UNLISTED
+    two_pieces(server, 150.0, 149.5)            # the close sells 0.06, listed later
+    executed = float(close["executedQuantity"])
+    state = db.load_state("perp_grid")
+    ref = state["cells"][9]["close_order"]
+    assert ref["id"] == close["id"]
+    del ref["executed"]
+    ref["filled"] = executed                    # as the previous version's reconcile left it
+    db.save_state("perp_grid", state)
+    killed(ex, db)
+
+    strat, ex, db = run(server, home, monkeypatch)
+    assert placed_at(server)[("Ask", "150")] == 1 and close["status"] == "PartiallyFilled"
+    server.fill_listing_delay = 0.0
+    strat.step()
+    assert strat.cells[9].held == pytest.approx(0.1 - executed) and strat.cells[9].close_order.id == close["id"]
+    assert order_row(db, close["id"]) == ("open", round(executed, 8))
+    server.partial_fill_qty = None
+    server.set_price(150.0)
+    strat.step()
+    assert server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] == pytest.approx(0.0) and strat.owned() == pytest.approx(0.0)
+    killed(ex, db)
