@@ -17,13 +17,25 @@ their count is exact.
 """
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sqlite3
+import time
+
 import pytest
 
+from core.bot_status import read_bot_status
+from core.paths import InstancePaths
 from database.db import Database
 from exchanges.base import Exchange
 from strategies.grid_params import GridParams
 from strategies.perp_grid_strategy import PerpGridStrategy
+from tests.conftest import run_cli, wait_for
+from tests.core.util import read_int
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, BackpackServer
+from tests.exchanges.test_backpack_daemon import KEYS, write_config
+from tests.exchanges.test_backpack_daemon_faithful import booked
 from tests.exchanges.test_strategy_on_backpack import IID, SYMBOL, connect, placed_at
 
 UNLISTED = 1e9                                  # a listing delay that hides every fill
@@ -70,6 +82,12 @@ def our_order(server: BackpackServer, side: str, price: str) -> dict:
 def order_row(db: Database, order_id: str) -> tuple[str, float]:
     [row] = db.query("SELECT status, filled_qty FROM orders WHERE id=?", (order_id,))
     return row["status"], round(row["filled_qty"], 8)
+
+
+def buy_exposure(server: BackpackServer) -> float:
+    """The account's position if every resting buy of ours filled: what max_position bounds."""
+    return server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] + sum(
+        float(o["quantity"]) - float(o["executedQuantity"]) for o in server.open.values() if o["side"] == "Bid")
 
 
 def test_a_closing_order_with_unlisted_pieces_is_kept_after_a_restart_and_never_sells_more_than_held(
@@ -132,11 +150,7 @@ def test_an_opening_order_with_unlisted_pieces_rests_as_itself_after_a_restart_a
     strat.step()
     assert strat.cells[9].held == pytest.approx(executed)
     # max_position: the position plus every resting buy filling stays within it
-    account = server.accounts[TEST_PUBLIC_B64].qty[SYMBOL]
-    resting_buys = sum(float(o["quantity"]) - float(o["executedQuantity"]) for o in server.open.values()
-                       if o["side"] == "Bid")
-    assert account + resting_buys <= max_position + 1e-9, sorted(o["price"] for o in server.open.values()
-                                                                  if o["side"] == "Bid")
+    assert buy_exposure(server) <= max_position + 1e-9, sorted(o["price"] for o in server.open.values())
     # the buy still rests with 0.1 - executed to go: the bot says so, and so does its database
     assert buy["status"] == "PartiallyFilled"
     [row] = [r for r in strat.open_orders() if r["id"] == buy["id"]]
@@ -204,3 +218,48 @@ def test_a_state_saved_with_one_filled_amount_loads_and_counts_each_piece_once(h
     strat.step()
     assert server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] == pytest.approx(0.0) and strat.owned() == pytest.approx(0.0)
     killed(ex, db)
+
+
+@pytest.mark.slow
+def test_a_daemon_bot_killed_while_a_buy_fills_in_unlisted_pieces_keeps_max_position_and_its_order_row(home):
+    """The same through the daemon: the bot is SIGKILLed after two pieces of its highest buy
+    filled unlisted, the daemon respawns it, the pieces are listed. The buy still rests partly
+    filled: its database row says so, and max_position still holds the fourth buy back."""
+    iid, max_position = "bp_refill", 0.36       # buys at 149, 148, 147 (146 would exceed it)
+    with BackpackServer(price=150.0) as server:
+        cfg = write_config(home, iid, server.url)
+        doc = json.loads(cfg.read_text())
+        doc["strategy_config"].update(grid_num=9, max_position=max_position)    # lines 146, 147, ..., 154
+        cfg.write_text(json.dumps(doc))
+        paths = InstancePaths.for_instance(home, iid)
+        started = run_cli(home, "start", "-c", str(cfg), "-d", env=KEYS)
+        assert started.returncode == 0, started.stderr + started.stdout
+        try:
+            wait_for(lambda: sum(o["side"] == "Bid" for o in server.open.values()) == 3, timeout=60,
+                     what="three resting buys")
+            buy = our_order(server, "Bid", "149")
+            server.fill_listing_delay = UNLISTED
+            two_pieces(server, 149.0, 149.5)    # the buy fills 0.06, listed later
+            executed = float(buy["executedQuantity"])
+            bot_pid = read_int(paths.bot_pid)
+            os.kill(bot_pid, signal.SIGKILL)
+            wait_for(lambda: paths.bot_pid.exists() and read_int(paths.bot_pid) != bot_pid, timeout=30,
+                     what="the bot respawned")
+            respawned = time.time()
+            wait_for(lambda: (read_bot_status(paths.bot_status) or {}).get("updated_at", 0) > respawned, timeout=60,
+                     what="the respawned bot's first turn")
+            server.fill_listing_delay = 0.0     # the pieces are listed
+            wait_for(lambda: booked(home, iid)[0] == 2, timeout=30, what="both pieces booked")
+            listed = time.time()
+            wait_for(lambda: (read_bot_status(paths.bot_status) or {}).get("updated_at", 0) > listed + 1, timeout=30,
+                     what="the bot's turns after the pieces were booked")
+            assert buy["status"] == "PartiallyFilled"
+            assert buy_exposure(server) <= max_position + 1e-9, sorted(o["price"] for o in server.open.values())
+            with sqlite3.connect(home / "database" / f"{iid}.db") as conn:
+                row = conn.execute("SELECT status, filled_qty FROM orders WHERE id=?", (buy["id"],)).fetchone()
+            assert (row[0], round(row[1], 8)) == ("open", round(executed, 8))
+        finally:
+            stopped = run_cli(home, "stop", "-c", str(cfg), env=KEYS)
+        assert stopped.returncode == 0, stopped.stderr
+        mine = [f for f in server.fills if f["_key"] == TEST_PUBLIC_B64]
+        assert booked(home, iid) == (len(mine), round(server.accounts[TEST_PUBLIC_B64].qty[SYMBOL], 8))
