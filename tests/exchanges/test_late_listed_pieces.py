@@ -28,7 +28,7 @@ import pytest
 from core.bot_status import read_bot_status
 from core.paths import InstancePaths
 from database.db import Database
-from exchanges.base import Exchange
+from exchanges.base import Exchange, ExchangeUnavailable
 from strategies.grid_params import GridParams
 from strategies.perp_grid_strategy import PerpGridStrategy
 from tests.conftest import run_cli, wait_for
@@ -263,3 +263,46 @@ def test_a_daemon_bot_killed_while_a_buy_fills_in_unlisted_pieces_keeps_max_posi
         assert stopped.returncode == 0, stopped.stderr
         mine = [f for f in server.fills if f["_key"] == TEST_PUBLIC_B64]
         assert booked(home, iid) == (len(mine), round(server.accounts[TEST_PUBLIC_B64].qty[SYMBOL], 8))
+
+
+@pytest.mark.slow
+def test_a_closing_order_adopted_with_listed_and_unlisted_pieces_counts_each_once(home, monkeypatch, server):
+    """A close placed just before a SIGKILL, its answer never heard: the restart adopts it by client
+    id. Two pieces of it were listed (booked on its cell by level before it is adopted), two are not
+    yet. The adopted ref counts the booked ones from the fill ledger, so the close still fits the
+    cell and is kept; the venue's figure (all four) was taken as booked, and the listed later ones
+    added again."""
+    listing = 3.0                               # the first pieces are listed before the restart, the others after
+    strat, ex, db = run(server, home, monkeypatch)
+    server.set_price(148.99)                    # the buy at 149 fills whole: cell 9 holds 0.1, closes at 150
+    server.lose_order_answers(1, 10.0)
+    with pytest.raises(ExchangeUnavailable):
+        strat.step()                            # the close went out and rests unheard
+    close = our_order(server, "Ask", "150")
+    killed(ex, db)
+    server.fill_listing_delay = listing
+    server.partial_fill_qty = 0.02
+    with server.lock:
+        server.set_price(150.0)
+        server.set_price(149.5)                 # two pieces: 0.04
+    first = time.time()
+    wait_for(lambda: time.time() > first + listing + 0.1, timeout=10, what="the first pieces listed")
+    with server.lock:
+        server.set_price(150.0)
+        server.set_price(149.5)                 # two more: unlisted for `listing` s
+    executed = float(close["executedQuantity"])
+    assert 0.04 < executed < 0.1 and close["status"] == "PartiallyFilled"
+
+    strat, ex, db = run(server, home, monkeypatch)
+    assert strat.cells[9].close_order is not None and strat.cells[9].close_order.id == close["id"]
+    assert strat.cells[9].held == pytest.approx(0.06)
+    assert placed_at(server)[("Ask", "150")] == 1, "a fitting close was cancelled and placed again"
+    server.fill_listing_delay = 0.0
+    strat.step()
+    held = server.accounts[TEST_PUBLIC_B64].qty[SYMBOL]
+    assert strat.cells[9].held == pytest.approx(held) and placed_at(server)[("Ask", "150")] == 1
+    server.partial_fill_qty = None
+    server.set_price(150.0)
+    strat.step()
+    assert server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] == pytest.approx(0.0) and strat.owned() == pytest.approx(0.0)
+    killed(ex, db)
