@@ -65,10 +65,10 @@ def killed(ex: Exchange, db: Database) -> None:
     db.close()
 
 
-def two_pieces(server: BackpackServer, through: float, back: float) -> None:
+def two_pieces(server: BackpackServer, through: float, back: float, piece: float = PIECE) -> None:
     """The price touches `through` for two samples (two pieces of the order there fill), then
     rests at `back`. Under the venue's lock no request of the bot matches in between."""
-    server.partial_fill_qty = PIECE
+    server.partial_fill_qty = piece
     with server.lock:
         server.set_price(through)
         server.set_price(back)
@@ -281,15 +281,10 @@ def test_a_closing_order_adopted_with_listed_and_unlisted_pieces_counts_each_onc
     close = our_order(server, "Ask", "150")
     killed(ex, db)
     server.fill_listing_delay = listing
-    server.partial_fill_qty = 0.02
-    with server.lock:
-        server.set_price(150.0)
-        server.set_price(149.5)                 # two pieces: 0.04
+    two_pieces(server, 150.0, 149.5, 0.02)      # 0.04
     first = time.time()
     wait_for(lambda: time.time() > first + listing + 0.1, timeout=10, what="the first pieces listed")
-    with server.lock:
-        server.set_price(150.0)
-        server.set_price(149.5)                 # two more: unlisted for `listing` s
+    two_pieces(server, 150.0, 149.5, 0.02)      # 0.04 more: unlisted for `listing` s
     executed = float(close["executedQuantity"])
     assert 0.04 < executed < 0.1 and close["status"] == "PartiallyFilled"
 
