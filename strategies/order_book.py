@@ -359,7 +359,8 @@ class OrderBook:
         self.in_doubt.update(req.client_id for req in requests if req.client_id is not None)
 
     def _placed(self, cell: Cell, role: int, request: OrderRequest, order: Order) -> None:
-        ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty, executed=order.filled_qty)
+        ref = OrderRef(order.id, request.client_id, request.price or order.price, request.qty,
+                       executed=order.filled_qty)
         setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
         self.touch(cell)
         cell.rejections = 0
@@ -545,8 +546,9 @@ class OrderBook:
         return True
 
     def _booked_of(self, order_id: str, fallback: float) -> float:
-        """What the books booked of an order no cell referenced (on the cell its client id names):
-        the store's fill ledger; with no store (nothing persists, no restart) `fallback`."""
+        """What the books already booked of an order they had no count for (an adopted order's
+        listed fills were booked on the cell its client id names): its fills in the store's
+        ledger. With no store nothing persists and no restart adopts; `fallback` then."""
         return self.store.booked_qty(order_id) if self.store is not None else fallback
 
     # ---- views and persistence ---------------------------------------------------------------

@@ -75,7 +75,8 @@ def two_pieces(server: BackpackServer, through: float, back: float, piece: float
 
 
 def our_order(server: BackpackServer, side: str, price: str) -> dict:
-    [order] = [o for o in server.open.values() if o["_key"] == TEST_PUBLIC_B64 and (o["side"], o["price"]) == (side, price)]
+    [order] = [o for o in server.open.values()
+               if o["_key"] == TEST_PUBLIC_B64 and (o["side"], o["price"]) == (side, price)]
     return order
 
 
