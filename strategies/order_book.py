@@ -548,7 +548,8 @@ class OrderBook:
     def _booked_of(self, order_id: str, fallback: float) -> float:
         """What the books already booked of an order they had no count for (an adopted order's
         listed fills were booked on the cell its client id names): its fills in the store's
-        ledger. With no store nothing persists and no restart adopts; `fallback` then."""
+        ledger. Without a store (every live bot has one) there is no ledger: `fallback`, the
+        venue's figure, which would count pieces it lists later twice."""
         return self.store.booked_qty(order_id) if self.store is not None else fallback
 
     # ---- views and persistence ---------------------------------------------------------------
