@@ -8,23 +8,25 @@ databases, accounts, and where each instance's log dir is) and is rebuilt from t
 whenever it is missing, empty, corrupt or of the wrong shape. Instances are found from the claims,
 from logs/*/, from a small index of custom log dirs (logs/.log_dirs/{id}) and from the abstract
 sockets of live supervisors, so no lost or broken file makes a running instance unmanageable.
+
+Paths are plain os.path strings and JSON goes through core/cjson.py: `list` (run by `watch -n 1`)
+reads the registry through here, and pathlib and json would load re, enum, urllib.parse and
+ipaddress, about half of each run whatever the fleet's size. core.paths (pathlib) is imported only
+where a record is written or an event appended (instance_paths below), never by a plain `list`.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from _collections_abc import Callable, Iterator  # collections.abc, without loading `collections`
 
-from core import proc
+from core import cjson, proc
 from core.atomic import private_opener, write_text_atomic
 from core.durable_batch import DurableBatch
+from core.instance_files import InstanceFiles, is_instance_id
 from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record, record_text
-from core.paths import INSTANCE_ID_RE, InstancePaths, registry_path
 from core.pidfile import holder_pid, locked_ids
 from core.states import ATTENTION_STATES, FINAL_STATES, LIVE_STATES, State
 
@@ -37,11 +39,12 @@ class InstanceRegistry:
     """The seeds' API (register, unregister, update, get, list_instances, cleanup_dead_instances,
     get_instance_by_port) over the claims file and the per-instance records."""
 
-    def __init__(self, home: Path) -> None:
-        self.home = Path(home)
-        self.path = registry_path(self.home)
-        self.lock_path = self.path.with_name("instances.lock")
-        self.index_dir = self.path.with_name(".log_dirs")
+    def __init__(self, home: str | os.PathLike) -> None:
+        self.home = os.fspath(home)
+        logs = os.path.join(self.home, "logs")
+        self.path = os.path.join(logs, "instances.json")
+        self.lock_path = os.path.join(logs, "instances.lock")
+        self.index_dir = os.path.join(logs, ".log_dirs")
 
     # -- the claims file -------------------------------------------------------------------
     def _parse_claims(self) -> dict[str, dict] | None:
@@ -50,7 +53,7 @@ class InstanceRegistry:
         try:
             with open(self.path, "rb") as fh:
                 raw = fh.read()
-            data = json.loads(raw) if raw.strip() else {}
+            data = cjson.loads(raw) if raw.strip() else {}
         except FileNotFoundError:
             return {}
         except (OSError, ValueError):  # a directory, unreadable, not JSON, not UTF-8
@@ -60,7 +63,7 @@ class InstanceRegistry:
         good = {}
         for iid, claim in data.items():
             try:
-                if INSTANCE_ID_RE.match(iid) and check_types(claim, _CLAIM_TYPES):
+                if is_instance_id(iid) and check_types(claim, _CLAIM_TYPES):
                     good[iid] = claim
             except CorruptRecord:
                 continue
@@ -69,40 +72,41 @@ class InstanceRegistry:
     def _set_aside(self) -> None:
         """Move a corrupt claims file out of the way (kept for a post-mortem, the oldest pruned)."""
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}"
+        logs = os.path.dirname(self.path)
         with contextlib.suppress(FileNotFoundError):
-            os.replace(self.path, self.path.with_name(f"instances.json.corrupt-{stamp}"))
-        old = sorted(self.path.parent.glob("instances.json.corrupt-*"), key=lambda p: p.name)
+            os.replace(self.path, os.path.join(logs, f"instances.json.corrupt-{stamp}"))
+        with os.scandir(logs) as entries:
+            old = sorted(e.path for e in entries if e.name.startswith("instances.json.corrupt-"))
         for extra in old[:-KEEP_CORRUPT]:
             with contextlib.suppress(OSError):
-                if extra.is_dir() and not extra.is_symlink():
+                if os.path.isdir(extra) and not os.path.islink(extra):
                     import shutil
 
                     shutil.rmtree(extra)
                 else:
-                    extra.unlink()
+                    os.unlink(extra)
 
     def _write_claims(self, claims: dict[str, dict], batch: DurableBatch) -> None:
         # compact: an indent makes json use its pure-Python encoder (start-all rewrites this per batch)
-        batch.stage(self.path, json.dumps(claims, separators=(",", ":"), sort_keys=True))
+        batch.stage(self.path, cjson.dumps(claims, separators=(",", ":"), sort_keys=True))
 
     # -- finding instances -----------------------------------------------------------------
     def instance_dirs(self, claims: dict[str, dict] | None = None) -> dict[str, str]:
         """Every instance id this home knows of -> its log dir (claims, logs/*/, the index of
         custom log dirs, live supervisors' sockets)."""
-        # plain strings and os.path here, also in what it returns: pathlib costs `list` per instance
         claims = self._parse_claims() if claims is None else claims
         dirs: dict[str, str] = {}
-        logs, home = str(self.path.parent), str(self.home)
+        logs, home = os.path.dirname(self.path), self.home
         try:
             for entry in os.scandir(logs):
-                if entry.is_dir(follow_symlinks=False) and INSTANCE_ID_RE.match(entry.name) and \
+                if entry.is_dir(follow_symlinks=False) and is_instance_id(entry.name) and \
                         os.path.exists(os.path.join(entry.path, "instance.json")):
                     dirs[entry.name] = entry.path
         except OSError:
             pass
         try:
             for entry in os.scandir(self.index_dir):
-                if INSTANCE_ID_RE.match(entry.name):
+                if is_instance_id(entry.name):
                     with contextlib.suppress(OSError, UnicodeDecodeError):
                         with open(entry.path) as fh:
                             text = fh.read(4096).strip()
@@ -114,7 +118,7 @@ class InstanceRegistry:
             if claim.get("log_dir"):
                 dirs[iid] = os.path.join(home, os.path.expanduser(claim["log_dir"]))  # an absolute one wins
         for iid in locked_ids(self.home):
-            if INSTANCE_ID_RE.match(iid):
+            if is_instance_id(iid):
                 dirs.setdefault(iid, os.path.join(logs, iid))
         return dirs
 
@@ -163,7 +167,7 @@ class InstanceRegistry:
         """Hold the claims lock; yields every record by id. Records added, changed or removed in
         it are written on normal exit, and the claims file rebuilt to match, all made durable
         together (core/durable_batch.py: one flush for start-all's batch, not two fsyncs a file)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = private_opener(self.lock_path, os.O_RDWR | os.O_CREAT)  # 0600: no other user can freeze us
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -171,14 +175,14 @@ class InstanceRegistry:
             if claims is None:
                 self._set_aside()
             data = self._view(claims)
-            before = {iid: json.dumps(rec, sort_keys=True, default=str) for iid, rec in data.items()}
+            before = {iid: cjson.dumps(rec, sort_keys=True, default=str) for iid, rec in data.items()}
             yield data
             for iid in before.keys() - data.keys():
-                self._forget(iid, Path(json.loads(before[iid]).get("log_dir") or ""))
+                self._forget(iid, cjson.loads(before[iid]).get("log_dir") or "")
             batch = DurableBatch()
             try:
                 for iid, rec in data.items():
-                    changed = json.dumps(rec, sort_keys=True, default=str) != before.get(iid)
+                    changed = cjson.dumps(rec, sort_keys=True, default=str) != before.get(iid)
                     if changed and rec.get("status") != State.CORRUPT:
                         self._write_record(iid, rec, batch)
                 wanted = {iid: {k: rec.get(k) for k in CLAIM_FIELDS} for iid, rec in data.items()
@@ -194,20 +198,20 @@ class InstanceRegistry:
             os.close(fd)
 
     def _write_record(self, iid: str, rec: dict, batch: DurableBatch) -> None:
-        paths = InstancePaths.for_instance(self.home, iid, rec.get("log_dir"))
+        paths = instance_paths(self.home, iid, rec.get("log_dir"))
         rec["log_dir"] = str(paths.log_dir)
         kept = {k: v for k, v in rec.items() if not k.startswith("_")}
         batch.stage(paths.record, record_text(kept))
-        default = InstancePaths.for_instance(self.home, iid).log_dir
+        default = instance_paths(self.home, iid).log_dir
         if paths.log_dir != default:  # found again even if the claims file is lost
-            write_text_atomic(self.index_dir / iid, f"{paths.log_dir}\n", mode=0o600)
+            write_text_atomic(os.path.join(self.index_dir, iid), f"{paths.log_dir}\n", mode=0o600)
 
-    def _forget(self, iid: str, log_dir: Path) -> None:
-        if log_dir.parts:
+    def _forget(self, iid: str, log_dir: str) -> None:
+        if log_dir:  # (a record without one names no file of its own)
             with contextlib.suppress(FileNotFoundError):
-                InstancePaths(iid, log_dir).record.unlink()
+                os.unlink(InstanceFiles(iid, log_dir).record)
         with contextlib.suppress(FileNotFoundError):
-            (self.index_dir / iid).unlink()
+            os.unlink(os.path.join(self.index_dir, iid))
 
     # -- the seeds' API --------------------------------------------------------------------
     def register(self, instance_id: str, info: dict[str, object]) -> None:
@@ -238,7 +242,7 @@ class InstanceRegistry:
         dirs = self.instance_dirs(claims)
         out: dict[str, dict | None] = {}
         for iid in instance_ids:
-            log_dir = dirs.get(iid) if INSTANCE_ID_RE.match(iid) else None
+            log_dir = dirs.get(iid) if is_instance_id(iid) else None
             rec = self._read_one(iid, log_dir, claims.get(iid)) if log_dir else None
             out[iid] = annotate(rec) if rec else None
         return out
@@ -253,13 +257,14 @@ class InstanceRegistry:
     def _tell_unresponsive(self, rec: dict) -> None:
         """One `unresponsive` event per silence (keyed by its last check-in), for the notifier: the
         supervisor cannot say it itself. A marker file beside the record remembers it was said."""
-        paths = InstancePaths.for_instance(self.home, rec["instance_id"], rec.get("log_dir"))
-        marker = paths.log_dir / "unresponsive.reported"
+        paths = InstanceFiles.for_instance(self.home, rec["instance_id"], rec.get("log_dir"))
+        marker = os.path.join(paths.log_dir, "unresponsive.reported")
         key = str(rec.get("checked_at"))
         try:
-            if marker.read_text() == key:
-                return
-        except OSError:
+            with open(marker) as fh:
+                if fh.read() == key:
+                    return
+        except (OSError, ValueError):  # missing, unreadable, not UTF-8: say it again
             pass
         from core.events import UNRESPONSIVE, append_event
 
@@ -296,6 +301,8 @@ class InstanceRegistry:
         orphans = [r for r in recs if r.get("state") == State.ORPHANED and r.get("bot_alive")]
         if not orphans:
             return []
+        import signal  # only here: its enums cost every `list` a millisecond
+
         fds = {}
         for rec in orphans:
             fd = proc.open_pidfd(rec.get("bot_pid"), rec.get("bot_create_time"))
@@ -321,9 +328,17 @@ class InstanceRegistry:
             messages.append(f"{rec['instance_id']}: {note}")
             from core.events import ORPHAN_ENDED, append_event
 
-            append_event(InstancePaths.for_instance(self.home, rec["instance_id"], rec.get("log_dir")), ORPHAN_ENDED,
+            append_event(InstanceFiles.for_instance(self.home, rec["instance_id"], rec.get("log_dir")), ORPHAN_ENDED,
                          reason=note, bot_pid=rec["bot_pid"])
         return messages
+
+
+def instance_paths(home: str | os.PathLike, iid: str, log_dir: str | None = None) -> InstancePaths:  # noqa: F821
+    """InstancePaths.for_instance for the writers: the record's stored log_dir is its Path form.
+    Imported here, when first needed, so that a plain `list` never loads pathlib."""
+    from core.paths import InstancePaths
+
+    return InstancePaths.for_instance(home, iid, log_dir)
 
 
 def is_daemon_alive(rec: dict) -> bool:
@@ -362,8 +377,8 @@ def annotate(rec: dict) -> dict:
 class InstanceManager:
     """Stats and config checks over the registry (the second CLI of the seeds, now in one place)."""
 
-    def __init__(self, home: Path, registry: InstanceRegistry | None = None) -> None:
-        self.home = Path(home)
+    def __init__(self, home: str | os.PathLike, registry: InstanceRegistry | None = None) -> None:
+        self.home = home
         self.registry = registry or InstanceRegistry(self.home)
 
     def get_instance_stats(self, instance_id: str) -> dict | None:

@@ -3,21 +3,21 @@ total per quote currency; `--json` carries the same per-instance fields.
 
 Run by `watch -n 1`, so it reads only the registry and each bot's small published status file:
 no psutil, no config validation, no trading code; and the forms `watch` uses are answered before
-argparse and the other commands load (plain_list). Colours only on a terminal, never with NO_COLOR.
+argparse and the other commands load (plain_list). Nor pathlib or json (only --json needs json):
+with re, enum and urllib.parse they were half of a `list` at 50 instances. Colours only on a
+terminal, never with NO_COLOR.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 from core.books import BOOK_FIELDS, books_of, fleet_totals, shown_state
 from core.exit_codes import EXIT_FAIL, EXIT_OK
 from core.formats import dash, fmt_uptime, rel
+from core.home import home_dir
 from core.instance_manager import InstanceRegistry
-from core.paths import project_home
 
 COLUMNS = ("ID", "STATE", "PID", "BOT", "UPTIME", "RESTARTS", "CPU%", "MEM(MB)", "PORT", "SYMBOL", "POSITION",
            "UPNL", "RPNL", "GRID", "EQUITY", "CONFIG")
@@ -68,7 +68,7 @@ def render(rows: list[tuple], header: tuple, colour: bool) -> str:
     return "\n".join(lines)
 
 
-def cmd_list(home: Path, args: argparse.Namespace | SimpleNamespace) -> int:  # noqa: F821
+def cmd_list(home: str | os.PathLike, args: argparse.Namespace | SimpleNamespace) -> int:  # noqa: F821
     registry = InstanceRegistry(home)
     recs = registry.list_instances(include_dead=True)
     notes = registry.end_orphans(recs, "list")  # a bot whose supervisor died must not trade on
@@ -84,6 +84,8 @@ def cmd_list(home: Path, args: argparse.Namespace | SimpleNamespace) -> int:  # 
         entry["symbol"] = entry["symbol"] or r.get("symbol")
         entries.append((r, entry))
     if args.json:
+        import json
+
         print(json.dumps([e for _, e in entries], indent=2))
         return EXIT_OK
     rows = []
@@ -129,8 +131,8 @@ def plain_list(argv: list[str]) -> int | None:
     if rest[:1] != ["list"] or len(set(flags)) != len(flags) or not set(flags) <= {"--all", "--json"}:
         return None
     os.umask(0o077)  # as main(): what list writes (an orphan's end, an event) is its user's alone
-    path = project_home(home)
-    if path.exists() and not path.is_dir():
+    path = home_dir(home)
+    if os.path.exists(path) and not os.path.isdir(path):
         return None
     try:
         return cmd_list(path, SimpleNamespace(all="--all" in flags, json="--json" in flags))
