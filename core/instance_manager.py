@@ -12,15 +12,15 @@ sockets of live supervisors, so no lost or broken file makes a running instance 
 Paths are plain os.path strings and JSON goes through core/cjson.py: `list` (run by `watch -n 1`)
 reads the registry through here, and pathlib and json would load re, enum, urllib.parse and
 ipaddress, about half of each run whatever the fleet's size. core.paths (pathlib) is imported only
-where a record is written or an event appended (instance_paths below), never by a plain `list`.
+where a record is written (instance_paths below), never by a plain `list`. For the same reason no
+contextlib (it loads collections and functools): try/except, and a small class for locked().
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import time
-from _collections_abc import Callable, Iterator  # collections.abc, without loading `collections`
+from _collections_abc import Callable  # collections.abc, without loading `collections`
 
 from core import cjson, proc
 from core.atomic import private_opener, write_text_atomic
@@ -73,18 +73,22 @@ class InstanceRegistry:
         """Move a corrupt claims file out of the way (kept for a post-mortem, the oldest pruned)."""
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}"
         logs = os.path.dirname(self.path)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.replace(self.path, os.path.join(logs, f"instances.json.corrupt-{stamp}"))
+        except FileNotFoundError:
+            pass
         with os.scandir(logs) as entries:
             old = sorted(e.path for e in entries if e.name.startswith("instances.json.corrupt-"))
         for extra in old[:-KEEP_CORRUPT]:
-            with contextlib.suppress(OSError):
+            try:
                 if os.path.isdir(extra) and not os.path.islink(extra):
                     import shutil
 
                     shutil.rmtree(extra)
                 else:
                     os.unlink(extra)
+            except OSError:
+                pass
 
     def _write_claims(self, claims: dict[str, dict], batch: DurableBatch) -> None:
         # compact: an indent makes json use its pure-Python encoder (start-all rewrites this per batch)
@@ -107,11 +111,13 @@ class InstanceRegistry:
         try:
             for entry in os.scandir(self.index_dir):
                 if is_instance_id(entry.name):
-                    with contextlib.suppress(OSError, UnicodeDecodeError):
+                    try:
                         with open(entry.path) as fh:
                             text = fh.read(4096).strip()
-                        if text:
-                            dirs[entry.name] = text
+                    except (OSError, UnicodeDecodeError):
+                        continue
+                    if text:
+                        dirs[entry.name] = text
         except OSError:
             pass
         for iid, claim in (claims or {}).items():
@@ -157,45 +163,40 @@ class InstanceRegistry:
         corrupt claims file is set aside and rebuilt from the records on the way, when writable."""
         claims = self._parse_claims()
         if claims is None:
-            with contextlib.suppress(OSError), self.locked() as data:
-                return dict(data)
+            try:
+                with self.locked() as data:
+                    return dict(data)
+            except OSError:  # a home we cannot write: what the records say, unrepaired
+                pass
         return self._view(claims)
 
     # -- writing ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[dict[str, dict]]:
-        """Hold the claims lock; yields every record by id. Records added, changed or removed in
-        it are written on normal exit, and the claims file rebuilt to match, all made durable
-        together (core/durable_batch.py: one flush for start-all's batch, not two fsyncs a file)."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = private_opener(self.lock_path, os.O_RDWR | os.O_CREAT)  # 0600: no other user can freeze us
+    def locked(self) -> Locked:
+        """`with registry.locked() as data:` holds the claims lock; data is every record by id.
+        Records added, changed or removed in it are written on normal exit, and the claims file
+        rebuilt to match, all made durable together (core/durable_batch.py: one flush for
+        start-all's batch, not two fsyncs a file)."""
+        return Locked(self)
+
+    def _save(self, data: dict[str, dict], before: dict[str, str], claims: dict[str, dict] | None) -> None:
+        """What a locked() block changed: records written or removed, the claims rebuilt to match."""
+        for iid in before.keys() - data.keys():
+            self._forget(iid, cjson.loads(before[iid]).get("log_dir") or "")
+        batch = DurableBatch()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            claims = self._parse_claims()
-            if claims is None:
-                self._set_aside()
-            data = self._view(claims)
-            before = {iid: cjson.dumps(rec, sort_keys=True, default=str) for iid, rec in data.items()}
-            yield data
-            for iid in before.keys() - data.keys():
-                self._forget(iid, cjson.loads(before[iid]).get("log_dir") or "")
-            batch = DurableBatch()
-            try:
-                for iid, rec in data.items():
-                    changed = cjson.dumps(rec, sort_keys=True, default=str) != before.get(iid)
-                    if changed and rec.get("status") != State.CORRUPT:
-                        self._write_record(iid, rec, batch)
-                wanted = {iid: {k: rec.get(k) for k in CLAIM_FIELDS} for iid, rec in data.items()
-                          if rec.get("status") != State.CORRUPT}
-                wanted.update({iid: claims[iid] for iid, rec in data.items()
-                               if rec.get("status") == State.CORRUPT and claims and iid in claims})
-                if wanted != claims:
-                    self._write_claims(wanted, batch)
-                batch.commit()
-            finally:
-                batch.discard()  # what an error left staged: no temp file behind
+            for iid, rec in data.items():
+                changed = cjson.dumps(rec, sort_keys=True, default=str) != before.get(iid)
+                if changed and rec.get("status") != State.CORRUPT:
+                    self._write_record(iid, rec, batch)
+            wanted = {iid: {k: rec.get(k) for k in CLAIM_FIELDS} for iid, rec in data.items()
+                      if rec.get("status") != State.CORRUPT}
+            wanted.update({iid: claims[iid] for iid, rec in data.items()
+                           if rec.get("status") == State.CORRUPT and claims and iid in claims})
+            if wanted != claims:
+                self._write_claims(wanted, batch)
+            batch.commit()
         finally:
-            os.close(fd)
+            batch.discard()  # what an error left staged: no temp file behind
 
     def _write_record(self, iid: str, rec: dict, batch: DurableBatch) -> None:
         paths = instance_paths(self.home, iid, rec.get("log_dir"))
@@ -207,11 +208,12 @@ class InstanceRegistry:
             write_text_atomic(os.path.join(self.index_dir, iid), f"{paths.log_dir}\n", mode=0o600)
 
     def _forget(self, iid: str, log_dir: str) -> None:
-        if log_dir:  # (a record without one names no file of its own)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(InstanceFiles(iid, log_dir).record)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self.index_dir, iid))
+        files = [InstanceFiles(iid, log_dir).record] if log_dir else []  # (without one it has no file)
+        for path in (*files, os.path.join(self.index_dir, iid)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     # -- the seeds' API --------------------------------------------------------------------
     def register(self, instance_id: str, info: dict[str, object]) -> None:
@@ -269,11 +271,13 @@ class InstanceRegistry:
         from core.events import UNRESPONSIVE, append_event
 
         silent = time.time() - float(rec.get("checked_at") or 0)
-        with contextlib.suppress(OSError):
+        try:
             write_text_atomic(marker, key)
             append_event(paths, UNRESPONSIVE, reason=f"supervisor pid {rec.get('pid')} has not checked in for "
                                                      f"{silent:.0f} s (health_check_interval "
                                                      f"{rec.get('health_check_interval'):g} s)")
+        except OSError:  # a home we cannot write: the next list says it again
+            pass
 
     def cleanup_dead_instances(self) -> int:
         """Forget every instance whose supervisor is gone; never one that lives, whatever its files say."""
@@ -321,9 +325,11 @@ class InstanceRegistry:
             note = (f"supervisor died with its bot alive: `{by}` ended the bot's process group "
                     f"(pid {rec['bot_pid']}) at {time.strftime('%Y-%m-%d %H:%M:%S')}")
             if holder_pid(self.home, rec["instance_id"]) is None:  # nobody else writes this record
-                with contextlib.suppress(OSError):
+                try:
                     self.update(rec["instance_id"], status=State.ORPHANED, last_error=note, bot_pid=None,
                                 bot_create_time=None, pid=None)
+                except OSError:  # unwritable: the note below still tells the trader
+                    pass
             rec.update(state=State.ORPHANED, last_error=note, bot_alive=False, needs_attention=True)
             messages.append(f"{rec['instance_id']}: {note}")
             from core.events import ORPHAN_ENDED, append_event
@@ -331,6 +337,39 @@ class InstanceRegistry:
             append_event(InstanceFiles.for_instance(self.home, rec["instance_id"], rec.get("log_dir")), ORPHAN_ENDED,
                          reason=note, bot_pid=rec["bot_pid"])
         return messages
+
+
+class Locked:
+    """InstanceRegistry.locked(): the claims lock and every record by id for a `with` block,
+    written back (InstanceRegistry._save) only when the block ends normally. A class rather than
+    @contextlib.contextmanager because contextlib loads collections and functools, a tenth of a
+    `list`, which never writes."""
+
+    def __init__(self, registry: InstanceRegistry) -> None:
+        self.registry = registry
+
+    def __enter__(self) -> dict[str, dict]:
+        reg = self.registry
+        os.makedirs(os.path.dirname(reg.path), exist_ok=True)
+        self.fd = private_opener(reg.lock_path, os.O_RDWR | os.O_CREAT)  # 0600: no other user can freeze us
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self.claims = reg._parse_claims()
+            if self.claims is None:
+                reg._set_aside()
+            self.data = reg._view(self.claims)
+            self.before = {iid: cjson.dumps(rec, sort_keys=True, default=str) for iid, rec in self.data.items()}
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self.data
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.registry._save(self.data, self.before, self.claims)
+        finally:
+            os.close(self.fd)
 
 
 def instance_paths(home: str | os.PathLike, iid: str, log_dir: str | None = None) -> InstancePaths:  # noqa: F821
