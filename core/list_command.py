@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from types import SimpleNamespace
 
 from core.books import BOOK_FIELDS, books_of, fleet_totals, shown_state
 from core.exit_codes import EXIT_FAIL, EXIT_OK
@@ -68,11 +67,16 @@ def render(rows: list[tuple], header: tuple, colour: bool) -> str:
     return "\n".join(lines)
 
 
-def cmd_list(home: str | os.PathLike, args: argparse.Namespace | SimpleNamespace) -> int:  # noqa: F821
+def cmd_list(home: str | os.PathLike, args: argparse.Namespace) -> int:  # noqa: F821
+    return show_list(home, show_all=args.all, as_json=args.json)
+
+
+def show_list(home: str | os.PathLike, show_all: bool, as_json: bool) -> int:
+    """`list [--all] [--json]`, however the command line was parsed."""
     registry = InstanceRegistry(home)
     recs = registry.list_instances(include_dead=True)
     notes = registry.end_orphans(recs, "list")  # a bot whose supervisor died must not trade on
-    if not args.all:
+    if not show_all:
         recs = [r for r in recs if r["alive"] or r["needs_attention"]]
     entries = []
     for r in recs:
@@ -83,7 +87,7 @@ def cmd_list(home: str | os.PathLike, args: argparse.Namespace | SimpleNamespace
                  **{k: books.get(k) for k in BOOK_FIELDS}}
         entry["symbol"] = entry["symbol"] or r.get("symbol")
         entries.append((r, entry))
-    if args.json:
+    if as_json:
         import json
 
         print(json.dumps([e for _, e in entries], indent=2))
@@ -101,7 +105,7 @@ def cmd_list(home: str | os.PathLike, args: argparse.Namespace | SimpleNamespace
     if rows:
         print(render(rows, COLUMNS, use_colour()))
     else:
-        print("no instances" + ("" if args.all else " (list --all shows stopped ones)"))
+        print("no instances" + ("" if show_all else " (list --all shows stopped ones)"))
     for quote, sums in fleet_totals([e for _, e in entries]).items():
         print(f"fleet {quote}: unrealized {signed(sums['unrealized_pnl'])}  realized {signed(sums['realized_pnl'])}  "
               f"grid {signed(sums['grid_profit'])}  equity {money(sums['equity'])}")
@@ -135,7 +139,7 @@ def plain_list(argv: list[str]) -> int | None:
     if os.path.exists(path) and not os.path.isdir(path):
         return None
     try:
-        return cmd_list(path, SimpleNamespace(all="--all" in flags, json="--json" in flags))
+        return show_list(path, show_all="--all" in flags, as_json="--json" in flags)
     except BrokenPipeError:  # `list | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
