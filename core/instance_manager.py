@@ -25,7 +25,7 @@ from _collections_abc import Callable  # collections.abc, without loading `colle
 from core import cjson, proc
 from core.atomic import private_opener, write_text_atomic
 from core.durable_batch import DurableBatch
-from core.instance_files import InstanceFiles, is_instance_id
+from core.instance_files import RECORD, InstanceFiles, is_instance_id
 from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record, record_text
 from core.pidfile import holder_pid, locked_ids
 from core.states import ATTENTION_STATES, FINAL_STATES, LIVE_STATES, State
@@ -208,7 +208,7 @@ class InstanceRegistry:
             write_text_atomic(os.path.join(self.index_dir, iid), f"{paths.log_dir}\n", mode=0o600)
 
     def _forget(self, iid: str, log_dir: str) -> None:
-        files = [InstanceFiles(iid, log_dir).record] if log_dir else []  # (without one it has no file)
+        files = [os.path.join(log_dir, RECORD)] if log_dir else []  # (without one it has no file)
         for path in (*files, os.path.join(self.index_dir, iid)):
             try:
                 os.unlink(path)
