@@ -6,10 +6,9 @@ while the exchange is unreachable, from the bot's own word) and the money column
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from core.bot_status import read_bot_status
-from core.paths import InstancePaths
+from core.instance_files import BOT_STATUS, instance_dir
 
 # the per-instance money fields `list` shows and `--json` carries
 BOOK_FIELDS = ("symbol", "quote", "position", "unrealized_pnl", "realized_pnl", "grid_profit", "equity")
@@ -17,12 +16,9 @@ BOOK_FIELDS = ("symbol", "quote", "position", "unrealized_pnl", "realized_pnl", 
 TOTAL_FIELDS = ("unrealized_pnl", "realized_pnl", "grid_profit", "equity")
 
 
-def books_of(home: Path, rec: dict) -> dict | None:
+def books_of(home: str | os.PathLike, rec: dict) -> dict | None:
     """The last books an instance's bot published (None before its first turn)."""
-    log_dir = rec.get("log_dir")
-    if isinstance(log_dir, str) and os.path.isabs(log_dir):  # every record the registry read: no pathlib
-        return read_bot_status(os.path.join(log_dir, "bot_status.json"))
-    return read_bot_status(InstancePaths.for_instance(home, rec["instance_id"], log_dir).bot_status)
+    return read_bot_status(os.path.join(instance_dir(home, rec["instance_id"], rec.get("log_dir")), BOT_STATUS))
 
 
 def shown_state(rec: dict, books: dict | None) -> str:

@@ -95,6 +95,13 @@ def loads(s: str | bytes | bytearray) -> object:
         obj, end = _scan(s, i)
     except StopIteration as err:
         raise _error("Expecting value", s, err.value) from None
+    except SystemError:
+        # _json raises a syntax error inside a document as json.decoder.JSONDecodeError, which it
+        # takes from sys.modules only: with json never imported (the supervisor, `list`) it fails
+        # with SystemError instead. Bad input only: json itself gives the same words as a ValueError.
+        import json
+
+        return json.loads(s)
     end = _skip_ws(s, end)
     if end != len(s):
         raise _error("Extra data", s, end)

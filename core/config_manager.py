@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from core import safe_json
+from core.instance_files import is_instance_id
 from core.masking import SECRET_KEY_RE, Masker, mask_config, secret_values
-from core.paths import INSTANCE_ID_RE, REPO_ROOT, is_repo_bot, resolve_code, resolve_runtime
+from core.paths import REPO_ROOT, is_repo_bot, resolve_code, resolve_runtime
 
 SCHEMA_PATH = REPO_ROOT / "config" / "schema" / "instance.schema.json"
 # The digest (config_digest) of a document `start` validated, handed to the bot in its environment:
@@ -183,7 +184,7 @@ class ConfigManager:
             errors += schema_errors(doc)
         meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
         given = meta.get("instance_id")
-        if isinstance(given, str) and not INSTANCE_ID_RE.match(given) \
+        if isinstance(given, str) and not is_instance_id(given) \
                 and not any(e.startswith("metadata.instance_id:") for e in errors):  # the schema's $ allows "id\n"
             errors.append(f"metadata.instance_id: {json.dumps(given)} {ID_RULE}")
         iid, id_errors = _choose_instance_id(instance_id, meta, source)
@@ -308,7 +309,7 @@ class ConfigManager:
                              check: Callable[[InstanceConfig], list[str] | None] | None = None) -> Path:
         """Copy a template to config/active/<id>.json with the id set; validated (and passed to
         `check`, e.g. the bot's own preflight) before it is written."""
-        if not INSTANCE_ID_RE.match(instance_id):
+        if not is_instance_id(instance_id):
             raise ConfigError([f"instance_id: {instance_id!r} {ID_RULE}"])
         src = self.templates_dir / (template if template.endswith(".json") else f"{template}.json")
         doc = self.read_json(src)
@@ -490,11 +491,11 @@ def legacy_to_sections(doc: dict) -> dict:
 def _choose_instance_id(flag: str | None, meta: dict, source: Path) -> tuple[str, list[str]]:
     """flag > metadata.instance_id > file stem; the schema already checked metadata's own."""
     if flag:
-        return flag, ([] if INSTANCE_ID_RE.match(flag) else [f"--instance-id: {flag!r} {ID_RULE}"])
+        return flag, ([] if is_instance_id(flag) else [f"--instance-id: {flag!r} {ID_RULE}"])
     if isinstance(meta.get("instance_id"), str) and meta["instance_id"]:
         return meta["instance_id"], []
     stem = source.stem
-    return stem, ([] if INSTANCE_ID_RE.match(stem) else [f"instance_id (from file name): {stem!r} {ID_RULE}"])
+    return stem, ([] if is_instance_id(stem) else [f"instance_id (from file name): {stem!r} {ID_RULE}"])
 
 
 def _secret_vars(used: dict[str, str]) -> list[str]:

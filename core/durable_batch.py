@@ -23,7 +23,6 @@ a whole filesystem buys nothing for two files.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 
 from core.atomic import write_temp_beside
@@ -66,10 +65,12 @@ class DurableBatch:
             self.discard()
 
     def discard(self) -> None:
-        """Remove what was staged and not committed."""
+        """Remove what was staged and not committed (try/except, not contextlib: `list` imports this module)."""
         for tmp, _ in self.staged:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(tmp)
+            except FileNotFoundError:
+                pass
         self.staged.clear()
 
     @staticmethod

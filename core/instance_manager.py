@@ -8,23 +8,25 @@ databases, accounts, and where each instance's log dir is) and is rebuilt from t
 whenever it is missing, empty, corrupt or of the wrong shape. Instances are found from the claims,
 from logs/*/, from a small index of custom log dirs (logs/.log_dirs/{id}) and from the abstract
 sockets of live supervisors, so no lost or broken file makes a running instance unmanageable.
+
+Paths are plain os.path strings and JSON goes through core/cjson.py: `list` (run by `watch -n 1`)
+reads the registry through here, and pathlib and json would load re, enum, urllib.parse and
+ipaddress, about half of each run whatever the fleet's size. core.paths (pathlib) is imported only
+where a record is written (instance_paths below), never by a plain `list`. For the same reason no
+contextlib (it loads collections and functools): try/except, and a small class for locked().
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
-import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from _collections_abc import Callable  # collections.abc, without loading `collections`
 
-from core import proc
+from core import cjson, proc
 from core.atomic import private_opener, write_text_atomic
 from core.durable_batch import DurableBatch
+from core.instance_files import RECORD, InstanceFiles, is_instance_id
 from core.instance_record import CLAIM_FIELDS, FIELD_TYPES, CorruptRecord, check_types, read_record, record_text
-from core.paths import INSTANCE_ID_RE, InstancePaths, registry_path
 from core.pidfile import holder_pid, locked_ids
 from core.states import ATTENTION_STATES, FINAL_STATES, LIVE_STATES, State
 
@@ -37,11 +39,12 @@ class InstanceRegistry:
     """The seeds' API (register, unregister, update, get, list_instances, cleanup_dead_instances,
     get_instance_by_port) over the claims file and the per-instance records."""
 
-    def __init__(self, home: Path) -> None:
-        self.home = Path(home)
-        self.path = registry_path(self.home)
-        self.lock_path = self.path.with_name("instances.lock")
-        self.index_dir = self.path.with_name(".log_dirs")
+    def __init__(self, home: str | os.PathLike) -> None:
+        self.home = os.fspath(home)
+        logs = os.path.join(self.home, "logs")
+        self.path = os.path.join(logs, "instances.json")
+        self.lock_path = os.path.join(logs, "instances.lock")
+        self.index_dir = os.path.join(logs, ".log_dirs")
 
     # -- the claims file -------------------------------------------------------------------
     def _parse_claims(self) -> dict[str, dict] | None:
@@ -50,7 +53,7 @@ class InstanceRegistry:
         try:
             with open(self.path, "rb") as fh:
                 raw = fh.read()
-            data = json.loads(raw) if raw.strip() else {}
+            data = cjson.loads(raw) if raw.strip() else {}
         except FileNotFoundError:
             return {}
         except (OSError, ValueError):  # a directory, unreadable, not JSON, not UTF-8
@@ -60,7 +63,7 @@ class InstanceRegistry:
         good = {}
         for iid, claim in data.items():
             try:
-                if INSTANCE_ID_RE.match(iid) and check_types(claim, _CLAIM_TYPES):
+                if is_instance_id(iid) and check_types(claim, _CLAIM_TYPES):
                     good[iid] = claim
             except CorruptRecord:
                 continue
@@ -69,52 +72,59 @@ class InstanceRegistry:
     def _set_aside(self) -> None:
         """Move a corrupt claims file out of the way (kept for a post-mortem, the oldest pruned)."""
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}"
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(self.path, self.path.with_name(f"instances.json.corrupt-{stamp}"))
-        old = sorted(self.path.parent.glob("instances.json.corrupt-*"), key=lambda p: p.name)
+        logs = os.path.dirname(self.path)
+        try:
+            os.replace(self.path, os.path.join(logs, f"instances.json.corrupt-{stamp}"))
+        except FileNotFoundError:
+            pass
+        with os.scandir(logs) as entries:
+            old = sorted(e.path for e in entries if e.name.startswith("instances.json.corrupt-"))
         for extra in old[:-KEEP_CORRUPT]:
-            with contextlib.suppress(OSError):
-                if extra.is_dir() and not extra.is_symlink():
+            try:
+                if os.path.isdir(extra) and not os.path.islink(extra):
                     import shutil
 
                     shutil.rmtree(extra)
                 else:
-                    extra.unlink()
+                    os.unlink(extra)
+            except OSError:
+                pass
 
     def _write_claims(self, claims: dict[str, dict], batch: DurableBatch) -> None:
         # compact: an indent makes json use its pure-Python encoder (start-all rewrites this per batch)
-        batch.stage(self.path, json.dumps(claims, separators=(",", ":"), sort_keys=True))
+        batch.stage(self.path, cjson.dumps(claims, separators=(",", ":"), sort_keys=True))
 
     # -- finding instances -----------------------------------------------------------------
     def instance_dirs(self, claims: dict[str, dict] | None = None) -> dict[str, str]:
         """Every instance id this home knows of -> its log dir (claims, logs/*/, the index of
         custom log dirs, live supervisors' sockets)."""
-        # plain strings and os.path here, also in what it returns: pathlib costs `list` per instance
         claims = self._parse_claims() if claims is None else claims
         dirs: dict[str, str] = {}
-        logs, home = str(self.path.parent), str(self.home)
+        logs, home = os.path.dirname(self.path), self.home
         try:
             for entry in os.scandir(logs):
-                if entry.is_dir(follow_symlinks=False) and INSTANCE_ID_RE.match(entry.name) and \
+                if entry.is_dir(follow_symlinks=False) and is_instance_id(entry.name) and \
                         os.path.exists(os.path.join(entry.path, "instance.json")):
                     dirs[entry.name] = entry.path
         except OSError:
             pass
         try:
             for entry in os.scandir(self.index_dir):
-                if INSTANCE_ID_RE.match(entry.name):
-                    with contextlib.suppress(OSError, UnicodeDecodeError):
+                if is_instance_id(entry.name):
+                    try:
                         with open(entry.path) as fh:
                             text = fh.read(4096).strip()
-                        if text:
-                            dirs[entry.name] = text
+                    except (OSError, UnicodeDecodeError):
+                        continue
+                    if text:
+                        dirs[entry.name] = text
         except OSError:
             pass
         for iid, claim in (claims or {}).items():
             if claim.get("log_dir"):
                 dirs[iid] = os.path.join(home, os.path.expanduser(claim["log_dir"]))  # an absolute one wins
         for iid in locked_ids(self.home):
-            if INSTANCE_ID_RE.match(iid):
+            if is_instance_id(iid):
                 dirs.setdefault(iid, os.path.join(logs, iid))
         return dirs
 
@@ -153,61 +163,57 @@ class InstanceRegistry:
         corrupt claims file is set aside and rebuilt from the records on the way, when writable."""
         claims = self._parse_claims()
         if claims is None:
-            with contextlib.suppress(OSError), self.locked() as data:
-                return dict(data)
+            try:
+                with self.locked() as data:
+                    return dict(data)
+            except OSError:  # a home we cannot write: what the records say, unrepaired
+                pass
         return self._view(claims)
 
     # -- writing ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[dict[str, dict]]:
-        """Hold the claims lock; yields every record by id. Records added, changed or removed in
-        it are written on normal exit, and the claims file rebuilt to match, all made durable
-        together (core/durable_batch.py: one flush for start-all's batch, not two fsyncs a file)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = private_opener(self.lock_path, os.O_RDWR | os.O_CREAT)  # 0600: no other user can freeze us
+    def locked(self) -> Locked:
+        """`with registry.locked() as data:` holds the claims lock; data is every record by id.
+        Records added, changed or removed in it are written on normal exit, and the claims file
+        rebuilt to match, all made durable together (core/durable_batch.py: one flush for
+        start-all's batch, not two fsyncs a file)."""
+        return Locked(self)
+
+    def _save(self, data: dict[str, dict], before: dict[str, str], claims: dict[str, dict] | None) -> None:
+        """What a locked() block changed: records written or removed, the claims rebuilt to match."""
+        for iid in before.keys() - data.keys():
+            self._forget(iid, cjson.loads(before[iid]).get("log_dir") or "")
+        batch = DurableBatch()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            claims = self._parse_claims()
-            if claims is None:
-                self._set_aside()
-            data = self._view(claims)
-            before = {iid: json.dumps(rec, sort_keys=True, default=str) for iid, rec in data.items()}
-            yield data
-            for iid in before.keys() - data.keys():
-                self._forget(iid, Path(json.loads(before[iid]).get("log_dir") or ""))
-            batch = DurableBatch()
-            try:
-                for iid, rec in data.items():
-                    changed = json.dumps(rec, sort_keys=True, default=str) != before.get(iid)
-                    if changed and rec.get("status") != State.CORRUPT:
-                        self._write_record(iid, rec, batch)
-                wanted = {iid: {k: rec.get(k) for k in CLAIM_FIELDS} for iid, rec in data.items()
-                          if rec.get("status") != State.CORRUPT}
-                wanted.update({iid: claims[iid] for iid, rec in data.items()
-                               if rec.get("status") == State.CORRUPT and claims and iid in claims})
-                if wanted != claims:
-                    self._write_claims(wanted, batch)
-                batch.commit()
-            finally:
-                batch.discard()  # what an error left staged: no temp file behind
+            for iid, rec in data.items():
+                changed = cjson.dumps(rec, sort_keys=True, default=str) != before.get(iid)
+                if changed and rec.get("status") != State.CORRUPT:
+                    self._write_record(iid, rec, batch)
+            wanted = {iid: {k: rec.get(k) for k in CLAIM_FIELDS} for iid, rec in data.items()
+                      if rec.get("status") != State.CORRUPT}
+            wanted.update({iid: claims[iid] for iid, rec in data.items()
+                           if rec.get("status") == State.CORRUPT and claims and iid in claims})
+            if wanted != claims:
+                self._write_claims(wanted, batch)
+            batch.commit()
         finally:
-            os.close(fd)
+            batch.discard()  # what an error left staged: no temp file behind
 
     def _write_record(self, iid: str, rec: dict, batch: DurableBatch) -> None:
-        paths = InstancePaths.for_instance(self.home, iid, rec.get("log_dir"))
+        paths = instance_paths(self.home, iid, rec.get("log_dir"))
         rec["log_dir"] = str(paths.log_dir)
         kept = {k: v for k, v in rec.items() if not k.startswith("_")}
         batch.stage(paths.record, record_text(kept))
-        default = InstancePaths.for_instance(self.home, iid).log_dir
+        default = instance_paths(self.home, iid).log_dir
         if paths.log_dir != default:  # found again even if the claims file is lost
-            write_text_atomic(self.index_dir / iid, f"{paths.log_dir}\n", mode=0o600)
+            write_text_atomic(os.path.join(self.index_dir, iid), f"{paths.log_dir}\n", mode=0o600)
 
-    def _forget(self, iid: str, log_dir: Path) -> None:
-        if log_dir.parts:
-            with contextlib.suppress(FileNotFoundError):
-                InstancePaths(iid, log_dir).record.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            (self.index_dir / iid).unlink()
+    def _forget(self, iid: str, log_dir: str) -> None:
+        files = [os.path.join(log_dir, RECORD)] if log_dir else []  # (without one it has no file)
+        for path in (*files, os.path.join(self.index_dir, iid)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     # -- the seeds' API --------------------------------------------------------------------
     def register(self, instance_id: str, info: dict[str, object]) -> None:
@@ -238,7 +244,7 @@ class InstanceRegistry:
         dirs = self.instance_dirs(claims)
         out: dict[str, dict | None] = {}
         for iid in instance_ids:
-            log_dir = dirs.get(iid) if INSTANCE_ID_RE.match(iid) else None
+            log_dir = dirs.get(iid) if is_instance_id(iid) else None
             rec = self._read_one(iid, log_dir, claims.get(iid)) if log_dir else None
             out[iid] = annotate(rec) if rec else None
         return out
@@ -253,22 +259,25 @@ class InstanceRegistry:
     def _tell_unresponsive(self, rec: dict) -> None:
         """One `unresponsive` event per silence (keyed by its last check-in), for the notifier: the
         supervisor cannot say it itself. A marker file beside the record remembers it was said."""
-        paths = InstancePaths.for_instance(self.home, rec["instance_id"], rec.get("log_dir"))
-        marker = paths.log_dir / "unresponsive.reported"
+        paths = InstanceFiles.for_instance(self.home, rec["instance_id"], rec.get("log_dir"))
+        marker = os.path.join(paths.log_dir, "unresponsive.reported")
         key = str(rec.get("checked_at"))
         try:
-            if marker.read_text() == key:
-                return
-        except OSError:
+            with open(marker) as fh:
+                if fh.read() == key:
+                    return
+        except (OSError, ValueError):  # missing, unreadable, not UTF-8: say it again
             pass
         from core.events import UNRESPONSIVE, append_event
 
         silent = time.time() - float(rec.get("checked_at") or 0)
-        with contextlib.suppress(OSError):
+        try:
             write_text_atomic(marker, key)
             append_event(paths, UNRESPONSIVE, reason=f"supervisor pid {rec.get('pid')} has not checked in for "
                                                      f"{silent:.0f} s (health_check_interval "
                                                      f"{rec.get('health_check_interval'):g} s)")
+        except OSError:  # a home we cannot write: the next list says it again
+            pass
 
     def cleanup_dead_instances(self) -> int:
         """Forget every instance whose supervisor is gone; never one that lives, whatever its files say."""
@@ -296,6 +305,8 @@ class InstanceRegistry:
         orphans = [r for r in recs if r.get("state") == State.ORPHANED and r.get("bot_alive")]
         if not orphans:
             return []
+        import signal  # only here: its enums cost every `list` a millisecond
+
         fds = {}
         for rec in orphans:
             fd = proc.open_pidfd(rec.get("bot_pid"), rec.get("bot_create_time"))
@@ -314,16 +325,59 @@ class InstanceRegistry:
             note = (f"supervisor died with its bot alive: `{by}` ended the bot's process group "
                     f"(pid {rec['bot_pid']}) at {time.strftime('%Y-%m-%d %H:%M:%S')}")
             if holder_pid(self.home, rec["instance_id"]) is None:  # nobody else writes this record
-                with contextlib.suppress(OSError):
+                try:
                     self.update(rec["instance_id"], status=State.ORPHANED, last_error=note, bot_pid=None,
                                 bot_create_time=None, pid=None)
+                except OSError:  # unwritable: the note below still tells the trader
+                    pass
             rec.update(state=State.ORPHANED, last_error=note, bot_alive=False, needs_attention=True)
             messages.append(f"{rec['instance_id']}: {note}")
             from core.events import ORPHAN_ENDED, append_event
 
-            append_event(InstancePaths.for_instance(self.home, rec["instance_id"], rec.get("log_dir")), ORPHAN_ENDED,
+            append_event(InstanceFiles.for_instance(self.home, rec["instance_id"], rec.get("log_dir")), ORPHAN_ENDED,
                          reason=note, bot_pid=rec["bot_pid"])
         return messages
+
+
+class Locked:
+    """InstanceRegistry.locked(): the claims lock and every record by id for a `with` block,
+    written back (InstanceRegistry._save) only when the block ends normally. A class rather than
+    @contextlib.contextmanager because contextlib loads collections and functools, a tenth of a
+    `list`, which never writes."""
+
+    def __init__(self, registry: InstanceRegistry) -> None:
+        self.registry = registry
+
+    def __enter__(self) -> dict[str, dict]:
+        reg = self.registry
+        os.makedirs(os.path.dirname(reg.path), exist_ok=True)
+        self.fd = private_opener(reg.lock_path, os.O_RDWR | os.O_CREAT)  # 0600: no other user can freeze us
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self.claims = reg._parse_claims()
+            if self.claims is None:
+                reg._set_aside()
+            self.data = reg._view(self.claims)
+            self.before = {iid: cjson.dumps(rec, sort_keys=True, default=str) for iid, rec in self.data.items()}
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self.data
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.registry._save(self.data, self.before, self.claims)
+        finally:
+            os.close(self.fd)
+
+
+def instance_paths(home: str | os.PathLike, iid: str, log_dir: str | None = None) -> InstancePaths:  # noqa: F821
+    """InstancePaths.for_instance for the writers: the record's stored log_dir is its Path form.
+    Imported here, when first needed, so that a plain `list` never loads pathlib."""
+    from core.paths import InstancePaths
+
+    return InstancePaths.for_instance(home, iid, log_dir)
 
 
 def is_daemon_alive(rec: dict) -> bool:
@@ -362,8 +416,8 @@ def annotate(rec: dict) -> dict:
 class InstanceManager:
     """Stats and config checks over the registry (the second CLI of the seeds, now in one place)."""
 
-    def __init__(self, home: Path, registry: InstanceRegistry | None = None) -> None:
-        self.home = Path(home)
+    def __init__(self, home: str | os.PathLike, registry: InstanceRegistry | None = None) -> None:
+        self.home = home
         self.registry = registry or InstanceRegistry(self.home)
 
     def get_instance_stats(self, instance_id: str) -> dict | None:

@@ -3,21 +3,20 @@ total per quote currency; `--json` carries the same per-instance fields.
 
 Run by `watch -n 1`, so it reads only the registry and each bot's small published status file:
 no psutil, no config validation, no trading code; and the forms `watch` uses are answered before
-argparse and the other commands load (plain_list). Colours only on a terminal, never with NO_COLOR.
+argparse and the other commands load (plain_list). Nor pathlib or json (only --json needs json):
+with re, enum and urllib.parse they were half of a `list` at 50 instances. Colours only on a
+terminal, never with NO_COLOR.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
-from types import SimpleNamespace
 
 from core.books import BOOK_FIELDS, books_of, fleet_totals, shown_state
 from core.exit_codes import EXIT_FAIL, EXIT_OK
 from core.formats import dash, fmt_uptime, rel
+from core.home import home_dir
 from core.instance_manager import InstanceRegistry
-from core.paths import project_home
 
 COLUMNS = ("ID", "STATE", "PID", "BOT", "UPTIME", "RESTARTS", "CPU%", "MEM(MB)", "PORT", "SYMBOL", "POSITION",
            "UPNL", "RPNL", "GRID", "EQUITY", "CONFIG")
@@ -68,11 +67,16 @@ def render(rows: list[tuple], header: tuple, colour: bool) -> str:
     return "\n".join(lines)
 
 
-def cmd_list(home: Path, args: argparse.Namespace | SimpleNamespace) -> int:  # noqa: F821
+def cmd_list(home: str | os.PathLike, args: argparse.Namespace) -> int:  # noqa: F821
+    return show_list(home, show_all=args.all, as_json=args.json)
+
+
+def show_list(home: str | os.PathLike, show_all: bool, as_json: bool) -> int:
+    """`list [--all] [--json]`, however the command line was parsed."""
     registry = InstanceRegistry(home)
     recs = registry.list_instances(include_dead=True)
     notes = registry.end_orphans(recs, "list")  # a bot whose supervisor died must not trade on
-    if not args.all:
+    if not show_all:
         recs = [r for r in recs if r["alive"] or r["needs_attention"]]
     entries = []
     for r in recs:
@@ -83,7 +87,9 @@ def cmd_list(home: Path, args: argparse.Namespace | SimpleNamespace) -> int:  # 
                  **{k: books.get(k) for k in BOOK_FIELDS}}
         entry["symbol"] = entry["symbol"] or r.get("symbol")
         entries.append((r, entry))
-    if args.json:
+    if as_json:
+        import json
+
         print(json.dumps([e for _, e in entries], indent=2))
         return EXIT_OK
     rows = []
@@ -99,7 +105,7 @@ def cmd_list(home: Path, args: argparse.Namespace | SimpleNamespace) -> int:  # 
     if rows:
         print(render(rows, COLUMNS, use_colour()))
     else:
-        print("no instances" + ("" if args.all else " (list --all shows stopped ones)"))
+        print("no instances" + ("" if show_all else " (list --all shows stopped ones)"))
     for quote, sums in fleet_totals([e for _, e in entries]).items():
         print(f"fleet {quote}: unrealized {signed(sums['unrealized_pnl'])}  realized {signed(sums['realized_pnl'])}  "
               f"grid {signed(sums['grid_profit'])}  equity {money(sums['equity'])}")
@@ -129,11 +135,11 @@ def plain_list(argv: list[str]) -> int | None:
     if rest[:1] != ["list"] or len(set(flags)) != len(flags) or not set(flags) <= {"--all", "--json"}:
         return None
     os.umask(0o077)  # as main(): what list writes (an orphan's end, an event) is its user's alone
-    path = project_home(home)
-    if path.exists() and not path.is_dir():
+    path = home_dir(home)
+    if os.path.exists(path) and not os.path.isdir(path):
         return None
     try:
-        return cmd_list(path, SimpleNamespace(all="--all" in flags, json="--json" in flags))
+        return show_list(path, show_all="--all" in flags, as_json="--json" in flags)
     except BrokenPipeError:  # `list | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

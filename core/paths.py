@@ -6,18 +6,15 @@ logs/, database/) resolve against the project home, so tests and several fleets 
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 
+from core.home import HOME_ENV, REPO_DIR, home_dir, runtime_path  # noqa: F401 (HOME_ENV: still named from here)
 from core.instance_files import (BOT_PID, BOT_STATUS, DAEMON_PID, EVENTS, HEARTBEAT, RECORD, STOP_REASON,
-                                 STOP_SECONDS, WEB_PORT, WEB_TOKEN)
+                                 STOP_SECONDS, WEB_PORT, WEB_TOKEN, instance_dir)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(REPO_DIR)
 RUN_PY = REPO_ROOT / "run.py"
-HOME_ENV = "GRIDBOT_HOME"
-# \A..\Z, not ^..$: `$` also matches before a trailing newline, and "bot\n" names no directory we want
-INSTANCE_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 # The environment contract between a supervisor and the bot it runs.
 ENV_INSTANCE_ID = "INSTANCE_ID"
@@ -29,15 +26,13 @@ ENV_SECRET_KEY = "EXCHANGE_SECRET_KEY"
 
 
 def project_home(explicit: str | os.PathLike | None = None) -> Path:
-    """--home beats GRIDBOT_HOME beats the repository root."""
-    chosen = explicit or os.environ.get(HOME_ENV) or REPO_ROOT
-    return Path(chosen).expanduser().resolve()
+    """--home beats GRIDBOT_HOME beats the repository root (core/home.py's rule)."""
+    return Path(home_dir(explicit))
 
 
 def resolve_runtime(home: Path, value: str | os.PathLike) -> Path:
     """A runtime path (log_dir, db_path, a config named relative) against the home."""
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else (home / p)
+    return Path(runtime_path(home, value))
 
 
 def resolve_code(value: str | os.PathLike) -> Path:
@@ -54,10 +49,6 @@ def is_repo_bot(script_path: str | os.PathLike) -> bool:
     if not _run_py_real:
         _run_py_real.append(os.path.realpath(RUN_PY))
     return os.path.realpath(resolve_code(script_path)) == _run_py_real[0]
-
-
-def registry_path(home: Path) -> Path:
-    return home / "logs" / "instances.json"
 
 
 class InstancePaths:
@@ -87,8 +78,7 @@ class InstancePaths:
 
     @classmethod
     def for_instance(cls, home: Path, instance_id: str, log_dir: str | os.PathLike | None = None) -> "InstancePaths":
-        chosen = log_dir if log_dir else Path("logs") / instance_id
-        return cls(instance_id, resolve_runtime(home, chosen))
+        return cls(instance_id, Path(instance_dir(home, instance_id, log_dir)))
 
     @property
     def daemon_pid(self) -> Path:

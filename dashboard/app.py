@@ -7,8 +7,8 @@ from pathlib import Path
 from flask import Flask, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from core.instance_files import is_instance_id
 from core.instance_manager import InstanceRegistry
-from core.paths import INSTANCE_ID_RE
 from dashboard import actions, auth, proxy
 from dashboard.fleet import fleet
 from dashboard.metrics import CONTENT_TYPE, render_fleet
@@ -120,7 +120,7 @@ def create_app(home: Path, token: str, bound_host: str = "127.0.0.1") -> Flask:
     def act(iid: str, action: str) -> Response | tuple[Response, int]:
         if (refused := may_write()) is not None:
             return refused
-        if not INSTANCE_ID_RE.match(iid) or action not in actions.ACTIONS:
+        if not is_instance_id(iid) or action not in actions.ACTIONS:
             return error(404, f"no action {action!r} for {iid!r}; actions: {', '.join(actions.ACTIONS)}")
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -151,7 +151,7 @@ def create_app(home: Path, token: str, bound_host: str = "127.0.0.1") -> Flask:
     def bot(iid: str, path: str) -> Response | tuple[Response, int]:
         if not auth.same_origin(request.headers.get("Origin"), request.host):
             return error(403, "cross-site request refused")
-        rec = InstanceRegistry(home).get(iid) if INSTANCE_ID_RE.match(iid) else None
+        rec = InstanceRegistry(home).get(iid) if is_instance_id(iid) else None
         if rec is None:
             return error(404, f"no instance {iid!r} in this home")
         port = rec.get("web_port")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import cjson
+from tests.conftest import REPO
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
@@ -76,3 +79,22 @@ def test_default_and_refusals_are_json_s():
     with pytest.raises(TypeError):
         cjson.dumps({(1, 2): 3})  # json refuses tuple keys too
     assert cjson.loads('[NaN, Infinity, -Infinity]')[1] == math.inf
+
+
+def test_bad_input_is_refused_in_a_process_that_never_imported_json():
+    """The lean supervisor and `list` never import json. _json raises its syntax errors as
+    json.decoder.JSONDecodeError, which it looks up in sys.modules only: without json loaded it
+    failed with SystemError ("returned NULL without setting an exception"), which no reader
+    catches, so a torn bot_status.json or instance.json crashed them instead of being skipped."""
+    probe = ("import sys\n"
+             "from core import cjson\n"
+             "assert 'json' not in sys.modules\n"
+             "for bad in (b'{\"a\": 1', '{not json', '[1, 2', '{\"a\" 1}', '[1] x'):\n"
+             "    try:\n"
+             "        cjson.loads(bad)\n"
+             "    except ValueError as exc:\n"
+             "        print(type(exc).__name__, exc)\n")
+    out = subprocess.run([sys.executable, "-S", "-c", probe], cwd=str(REPO), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    expected = [f"JSONDecodeError {outcome(json.loads, bad)[1]}" for bad in ('{"a": 1', "{not json", "[1, 2", '{"a" 1}', "[1] x")]
+    assert out.stdout.splitlines() == expected

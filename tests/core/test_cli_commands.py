@@ -28,7 +28,7 @@ def test_list_and_status_import_nothing_heavy(home, command):
                          capture_output=True, text=True, cwd="/", env=home_env(home))
     imported = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "core" in imported and "json" in imported  # the probe works
+    assert "core" in imported and "encodings" in imported  # the probe works (list no longer imports json)
     heavy = {"jsonschema", "dotenv", "flask", "ccxt", "numpy", "strategies", "web", "exchanges", "database", "psutil",
              "dashboard"}
     assert imported & heavy == set()

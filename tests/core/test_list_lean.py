@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from tests.conftest import DAEMON_MANAGER, REPO, home_env, run_cli
-from tests.core.util import list_json
+from tests.core.util import list_json, start, write_config
 
 BOOKS = {"symbol": "SOL_USDC_PERP", "quote": "USDC", "state": "trading", "position": 1.5, "unrealized_pnl": 12.25,
          "realized_pnl": -3.5, "grid_profit": 7.75, "equity": 10016.5}
@@ -81,10 +81,39 @@ def test_the_plain_forms_load_no_argparse_and_no_other_command(home):
     slow = _cli(home, "list", "--all", "--all", importtime=True)
     assert fast.returncode == slow.returncode == 0
     loaded = {line.rsplit("|", 1)[-1].strip() for line in fast.stderr.splitlines() if line.startswith("import time:")}
-    assert "core.list_command" in loaded and "json" in loaded  # the probe sees imports
+    assert "core.list_command" in loaded and "core.instance_manager" in loaded  # the probe sees imports
     assert loaded & {"argparse", "gettext", "core.commands", "core.targets", "core.fleet_commands",
                      "core.logs_command", "jsonschema", "dotenv", "psutil"} == set()
     assert "| argparse" in slow.stderr  # the long way does load it
+
+
+def _imported(out: subprocess.CompletedProcess) -> set[str]:
+    return {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_the_plain_list_loads_neither_pathlib_nor_re_nor_json(home):
+    """pathlib (through fnmatch and urllib.parse: re, enum, functools, collections, ipaddress),
+    json and contextlib (collections, functools) were about half of what a `list` cost whatever the
+    fleet's size. The rows need none of them: a live instance with its books, a stopped one and a
+    corrupt one go the plain way."""
+    cfg = write_config(home, "lean_live", "--books", json.dumps(BOOKS))
+    assert start(home, cfg).returncode == 0
+    _stopped(home, "lean_stopped", config_file=str(home / "config" / "active" / "lean_stopped.json"))
+    (home / "logs" / "lean_stopped" / "bot_status.json").write_text(json.dumps(BOOKS))
+    (home / "logs" / "lean_corrupt").mkdir()
+    (home / "logs" / "lean_corrupt" / "instance.json").write_text('{"status": 7}')  # (one not JSON loads json)
+    try:
+        for flags in ((), ("--all",)):
+            out = _cli(home, "list", *flags, importtime=True)
+            assert out.returncode == 0, out.stderr
+            assert "lean_live" in out.stdout and "lean_corrupt" in out.stdout and "10016.50" in out.stdout
+            loaded = _imported(out)
+            assert {"core.list_command", "core.instance_manager", "core.books"} <= loaded  # the probe sees imports
+            assert loaded & {"pathlib", "re", "json", "enum", "urllib.parse", "ipaddress", "core.paths", "contextlib",
+                             "collections", "functools"} == set(), flags
+    finally:
+        run_cli(home, "stop-all")
+    assert "lean_stopped" in out.stdout and "config/active/lean_stopped.json" in out.stdout
 
 
 def test_bad_list_command_lines_still_get_argparse_s_message(home, tmp_path):
