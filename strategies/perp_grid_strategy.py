@@ -42,11 +42,12 @@ from exchanges.base import (Exchange, ExchangeError, InsufficientMargin, Invalid
                             PostOnlyRejected, PriceOutOfBand)
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams
+from strategies.inventory import adopt_inventory, cell_sides, take_lots
 from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, Totals
 from strategies.reconfigure import AdjustFailed, apply_params
 
 STATE_KEY = "perp_grid"
-__all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned", "cell_sides"]
+__all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned"]
 CLOSE_ATTEMPTS = 3                      # market orders one close may send (a partial fill leaves a remainder)
 CLOSE_WAIT_TURNS = 5                    # turns a close waits for fills of orders gone from the book
 REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
@@ -57,22 +58,6 @@ REFUSED = ("invalid", "band")           # blocks that hold closing orders back t
 
 class PositionNotOwned(ValueError):
     """A first start found a position the grid did not open and was not told to adopt (exit 2)."""
-
-
-def cell_sides(levels: list[float], price: float, grid_type: str) -> list[str]:
-    """Side of each cell: the cell's midpoint against the price decides in a neutral grid."""
-    if grid_type in ("long", "short"):
-        return [grid_type] * (len(levels) - 1)
-    return ["long" if (levels[i] + levels[i + 1]) / 2 < price else "short" for i in range(len(levels) - 1)]
-
-
-def fit(chunks: list[tuple[float, float]], slots: int) -> list[tuple[float, float]]:
-    """(qty, cost) chunks for at most `slots` cells: the last one takes all the rest, at their average cost."""
-    if len(chunks) <= slots:
-        return chunks
-    rest = chunks[slots - 1:]
-    qty = sum(q for q, _ in rest)
-    return chunks[:slots - 1] + [(qty, sum(q * c for q, c in rest) / qty)]
 
 
 class PerpGridStrategy:
@@ -162,7 +147,8 @@ class PerpGridStrategy:
                 inherited = self._first_start()
             self._build()
             if inherited is not None:
-                self._adopt_inventory([(inherited.qty, inherited.entry_price)])
+                adopt_inventory(self.book, self.params.quantity, self.price,
+                                [(inherited.qty, inherited.entry_price)])
                 self.book.grid_entry = inherited.entry_price
         self.reconcile()
         self.state = "running"
@@ -258,37 +244,6 @@ class PerpGridStrategy:
         self._event("position_adopted", f"{held}: adopted as the grid's inventory (adopt_position)")
         return pos
 
-    def _adopt_inventory(self, lots: list[tuple[float, float]]) -> None:
-        """Give positions the new cells did not open (signed qty, cost) closing orders.
-
-        Each lot is cut in `quantity` chunks over the free cells (holding nothing and resting no
-        order: a cell a live change kept keeps its orders) whose closing price lies beyond
-        the price on the side that closes it (for a long: the cells whose top is above the price,
-        nearest first, the cheapest chunk nearest), each made a cell of that side holding the
-        chunk at its cost, so it closes one level on as if the grid had opened it there. The
-        last such cell takes whatever is left; with none (the price beyond the range) it is
-        carried.
-        """
-        price = self.price
-        self.book.touch_all()
-        for direction in (1, -1):
-            chunks: list[tuple[float, float]] = []
-            for qty, cost in sorted(((abs(q), c) for q, c in lots if q * direction > EPS), key=lambda l: l[1] * direction):
-                while qty > EPS:
-                    chunks.append((min(qty, self.params.quantity), cost))
-                    qty = round(qty - self.params.quantity, 10)
-            free = [c for c in self.cells if c.held <= EPS and c.open_order is None and c.close_order is None]
-            if direction > 0:
-                cells = [c for c in free if self.levels[c.index + 1] > price]
-            else:
-                cells = [c for c in free if self.levels[c.index] < price][::-1]
-            if not cells:
-                self.book.carried = round(self.book.carried + direction * sum(q for q, _ in chunks), 10)
-                continue
-            for cell, (qty, cost) in zip(cells, fit(chunks, len(cells))):
-                cell.side = "long" if direction > 0 else "short"
-                cell.held, cell.cost, cell.open_fees = round(qty, 10), cost, 0.0
-
     # ---- grid building ---------------------------------------------------------------------
     def _build(self) -> None:
         """Cells for the current params; what the previous grid held keeps a closing order on them."""
@@ -297,22 +252,11 @@ class PerpGridStrategy:
         if len(levels) - 1 > client_ids.MAX_LEVEL:
             raise ValueError(f"grid_num: at most {client_ids.MAX_LEVEL} levels")
         book = self.book
-        lots = self._lots(book.cells)
+        lots = take_lots(book, book.cells, self.price)
         book.foreign.clear()                    # the layout's own cells start afresh
         book.levels = levels
         book.cells = [Cell(i, side) for i, side in enumerate(cell_sides(levels, self.price, self.params.grid_type))]
-        self._adopt_inventory(lots)
-
-    def _lots(self, lost: list[Cell]) -> list[tuple[float, float]]:
-        """(signed qty, cost) of what the `lost` cells hold and of the inventory carried, which is
-        handed over: a rebuild gives them closing orders on the new cells (`_adopt_inventory`), so
-        no unit the grid holds is left without one. Called while the old levels still price them."""
-        book = self.book
-        lots = [(c.held * c.direction, book.open_price(c)) for c in lost if c.held > EPS]
-        if abs(book.carried) > EPS:
-            lots.append((book.carried, book.grid_entry or self.price))
-        book.carried = 0.0
-        return lots
+        adopt_inventory(book, self.params.quantity, self.price, lots)
 
     def adjust_grid_range(self, lower: float | None, upper: float | None) -> dict:
         """Move the grid to a new range without restarting, by the one path every live change takes

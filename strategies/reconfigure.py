@@ -4,7 +4,7 @@ A restart cancels every order and places the grid again: the grid loses its plac
 queue and rests empty for a moment. Here a cell of the new grid whose edges (and side) equal a
 cell of the old grid IS that cell: it keeps its holding, its fees and its resting orders, ids
 included. Only the cells that no longer exist lose their orders; what they held gets closing
-orders on the new cells (the rebuild's rule, `PerpGridStrategy._lots`), and an idle cell's
+orders on the new cells (the rebuild's rule, `strategies/inventory.py`), and an idle cell's
 opening order is replaced only when the order size changed. A lowered max_position cancels the
 farthest opening orders first.
 
@@ -26,6 +26,7 @@ from exchanges import client_ids
 from exchanges.base import ExchangeError
 from strategies.grid_math import grid_levels
 from strategies.grid_params import GridParams, check_params
+from strategies.inventory import adopt_inventory, cell_sides, take_lots
 from strategies.order_book import EPS, Cell, OrderBook
 
 
@@ -140,8 +141,6 @@ def _trim_exposure(strategy, max_position: float | None) -> set[int]:
 def _plan(strategy, levels: list[float], new: GridParams) -> dict[int, int]:
     """Old cell index -> new cell index, for the cells the new grid keeps: same edges, and the same
     side unless the cell holds a position (it keeps its side until that position is closed)."""
-    from strategies.perp_grid_strategy import cell_sides
-
     sides = cell_sides(levels, strategy.price, new.grid_type)
     edges = {(levels[j], levels[j + 1]): j for j in range(len(levels) - 1)}
     plan = {}
@@ -155,13 +154,11 @@ def _plan(strategy, levels: list[float], new: GridParams) -> dict[int, int]:
 def _relayout(strategy, levels: list[float], new: GridParams, plan: dict[int, int]) -> None:
     """The new cells: kept ones moved to their new index, fresh ones idle; what the vanished cells
     held gets closing orders on the new cells (as a rebuild does)."""
-    from strategies.perp_grid_strategy import cell_sides
-
     book = strategy.book
     used = {c.index: c.seq for c in book.cells}     # client ids the old layout spent per level
     cells = [Cell(j, side) for j, side in enumerate(cell_sides(levels, strategy.price, new.grid_type))]
     lost = [c for c in book.cells if c.index not in plan]
-    lots = strategy._lots(lost)
+    lots = take_lots(book, lost, strategy.price)
     book.abandon(lost)
     for cell in book.cells:
         j = plan.get(cell.index)
@@ -178,7 +175,7 @@ def _relayout(strategy, levels: list[float], new: GridParams, plan: dict[int, in
         cell.seq = max(cell.seq, used.get(cell.index, 0))
     book.levels, book.cells = list(levels), cells
     strategy.params = new
-    strategy._adopt_inventory(lots)
+    adopt_inventory(book, new.quantity, strategy.price, lots)
 
 
 def _unblock(cells: list[Cell]) -> None:

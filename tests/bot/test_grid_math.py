@@ -4,7 +4,7 @@ import pytest
 from exchanges.base import Market
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams, check_params
-from strategies.perp_grid_strategy import cell_sides
+from strategies.inventory import cell_sides
 
 MARKET = Market("SOL_USDC_PERP", "SOL", "USDC", tick_size=0.01, step_size=0.01, min_qty=0.01)
 
