@@ -15,10 +15,10 @@ from core.paths import (ENV_API_KEY, ENV_DB_PATH, ENV_INSTANCE_ID, ENV_LOG_DIR, 
                         InstancePaths, resolve_runtime)
 from exchanges.base import Exchange
 from strategies.grid_math import round_to
-from strategies.grid_params import GridParams, check_params
 
 if TYPE_CHECKING:
     from bot.loop import Bot
+    from strategies.grid_params import GridParams
 
 
 def load_config(args: argparse.Namespace, home: Path) -> InstanceConfig:
@@ -58,6 +58,8 @@ def load_config(args: argparse.Namespace, home: Path) -> InstanceConfig:
 
 def grid_params(cfg: InstanceConfig, exchange: Exchange) -> GridParams:
     """GridParams from the config; with auto_price the range is centred on the current price."""
+    from strategies.grid_params import GridParams  # at the first start: the page answers without it
+
     s = dict(cfg.strategy)
     symbol = cfg.metadata["symbol"]
     if s.get("quantity") is None:
@@ -81,6 +83,8 @@ def auto_price_range(strategy: dict) -> float:
 
 def checked_params(cfg: InstanceConfig, exchange: Exchange) -> GridParams:
     """grid_params, checked against the market, the balance and the leverage (UsageError if impossible)."""
+    from strategies.grid_params import check_params
+
     params = grid_params(cfg, exchange)
     errors = check_params(params, exchange.market(params.symbol), exchange.fetch_balance().total,
                           exchange.leverage)
