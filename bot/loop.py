@@ -25,7 +25,6 @@ from core.config_manager import ConfigError, InstanceConfig
 from core.events import append_event
 from core.exit_codes import BOT_EXIT_AUTH as EXIT_AUTH, BOT_EXIT_TERM as EXIT_TERM, EXIT_FAIL, EXIT_OK
 from core.paths import ENV_INSTANCE_ID, InstancePaths, project_home
-from core.reload import bot_result_file, write_json
 from core.stop_time import write_stop_seconds
 from exchanges.base import AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable, RateLimited
 
@@ -234,6 +233,8 @@ class Bot:
         the changed live settings (strategies/reconfigure.py) and answer the supervisor in a file."""
         if not self.runtime.reload_wanted:
             return
+        from core.reload import bot_result_file, write_json  # only a SIGHUP asks: a start skips it
+
         self.runtime.reload_wanted = False
         status, message = self.reload_config()
         self.say(f"reload {status}: {message}")

@@ -15,6 +15,9 @@ from tests.web.paper_bot import start_bot, stop_bot
 LAZY_IN_A_PAPER_BOT = {
     "concurrent.futures": "a grid adjustment or a flatten asked on the page (bot/runtime.py)",
     "core.instance_manager": "/metrics, for the restart count (web/server.py)",
+    "web.metrics": "/metrics (web/server.py)",
+    "web.export": "/api/fills.csv, the fills download (web/server.py)",
+    "core.reload": "SIGHUP, a reload of the config (bot/loop.py)",
 }
 DUMP_MODULES = """import atexit, os, sys
 
