@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from strategies.grid_math import GRID_MODES
-from strategies.grid_params import BOUNDARY_ACTIONS, GRID_TYPES
+from strategies.grid_math import BOUNDARY_ACTIONS, GRID_MODES, GRID_TYPES
 
 DEFAULT_BACKTEST_TICKS = 100_000
 

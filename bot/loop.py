@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bot.args import UsageError
 from bot.output import stamped, utc_stamp, write_line, write_stop_reason
@@ -25,11 +25,11 @@ from core.config_manager import ConfigError, InstanceConfig
 from core.events import append_event
 from core.exit_codes import BOT_EXIT_AUTH as EXIT_AUTH, BOT_EXIT_TERM as EXIT_TERM, EXIT_FAIL, EXIT_OK
 from core.paths import ENV_INSTANCE_ID, InstancePaths, project_home
-from core.reload import bot_result_file, write_json
 from core.stop_time import write_stop_seconds
 from exchanges.base import AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable, RateLimited
-from strategies.order_book import EPS
-from strategies.perp_grid_strategy import PerpGridStrategy
+
+if TYPE_CHECKING:   # the strategy is imported by `start`, once the page answers (web/server.py): it needs none of it
+    from strategies.perp_grid_strategy import PerpGridStrategy
 
 SIGTERM_REASON = "SIGTERM received"
 SNAPSHOT_EVERY_S = 10.0
@@ -158,6 +158,8 @@ class Bot:
     def start(self) -> None:
         """Market, parameters, the grid: raises ExchangeError (transient ones are retried by
         `start_trading`), UsageError or ValueError (bad config or symbol: exit 2)."""
+        from strategies.perp_grid_strategy import PerpGridStrategy
+
         params = checked_params(self.cfg, self.exchange)
         if self.strategy is None or self.strategy.config_params != params:
             self.strategy = PerpGridStrategy(self.exchange, params, self.cfg.instance_id, store=self.db, log=self.say_dated,
@@ -231,6 +233,8 @@ class Bot:
         the changed live settings (strategies/reconfigure.py) and answer the supervisor in a file."""
         if not self.runtime.reload_wanted:
             return
+        from core.reload import bot_result_file, write_json  # only a SIGHUP asks: a start skips it
+
         self.runtime.reload_wanted = False
         status, message = self.reload_config()
         self.say(f"reload {status}: {message}")
@@ -426,6 +430,8 @@ class Bot:
         late, waiting at most LATE_FILLS_WAIT_S within the stop's time: the books (and `list`'s
         PnL) must equal the exchange between this stop and the next start. What is still unlisted
         then (an order cancelled elsewhere looks the same) is said, and the next start books it."""
+        from strategies.order_book import EPS
+
         assert self.strategy is not None
         strategy = self.strategy
         deadline = min(time.monotonic() + LATE_FILLS_WAIT_S, self.stop_deadline())

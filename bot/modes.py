@@ -9,7 +9,6 @@ from bot.args import DEFAULT_BACKTEST_TICKS, UsageError
 from bot.wiring import auto_price_range, checked_params
 from core.config_manager import InstanceConfig
 from core.exit_codes import EXIT_OK
-from strategies.grid_params import GridParams, check_shape
 
 
 def run_backtest_mode(cfg: InstanceConfig, args: argparse.Namespace, say: Callable[[str], None]) -> int:
@@ -50,6 +49,7 @@ def check_mode(cfg: InstanceConfig, say: Callable[[str], None]) -> int:
     symbol = cfg.metadata["symbol"]
     if name != "paper":
         from exchanges import api_keys
+        from strategies.grid_params import GridParams, check_shape
 
         api_keys(name, cfg.exchange)            # AuthenticationError naming what is missing
         strategy = dict(cfg.strategy)

@@ -12,6 +12,10 @@ from exchanges.ticks import floor_to, round_to  # noqa: F401  (re-exported: the 
 ARITHMETIC = "arithmetic"
 GEOMETRIC = "geometric"
 GRID_MODES = (ARITHMETIC, GEOMETRIC)
+# The other names a grid's parameters take (strategies/grid_params.py checks them). Here, beside
+# the modes, so run.py's flags can offer them without building GridParams before its page answers.
+GRID_TYPES = ("neutral", "long", "short")
+BOUNDARY_ACTIONS = ("stop_only", "emergency_close", "adjust_range")
 
 
 def grid_levels(lower: float, upper: float, num: int, mode: str, tick: float) -> list[float]:

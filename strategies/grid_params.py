@@ -9,10 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from exchanges.base import Market, is_multiple
-from strategies.grid_math import GRID_MODES, grid_levels
-
-GRID_TYPES = ("neutral", "long", "short")
-BOUNDARY_ACTIONS = ("stop_only", "emergency_close", "adjust_range")
+from strategies.grid_math import BOUNDARY_ACTIONS, GRID_MODES, GRID_TYPES, grid_levels  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

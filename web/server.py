@@ -24,9 +24,7 @@ from core.web_token import ensure_token
 from web.binding import bind_first_free, choose_host, write_port_file
 from web.connections import CappedWSGIServer
 from web.events import EventRelay
-from web.export import fills_to_csv
 from web.host_guard import HostGuard
-from web.metrics import CONTENT_TYPE, render
 from web.serving_only import LazySocketIO
 from web.validation import BadRequest, parse_adjustment, parse_limit
 
@@ -156,6 +154,8 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
 
     @app.get("/api/fills.csv")
     def fills_csv() -> Response:
+        from web.export import fills_to_csv  # only a download asks: the page's start skips it
+
         return Response(fills_to_csv(runtime.recent_fills(CSV_MAX_FILLS)), content_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{runtime.instance_id}-fills.csv"'})
 
@@ -206,6 +206,8 @@ def create_app(runtime: Any, token: str, stale_after: float = DEFAULT_STALE_AFTE
 
     @app.get("/metrics")
     def metrics() -> Response:
+        from web.metrics import CONTENT_TYPE, render  # only a scraper asks: the page's start skips it
+
         age = _finite(runtime.loop_age())
         text = render(runtime.snapshot(), float("inf") if age is None else age, restart_count(runtime.instance_id))
         return Response(text, content_type=CONTENT_TYPE)

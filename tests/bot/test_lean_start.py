@@ -15,6 +15,9 @@ from tests.web.paper_bot import start_bot, stop_bot
 LAZY_IN_A_PAPER_BOT = {
     "concurrent.futures": "a grid adjustment or a flatten asked on the page (bot/runtime.py)",
     "core.instance_manager": "/metrics, for the restart count (web/server.py)",
+    "web.metrics": "/metrics (web/server.py)",
+    "web.export": "/api/fills.csv, the fills download (web/server.py)",
+    "core.reload": "SIGHUP, a reload of the config (bot/loop.py)",
 }
 DUMP_MODULES = """import atexit, os, sys
 
@@ -37,3 +40,34 @@ def test_a_paper_bot_defers_what_its_start_does_not_use(home, tmp_path):
     assert {"flask", "web.server", "bot.loop", "exchanges.paper_exchange"} <= modules  # the dump is the bot's
     loaded = {name: why for name, why in LAZY_IN_A_PAPER_BOT.items() if name in modules}
     assert not loaded, f"imported although only these need them: {loaded}"
+
+
+# Notes, in a file per module, whether the page's server thread was running when the strategy
+# code and the grid's parameters were first imported: the page needs neither, so both are loaded
+# after it listens (by the grid's start).
+AFTER_THE_PAGE = ("strategies.perp_grid_strategy", "strategies.grid_params")
+NOTE_FIRST_IMPORTS = """import os, sys, threading
+
+class _NoteFirstImport:
+    def find_spec(self, name, path=None, target=None):
+        if name in %r:
+            serving = any(t.name == "web-server" for t in threading.enumerate())
+            with open(os.path.join(os.environ["IMPORT_NOTE"], name), "w") as fh:
+                fh.write("page serving" if serving else "page not serving yet")
+        return None
+
+sys.meta_path.insert(0, _NoteFirstImport())
+""" % (AFTER_THE_PAGE,)
+
+
+def test_a_paper_bot_imports_its_strategy_once_its_page_listens(home, tmp_path):
+    note = tmp_path / "note"
+    note.mkdir()
+    (tmp_path / "sitecustomize.py").write_text(NOTE_FIRST_IMPORTS)
+    bot = start_bot(home, "lean_bot_02", free_port(), env={"PYTHONPATH": str(tmp_path), "IMPORT_NOTE": str(note)})
+    try:
+        assert "grid" in bot.get("/api/status").json()          # the strategy runs: it was imported
+        noted = {name: (note / name).read_text() for name in AFTER_THE_PAGE}
+        assert noted == dict.fromkeys(AFTER_THE_PAGE, "page serving")
+    finally:
+        stop_bot(bot)
