@@ -9,7 +9,9 @@ long grids make every cell long, short grids every cell short.
 
 This module makes the grid's decisions: levels and sides, what should rest each turn, the risk
 rules, the close-and-stop and range changes. The books (client ids, orders in doubt, fill
-booking, the grid's own position) live in strategies/order_book.py.
+booking, the grid's own position) live in strategies/order_book.py; the market close itself in
+strategies/closing.py, the hand-over of held positions to a new layout in strategies/inventory.py
+and live changes in strategies/reconfigure.py.
 
 Every turn (`step`) the strategy books new fills (by client id: instance, level, role), applies
 the risk rules, then makes the resting orders match each cell's state: a cell holding a position
@@ -22,8 +24,8 @@ config adopts it (`adopt_position`) as the grid's inventory with closing orders.
 
 The risk rules read the grid's own PnL (its own position at its own average entry), never a
 manual position's. A close-and-stop ends only when the exchange position reaches what the trader
-holds beside the grid; a partly filled market close is retried (CLOSE_ATTEMPTS), and what cannot
-be closed is named in the stop reason.
+holds beside the grid; a partly filled market close is retried, and what cannot be closed is
+named in the stop reason (strategies/closing.py).
 
 Exchange errors (see exchanges/base.py): InvalidOrder skips the level with a doubling backoff
 (PriceOutOfBand also until the price moved), and a closing order refused CLOSE_REJECTIONS times
@@ -34,12 +36,12 @@ waits, backs off or stops. No I/O here other than the exchange and the optional 
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any, Callable
 
 from exchanges import client_ids
 from exchanges.base import (Exchange, ExchangeError, InsufficientMargin, InvalidOrder, OrderRequest, Position,
                             PostOnlyRejected, PriceOutOfBand)
+from strategies.closing import close_and_stop
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams
 from strategies.inventory import adopt_inventory, cell_sides, take_lots
@@ -48,8 +50,6 @@ from strategies.reconfigure import AdjustFailed, apply_params
 
 STATE_KEY = "perp_grid"
 __all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned"]
-CLOSE_ATTEMPTS = 3                      # market orders one close may send (a partial fill leaves a remainder)
-CLOSE_WAIT_TURNS = 5                    # turns a close waits for fills of orders gone from the book
 REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
 REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
 CLOSE_REJECTIONS = 6                    # a closing order refused this often in a row ends the bot
@@ -155,7 +155,7 @@ class PerpGridStrategy:
         self._event("start", f"grid {self.params.lower}..{self.params.upper} x{len(self.levels)} "
                              f"{self.params.mode} {self.params.grid_type} at price {self.price}")
         if self._closing is not None:   # the last run began a close: finish it, whatever PnL says now
-            self._close_and_stop(self._closing)
+            close_and_stop(self, self._closing)
         else:
             self._check_risk()
         if not self.stopped:
@@ -183,7 +183,7 @@ class PerpGridStrategy:
         try:
             self._refresh_market()
             if self._closing is not None:   # a close whose answer was lost: finish it before anything else
-                self._close_and_stop(self._closing)
+                close_and_stop(self, self._closing)
                 return
             if self._sync_fills():
                 self._refresh_position()
@@ -294,17 +294,17 @@ class PerpGridStrategy:
         p = self.params
         pnl = self.grid_unrealized() if p.stop_loss is not None or p.take_profit is not None else 0.0
         if p.stop_loss is not None and pnl <= -p.stop_loss:
-            self._close_and_stop(f"stop loss: unrealized PnL of the grid {pnl:.2f} <= -{p.stop_loss}")
+            close_and_stop(self, f"stop loss: unrealized PnL of the grid {pnl:.2f} <= -{p.stop_loss}")
             return
         if p.take_profit is not None and pnl >= p.take_profit:
-            self._close_and_stop(f"take profit: unrealized PnL of the grid {pnl:.2f} >= {p.take_profit}")
+            close_and_stop(self, f"take profit: unrealized PnL of the grid {pnl:.2f} >= {p.take_profit}")
             return
         low, high = self._bounds()
         if low <= self.price <= high:
             return
         where = f"price {self.price} left the range {p.lower}..{p.upper}"
         if p.boundary_action == "emergency_close":
-            self._close_and_stop(f"{where}: emergency close")
+            close_and_stop(self, f"{where}: emergency close")
         elif p.boundary_action == "adjust_range":
             half = (p.upper - p.lower) / 2
             tick = self.market.tick_size
@@ -322,68 +322,11 @@ class PerpGridStrategy:
         tol = self.params.boundary_tolerance
         return self.params.lower * (1 - tol), self.params.upper * (1 + tol)
 
-    def _close_and_stop(self, reason: str) -> None:
-        """Cancel our orders, close the grid's position at market until the exchange confirms it, stop.
-
-        The exchange's position is the truth: when the close begins, the account position the
-        grid's close must reach (`_close_target`: what the trader holds beside the grid) is fixed
-        and saved, and each market order sends what the exchange position still lacks, not what
-        the books say. So a close whose fills are listed late, whose answer was lost (the next turn
-        or a restart goes on: `_closing` is saved) or that filled partly and expired is never sent
-        twice nor taken as done; after CLOSE_ATTEMPTS market orders, or below the market minimum,
-        the stop reason names what remains. Orders of ours that left the book with their fills not
-        listed yet are waited for (CLOSE_WAIT_TURNS), then counted as filled, before the target is
-        fixed. The close's fills (market level, by client id) never become inventory, however late
-        they are listed. Only when the exchange position reaches the target are the cells emptied.
-        """
-        self._closing = reason
-        self.book.cancel_all()
-        self._sync_fills()
-        self._refresh_position()
-        if self._close_target is None:
-            if abs(self.book.unlisted()) > EPS and self._close_waits < CLOSE_WAIT_TURNS:
-                self._close_waits += 1          # orders of ours filled, their fills not listed yet:
-                self.log(f"close: waiting for the fills of {len(self.book.vanished)} orders gone from the book")
-                return                          # the grid's share is unknown until they are
-            # the trader's own stays; orders of ours that left the book unlisted count as filled
-            self._close_target = round(self.position - self.owned() - self.book.unlisted(), 10)
-        remains = round(self.position - self._close_target, 10)
-        for _ in range(CLOSE_ATTEMPTS):
-            qty = floor_to(abs(remains), self.market.step_size)
-            if qty < max(self.market.min_qty, EPS):
-                break
-            side = "sell" if remains > 0 else "buy"
-            # reduceOnly when it only shrinks the account's position (the usual case); a grid short
-            # beside a bigger manual long is closed by a buy that the venue sees as growing the long
-            reduces = remains * self.position > 0 and qty <= abs(self.position) + EPS
-            cid = client_ids.encode(self.instance_id, MARKET_LEVEL, client_ids.ROLE_CLOSE, int(time.time()))
-            order = self.exchange.place_order(OrderRequest(self.params.symbol, side, qty, type="market",
-                                                           post_only=False, reduce_only=reduces, client_id=cid))
-            if order.filled_qty < qty - EPS:
-                self._event("close_partial", f"market close {side} {qty:g} filled {order.filled_qty:g} "
-                                             f"({order.status}): sending the rest")
-            self._sync_fills()
-            self._refresh_position()
-            by_answer = round(remains + (order.filled_qty if side == "buy" else -order.filled_qty), 10)
-            remains = min(by_answer, round(self.position - self._close_target, 10), key=abs)
-        if abs(remains) <= EPS < abs(self.position - self._close_target):
-            self.log("close: the answers say done, the exchange position does not yet: checking next turn")
-            return
-        self.book.clear_holdings()
-        self._closing, self._close_target, self._close_waits = None, None, 0
-        if abs(remains) > EPS:
-            what = "long" if remains > 0 else "short"
-            why = (f"below the market minimum {self.market.min_qty:g}" if abs(remains) < self.market.min_qty
-                   else f"after {CLOSE_ATTEMPTS} market orders")
-            reason += (f"; close incomplete: {abs(remains):g} {self.params.symbol} {what} of the grid remains on "
-                       f"the exchange ({why}; account position {self.position:g})")
-        self._stop(reason)
-
     def flatten(self, reason: str) -> None:
         """The trader's flatten: cancel the grid's orders, close its own position at market, stop.
         Sticky like every close: an exchange error midway is finished on the next turns."""
         try:
-            self._close_and_stop(reason)
+            close_and_stop(self, reason)
         finally:
             self._save()
 
