@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from exchanges.base import Market, is_multiple
-from strategies.grid_math import BOUNDARY_ACTIONS, GRID_MODES, GRID_TYPES, grid_levels  # noqa: F401  (re-exported)
+from strategies.grid_math import BOUNDARY_ACTIONS, GRID_MODES, GRID_TYPES, grid_levels
 
 
 @dataclass(frozen=True)
