@@ -324,6 +324,15 @@ class OrderBook:
                 self.store.set_order_status(ref.id, "filled" if done else "open", ref.traded)
 
     # ---- placing -----------------------------------------------------------------------------
+    def taken(self, client_id: int) -> bool:
+        """A client id a new order must not take: an abandoned layout's (`foreign`: its fills are
+        carried), one in doubt (it may rest on the venue), or a resting order's (a live change
+        keeps orders under their old level's ids, so another cell's order may carry this level's)."""
+        if client_id in self.foreign or client_id in self.in_doubt:
+            return True
+        return any(ref is not None and ref.client_id == client_id
+                   for cell in self.cells for ref in (cell.open_order, cell.close_order))
+
     def submit(self, planned: list[Planned], refused: Refusal) -> bool:
         """Send the batch and book each result; True when every order was placed.
 

@@ -453,10 +453,24 @@ class PerpGridStrategy:
         if (side == "buy" and price >= self.price) or (side == "sell" and price <= self.price):
             return                      # postOnly would cross now: wait for the price
         qty = floor_to(qty, self.market.step_size)
-        cell.seq = (cell.seq + 1) & client_ids.MAX_SEQ
-        cid = client_ids.encode(self.instance_id, cell.index, role, cell.seq)
+        cid = self._fresh_id(cell, role)
+        if cid is None:
+            return
         planned.append((cell, role, OrderRequest(self.params.symbol, side, qty, price, post_only=True, client_id=cid)))
         self._planned[side] += qty
+
+    def _fresh_id(self, cell: Cell, role: int) -> int | None:
+        """The cell's next client id. Its 11-bit sequence wraps after 2,048 orders, so an id the
+        books still read another way is skipped: a fill under a `foreign` id is carried, never
+        booked on the cell, and a kept order's or one in doubt names another order. None (nothing
+        is sent) only if every sequence of this level and role is taken."""
+        for _ in range(client_ids.MAX_SEQ + 1):
+            cell.seq = (cell.seq + 1) & client_ids.MAX_SEQ
+            cid = client_ids.encode(self.instance_id, cell.index, role, cell.seq)
+            if not self.book.taken(cid):
+                return cid
+        self._event("skip_level", f"level {cell.index}: every client id of the level is still taken; nothing placed")
+        return None
 
     def _refused(self, cell: Cell, role: int, request: OrderRequest, error: ExchangeError) -> bool:
         """The level's reaction to a refused order; False for an error the loop must handle.
