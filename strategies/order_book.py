@@ -317,6 +317,7 @@ class OrderBook:
         ref = getattr(cell, slot)
         if ref is not None and ref.id == fill.order_id:
             ref.filled = round(ref.filled + fill.qty, 10)
+            self._resting = None        # what rests changed: max_position must not count it twice
             done = ref.to_book <= EPS
             if done:
                 setattr(cell, slot, None)
@@ -463,6 +464,7 @@ class OrderBook:
             side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
             self.vanished[ref.id] = [qty * (1 if side == "buy" else -1), int(time.time() * 1000)]
         setattr(cell, slot, None)
+        self._resting = None
 
     def abandon(self, cells: list[Cell]) -> None:
         """Cells a live layout change drops: an order of theirs still referenced left the book

@@ -160,6 +160,21 @@ def test_boundary_adjust_range_recentres_the_grid():
     assert strat.owned() == 2.0 == ex.fetch_position("SOL_USDC_PERP").qty and strat.carried == 0
 
 
+def test_max_position_counts_a_filled_order_once_not_also_as_still_resting():
+    ex, src = paper(102.4)
+    strat = grid(ex, grid_type="short", max_position=3.0)
+    strat.start()                           # short cells open with sells at 101..104: 101 and 102 cross
+    run(ex, src, strat, 102.0)              # a turn that weighs those two (room for both) and places nothing
+    assert resting(ex) == [("sell", 103.0, 1.0), ("sell", 104.0, 1.0)]
+    move(ex, src, 103.5)                    # between two turns the sell at 103 fills (short 1) ...
+    run(ex, src, strat, 100.5)              # ... and the price falls below 101, where a sell rests again
+    assert ex.fetch_position("SOL_USDC_PERP").qty == -1.0
+    # short 1 + the sell at 104 + a sell at 101 is 3: it fits (the filled 103 no longer rests); a
+    # sell at 102 would make 4 (held back), and the close's buy at 102 waits for the price
+    assert resting(ex) == [("sell", 101.0, 1.0), ("sell", 104.0, 1.0)]
+    assert [c.blocked for c in strat.cells] == [None, "exposure", None, None]
+
+
 def test_max_position_counts_inventory_carried_over_from_the_old_range():
     ex, src = paper(102.4)
     strat = grid(ex, boundary_action="adjust_range", max_position=2.0)
