@@ -34,3 +34,24 @@ def test_a_new_order_never_reuses_a_cancelled_layouts_client_id_when_its_level_w
     move(ex, src, 102.0)                        # and the level keeps trading
     strat.step()
     assert (strat.totals.cycles, strat.owned()) == (2, 0.0)
+
+
+def test_a_wrapped_level_never_repeats_the_client_id_of_an_order_a_range_change_kept():
+    ex, src = paper(102.4)
+    strat = grid(ex)
+    strat.start()
+    apply_params(strat, strat.params.with_range(101.0, 105.0))
+    kept = strat.cells[0].open_order            # the buy at 101 kept its old level's id: level 1
+    assert client_ids.decode(kept.client_id).level == 1
+    cell = strat.cells[1]                       # 102..103, short: its orders now take level 1's ids
+    move(ex, src, 103.0)                        # its sell at 103 opens; the close's buy at 102 is placed
+    strat.step()
+    cell.seq = client_ids.decode(kept.client_id).seq - 1     # stands in for 2,046 more orders on it
+    move(ex, src, 102.0)                        # the close fills; the cell re-arms its sell at 103
+    strat.step()
+    # the venue refuses a client id an open order has (the paper exchange as well): with the
+    # kept buy's id the sell would be refused and the level sit out a backoff
+    assert ("buy", 101.0, 1.0) in resting(ex) and ("sell", 103.0, 1.0) in resting(ex)
+    assert cell.blocked is None and cell.open_order.client_id != kept.client_id
+    mine = [o.client_id for o in ex.fetch_open_orders("SOL_USDC_PERP")]
+    assert len(mine) == len(set(mine))          # a restart tells its orders apart by client id
