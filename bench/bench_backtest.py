@@ -8,7 +8,7 @@
   random walk at 0.002/tick) with boundary_action adjust_range, so it keeps trading instead of
   stopping when the price leaves the range: a fill every ten ticks or so, the figure a trader
   backtesting the demo sees (issue 12's goal: >= 1,000,000 ticks/s). Asked for 1,000,000 ticks,
-  seed 1 stops at 583,669 when the account can no longer margin its next range: a correct end,
+  seed 1 stops at 560,536 when the account can no longer margin its next range: a correct end,
   the same as stepping every tick (tests/bot/test_backtest.py), so its ticks/s counts those.
 
 Runs the real PerpGridStrategy on the real PaperExchange (strategies/backtest.py); prints the

@@ -10,7 +10,8 @@ farthest opening orders first.
 
 A kept order still carries its old level in its client id: the books file a fill under the cell
 that holds the order id (`OrderBook.cell_of`), and the new cells' client ids never repeat one of
-the old layout's.
+the old layout's: each level's sequence continues past the old layout's (`_relayout`), and once it
+wraps (11 bits) `OrderBook.taken` skips the ids of kept orders and of the abandoned layout.
 
 The answer is truthful (issue 8 item 8): applied; rolled back (AdjustFailed 'rolled back': the
 old grid is back, with what rests); or in doubt (AdjustFailed 'in doubt': the venue failed on the
