@@ -55,3 +55,21 @@ def test_a_wrapped_level_never_repeats_the_client_id_of_an_order_a_range_change_
     assert cell.blocked is None and cell.open_order.client_id != kept.client_id
     mine = [o.client_id for o in ex.fetch_open_orders("SOL_USDC_PERP")]
     assert len(mine) == len(set(mine))          # a restart tells its orders apart by client id
+
+
+def test_a_level_whose_every_client_id_is_taken_places_nothing_and_says_so():
+    ex, src = paper(102.4)
+    strat = grid(ex)
+    said: list[str] = []
+    strat.log = said.append
+    strat.start()
+    move(ex, src, 101.0)                        # cell 1 (101..102) opens; its close at 102 is placed
+    strat.step()
+    # Stands in for 2,048 range changes that each cancelled an opening order of level 1.
+    strat.book.foreign |= {client_ids.encode("test_bot", 1, client_ids.ROLE_OPEN, s)
+                           for s in range(client_ids.MAX_SEQ + 1)}
+    move(ex, src, 102.0)                        # the close fills: the buy at 101 has no free id
+    strat.step()
+    assert strat.cells[1].held == 0.0 and strat.cells[1].open_order is None
+    assert ("buy", 101.0, 1.0) not in resting(ex) and ("buy", 100.0, 1.0) in resting(ex)
+    assert any("level 1: every client id of the level is still taken" in m for m in said)
