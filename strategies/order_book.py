@@ -85,10 +85,12 @@ class Cell:
         return 1 if self.side == "long" else -1
 
     def snapshot(self) -> "Cell":
-        """An independent copy (its order refs and unbooked closes too), for a snapshot to go back to."""
-        twin = copy.copy(self)
-        twin.unbooked, twin.open_order, twin.close_order = (dict(self.unbooked), copy.copy(self.open_order),
-                                                            copy.copy(self.close_order))
+        """An independent copy (its order refs and unbooked closes too), for a snapshot to go back to.
+        (Field by field: copy.copy of a dataclass goes through pickling's protocol, and every
+        range change snapshots every cell.)"""
+        twin = _clone(self)
+        twin.unbooked, twin.open_order, twin.close_order = (dict(self.unbooked), _clone(self.open_order),
+                                                            _clone(self.close_order))
         return twin
 
     @property
@@ -97,6 +99,15 @@ class Cell:
         if not self.unbooked:
             return self.held
         return max(0.0, round(self.held - sum(self.unbooked.values()), 10))
+
+
+def _clone(obj):
+    """A shallow copy of a plain dataclass instance (None stays None)."""
+    if obj is None:
+        return None
+    twin = object.__new__(type(obj))
+    twin.__dict__.update(obj.__dict__)
+    return twin
 
 
 @dataclass
