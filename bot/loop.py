@@ -26,7 +26,8 @@ from core.events import append_event
 from core.exit_codes import BOT_EXIT_AUTH as EXIT_AUTH, BOT_EXIT_TERM as EXIT_TERM, EXIT_FAIL, EXIT_OK
 from core.paths import ENV_INSTANCE_ID, InstancePaths, project_home
 from core.stop_time import write_stop_seconds
-from exchanges.base import AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable, RateLimited
+from exchanges.base import (AuthenticationError, Exchange, ExchangeError, ExchangeUnavailable, OrderNotFound,
+                            RateLimited)
 
 if TYPE_CHECKING:   # the strategy is imported by `start`, once the page answers (web/server.py): it needs none of it
     from strategies.perp_grid_strategy import PerpGridStrategy
@@ -190,6 +191,25 @@ class Bot:
                 f"max position {p.max_position}, stop loss {p.stop_loss}, take profit {p.take_profit}, "
                 f"boundary {p.boundary_action} (tolerance {p.boundary_tolerance:g}), "
                 f"interval {self.interval:g} s, db {self.db.path}")
+
+    def cancel_unmanaged(self) -> str:
+        """Cancel this instance's resting orders (by client id: never the trader's own) straight on
+        the exchange, without the books or the store: for a bot that cannot read its saved books,
+        whose orders must not go on trading unmanaged. Says what it did."""
+        from exchanges import client_ids
+
+        symbol = self.strategy.params.symbol if self.strategy is not None else self.cfg.metadata["symbol"]
+        try:
+            mine = [o.id for o in self.exchange.fetch_open_orders(symbol)
+                    if client_ids.belongs_to(o.client_id, self.cfg.instance_id)]
+            results = self.exchange.cancel_orders(symbol, mine)
+        except ExchangeError as exc:
+            return f"its resting orders could not be cancelled ({exc}): cancel them on the exchange"
+        failed = [r for r in results if isinstance(r, ExchangeError) and not isinstance(r, OrderNotFound)]
+        if failed:
+            return (f"{len(failed)} of its {len(mine)} resting orders could not be cancelled ({failed[0]}): "
+                    "cancel them on the exchange")
+        return f"its {len(mine)} resting orders were cancelled; its position is as it was"
 
     def start_trading(self) -> None:
         """`start`, waiting out transient exchange errors (venue down, rate limited) with a capped

@@ -70,7 +70,12 @@ def main(argv: list[str] | None = None, parent: int | None = None) -> int:
             tell("invalid parameters:\n  " + str(exc).replace("\n", "\n  "))
             return EXIT_USAGE
         except ValueError as exc:               # e.g. a symbol the exchange does not list (the valid ones named)
-            tell(f"invalid configuration:\n  {exc}")
+            from strategies.order_book import StateUnreadable     # loaded already: the strategy raised
+
+            if isinstance(exc, StateUnreadable):    # nothing saved over it; no order trades without it
+                tell(f"cannot start: {exc}\n  {bot.cancel_unmanaged()}")
+            else:
+                tell(f"invalid configuration:\n  {exc}")
             return EXIT_USAGE
         if bot.strategy is None:                # stopped (SIGTERM, supervisor gone) while waiting
             return bot.exit_code(bot.shutdown(bot.stop_reason))

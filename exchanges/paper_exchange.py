@@ -43,7 +43,8 @@ if TYPE_CHECKING:                     # numpy is imported only by the backtest f
 EPS = 1e-9
 MARGIN_RESYNC = 256     # changes to the running margin sums before they are summed afresh (bounds float drift)
 MARGIN_TOLERANCE = 1e-9     # relative: a running-sum answer this close to the line is checked exactly
-SCAN_TICKS = 32         # ticks of a backtest stretch looked at one by one before numpy takes over
+SCAN_TICKS = 160        # ticks of a backtest stretch looked at one by one before numpy takes over: numpy
+                        # costs ~15 us a stretch (its window and the drawdown), a tick ~0.1 us in Python
 FILL_MODELS = ("touch", "through")
 PAPER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS paper_account (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT);
@@ -105,7 +106,11 @@ class PaperExchange(Exchange):
         self.orders: dict[str, Order] = {}
         self._fills: list[Fill] = []          # memory mode only
         self._fill_ts: list[int] = []
-        self._best: tuple[float, float] | None = None
+        # the resting orders' prices per side, ascending (the best bid last, the best ask first),
+        # and their client ids: every tick asks for the best prices and every placement whether
+        # its client id is taken, so neither looks through all the orders
+        self._prices: dict[str, list[float]] = {"buy": [], "sell": []}
+        self._client_ids: set[int] = set()
         # running (qty, notional) of the resting opening orders per side: a placement decides its
         # margin from them when the answer is clear, and sums the orders exactly only near the line
         self._sums: dict[str, list[float]] = {"buy": [0.0, 0.0], "sell": [0.0, 0.0]}
@@ -147,8 +152,7 @@ class PaperExchange(Exchange):
         if acct.get("source", {}).get("kind") == self.source.state().get("kind"):
             self.source.restore(acct["source"])
         for row in self.db.query("SELECT data FROM paper_orders WHERE status = 'open'"):
-            order = Order(**json.loads(row["data"]))
-            self.orders[order.id] = order
+            self._add(Order(**json.loads(row["data"])))
         self._resum()
 
     def _save_account(self) -> None:
@@ -215,11 +219,23 @@ class PaperExchange(Exchange):
 
     def best_bid_ask(self) -> tuple[float, float]:
         """Highest resting buy and lowest resting sell (-inf / inf when none)."""
-        if self._best is None:
-            bids = [o.price for o in self.orders.values() if o.side == "buy"]
-            asks = [o.price for o in self.orders.values() if o.side == "sell"]
-            self._best = (max(bids, default=float("-inf")), min(asks, default=float("inf")))
-        return self._best
+        bids, asks = self._prices["buy"], self._prices["sell"]
+        return (bids[-1] if bids else float("-inf")), (asks[0] if asks else float("inf"))
+
+    def _add(self, order: Order) -> None:
+        """An order rests on the book."""
+        self.orders[order.id] = order
+        bisect.insort(self._prices[order.side], order.price)
+        if order.client_id is not None:
+            self._client_ids.add(order.client_id)
+
+    def _remove(self, order: Order) -> bool:
+        """An order leaves the book; False if it was not resting."""
+        if self.orders.pop(order.id, None) is None:
+            return False
+        self._prices[order.side].remove(order.price)
+        self._client_ids.discard(order.client_id)
+        return True
 
     def _charge_funding(self) -> None:
         if not self.next_funding_ts:
@@ -297,9 +313,8 @@ class PaperExchange(Exchange):
 
     def _finish(self, order: Order, status: str) -> None:
         order.status = status
-        if self.orders.pop(order.id, None) is not None:
+        if self._remove(order):
             self._rests(order, -order.remaining)
-        self._best = None
         self._save_order(order)
 
     def _apply_trade(self, side: str, qty: float, price: float) -> None:
@@ -415,7 +430,7 @@ class PaperExchange(Exchange):
                 raise InvalidOrder(f"price {req.price} is not a multiple of the tick size {self.tick_size}")
         elif req.type != "market":
             raise InvalidOrder(f"order type must be limit or market (got {req.type!r})")
-        if req.client_id is not None and any(o.client_id == req.client_id for o in self.orders.values()):
+        if req.client_id is not None and req.client_id in self._client_ids:
             raise InvalidOrder(f"client id {req.client_id} is already used by an open order")
         if req.reduce_only and self._reducible(req.side) <= EPS:
             raise InvalidOrder("reduceOnly order would open or grow the position")
@@ -450,9 +465,8 @@ class PaperExchange(Exchange):
                     self._finish(order, "canceled")
                 self._drop_spent_reduce_only()
             else:
-                self.orders[order.id] = order
+                self._add(order)
                 self._rests(order, order.remaining)
-                self._best = None
                 self._save_order(order)
             self._save_account()
         return order

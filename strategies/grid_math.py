@@ -7,6 +7,8 @@ accepts.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from exchanges.ticks import floor_to, round_to  # noqa: F401  (re-exported: the grid's rounding)
 
 ARITHMETIC = "arithmetic"
@@ -24,7 +26,15 @@ def grid_levels(lower: float, upper: float, num: int, mode: str, tick: float) ->
     Arithmetic lines are evenly spaced in price, geometric lines evenly spaced in ratio (the same
     percentage between neighbours). Rounding can merge neighbours on a fine grid with a coarse
     tick; the duplicates are dropped, so callers check `len(result) >= 2`.
+
+    A range change asks twice (its checks, then its layout), each level an exact decimal
+    rounding: the answer is memoised (a fresh list each call, so no caller shares one).
     """
+    return list(_levels(lower, upper, num, mode, tick))
+
+
+@lru_cache(maxsize=256)
+def _levels(lower: float, upper: float, num: int, mode: str, tick: float) -> tuple[float, ...]:
     if num < 2:
         raise ValueError(f"grid_num must be at least 2 (got {num})")
     if not 0 < lower < upper:
@@ -43,4 +53,4 @@ def grid_levels(lower: float, upper: float, num: int, mode: str, tick: float) ->
         rounded = round_to(price, tick)
         if rounded > 0 and (not levels or rounded > levels[-1]):
             levels.append(rounded)
-    return levels
+    return tuple(levels)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 from exchanges import client_ids
@@ -30,6 +30,20 @@ EPS = 1e-9
 MARKET_LEVEL = client_ids.MAX_LEVEL     # level of market orders that close the whole position
 FILL_LOOKBACK_MS = 60_000               # late fills of a real venue still get read once
 VANISHED_MS = 120_000                   # an order gone from the book this long without a fill was not filled
+
+
+class StateUnreadable(ValueError):
+    """The saved books cannot be read: written by a newer build (fields this one does not know),
+    or damaged. Nothing may be saved over them, and no order may trade without them."""
+
+
+def _known(cls: type, raw: dict, what: str) -> dict:
+    """`raw` as the fields of `cls`; StateUnreadable naming any field this build does not know."""
+    unknown = sorted(set(raw) - {f.name for f in fields(cls)})
+    if unknown:
+        raise StateUnreadable(f"it has fields this build does not know ({what}: {', '.join(unknown)}): "
+                              "a newer build wrote it")
+    return raw
 
 
 @dataclass
@@ -85,10 +99,12 @@ class Cell:
         return 1 if self.side == "long" else -1
 
     def snapshot(self) -> "Cell":
-        """An independent copy (its order refs and unbooked closes too), for a snapshot to go back to."""
-        twin = copy.copy(self)
-        twin.unbooked, twin.open_order, twin.close_order = (dict(self.unbooked), copy.copy(self.open_order),
-                                                            copy.copy(self.close_order))
+        """An independent copy (its order refs and unbooked closes too), for a snapshot to go back to.
+        (Field by field: copy.copy of a dataclass goes through pickling's protocol, and every
+        range change snapshots every cell.)"""
+        twin = _clone(self)
+        twin.unbooked, twin.open_order, twin.close_order = (dict(self.unbooked), _clone(self.open_order),
+                                                            _clone(self.close_order))
         return twin
 
     @property
@@ -97,6 +113,15 @@ class Cell:
         if not self.unbooked:
             return self.held
         return max(0.0, round(self.held - sum(self.unbooked.values()), 10))
+
+
+def _clone(obj):
+    """A shallow copy of a plain dataclass instance (None stays None)."""
+    if obj is None:
+        return None
+    twin = object.__new__(type(obj))
+    twin.__dict__.update(obj.__dict__)
+    return twin
 
 
 @dataclass
@@ -582,7 +607,15 @@ class OrderBook:
 
     def restore(self, saved: dict, fallback_entry: Callable[[], float]) -> None:
         """The books as saved; `fallback_entry` (the account's entry) for a state saved before the
-        grid kept its own."""
+        grid kept its own. StateUnreadable when they cannot be read (the caller saves nothing then)."""
+        try:
+            self._restore(saved, fallback_entry)
+        except StateUnreadable:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StateUnreadable(f"it is damaged ({type(exc).__name__}: {exc})") from None
+
+    def _restore(self, saved: dict, fallback_entry: Callable[[], float]) -> None:
         self.touch_all()
         self.levels = saved["levels"]
         self.carried = saved["carried"]
@@ -591,17 +624,18 @@ class OrderBook:
         self.vanished = dict(saved.get("vanished", {}))
         self.settled = set(saved.get("settled", []))
         self.foreign = set(saved.get("foreign", []))
-        self.totals = Totals(**saved["totals"])
+        self.totals = Totals(**_known(Totals, saved["totals"], "totals"))
         self.cells = []
         for raw in saved["cells"]:
             refs = {k: self._saved_ref(raw[k]) if raw.get(k) else None for k in ("open_order", "close_order")}
-            self.cells.append(Cell(**{**raw, **refs}))
+            self.cells.append(Cell(**{**_known(Cell, raw, "cell"), **refs}))
         self.grid_entry = saved["grid_entry"] if "grid_entry" in saved else fallback_entry()
 
     def _saved_ref(self, raw: dict) -> OrderRef:
         """An order ref as saved. One saved before `executed` existed has a single `filled`, which
         a reconcile may have set from the venue (pieces not listed yet included): it is taken as
         `executed`, and `filled` is read again from the fill ledger."""
+        _known(OrderRef, raw, "order")
         if "executed" in raw:
             return OrderRef(**raw)
         return OrderRef(**{**raw, "filled": self._booked_of(raw["id"], raw["filled"]), "executed": raw["filled"]})

@@ -45,11 +45,12 @@ from strategies.closing import close_and_stop
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams
 from strategies.inventory import adopt_inventory, cell_sides, take_lots
-from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, Totals
+from strategies.order_book import (EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, StateUnreadable,
+                                   Totals)
 from strategies.reconfigure import AdjustFailed, apply_params
 
 STATE_KEY = "perp_grid"
-__all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned"]
+__all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned", "StateUnreadable"]
 REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
 REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
 CLOSE_REJECTIONS = 6                    # a closing order refused this often in a row ends the bot
@@ -130,9 +131,12 @@ class PerpGridStrategy:
     def start(self) -> None:
         """Restore the saved grid, reconcile it with the exchange, and place the missing orders."""
         self._refresh_market()
-        saved = self.store.load_state(STATE_KEY) if self.store is not None else None
+        saved = self._load_saved()
         if saved:
-            self._choose_range(saved)
+            try:
+                self._choose_range(saved)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise self._unreadable(exc) from None
         if saved and saved.get("grid") == self.params.grid_key():
             self._restore(saved)
             self.log(f"restored grid state: {self.totals.fill_count} fills, grid profit {self.totals.grid_profit:.4f}")
@@ -161,6 +165,25 @@ class PerpGridStrategy:
         if not self.stopped:
             self._ensure_all()
         self._save()
+
+    def _load_saved(self) -> dict | None:
+        """The saved state, or None on a first start; StateUnreadable (its file named) when it
+        cannot be read. Nothing here changes it: a state a newer build wrote stays for that build."""
+        if self.store is None:
+            return None
+        try:
+            saved = self.store.load_state(STATE_KEY)
+            if saved is not None and not (isinstance(saved, dict) and isinstance(saved.get("grid"), dict)):
+                raise StateUnreadable("it is damaged (not a grid state)")
+        except ValueError as exc:           # json's errors; StateUnreadable
+            raise self._unreadable(exc) from None
+        return saved
+
+    def _unreadable(self, exc: Exception) -> StateUnreadable:
+        reason = str(exc) if isinstance(exc, StateUnreadable) else f"it is damaged ({type(exc).__name__}: {exc})"
+        where = getattr(self.store, "path", "the database")
+        return StateUnreadable(f"the saved grid state in {where} cannot be read: {reason}. It was left as it is; "
+                               f"run the build that wrote it, or move {where} aside to start this grid afresh")
 
     def _choose_range(self, saved: dict) -> None:
         """The range a restart trades: the effective one (set live) unless the trader edited the
@@ -591,7 +614,10 @@ class PerpGridStrategy:
                 "close_target": self._close_target}
 
     def _restore(self, saved: dict) -> None:
-        self.book.restore(saved, lambda: self.exchange.fetch_position(self.params.symbol).entry_price)
+        try:
+            self.book.restore(saved, lambda: self.exchange.fetch_position(self.params.symbol).entry_price)
+        except StateUnreadable as exc:
+            raise self._unreadable(exc) from None
         self._closing = saved.get("closing")
         self._close_target = saved.get("close_target")
 
