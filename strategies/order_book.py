@@ -171,7 +171,11 @@ class OrderBook:
         self.fills_from_ms = 0      # the first start: older fills belong to no grid of ours
         self.last_fill_ts = 0
         self._seen: set[str] = set()     # trade ids, when there is no store to dedupe them
-        self._resting: dict[str, float] | None = None   # resting qty per side, rebuilt after changes
+        # What the cells' order refs add up to, summed once after they change (`refs_changed`):
+        # resting qty per side (max_position asks every turn) and their client ids (every order
+        # planned asks whether its id is taken); None until asked.
+        self._resting: dict[str, float] | None = None
+        self._ref_ids: set[int] | None = None
         self.in_doubt: set[int] = set()     # client ids sent without an answer: maybe on the venue
         self.vanished: dict[str, list] = {}     # order id -> [signed qty gone from the book unlisted, when (ms)]
         self.settled: set[str] = set()      # orders a completed close already covered: fills change no holding
@@ -234,6 +238,11 @@ class OrderBook:
         self.carried, self.grid_entry = 0.0, 0.0
         self.settled.update(self.vanished)
         self.vanished.clear()
+
+    def refs_changed(self) -> None:
+        """An order ref of a cell was set or dropped, or the cells replaced: the sums over the refs
+        (`resting`, `taken`) are taken again when next asked."""
+        self._resting = self._ref_ids = None
 
     def resting(self, side: str) -> float:
         """Quantity our resting orders of one side still want to trade."""
@@ -342,7 +351,7 @@ class OrderBook:
         ref = getattr(cell, slot)
         if ref is not None and ref.id == fill.order_id:
             ref.filled = round(ref.filled + fill.qty, 10)
-            self._resting = None        # what rests changed: max_position must not count it twice
+            self.refs_changed()         # what rests changed: max_position must not count it twice
             done = ref.to_book <= EPS
             if done:
                 setattr(cell, slot, None)
@@ -356,8 +365,10 @@ class OrderBook:
         keeps orders under their old level's ids, so another cell's order may carry this level's)."""
         if client_id in self.foreign or client_id in self.in_doubt:
             return True
-        return any(ref is not None and ref.client_id == client_id
-                   for cell in self.cells for ref in (cell.open_order, cell.close_order))
+        if self._ref_ids is None:
+            self._ref_ids = {ref.client_id for cell in self.cells for ref in (cell.open_order, cell.close_order)
+                             if ref is not None}
+        return client_id in self._ref_ids
 
     def submit(self, planned: list[Planned], refused: Refusal) -> bool:
         """Send the batch and book each result; True when every order was placed.
@@ -399,7 +410,7 @@ class OrderBook:
         setattr(cell, "open_order" if role == client_ids.ROLE_OPEN else "close_order", ref)
         self.touch(cell)
         cell.rejections = 0
-        self._resting = None
+        self.refs_changed()
         if self.store is not None:
             self.store.upsert_order(order, cell.index, role)
 
@@ -415,7 +426,7 @@ class OrderBook:
             answer = self.exchange.cancel_order(self.symbol, order_id=ref.id)
         except OrderNotFound:
             return False
-        self._resting = None
+        self.refs_changed()
         self.touch(cell)
         cell.close_order = None
         if self.store is not None:
@@ -430,7 +441,7 @@ class OrderBook:
             self.exchange.cancel_order(self.symbol, order_id=order_id)
         except OrderNotFound:
             return False
-        self._resting = None
+        self.refs_changed()
         if self.store is not None:
             self.store.set_order_status(order_id, "canceled")
         return True
@@ -472,7 +483,7 @@ class OrderBook:
         if self.store is not None:
             for order_id in cancelled_or_gone:
                 self.store.set_order_status(order_id, "canceled")
-        self._resting = None
+        self.refs_changed()
         if failed:
             raise next(iter(failed.values()))
         return len(cancelled)
@@ -489,7 +500,7 @@ class OrderBook:
             side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
             self.vanished[ref.id] = [qty * (1 if side == "buy" else -1), int(time.time() * 1000)]
         setattr(cell, slot, None)
-        self._resting = None
+        self.refs_changed()
 
     def abandon(self, cells: list[Cell]) -> None:
         """Cells a live layout change drops: an order of theirs still referenced left the book
@@ -542,7 +553,7 @@ class OrderBook:
                 self.cancel(order.id)
                 self.event("stray_cancelled", f"cancelled stray order {order.id} at {order.price}")
         self.in_doubt.clear()               # whatever reached the venue is adopted (or booked) now
-        self._resting = None
+        self.refs_changed()
         self.unlisted()                     # forgets orders gone long ago without a fill
         return booked
 
@@ -625,6 +636,7 @@ class OrderBook:
         self.settled = set(saved.get("settled", []))
         self.foreign = set(saved.get("foreign", []))
         self.totals = Totals(**_known(Totals, saved["totals"], "totals"))
+        self.refs_changed()
         self.cells = []
         for raw in saved["cells"]:
             refs = {k: self._saved_ref(raw[k]) if raw.get(k) else None for k in ("open_order", "close_order")}

@@ -279,6 +279,7 @@ class PerpGridStrategy:
         book.foreign.clear()                    # the layout's own cells start afresh
         book.levels = levels
         book.cells = [Cell(i, side) for i, side in enumerate(cell_sides(levels, self.price, self.params.grid_type))]
+        book.refs_changed()
         adopt_inventory(book, self.params.quantity, self.price, lots)
 
     def adjust_grid_range(self, lower: float | None, upper: float | None) -> dict:

@@ -175,6 +175,7 @@ def _relayout(strategy, levels: list[float], new: GridParams, plan: dict[int, in
     for cell in cells:                      # a level's next client ids never repeat one already sent
         cell.seq = max(cell.seq, used.get(cell.index, 0))
     book.levels, book.cells = list(levels), cells
+    book.refs_changed()
     strategy.params = new
     adopt_inventory(book, new.quantity, strategy.price, lots)
 
@@ -206,6 +207,7 @@ def _roll_back(strategy, new: GridParams, old: GridParams, snapshot: tuple | Non
     strategy.params = old
     if snapshot is not None:
         strategy.params, book.levels, book.cells, book.carried = snapshot
+        book.refs_changed()
     for cid in map(client_ids.decode, maybe):   # the old cells' next ids never repeat the change's
         if cid.level < len(book.cells):
             book.cells[cid.level].seq = max(book.cells[cid.level].seq, cid.seq)
