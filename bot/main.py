@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None, parent: int | None = None) -> int:
             tell("invalid parameters:\n  " + str(exc).replace("\n", "\n  "))
             return EXIT_USAGE
         except ValueError as exc:               # e.g. a symbol the exchange does not list (the valid ones named)
-            from strategies.order_book import StateUnreadable     # loaded already: the strategy raised
+            from strategies.grid_state import StateUnreadable     # loaded already: the strategy raised
 
             if isinstance(exc, StateUnreadable):    # nothing saved over it; no order trades without it
                 tell(f"cannot start: {exc}\n  {bot.cancel_unmanaged()}")

@@ -17,9 +17,8 @@ It talks to the exchange and the optional store (database.db.Database) only.
 """
 from __future__ import annotations
 
-import copy
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from exchanges import client_ids
@@ -30,20 +29,6 @@ EPS = 1e-9
 MARKET_LEVEL = client_ids.MAX_LEVEL     # level of market orders that close the whole position
 FILL_LOOKBACK_MS = 60_000               # late fills of a real venue still get read once
 VANISHED_MS = 120_000                   # an order gone from the book this long without a fill was not filled
-
-
-class StateUnreadable(ValueError):
-    """The saved books cannot be read: written by a newer build (fields this one does not know),
-    or damaged. Nothing may be saved over them, and no order may trade without them."""
-
-
-def _known(cls: type, raw: dict, what: str) -> dict:
-    """`raw` as the fields of `cls`; StateUnreadable naming any field this build does not know."""
-    unknown = sorted(set(raw) - {f.name for f in fields(cls)})
-    if unknown:
-        raise StateUnreadable(f"it has fields this build does not know ({what}: {', '.join(unknown)}): "
-                              "a newer build wrote it")
-    return raw
 
 
 @dataclass
@@ -609,45 +594,3 @@ class OrderBook:
                                  "price": ref.price, "qty": ref.qty, "filled_qty": ref.traded, "level": cell.index,
                                  "role": "open" if role == client_ids.ROLE_OPEN else "close"})
         return rows
-
-    def state(self) -> dict:
-        return {"levels": list(self.levels), "carried": self.carried, "last_fill_ts": self.last_fill_ts,
-                "totals": asdict(self.totals), "cells": [asdict(c) for c in self.cells],
-                "grid_entry": self.grid_entry, "fills_from_ms": self.fills_from_ms, "vanished": dict(self.vanished),
-                "settled": sorted(self.settled), "foreign": sorted(self.foreign)}
-
-    def restore(self, saved: dict, fallback_entry: Callable[[], float]) -> None:
-        """The books as saved; `fallback_entry` (the account's entry) for a state saved before the
-        grid kept its own. StateUnreadable when they cannot be read (the caller saves nothing then)."""
-        try:
-            self._restore(saved, fallback_entry)
-        except StateUnreadable:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StateUnreadable(f"it is damaged ({type(exc).__name__}: {exc})") from None
-
-    def _restore(self, saved: dict, fallback_entry: Callable[[], float]) -> None:
-        self.touch_all()
-        self.levels = saved["levels"]
-        self.carried = saved["carried"]
-        self.last_fill_ts = saved["last_fill_ts"]
-        self.fills_from_ms = saved.get("fills_from_ms", 0)
-        self.vanished = dict(saved.get("vanished", {}))
-        self.settled = set(saved.get("settled", []))
-        self.foreign = set(saved.get("foreign", []))
-        self.totals = Totals(**_known(Totals, saved["totals"], "totals"))
-        self.refs_changed()
-        self.cells = []
-        for raw in saved["cells"]:
-            refs = {k: self._saved_ref(raw[k]) if raw.get(k) else None for k in ("open_order", "close_order")}
-            self.cells.append(Cell(**{**_known(Cell, raw, "cell"), **refs}))
-        self.grid_entry = saved["grid_entry"] if "grid_entry" in saved else fallback_entry()
-
-    def _saved_ref(self, raw: dict) -> OrderRef:
-        """An order ref as saved. One saved before `executed` existed has a single `filled`, which
-        a reconcile may have set from the venue (pieces not listed yet included): it is taken as
-        `executed`, and `filled` is read again from the fill ledger."""
-        _known(OrderRef, raw, "order")
-        if "executed" in raw:
-            return OrderRef(**raw)
-        return OrderRef(**{**raw, "filled": self._booked_of(raw["id"], raw["filled"]), "executed": raw["filled"]})

@@ -35,7 +35,6 @@ waits, backs off or stops. No I/O here other than the exchange and the optional 
 """
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable
 
 from exchanges import client_ids
@@ -45,11 +44,11 @@ from strategies.closing import close_and_stop
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams
 from strategies.inventory import adopt_inventory, cell_sides, take_lots
-from strategies.order_book import (EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, StateUnreadable,
-                                   Totals)
+from strategies import grid_state
+from strategies.grid_state import StateUnreadable
+from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, Totals
 from strategies.reconfigure import AdjustFailed, apply_params
 
-STATE_KEY = "perp_grid"
 __all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned", "StateUnreadable"]
 REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
 REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
@@ -131,19 +130,16 @@ class PerpGridStrategy:
     def start(self) -> None:
         """Restore the saved grid, reconcile it with the exchange, and place the missing orders."""
         self._refresh_market()
-        saved = self._load_saved()
+        saved = grid_state.load(self)
         if saved:
-            try:
-                self._choose_range(saved)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise self._unreadable(exc) from None
+            grid_state.choose_range(self, saved)
         if saved and saved.get("grid") == self.params.grid_key():
-            self._restore(saved)
+            grid_state.restore(self, saved)
             self.log(f"restored grid state: {self.totals.fill_count} fills, grid profit {self.totals.grid_profit:.4f}")
         else:
             inherited = None
             if saved:                   # book the old grid's fills on the old cells, then rebuild
-                self._restore(saved)
+                grid_state.restore(self, saved)
                 self._event("grid_changed", "grid parameters changed since the last run: rebuilding")
                 self.book.cancel_all()
                 self._sync_fills()
@@ -165,39 +161,6 @@ class PerpGridStrategy:
         if not self.stopped:
             self._ensure_all()
         self._save()
-
-    def _load_saved(self) -> dict | None:
-        """The saved state, or None on a first start; StateUnreadable (its file named) when it
-        cannot be read. Nothing here changes it: a state a newer build wrote stays for that build."""
-        if self.store is None:
-            return None
-        try:
-            saved = self.store.load_state(STATE_KEY)
-            if saved is not None and not (isinstance(saved, dict) and isinstance(saved.get("grid"), dict)):
-                raise StateUnreadable("it is damaged (not a grid state)")
-        except ValueError as exc:           # json's errors; StateUnreadable
-            raise self._unreadable(exc) from None
-        return saved
-
-    def _unreadable(self, exc: Exception) -> StateUnreadable:
-        reason = str(exc) if isinstance(exc, StateUnreadable) else f"it is damaged ({type(exc).__name__}: {exc})"
-        where = getattr(self.store, "path", "the database")
-        return StateUnreadable(f"the saved grid state in {where} cannot be read: {reason}. It was left as it is; "
-                               f"run the build that wrote it, or move {where} aside to start this grid afresh")
-
-    def _choose_range(self, saved: dict) -> None:
-        """The range a restart trades: the effective one (set live) unless the trader edited the
-        config file's range since the last start. Either way a log line says which."""
-        live, config = saved.get("grid") or {}, self.params.grid_key()
-        if saved.get("config_grid") is None or live == config:
-            return
-        if saved["config_grid"] == config:
-            self.params = self.params.with_range(live["lower"], live["upper"])
-            self.log(f"range {live['lower']}..{live['upper']} (set live) kept: the config file's range "
-                     f"{config['lower']}..{config['upper']} is unchanged since the last start")
-        else:
-            self.log(f"range {config['lower']}..{config['upper']} of the config file used: it was edited since the "
-                     f"last start (the grid traded {live.get('lower')}..{live.get('upper')})")
 
     def step(self) -> None:
         """One turn of the loop: fills, risk rules, orders."""
@@ -609,27 +572,9 @@ class PerpGridStrategy:
                 "fees": t.fees, "volume": t.volume, "fill_count": t.fill_count, "cycles": t.cycles,
                 "state": self.state, "stop_reason": self.stop_reason}
 
-    def _state(self) -> dict:
-        return {"grid": self.params.grid_key(), "config_grid": self.config_params.grid_key(),
-                **self.book.state(), "closing": self._closing,
-                "close_target": self._close_target}
-
-    def _restore(self, saved: dict) -> None:
-        try:
-            self.book.restore(saved, lambda: self.exchange.fetch_position(self.params.symbol).entry_price)
-        except StateUnreadable as exc:
-            raise self._unreadable(exc) from None
-        self._closing = saved.get("closing")
-        self._close_target = saved.get("close_target")
-
     def _save(self) -> None:
-        """Write the state when it differs from the last one written (most turns change nothing)."""
-        if self.store is None:
-            return
-        state = self._state()
-        if state != self._saved:
-            self.store.save_state(STATE_KEY, state)
-            self._saved = copy.deepcopy(state)      # never aliases a live list
+        """Save the books when they changed (strategies/grid_state.py)."""
+        grid_state.save(self)
 
     def _event(self, kind: str, message: str) -> None:
         self.log(message)
