@@ -194,15 +194,14 @@ class Bot:
 
     def cancel_unmanaged(self) -> str:
         """Cancel this instance's resting orders (by client id: never the trader's own) straight on
-        the exchange, without the books or the store: for a bot that cannot read its saved books,
-        whose orders must not go on trading unmanaged. Says what it did."""
-        from exchanges import client_ids
-
-        symbol = self.strategy.params.symbol if self.strategy is not None else self.cfg.metadata["symbol"]
+        the exchange, without the books' cells or the store: for a bot that cannot read its saved
+        books (its strategy exists: its start raised), whose orders must not go on trading
+        unmanaged. Says what it did."""
+        assert self.strategy is not None
+        book = self.strategy.book
         try:
-            mine = [o.id for o in self.exchange.fetch_open_orders(symbol)
-                    if client_ids.belongs_to(o.client_id, self.cfg.instance_id)]
-            results = self.exchange.cancel_orders(symbol, mine)
+            mine = [o.id for o in book.our_open_orders()]
+            results = self.exchange.cancel_orders(book.symbol, mine)
         except ExchangeError as exc:
             return f"its resting orders could not be cancelled ({exc}): cancel them on the exchange"
         failed = [r for r in results if isinstance(r, ExchangeError) and not isinstance(r, OrderNotFound)]

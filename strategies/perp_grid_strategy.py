@@ -40,16 +40,15 @@ from typing import Any, Callable
 from exchanges import client_ids
 from exchanges.base import (Exchange, ExchangeError, InsufficientMargin, InvalidOrder, OrderRequest, Position,
                             PostOnlyRejected, PriceOutOfBand)
+from strategies import grid_state
 from strategies.closing import close_and_stop
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams
 from strategies.inventory import adopt_inventory, cell_sides, take_lots
-from strategies import grid_state
-from strategies.grid_state import StateUnreadable
 from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, Totals
 from strategies.reconfigure import AdjustFailed, apply_params
 
-__all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned", "StateUnreadable"]
+__all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned"]
 REJECT_BACKOFF_MS = 2_000               # a refused level waits this long, doubling with each refusal ...
 REJECT_BACKOFF_MAX_MS = 300_000         # ... up to this
 CLOSE_REJECTIONS = 6                    # a closing order refused this often in a row ends the bot
