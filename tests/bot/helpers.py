@@ -39,6 +39,13 @@ def move(exchange: PaperExchange, source: StepPrices, price: float) -> None:
     exchange.step()
 
 
+def cancel_nth(exchange: PaperExchange, symbol: str, n: int) -> None:
+    """Cancel one open order, the n-th (modulo how many rest), if any rests: a random operation's cancel."""
+    orders = exchange.fetch_open_orders(symbol)
+    if orders:
+        exchange.cancel_order(symbol, order_id=orders[n % len(orders)].id)
+
+
 def grid(exchange: PaperExchange, store=None, adopt_position: bool = False, **overrides) -> PerpGridStrategy:
     """A strategy on lines 100, 101, 102, 103, 104 (quantity 1) unless overridden."""
     values = dict(symbol="SOL_USDC_PERP", lower=100.0, upper=104.0, num=5, quantity=1.0)

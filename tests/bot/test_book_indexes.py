@@ -17,7 +17,7 @@ from exchanges.base import InvalidOrder, OrderRequest
 from exchanges.paper_exchange import PaperExchange
 from strategies.grid_params import GridParams
 from strategies.perp_grid_strategy import PerpGridStrategy
-from tests.bot.helpers import move, paper
+from tests.bot.helpers import cancel_nth, move, paper
 
 SYM = "SOL_USDC_PERP"
 PAPER_OPS = st.lists(st.tuples(st.sampled_from(["buy", "sell", "cancel", "move", "reopen"]), st.integers(0, 40),
@@ -43,9 +43,7 @@ def test_the_paper_books_best_prices_and_client_ids_are_those_of_its_open_orders
             if op == "move":
                 move(ex, src, round(100.0 + offset * 0.5, 2))
             elif op == "cancel":
-                orders = ex.fetch_open_orders(SYM)
-                if orders:
-                    ex.cancel_order(SYM, order_id=orders[n % len(orders)].id)
+                cancel_nth(ex, SYM, n)
             elif op == "reopen":                # a restart reads the book back from its database
                 ex = PaperExchange(src, db=db, balance=100_000.0, max_fill_qty=max_fill)
             else:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from exchanges.base import InsufficientMargin, OrderRequest
 from exchanges.paper_exchange import EPS, PaperExchange
-from tests.bot.helpers import move, paper
+from tests.bot.helpers import cancel_nth, move, paper
 
 SYM = "SOL_USDC_PERP"
 OPS = st.lists(st.tuples(st.sampled_from(["buy", "sell", "cancel", "move"]), st.integers(1, 30),
@@ -34,9 +34,7 @@ def test_every_placement_is_refused_exactly_when_the_exact_margin_check_refuses(
         if op == "move":
             move(ex, src, round(100.0 + offset * 0.25, 2))
         elif op == "cancel":
-            open_orders = ex.fetch_open_orders(SYM)
-            if open_orders:
-                ex.cancel_order(SYM, order_id=open_orders[n % len(open_orders)].id)
+            cancel_nth(ex, SYM, n)
         else:
             qty, price = round(n * 0.3, 2), round(ex.price + offset * 0.25, 2)
             if price <= 0 or (reduce_only and ex._reducible(op) <= EPS):
