@@ -36,6 +36,7 @@ def test_a_restart_loop_far_from_fatal_appends_one_restart_loop_event(home):
     assert start(home, path).returncode == 0
     wait_for(lambda: registry(home)["loopy"]["restart_count"] == 3 and registry(home)["loopy"]["status"] == "running",
              20, "three restarts")
+    wait_for(lambda: kinds(home, "loopy"), 10, "the event the supervisor appends after its record")
     evs = kinds(home, "loopy")
     assert [e["kind"] for e in evs] == ["restart_loop"]
     assert evs[0]["payload"]["restarts"] == 3 and "code 1" in evs[0]["payload"]["last"]
@@ -48,6 +49,7 @@ def test_a_stop_loss_exit_appends_exited_with_the_bots_reason(home):
                         "--reason", "stop-loss: unrealized PnL -52.10 USDC below -50")
     assert start(home, path).returncode == 0
     wait_for(lambda: registry(home)["stopped_out"]["status"] == "exited", 20, "exited")
+    wait_for(lambda: kinds(home, "stopped_out"), 10, "the event the supervisor appends after its record")
     (ev,) = kinds(home, "stopped_out")
     assert ev["kind"] == "exited" and ev["payload"] == {"state": "exited",
                                                         "stop_reason": "stop-loss: unrealized PnL -52.10 USDC below -50"}
@@ -70,6 +72,7 @@ def test_health_restarts_append_their_kind(home, iid, misbehaviour, settings, ki
     path = write_config(home, iid, *misbehaviour, "--crash-times", "1", **settings)
     assert start(home, path).returncode == 0
     wait_for(lambda: registry(home)[iid].get("restart_count") == 1, 20, f"restart of {iid}")
+    wait_for(lambda: kinds(home, iid), 10, "the event the supervisor appends after its record")
     (ev,) = kinds(home, iid)
     assert ev["kind"] == kind and said in ev["payload"]["reason"]
     assert run_cli(home, "stop", "-i", iid).returncode == 0
