@@ -96,7 +96,9 @@ def book_state(book: OrderBook) -> dict:
     return {"levels": list(book.levels), "carried": book.carried, "last_fill_ts": book.last_fill_ts,
             "totals": asdict(book.totals), "cells": [asdict(c) for c in book.cells],
             "grid_entry": book.grid_entry, "fills_from_ms": book.fills_from_ms, "vanished": dict(book.vanished),
-            "settled": sorted(book.settled), "foreign": sorted(book.foreign)}
+            "settled": sorted(book.settled), "foreign": sorted(book.foreign),
+            # a build before it ignores this key and keeps these ids foreign for good: safe
+            "foreign_left": {str(cid): qty for cid, qty in sorted(book.foreign_left.items())}}
 
 
 def restore_book(book: OrderBook, saved: dict, fallback_entry: Callable[[], float]) -> None:
@@ -111,6 +113,7 @@ def restore_book(book: OrderBook, saved: dict, fallback_entry: Callable[[], floa
         book.vanished = dict(saved.get("vanished", {}))
         book.settled = set(saved.get("settled", []))
         book.foreign = set(saved.get("foreign", []))
+        book.foreign_left = {int(cid): float(qty) for cid, qty in saved.get("foreign_left", {}).items()}
         book.totals = Totals(**_known(Totals, saved["totals"], "totals"))
         book.refs_changed()
         book.cells = []

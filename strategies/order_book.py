@@ -165,6 +165,10 @@ class OrderBook:
         self.vanished: dict[str, list] = {}     # order id -> [signed qty gone from the book unlisted, when (ms)]
         self.settled: set[str] = set()      # orders a completed close already covered: fills change no holding
         self.foreign: set[int] = set()      # client ids of an abandoned layout (a failed range change)
+        # Of those, the ones whose orders are known gone: what each filled that no listed fill shows
+        # yet. Once the history lists it, no fill can come under the id any more and it is free again
+        # (2,048 ids per level and role: kept forever, they would run out under adjust_range).
+        self.foreign_left: dict[int, float] = {}
         self.touched: set[int] | None = None    # cells changed since the grid last looked (None: any)
 
     # ---- what changed (the strategy visits only these cells; see PerpGridStrategy._ensure_all) --
@@ -314,12 +318,37 @@ class OrderBook:
             t.grid_profit += profit
             self.carried = round(self.carried + signed + closing * cell.direction, 10)
             self._fill_ref(cell, "close_order", fill)
+        self._listed(fill)
         owned_after = self.owned()
         self.grid_entry = average_entry(owned_before, self.grid_entry, owned_after - owned_before, fill.price)
         if self.on_fill is not None:
             self.on_fill({"trade_id": fill.trade_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
                           "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
         return owned_after
+
+    def _listed(self, fill: Fill) -> None:
+        """A foreign id's order whose every fill is now booked frees the id (`foreign_left`)."""
+        left = self.foreign_left.get(fill.client_id)
+        if left is None:
+            return
+        left = round(left - fill.qty, 10)
+        if left > EPS:
+            self.foreign_left[fill.client_id] = left
+        else:
+            del self.foreign_left[fill.client_id]
+            self.foreign.discard(fill.client_id)
+
+    def make_foreign(self, client_id: int, unlisted: float | None) -> None:
+        """No cell of the coming layout may take this order's fills: they are carried. `unlisted`:
+        what the order, known gone, filled that no booked fill shows yet (None: unknown, or it may
+        still rest); the id stays foreign until fills listed later account for it, for good when
+        unknown. A gone order with nothing unlisted can trade no more: its id stays free."""
+        if unlisted is None:
+            self.foreign.add(client_id)
+            self.foreign_left.pop(client_id, None)
+        elif unlisted > EPS:
+            self.foreign.add(client_id)
+            self.foreign_left[client_id] = unlisted
 
     def cell_of(self, order_id: str, level: int) -> Cell | None:
         """The cell that holds this order (resting, or a cancelled close whose fill is unlisted),
@@ -400,25 +429,35 @@ class OrderBook:
             self.store.upsert_order(order, cell.index, role)
 
     # ---- cancelling --------------------------------------------------------------------------
-    def cancel_close(self, cell: Cell, ref: OrderRef) -> bool:
+    def cancel_close(self, cell: Cell) -> bool:
         """Cancel a closing order whose size no longer fits; False if it was already gone.
 
         The replacement is sized from the cancel's answer, never from the books alone: what the
         order filled up to the cancel and the fill history does not list yet is already closed
         (`Cell.unbooked`, until its fill is booked), so it is not closed a second time.
         """
+        return self.cancel_ref(cell, "close_order") is not False
+
+    def cancel_ref(self, cell: Cell, slot: str) -> float | None | bool:
+        """Cancel a cell's order and drop its ref. False if it was already gone (the ref stays:
+        its fill books on this cell); else what it filled up to the cancel that no booked fill
+        shows yet (the history lists it later), None when the venue's answer has no order."""
+        ref = getattr(cell, slot)
         try:
             answer = self.exchange.cancel_order(self.symbol, order_id=ref.id)
         except OrderNotFound:
             return False
         self.refs_changed()
         self.touch(cell)
-        cell.close_order = None
+        setattr(cell, slot, None)
         if self.store is not None:
             self.store.set_order_status(ref.id, "canceled")
-        if isinstance(answer, Order) and answer.filled_qty > ref.filled + EPS:
-            cell.unbooked[ref.id] = round(answer.filled_qty - ref.filled, 10)
-        return True
+        if not isinstance(answer, Order):
+            return None
+        unlisted = max(0.0, round(answer.filled_qty - ref.filled, 10))
+        if slot == "close_order" and unlisted > EPS:
+            cell.unbooked[ref.id] = unlisted
+        return unlisted
 
     def cancel(self, order_id: str) -> bool:
         """Cancel one order; False if it was already gone (filled or cancelled)."""
@@ -498,7 +537,7 @@ class OrderBook:
                 ref = getattr(cell, slot)
                 if ref is not None:
                     if ref.client_id is not None:
-                        self.foreign.add(ref.client_id)
+                        self.make_foreign(ref.client_id, ref.to_book)
                     self._gone(cell, slot)
 
     def unlisted(self) -> float:

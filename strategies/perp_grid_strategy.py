@@ -239,6 +239,7 @@ class PerpGridStrategy:
         book = self.book
         lots = take_lots(book, book.cells, self.price)
         book.foreign.clear()                    # the layout's own cells start afresh
+        book.foreign_left.clear()
         book.levels = levels
         book.cells = [Cell(i, side) for i, side in enumerate(cell_sides(levels, self.price, self.params.grid_type))]
         book.refs_changed()
@@ -403,7 +404,7 @@ class PerpGridStrategy:
             to_close = floor_to(cell.to_close, self.market.step_size)
             ref = cell.close_order
             if ref is not None and abs(ref.to_book - to_close) > EPS:
-                if not self.book.cancel_close(cell, ref):
+                if not self.book.cancel_close(cell):
                     return              # it filled meanwhile: the fill decides next turn
                 to_close = floor_to(cell.to_close, self.market.step_size)   # less what it filled
             if cell.close_order is None and to_close > EPS and not small and cell.blocked not in REFUSED:
