@@ -84,6 +84,7 @@ class PerpGridStrategy:
         self.state = "starting"
         self.stop_reason = ""
         self._planned: dict[str, float] = {"buy": 0.0, "sell": 0.0}   # qty per side about to be sent
+        self._out_of_ids: set[tuple[int, int]] = set()  # (level, role) whose every client id is taken, said
         self._closing: str | None = None    # reason of a close-and-stop begun and not yet finished
         self._close_target: float | None = None     # account position once the grid's is closed
         self._close_waits = 0               # turns the close waited for unlisted fills
@@ -455,8 +456,11 @@ class PerpGridStrategy:
             cell.seq = (cell.seq + 1) & client_ids.MAX_SEQ
             cid = client_ids.encode(self.instance_id, cell.index, role, cell.seq)
             if not self.book.taken(cid):
+                self._out_of_ids.discard((cell.index, role))
                 return cid
-        self._event("skip_level", f"level {cell.index}: every client id of the level is still taken; nothing placed")
+        if (cell.index, role) not in self._out_of_ids:     # said once, not on every turn it stays so
+            self._out_of_ids.add((cell.index, role))
+            self._event("skip_level", f"level {cell.index}: every client id of the level is still taken; nothing placed")
         return None
 
     def _refused(self, cell: Cell, role: int, request: OrderRequest, error: ExchangeError) -> bool:

@@ -84,4 +84,12 @@ def test_a_level_whose_every_client_id_is_taken_places_nothing_and_says_so():
     strat.step()
     assert strat.cells[1].held == 0.0 and strat.cells[1].open_order is None
     assert ("buy", 101.0, 1.0) not in resting(ex) and ("buy", 100.0, 1.0) in resting(ex)
-    assert any("level 1: every client id of the level is still taken" in m for m in said)
+    assert sum("level 1: every client id of the level is still taken" in m for m in said) == 1
+    for _ in range(3):                          # said once, not on every turn it stays so
+        move(ex, src, 102.0)
+        strat.step()
+    assert sum("level 1: every client id of the level is still taken" in m for m in said) == 1
+    strat.book.foreign.clear()                  # the ids are free again: the level trades
+    move(ex, src, 102.0)
+    strat.step()
+    assert ("buy", 101.0, 1.0) in resting(ex)
