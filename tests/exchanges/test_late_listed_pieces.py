@@ -302,3 +302,27 @@ def test_a_closing_order_adopted_with_listed_and_unlisted_pieces_counts_each_onc
     strat.step()
     assert server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] == pytest.approx(0.0) and strat.owned() == pytest.approx(0.0)
     killed(ex, db)
+
+
+def test_a_range_change_frees_the_ids_of_orders_it_cancelled_once_their_pieces_are_listed(
+        home, monkeypatch, server):
+    """A range change's cancelled orders: their client ids are foreign (a fill listed later is
+    carried, never booked on the new layout's cell of that level) only while Backpack's cancel
+    answer (`executedQuantity`) says a piece is not listed yet; every other id is free at once, so
+    a bot with adjust_range never runs out of a level's 2,048 ids (tests/bot/test_foreign_ids.py)."""
+    strat, ex, db = run(server, home, monkeypatch)
+    buy = our_order(server, "Bid", "149")
+    server.fill_listing_delay = UNLISTED
+    two_pieces(server, 149.0, 149.5)            # the buy at 149 fills 0.06, listed later
+    executed = float(buy["executedQuantity"])
+    assert 0 < executed < 0.1
+    strat.adjust_grid_range(140.5, 160.5)       # no cell keeps its edges: every order is cancelled
+    assert buy["status"] == "Cancelled" and buy["id"] not in server.open
+    assert strat.book.foreign == {buy["clientId"]}
+    assert strat.book.foreign_left == {buy["clientId"]: pytest.approx(executed)}
+    server.fill_listing_delay = 0.0             # the pieces are listed: carried, then the id is free
+    strat.step()
+    assert strat.book.foreign == set() and strat.book.foreign_left == {}
+    assert strat.carried == pytest.approx(executed)
+    assert strat.owned() == pytest.approx(server.accounts[TEST_PUBLIC_B64].qty[SYMBOL]) == pytest.approx(executed)
+    killed(ex, db)
