@@ -98,7 +98,8 @@ def book_state(book: OrderBook) -> dict:
             "grid_entry": book.grid_entry, "fills_from_ms": book.fills_from_ms, "vanished": dict(book.vanished),
             "settled": sorted(book.settled), "foreign": sorted(book.foreign),
             # a build before it ignores this key and keeps these ids foreign for good: safe
-            "foreign_left": {str(cid): qty for cid, qty in sorted(book.foreign_left.items())}}
+            "foreign_left": {str(cid): qty for cid, qty in sorted(book.foreign_left.items())},
+            "gone_orders": dict(book.gone_orders)}
 
 
 def restore_book(book: OrderBook, saved: dict, fallback_entry: Callable[[], float]) -> None:
@@ -114,6 +115,7 @@ def restore_book(book: OrderBook, saved: dict, fallback_entry: Callable[[], floa
         book.settled = set(saved.get("settled", []))
         book.foreign = set(saved.get("foreign", []))
         book.foreign_left = {int(cid): float(qty) for cid, qty in saved.get("foreign_left", {}).items()}
+        book.gone_orders = {str(oid): [cid, int(index)] for oid, (cid, index) in saved.get("gone_orders", {}).items()}
         book.totals = Totals(**_known(Totals, saved["totals"], "totals"))
         book.refs_changed()
         book.cells = []

@@ -169,6 +169,11 @@ class OrderBook:
         # yet. Once the history lists it, no fill can come under the id any more and it is free again
         # (2,048 ids per level and role: kept forever, they would run out under adjust_range).
         self.foreign_left: dict[int, float] = {}
+        # Our orders gone from the book whose fills may still be listed (those in `vanished` or a
+        # cell's `unbooked`): order id -> [its client id, the index of the cell it left]. Its fill
+        # books on that cell (a kept order's client id names another level), and a layout change
+        # makes the id foreign (`abandon`).
+        self.gone_orders: dict[str, list] = {}
         self.touched: set[int] | None = None    # cells changed since the grid last looked (None: any)
 
     # ---- what changed (the strategy visits only these cells; see PerpGridStrategy._ensure_all) --
@@ -227,6 +232,7 @@ class OrderBook:
         self.carried, self.grid_entry = 0.0, 0.0
         self.settled.update(self.vanished)
         self.vanished.clear()
+        self._forget_gone()
 
     def refs_changed(self) -> None:
         """An order ref of a cell was set or dropped, or the cells replaced: the sums over the refs
@@ -319,6 +325,8 @@ class OrderBook:
             self.carried = round(self.carried + signed + closing * cell.direction, 10)
             self._fill_ref(cell, "close_order", fill)
         self._listed(fill)
+        if fill.order_id in self.gone_orders:
+            self._forget_gone()
         owned_after = self.owned()
         self.grid_entry = average_entry(owned_before, self.grid_entry, owned_after - owned_before, fill.price)
         if self.on_fill is not None:
@@ -352,13 +360,17 @@ class OrderBook:
 
     def cell_of(self, order_id: str, level: int) -> Cell | None:
         """The cell that holds this order (resting, or a cancelled close whose fill is unlisted),
-        else the one its client id names: a live change (strategies/reconfigure.py) moves kept
+        or the one it left the book from (`gone_orders`), else the one its client id names. The
+        client id is the last resort because a live change (strategies/reconfigure.py) moves kept
         orders to new cell indexes under their old client ids."""
         named = self.cells[level] if level < len(self.cells) else None
         for cell in ([named] if named is not None else []) + self.cells:   # the usual case first
             if order_id in cell.unbooked or any(ref is not None and ref.id == order_id
                                                 for ref in (cell.open_order, cell.close_order)):
                 return cell
+        gone = self.gone_orders.get(order_id)
+        if gone is not None and gone[1] < len(self.cells):    # it left the book from this cell
+            return self.cells[gone[1]]
         return named
 
     def _fill_ref(self, cell: Cell, slot: str, fill: Fill) -> None:
@@ -457,6 +469,7 @@ class OrderBook:
         unlisted = max(0.0, round(answer.filled_qty - ref.filled, 10))
         if slot == "close_order" and unlisted > EPS:
             cell.unbooked[ref.id] = unlisted
+            self._remember_gone(cell, ref)
         return unlisted
 
     def cancel(self, order_id: str) -> bool:
@@ -523,15 +536,35 @@ class OrderBook:
         if qty > EPS:
             side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
             self.vanished[ref.id] = [qty * (1 if side == "buy" else -1), int(time.time() * 1000)]
+            self._remember_gone(cell, ref)
         setattr(cell, slot, None)
         self.refs_changed()
 
+    def _remember_gone(self, cell: Cell, ref: OrderRef) -> None:
+        self.gone_orders[ref.id] = [ref.client_id, cell.index]
+
+    def _forget_gone(self) -> None:
+        """Forget the gone orders whose fills are all listed now (or given up on)."""
+        pending = set(self.vanished).union(*(cell.unbooked for cell in self.cells))
+        self.gone_orders = {oid: gone for oid, gone in self.gone_orders.items() if oid in pending}
+
     def abandon(self, cells: list[Cell]) -> None:
-        """Cells a live layout change drops: an order of theirs still referenced left the book
-        without our cancel (filled, its fill not listed yet). It is remembered as gone (a close
-        waits for its fills) and foreign, so its fill is carried with its true sign, never booked
-        on the new layout's cell of the same level (which may be of the other side)."""
+        """Cells a layout change drops (all of them, for a rebuild). A fill listed later of an
+        order no kept cell holds would be booked on the new layout's cell its client id's level
+        names, which may be of the other side: such ids become foreign until their fills are
+        listed, and the fills are carried with their true sign. They are an order of the dropped
+        cells still referenced (it left the book without our cancel: it filled), their cancelled
+        closes' unlisted pieces (`unbooked`), and every order gone from the book (`vanished`) that
+        no kept cell still waits for by its order id."""
         self.touch_all()
+        dropped = {id(c) for c in cells}
+        kept = set().union(*(c.unbooked for c in self.cells if id(c) not in dropped))
+        pending = [(oid, abs(qty)) for oid, (qty, _since) in self.vanished.items() if oid not in kept]
+        pending += [item for cell in cells for item in cell.unbooked.items()]
+        for order_id, qty in pending:
+            client_id, _index = self.gone_orders.pop(order_id, (None, None))
+            if client_id is not None:
+                self.make_foreign(client_id, qty)
         for cell in cells:
             for slot in ("open_order", "close_order"):
                 ref = getattr(cell, slot)
@@ -546,6 +579,7 @@ class OrderBook:
         recent = int(time.time() * 1000) - VANISHED_MS
         for order_id in [k for k, (_, since) in self.vanished.items() if since < recent]:
             del self.vanished[order_id]
+            self._forget_gone()
         return round(sum(qty for qty, _ in self.vanished.values()), 10)
 
     def our_open_orders(self) -> list[Order]:

@@ -11,6 +11,13 @@ Grid lines 100..104 (quantity 1) at price 102.4: buys at 100 and 101, sells at 1
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from database.db import Database
 from exchanges import client_ids
 from exchanges.paper_exchange import PaperExchange
@@ -87,3 +94,94 @@ def test_an_abandoned_orders_id_is_free_once_its_fill_is_listed():
     assert ex.fetch_position(SYMBOL).qty == 2.0 and strat.owned() == 2.0
     assert not buys & strat.book.foreign
     assert all(client_ids.decode(c).level < len(strat.cells) for c in buys)
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["move", "move", "move", "range", "restart"]), st.integers(-24, 24)),
+               min_size=5, max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OPS, st.sampled_from([0, 1, 3]), st.sampled_from([None, 0.3]), st.sampled_from([1, 4]))
+def test_freed_ids_never_misbook_a_late_fill_across_range_changes_and_restarts(ops, lag, max_fill, seq_room):
+    """Whatever the path, listing delay, partial fills and restarts: the books saw each listed fill
+    once and own exactly the position those fills make (an order resting at the last price may
+    fill on while the history catches up), every foreign id still waits for a fill, and no two
+    resting orders share a client id. `seq_room` small makes
+    the levels' 11-bit sequences wrap within the run, so freed ids are taken again."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(Path(tmp) / "bot.db")
+        ex = LateFills(StepPrices(100.0), db=db, balance=100_000.0, max_fill_qty=max_fill, lag=lag)
+        params = dict(lower=95.0, upper=105.0, num=11, quantity=0.5, max_position=3.0, boundary_action="adjust_range")
+        strat = grid(ex, store=db, **params)
+        strat.start()
+        for op, offset in ops:
+            if op == "move":
+                move(ex, ex.source, round(100.0 + offset * 0.25, 2))
+                strat.step()
+            elif op == "range":                 # a live range change: some cells keep their orders
+                lower = round(95.0 + offset * 0.25, 2)
+                strat.adjust_grid_range(lower, round(lower + 10.0, 2))
+            else:                               # killed and started again on the same books
+                strat = grid(ex, store=db, **params)
+                strat.start()
+            for cell in strat.cells:            # the next ids wrap soon: freed ids are reused
+                cell.seq = max(cell.seq, client_ids.MAX_SEQ + 1 - seq_room)
+        for _ in range(lag + 1):                # the history lists the fills of the last moves
+            move(ex, ex.source, ex.source.price)
+            strat.step()
+        listed = ex.fetch_fills(SYMBOL, 0)      # what the books saw (resting orders may fill on)
+        assert strat.totals.fill_count == len(listed)
+        assert strat.owned() == pytest.approx(sum(f.qty if f.side == "buy" else -f.qty for f in listed), abs=1e-9)
+        assert set(strat.book.foreign_left) <= strat.book.foreign
+        assert not strat.book.foreign - set(strat.book.foreign_left)    # every answer here says what it filled
+        mine = [o.client_id for o in ex.fetch_open_orders(SYMBOL)]
+        assert len(mine) == len(set(mine))
+        db.close()
+
+
+def test_an_order_a_restart_found_gone_is_carried_when_its_fill_is_listed_after_a_range_change(tmp_path):
+    """The restart finds the buy at 101 gone (it filled; the venue lists the fill 2 steps late),
+    then a range change makes every cell short: booked on the cell its client id's level names,
+    the buy would be a short holding, -1 in the books against +1 on the venue (found by the
+    property below)."""
+    db = Database(tmp_path / "bot.db")
+    ex = LateFills(StepPrices(102.4), lag=2)
+    strat = grid(ex, store=db)
+    strat.start()
+    move(ex, ex.source, 101.0)                  # the buy at 101 fills, listed 2 steps late
+    strat.step()
+    again = grid(ex, store=db)                  # killed and started again: the buy is gone, unlisted
+    again.start()
+    apply_params(again, again.params.with_range(100.5, 104.5))
+    assert [c.side for c in again.cells] == ["short"] * 4
+    for _ in range(2):
+        move(ex, ex.source, 101.0)
+        again.step()
+    assert again.totals.fill_count == 1
+    assert again.owned() == ex.fetch_position(SYMBOL).qty == 1.0 and again.carried == 1.0
+    assert again.book.foreign == set() and again.book.gone_orders == {}
+
+
+def test_a_kept_order_a_restart_found_gone_books_on_the_cell_it_left_not_the_one_its_id_names(tmp_path):
+    """A range change keeps the buy at 101 under its old level's client id (level 1) on cell 0
+    (101..102); cell 1 is now 102..103, short. The buy fills, listed 2 steps late, and a restart
+    finds it gone: booked on cell 1 it would be a short holding, -1 in the books against +1 on the
+    venue (found by the property below)."""
+    db = Database(tmp_path / "bot.db")
+    ex = LateFills(StepPrices(102.4), lag=2)
+    strat = grid(ex, store=db)
+    strat.start()
+    apply_params(strat, strat.params.with_range(101.0, 105.0))
+    kept = strat.cells[0].open_order
+    assert client_ids.decode(kept.client_id).level == 1 and strat.cells[1].side == "short"
+    move(ex, ex.source, 101.0)                  # the kept buy fills, listed 2 steps late
+    strat.step()
+    again = grid(ex, store=db)                  # killed and started again: the buy is gone, unlisted
+    again.start()
+    for _ in range(2):
+        move(ex, ex.source, 101.0)
+        again.step()
+    assert again.totals.fill_count == 1
+    assert again.owned() == ex.fetch_position(SYMBOL).qty == 1.0
+    assert (again.cells[0].held, again.cells[1].held, again.carried) == (1.0, 0.0, 0.0)
+    assert again.book.gone_orders == {}
