@@ -51,13 +51,23 @@ def warn_about_dotenv(home: Path) -> None:
         print(warning, file=sys.stderr)
 
 
+def prepare_start(home: Path) -> None:
+    """Before anything starts: the .env warning, and logs/ and database/ private (an older build
+    left them open)."""
+    from core.home_privacy import close_open_dirs
+
+    warn_about_dotenv(home)
+    for said in close_open_dirs(home):
+        print(said, file=sys.stderr)
+
+
 def cmd_start(home: Path, args: argparse.Namespace) -> int:
     if not args.config:  # `start ID`: a known instance starts from its recorded config
         args.config = recorded_config(home, instance_id(home, args))
         if args.config is None:
             print(f"{args.instance_id}: unknown instance (no record, no config in config/active)", file=sys.stderr)
             return EXIT_UNKNOWN
-    warn_about_dotenv(home)
+    prepare_start(home)
     code = _report(_daemon(home, args).start(daemonize=args.daemon, fresh_db=getattr(args, "fresh_db", False)))
     if code == EXIT_OK and args.daemon:  # alerts configured: the fleet's notifier runs too (a process, not an import)
         from core.notify_start import ensure_notifier
@@ -72,7 +82,7 @@ def cmd_stop(home: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_restart(home: Path, args: argparse.Namespace) -> int:
-    warn_about_dotenv(home)
+    prepare_start(home)
     return _report(_daemon(home, args).restart())
 
 

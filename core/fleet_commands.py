@@ -30,11 +30,11 @@ def start_each(home: Path, targets: list[tuple[str, str]]) -> list[tuple[str, in
     first supervisors and bots boot on the other core while this process judges the rest, where
     validating all fifty first left that core idle for about a second. Every readiness line is
     awaited at the end, all at once."""
-    from core.commands import warn_about_dotenv
+    from core.commands import prepare_start
     from core.config_manager import ConfigManager
     from core.daemon import Outcome, await_launches, checked_configs, launch_checked  # here: `list` imports this
 
-    warn_about_dotenv(home)
+    prepare_start(home)
     outcomes: list[Outcome] = []
     launches = []
     cm, registry, memo = ConfigManager(home), InstanceRegistry(home), {}  # shared by the batches

@@ -103,3 +103,24 @@ def test_a_token_readable_by_others_is_refused(tmp_path):
     token.chmod(0o644)
     with pytest.raises(UnsafeToken, match="-rw-r--r--"):
         ensure_token(token)
+
+
+def test_logs_and_database_an_older_build_left_open_are_made_private_by_start(home):
+    """An older build made logs/ and database/ 0755 and its files 0644 (before the CLI set its
+    umask): every bot's books, fills and logs stayed readable by any local user after an upgrade.
+    `start` and `start-all` close both folders (0700: nothing inside is reachable then) and say so."""
+    for name in ("logs", "database"):
+        (home / name).chmod(0o755)
+    old_db = home / "database" / "old_01.db"
+    old_db.write_text("an older build's books\n")
+    old_db.chmod(0o644)
+    path = write_config(home, "priv_02")
+    out = run_cli(home, "start", "-c", str(path), "-d")
+    assert out.returncode == 0, out.stderr
+    for name in ("logs", "database"):
+        assert stat.S_IMODE((home / name).stat().st_mode) == 0o700
+        assert f"{home / name} was open to other local users (drwxr-xr-x): made private (0700)" in out.stderr
+    assert run_cli(home, "stop", "-i", "priv_02").returncode == 0
+    again = run_cli(home, "start-all")
+    assert again.returncode == 0 and "open to other local users" not in again.stderr
+    assert run_cli(home, "stop-all").returncode == 0
