@@ -115,7 +115,8 @@ def restore_book(book: OrderBook, saved: dict, fallback_entry: Callable[[], floa
         book.settled = set(saved.get("settled", []))
         book.foreign = set(saved.get("foreign", []))
         book.foreign_left = {int(cid): float(qty) for cid, qty in saved.get("foreign_left", {}).items()}
-        book.gone_orders = {str(oid): [cid, int(index)] for oid, (cid, index) in saved.get("gone_orders", {}).items()}
+        book.gone_orders = {str(oid): [cid, int(index), float(left)]
+                            for oid, (cid, index, left) in saved.get("gone_orders", {}).items()}
         book.totals = Totals(**_known(Totals, saved["totals"], "totals"))
         book.refs_changed()
         book.cells = []

@@ -169,10 +169,10 @@ class OrderBook:
         # yet. Once the history lists it, no fill can come under the id any more and it is free again
         # (2,048 ids per level and role: kept forever, they would run out under adjust_range).
         self.foreign_left: dict[int, float] = {}
-        # Our orders gone from the book whose fills may still be listed (those in `vanished` or a
-        # cell's `unbooked`): order id -> [its client id, the index of the cell it left]. Its fill
-        # books on that cell (a kept order's client id names another level), and a layout change
-        # makes the id foreign (`abandon`).
+        # Our orders gone from the book (filled, or cancelled by us) with fills not listed yet:
+        # order id -> [its client id, the index of the cell it left, the quantity not listed yet].
+        # Its fills book on that cell (a kept order's client id names another level), and a layout
+        # change makes the id foreign (`abandon`).
         self.gone_orders: dict[str, list] = {}
         self.touched: set[int] | None = None    # cells changed since the grid last looked (None: any)
 
@@ -231,8 +231,9 @@ class OrderBook:
             self.emptied(cell)
         self.carried, self.grid_entry = 0.0, 0.0
         self.settled.update(self.vanished)
+        for order_id in self.vanished:
+            self.gone_orders.pop(order_id, None)
         self.vanished.clear()
-        self._forget_gone()
 
     def refs_changed(self) -> None:
         """An order ref of a cell was set or dropped, or the cells replaced: the sums over the refs
@@ -325,8 +326,7 @@ class OrderBook:
             self.carried = round(self.carried + signed + closing * cell.direction, 10)
             self._fill_ref(cell, "close_order", fill)
         self._listed(fill)
-        if fill.order_id in self.gone_orders:
-            self._forget_gone()
+        self._gone_listed(fill)
         owned_after = self.owned()
         self.grid_entry = average_entry(owned_before, self.grid_entry, owned_after - owned_before, fill.price)
         if self.on_fill is not None:
@@ -387,9 +387,13 @@ class OrderBook:
     # ---- placing -----------------------------------------------------------------------------
     def taken(self, client_id: int) -> bool:
         """A client id a new order must not take: an abandoned layout's (`foreign`: its fills are
-        carried), one in doubt (it may rest on the venue), or a resting order's (a live change
-        keeps orders under their old level's ids, so another cell's order may carry this level's)."""
+        carried), one in doubt (it may rest on the venue), a gone order's whose fills are not all
+        listed (once a layout change makes its id foreign, two orders under it could not be told
+        apart), or a resting order's (a live change keeps orders under their old level's ids, so
+        another cell's order may carry this level's)."""
         if client_id in self.foreign or client_id in self.in_doubt:
+            return True
+        if any(gone[0] == client_id for gone in self.gone_orders.values()):
             return True
         if self._ref_ids is None:
             self._ref_ids = {ref.client_id for cell in self.cells for ref in (cell.open_order, cell.close_order)
@@ -467,9 +471,10 @@ class OrderBook:
         if not isinstance(answer, Order):
             return None
         unlisted = max(0.0, round(answer.filled_qty - ref.filled, 10))
-        if slot == "close_order" and unlisted > EPS:
-            cell.unbooked[ref.id] = unlisted
-            self._remember_gone(cell, ref)
+        if unlisted > EPS:
+            self._remember_gone(cell, ref, unlisted)
+            if slot == "close_order":
+                cell.unbooked[ref.id] = unlisted
         return unlisted
 
     def cancel(self, order_id: str) -> bool:
@@ -536,42 +541,40 @@ class OrderBook:
         if qty > EPS:
             side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
             self.vanished[ref.id] = [qty * (1 if side == "buy" else -1), int(time.time() * 1000)]
-            self._remember_gone(cell, ref)
+            self._remember_gone(cell, ref, qty)
         setattr(cell, slot, None)
         self.refs_changed()
 
-    def _remember_gone(self, cell: Cell, ref: OrderRef) -> None:
-        self.gone_orders[ref.id] = [ref.client_id, cell.index]
+    def _remember_gone(self, cell: Cell, ref: OrderRef, unlisted: float) -> None:
+        self.gone_orders[ref.id] = [ref.client_id, cell.index, unlisted]
 
-    def _forget_gone(self) -> None:
-        """Forget the gone orders whose fills are all listed now (or given up on)."""
-        pending = set(self.vanished).union(*(cell.unbooked for cell in self.cells))
-        self.gone_orders = {oid: gone for oid, gone in self.gone_orders.items() if oid in pending}
+    def _gone_listed(self, fill: Fill) -> None:
+        """A fill of a gone order is listed: it is forgotten once all it had left is."""
+        gone = self.gone_orders.get(fill.order_id)
+        if gone is not None:
+            gone[2] = round(gone[2] - fill.qty, 10)
+            if gone[2] <= EPS:
+                del self.gone_orders[fill.order_id]
 
     def abandon(self, cells: list[Cell]) -> None:
         """Cells a layout change drops (all of them, for a rebuild). A fill listed later of an
         order no kept cell holds would be booked on the new layout's cell its client id's level
         names, which may be of the other side: such ids become foreign until their fills are
         listed, and the fills are carried with their true sign. They are an order of the dropped
-        cells still referenced (it left the book without our cancel: it filled), their cancelled
-        closes' unlisted pieces (`unbooked`), and every order gone from the book (`vanished`) that
-        no kept cell still waits for by its order id."""
+        cells still referenced (it left the book without our cancel: it filled), and every order
+        gone from the book with fills not listed yet (`gone_orders`) unless a kept cell waits for
+        it by its order id (a cancelled close's `unbooked` piece)."""
         self.touch_all()
-        dropped = {id(c) for c in cells}
-        kept = set().union(*(c.unbooked for c in self.cells if id(c) not in dropped))
-        pending = [(oid, abs(qty)) for oid, (qty, _since) in self.vanished.items() if oid not in kept]
-        pending += [item for cell in cells for item in cell.unbooked.items()]
-        for order_id, qty in pending:
-            client_id, _index = self.gone_orders.pop(order_id, (None, None))
-            if client_id is not None:
-                self.make_foreign(client_id, qty)
         for cell in cells:
             for slot in ("open_order", "close_order"):
-                ref = getattr(cell, slot)
-                if ref is not None:
-                    if ref.client_id is not None:
-                        self.make_foreign(ref.client_id, ref.to_book)
+                if getattr(cell, slot) is not None:
                     self._gone(cell, slot)
+        dropped = {id(c) for c in cells}
+        kept = set().union(*(c.unbooked for c in self.cells if id(c) not in dropped))
+        for order_id in [oid for oid in self.gone_orders if oid not in kept]:
+            client_id, _index, left = self.gone_orders.pop(order_id)
+            if client_id is not None:
+                self.make_foreign(client_id, left)
 
     def unlisted(self) -> float:
         """Signed quantity of our orders that left the book and whose fills are not listed: recent
@@ -579,7 +582,7 @@ class OrderBook:
         recent = int(time.time() * 1000) - VANISHED_MS
         for order_id in [k for k, (_, since) in self.vanished.items() if since < recent]:
             del self.vanished[order_id]
-            self._forget_gone()
+            self.gone_orders.pop(order_id, None)
         return round(sum(qty for qty, _ in self.vanished.values()), 10)
 
     def our_open_orders(self) -> list[Order]:

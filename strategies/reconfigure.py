@@ -107,27 +107,25 @@ def _cancel_misfits(strategy, new: GridParams, plan: dict[int, int], same_layout
     """On the old layout: cancel the orders of vanishing cells, opening orders of another size and
     the farthest openings a lowered max_position forbids; then book the fills that raced them."""
     book = strategy.book
-    cancelled: dict[int, tuple[str, float | None]] = {}
+    cancelled: dict[int, float | None] = {}
     for cell in book.cells:
         if cell.index not in plan:          # a cell that vanishes loses its orders
             cancelled |= _cancel_ref(book, cell, "open_order") | _cancel_ref(book, cell, "close_order")
         elif cell.open_order is not None and abs(cell.open_order.qty - new.quantity) > EPS:
             cancelled |= _cancel_ref(book, cell, "open_order")      # the order size changed
     cancelled |= _trim_exposure(strategy, new.max_position)
-    raced = book.sync_fills()               # booked on the old layout, which they traded on
-    strategy._booked(raced)
+    strategy._sync_fills()                  # booked on the old layout, which they traded on
     strategy._refresh_position()
-    if not same_layout:                     # fills listed later belong to no cell of the new layout
-        for client_id, (order_id, unlisted) in cancelled.items():
-            if unlisted is not None:
-                unlisted = round(unlisted - sum(f.qty for f in raced if f.order_id == order_id), 10)
-            book.make_foreign(client_id, unlisted)
+    if not same_layout:     # fills listed later belong to no cell of the new layout: the ids of
+        for client_id, unlisted in cancelled.items():   # orders known to have some are foreign
+            if unlisted is None:                        # (`OrderBook.abandon`), and so, for good,
+                book.make_foreign(client_id, None)      # are those whose cancel did not say
 
 
-def _trim_exposure(strategy, max_position: float | None) -> dict[int, tuple[str, float | None]]:
+def _trim_exposure(strategy, max_position: float | None) -> dict[int, float | None]:
     """A lowered max_position: cancel opening orders, farthest from the price first, until the
     worst case of each side (position plus everything resting on it) fits again. As `_cancel_ref`."""
-    cancelled: dict[int, tuple[str, float | None]] = {}
+    cancelled: dict[int, float | None] = {}
     if max_position is None:
         return cancelled
     book = strategy.book
@@ -232,17 +230,17 @@ def _roll_back(strategy, new: GridParams, old: GridParams, snapshot: tuple | Non
     return AdjustFailed("rolled back", message)
 
 
-def _cancel_ref(book: OrderBook, cell: Cell, slot: str) -> dict[int, tuple[str, float | None]]:
-    """Cancel one order of a cell: {its client id: (its order id, what it filled that no booked
-    fill shows yet, None when unknown)}, or {} when there was none. The ref leaves the cell only
-    once the order is gone by our cancel: one found gone (filled) stays, so its fill books on this cell."""
+def _cancel_ref(book: OrderBook, cell: Cell, slot: str) -> dict[int, float | None]:
+    """Cancel one order of a cell: {its client id: what it filled that no booked fill shows yet,
+    None when unknown}, or {} when there was none. The ref leaves the cell only once the order is
+    gone by our cancel: one found gone (filled) stays, so its fill books on this cell."""
     ref = getattr(cell, slot)
     if ref is None:
         return {}
     unlisted = book.cancel_ref(cell, slot)
     if unlisted is False or ref.client_id is None:
         return {}
-    return {ref.client_id: (ref.id, unlisted)}
+    return {ref.client_id: unlisted}
 
 
 def _order_ids(book: OrderBook) -> set[str]:

@@ -69,7 +69,7 @@ GRID_OPS = st.lists(st.tuples(st.sampled_from(["move", "move", "move", "range"])
 
 def scanned_taken(strategy: PerpGridStrategy, cid: int) -> bool:
     book = strategy.book
-    return (cid in book.foreign or cid in book.in_doubt
+    return (cid in book.foreign or cid in book.in_doubt or any(g[0] == cid for g in book.gone_orders.values())
             or any(ref is not None and ref.client_id == cid for c in book.cells for ref in (c.open_order, c.close_order)))
 
 
