@@ -16,7 +16,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
-import ccxt
+from exchanges.ccxt_loader import exchange_class, package
+
+package()   # `ccxt` without its hundred exchanges, before the imports below (exchanges/ccxt_loader.py)
+from ccxt.base import errors  # noqa: E402
+from ccxt.base.decimal_to_precision import TICK_SIZE  # noqa: E402
+from ccxt.base.exchange import Exchange as CcxtClient  # noqa: E402
 
 from core.masking import Masker
 from exchanges import api_keys, base
@@ -56,7 +61,7 @@ def venue_error(text: str) -> tuple[str, str]:
     return (str(body.get("code") or ""), str(body.get("message") or "")) if isinstance(body, dict) else ("", "")
 
 
-def batch_limit(client: ccxt.Exchange, market: dict[str, Any]) -> int:
+def batch_limit(client: CcxtClient, market: dict[str, Any]) -> int:
     """The most orders one `createOrders` call takes, from ccxt's `features`.
 
     ccxt's features are per market type, then per settlement for derivatives
@@ -76,15 +81,17 @@ def batch_limit(client: ccxt.Exchange, market: dict[str, Any]) -> int:
     return DEFAULT_BATCH
 
 
-def build_client(exchange_id: str, config: dict[str, Any], *, api_key: str = "", secret: str = "") -> ccxt.Exchange:
+def build_client(exchange_id: str, config: dict[str, Any], *, api_key: str = "", secret: str = "") -> CcxtClient:
     """A ccxt client for `exchange_id`, pointed at `urls`/`base_url` when the config gives them."""
-    if exchange_id not in ccxt.exchanges:
+    try:
+        cls = exchange_class(exchange_id)
+    except ValueError:
         raise ValueError(f"metadata.exchange: '{exchange_id}' is not an exchange ccxt knows "
-                         f"(use 'paper' or a ccxt id such as 'backpack')")
+                         f"(use 'paper' or a ccxt id such as 'backpack')") from None
     options: dict[str, Any] = {"timeout": int(config.get("timeout_ms", 10_000)), "enableRateLimit": True}
     if api_key:
         options.update(apiKey=api_key, secret=secret)
-    client = getattr(ccxt, exchange_id)(options)
+    client = cls(options)
     api_urls = client.urls.get("api")
     if config.get("base_url"):
         url = str(config["base_url"]).rstrip("/")
@@ -95,7 +102,7 @@ def build_client(exchange_id: str, config: dict[str, Any], *, api_key: str = "",
     return client
 
 
-def resolve_market(client: ccxt.Exchange, symbol: str) -> dict[str, Any]:
+def resolve_market(client: CcxtClient, symbol: str) -> dict[str, Any]:
     """The ccxt market for a symbol as the user writes it: exchange id, unified, or BASE_QUOTE[_PERP]."""
     client.load_markets()
     by_id = client.markets_by_id.get(symbol) or []
@@ -113,11 +120,11 @@ def resolve_market(client: ccxt.Exchange, symbol: str) -> dict[str, Any]:
     raise ValueError(f"metadata.symbol: '{symbol}' is not a market on {client.id}; its perpetuals: {listed or 'none'}")
 
 
-def _unit(client: ccxt.Exchange, precision: Any) -> float:
+def _unit(client: CcxtClient, precision: Any) -> float:
     """ccxt gives precision as a tick (TICK_SIZE mode) or as a number of digits: make it a tick."""
     if precision is None:
         return 0.0
-    if client.precisionMode == ccxt.TICK_SIZE:
+    if client.precisionMode == TICK_SIZE:
         return float(precision)
     return 10.0 ** -int(precision)
 
@@ -125,7 +132,7 @@ def _unit(client: ccxt.Exchange, precision: Any) -> float:
 class CcxtExchange(Exchange):
     """One account on one ccxt exchange."""
 
-    def __init__(self, client: ccxt.Exchange, *, instance_id: str, limiter: SharedRateLimiter | None = None,
+    def __init__(self, client: CcxtClient, *, instance_id: str, limiter: SharedRateLimiter | None = None,
                  read_attempts: int = 3, backoff: float = 0.25, masker: Masker | None = None,
                  db: Any = None) -> None:
         self.client = client
@@ -166,7 +173,7 @@ class CcxtExchange(Exchange):
         except (TypeError, ValueError):
             return 1.0
 
-    def translate(self, exc: ccxt.BaseError, *, order_call: bool = False) -> ExchangeError:
+    def translate(self, exc: errors.BaseError, *, order_call: bool = False) -> ExchangeError:
         """ccxt's exception -> the interface's, whose class decides the bot's reaction.
 
         The venue's own error code goes first where ccxt's class would mislead: Backpack's
@@ -182,27 +189,27 @@ class CcxtExchange(Exchange):
             return base.ExchangeUnavailable(text)
         if code == "FORBIDDEN":
             return base.AuthenticationError(text)
-        if code == "RESOURCE_NOT_FOUND" or (isinstance(exc, ccxt.ExchangeNotAvailable) and "not found" in low):
+        if code == "RESOURCE_NOT_FOUND" or (isinstance(exc, errors.ExchangeNotAvailable) and "not found" in low):
             return base.OrderNotFound(text) if order_call else ExchangeError(text)
         if any(h in low for h in PRICE_BAND_HINTS):
             return base.PriceOutOfBand(text)
-        if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
+        if isinstance(exc, (errors.DDoSProtection, errors.RateLimitExceeded)):
             retry_after = self._retry_after()
             if self.limiter is not None:
                 self.limiter.penalize(retry_after)
             return base.RateLimited(text, retry_after=retry_after)
-        if isinstance(exc, ccxt.AuthenticationError):
+        if isinstance(exc, errors.AuthenticationError):
             return base.AuthenticationError(text)
-        if isinstance(exc, ccxt.InsufficientFunds):
+        if isinstance(exc, errors.InsufficientFunds):
             return base.InsufficientMargin(text)
-        if isinstance(exc, ccxt.OrderNotFound):
+        if isinstance(exc, errors.OrderNotFound):
             return base.OrderNotFound(text)
-        if isinstance(exc, ccxt.OrderImmediatelyFillable) or (
-                isinstance(exc, (ccxt.InvalidOrder, ccxt.BadRequest)) and any(h in low for h in POST_ONLY_HINTS)):
+        if isinstance(exc, errors.OrderImmediatelyFillable) or (
+                isinstance(exc, (errors.InvalidOrder, errors.BadRequest)) and any(h in low for h in POST_ONLY_HINTS)):
             return base.PostOnlyRejected(text)
-        if isinstance(exc, (ccxt.InvalidOrder, ccxt.BadRequest, ccxt.OperationRejected)):
+        if isinstance(exc, (errors.InvalidOrder, errors.BadRequest, errors.OperationRejected)):
             return base.InvalidOrder(text)
-        if isinstance(exc, ccxt.OperationFailed):   # NetworkError, RequestTimeout, ExchangeNotAvailable, BadResponse
+        if isinstance(exc, errors.OperationFailed):   # NetworkError, RequestTimeout, ExchangeNotAvailable, BadResponse
             return base.ExchangeUnavailable(text)
         return ExchangeError(text)
 
@@ -218,11 +225,11 @@ class CcxtExchange(Exchange):
             started = time.monotonic()
             try:
                 return fn(*args)
-            except ccxt.AuthenticationError as exc:
+            except errors.AuthenticationError as exc:
                 if attempt == 0 and any(h in str(exc).lower() for h in CLOCK_HINTS) and self._resync_clock():
                     continue
                 raise self.translate(exc, order_call=order_call) from exc
-            except ccxt.BaseError as exc:
+            except errors.BaseError as exc:
                 raise self.translate(exc, order_call=order_call) from exc
             finally:
                 self.latency += LATENCY_WEIGHT * (time.monotonic() - started - self.latency)
@@ -240,7 +247,7 @@ class CcxtExchange(Exchange):
         try:
             before = self.client.milliseconds()
             server = int(self.client.publicGetApiV1Time())
-        except (ccxt.BaseError, TypeError, ValueError):
+        except (errors.BaseError, TypeError, ValueError):
             return False
         self.client.options["timeDifference"] = (before + self.client.milliseconds()) // 2 - server
         return True
@@ -419,7 +426,7 @@ class CcxtExchange(Exchange):
         (Backpack: `{"operation": "Err", "code", "message"}`, else `{"operation": "Ok", ...order}`)."""
         if isinstance(item, dict) and (item.get("operation") == "Err" or (item.get("code") and not item.get("id"))):
             code = str(item.get("code") or "")
-            error_class = self.client.exceptions.get("exact", {}).get(code, ccxt.ExchangeError)
+            error_class = self.client.exceptions.get("exact", {}).get(code, errors.ExchangeError)
             body = json.dumps({"code": code, "message": item.get("message")})
             return self.translate(error_class(f"{self.client.id} {body}"))
         raw = self.client.parse_order(item, self._market(request.symbol))
