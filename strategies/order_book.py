@@ -556,25 +556,26 @@ class OrderBook:
             if gone[2] <= EPS:
                 del self.gone_orders[fill.order_id]
 
-    def abandon(self, cells: list[Cell]) -> None:
-        """Cells a layout change drops (all of them, for a rebuild). A fill listed later of an
-        order no kept cell holds would be booked on the new layout's cell its client id's level
-        names, which may be of the other side: such ids become foreign until their fills are
-        listed, and the fills are carried with their true sign. They are an order of the dropped
-        cells still referenced (it left the book without our cancel: it filled), and every order
-        gone from the book with fills not listed yet (`gone_orders`) unless a kept cell waits for
-        it by its order id (a cancelled close's `unbooked` piece)."""
+    def abandon(self, cells: list[Cell], moved: dict[int, int] | None = None) -> None:
+        """Cells a layout change drops (all of them, for a rebuild); `moved`: old index -> new
+        index of the cells it keeps. An order of a dropped cell still referenced left the book
+        without our cancel (it filled): it is gone. A gone order whose fills are not all listed
+        (`gone_orders`) books them on the cell it left, so one of a kept cell follows it to its new
+        index; one of a dropped cell would be booked on the new layout's cell its client id's
+        level names, which may be of the other side: its id is foreign until its fills are listed,
+        and they are carried with their true sign."""
         self.touch_all()
         for cell in cells:
             for slot in ("open_order", "close_order"):
                 if getattr(cell, slot) is not None:
                     self._gone(cell, slot)
-        dropped = {id(c) for c in cells}
-        kept = set().union(*(c.unbooked for c in self.cells if id(c) not in dropped))
-        for order_id in [oid for oid in self.gone_orders if oid not in kept]:
-            client_id, _index, left = self.gone_orders.pop(order_id)
-            if client_id is not None:
-                self.make_foreign(client_id, left)
+        for order_id, gone in list(self.gone_orders.items()):
+            if moved is not None and gone[1] in moved:
+                gone[1] = moved[gone[1]]
+                continue
+            del self.gone_orders[order_id]
+            if gone[0] is not None:
+                self.make_foreign(gone[0], gone[2])
 
     def unlisted(self) -> float:
         """Signed quantity of our orders that left the book and whose fills are not listed: recent

@@ -162,7 +162,7 @@ def _relayout(strategy, levels: list[float], new: GridParams, plan: dict[int, in
     cells = [Cell(j, side) for j, side in enumerate(cell_sides(levels, strategy.price, new.grid_type))]
     lost = [c for c in book.cells if c.index not in plan]
     lots = take_lots(book, lost, strategy.price)
-    book.abandon(lost)
+    book.abandon(lost, plan)
     for cell in book.cells:
         j = plan.get(cell.index)
         if j is None:

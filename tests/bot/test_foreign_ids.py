@@ -28,7 +28,7 @@ from strategies.grid_params import GridParams
 from strategies.grid_state import STATE_KEY
 from strategies.perp_grid_strategy import PerpGridStrategy
 from strategies.reconfigure import apply_params
-from tests.bot.helpers import StepPrices, grid, move, paper
+from tests.bot.helpers import StepPrices, grid, move, paper, resting
 from tests.bot.test_money_safety import LateFills
 
 SYMBOL = "SOL_USDC_PERP"
@@ -225,3 +225,29 @@ def test_a_new_order_never_takes_the_client_id_of_a_gone_order_whose_fill_is_not
     move(db_less, db_less.source, 101.5)        # the level re-arms its buy at 101
     strat.step()
     assert cell.open_order is not None and cell.open_order.client_id != gone_id
+
+
+def test_a_kept_cells_gone_order_books_its_late_fill_on_that_cell_at_its_new_index(tmp_path):
+    """The restart finds the buy at 101 gone (filled, listed 2 steps late); a range change then
+    keeps its cell 101..102 at index 0. The fill books there, so the cell holds it and closes it at
+    102, instead of being carried with no closing order while the cell buys again."""
+    db = Database(tmp_path / "bot.db")
+    ex = LateFills(StepPrices(102.4), lag=2)
+    strat = grid(ex, store=db)
+    strat.start()
+    move(ex, ex.source, 101.0)                  # the buy at 101 fills, listed 2 steps late
+    strat.step()
+    move(ex, ex.source, 102.4)
+    again = grid(ex, store=db)
+    again.start()                               # the buy is gone, its fill unlisted
+    cell = again.cells[1]
+    apply_params(again, again.params.with_range(101.0, 105.0))
+    assert again.cells[0] is cell and cell.side == "long"
+    for _ in range(2):
+        move(ex, ex.source, 102.4)
+        again.step()
+    assert again.owned() == ex.fetch_position(SYMBOL).qty == 1.0
+    assert (cell.held, again.carried) == (1.0, 0.0) and again.book.foreign == set()
+    move(ex, ex.source, 101.5)                  # below 102: its closing sell may rest now
+    again.step()
+    assert ("sell", 102.0, 1.0) in resting(ex)
