@@ -301,7 +301,9 @@ class OrderBook:
                 self.vanished[fill.order_id] = [round(qty - signed, 10), since]
         if cid.level == MARKET_LEVEL or fill.order_id in self.settled:
             pass                        # a close-and-stop's, or covered by one: the exchange position said so
-        elif cell is None or fill.client_id in self.foreign:     # no cell of this layout traded it
+        elif cell is None or fill.client_id in self.foreign or fill.side != self.side_price(cell, cid.role)[0]:
+            # no cell of this layout traded it, or the cell's side changed since (a range change
+            # handed it inventory of the other side): never booked with the wrong sign
             self.carried = round(self.carried + signed, 10)
         elif cid.role == client_ids.ROLE_OPEN:
             self.touch(cell)

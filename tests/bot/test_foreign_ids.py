@@ -251,3 +251,26 @@ def test_a_kept_cells_gone_order_books_its_late_fill_on_that_cell_at_its_new_ind
     move(ex, ex.source, 101.5)                  # below 102: its closing sell may rest now
     again.step()
     assert ("sell", 102.0, 1.0) in resting(ex)
+
+
+def test_a_fill_is_never_booked_on_a_cell_whose_side_changed_since_its_order_left():
+    """Found by the property: the buy at 97.25 is cancelled by a range change with 0.3 filled and
+    not listed; its cell is kept, but the same change hands it a short lot (the sell at 101, carried)
+    and it turns short. The buy's piece, listed later, must not be booked as a short opening:
+    a fill whose side is not the one its cell's role trades is carried."""
+    ex = LateFills(StepPrices(100.0), max_fill_qty=0.3, lag=2)
+    strat = grid(ex, lower=95.0, upper=105.0, num=11, quantity=0.5, max_position=3.0,
+                 boundary_action="adjust_range")
+    strat.start()
+    for op, at in (("move", 101.0), ("range", 95.25), ("move", 97.25), ("move", 100.0), ("range", 94.25)):
+        if op == "move":
+            move(ex, ex.source, at)
+            strat.step()
+        else:
+            strat.adjust_grid_range(at, at + 10.0)
+    for _ in range(3):
+        move(ex, ex.source, 100.0)
+        strat.step()
+    listed = ex.fetch_fills(SYMBOL, 0)
+    assert strat.totals.fill_count == len(listed) == 6
+    assert strat.owned() == pytest.approx(sum(f.qty if f.side == "buy" else -f.qty for f in listed), abs=1e-9)
