@@ -465,18 +465,15 @@ class OrderBook:
             answer = self.exchange.cancel_order(self.symbol, order_id=ref.id)
         except OrderNotFound:
             return False
-        self.refs_changed()
-        self.touch(cell)
-        setattr(cell, slot, None)
         if self.store is not None:
             self.store.set_order_status(ref.id, "canceled")
         if not isinstance(answer, Order):
+            self._gone(cell, slot, 0.0)
             return None
         unlisted = max(0.0, round(answer.filled_qty - ref.filled, 10))
-        if unlisted > EPS:
-            self._remember_gone(cell, ref, unlisted)
-            if slot == "close_order":
-                cell.unbooked[ref.id] = unlisted
+        if slot == "close_order" and unlisted > EPS:
+            cell.unbooked[ref.id] = unlisted
+        self._gone(cell, slot, unlisted)    # a piece not listed yet is waited for by a close (`vanished`)
         return unlisted
 
     def cancel(self, order_id: str) -> bool:

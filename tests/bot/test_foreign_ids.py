@@ -274,3 +274,25 @@ def test_a_fill_is_never_booked_on_a_cell_whose_side_changed_since_its_order_lef
     listed = ex.fetch_fills(SYMBOL, 0)
     assert strat.totals.fill_count == len(listed) == 6
     assert strat.owned() == pytest.approx(sum(f.qty if f.side == "buy" else -f.qty for f in listed), abs=1e-9)
+
+
+def test_a_flatten_after_a_range_change_cancelled_an_order_with_a_piece_unlisted_leaves_the_account_flat():
+    """Found by a property over flattens: the range change cancels the sell at 101 after it sold
+    0.3 that the venue lists a step late. The close took that short for the trader's own (neither
+    the grid's books nor its orders gone from the book counted it) and left it on the account."""
+    ex = LateFills(StepPrices(100.0), max_fill_qty=0.3, lag=1)
+    strat = grid(ex, lower=95.0, upper=105.0, num=11, quantity=0.5, max_position=3.0,
+                 boundary_action="adjust_range")
+    strat.start()
+    move(ex, ex.source, 101.0)                  # the sell at 101 fills 0.3, listed a step late
+    strat.step()
+    strat.adjust_grid_range(95.25, 105.25)      # and is cancelled
+    assert ex.pos_qty == -0.3 and strat.owned() == 0.0
+    strat.flatten("trader's flatten")
+    for _ in range(5):
+        if strat.stopped:
+            break
+        move(ex, ex.source, 101.0)
+        strat.step()
+    assert strat.stopped and strat.stop_reason == "trader's flatten"
+    assert ex.pos_qty == 0.0 and ex.fetch_open_orders(SYMBOL) == []
