@@ -11,13 +11,9 @@ Grid lines 100..104 (quantity 1) at price 102.4: buys at 100 and 101, sells at 1
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from database.db import Database
 from exchanges import client_ids
@@ -97,54 +93,11 @@ def test_an_abandoned_orders_id_is_free_once_its_fill_is_listed():
     assert all(client_ids.decode(c).level < len(strat.cells) for c in buys)
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["move", "move", "move", "range", "restart"]), st.integers(-24, 24)),
-               min_size=5, max_size=40)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(OPS, st.sampled_from([0, 1, 3]), st.sampled_from([None, 0.3]), st.sampled_from([1, 4]))
-def test_freed_ids_never_misbook_a_late_fill_across_range_changes_and_restarts(ops, lag, max_fill, seq_room):
-    """Whatever the path, listing delay, partial fills and restarts: the books saw each listed fill
-    once and own exactly the position those fills make (an order resting at the last price may
-    fill on while the history catches up), every foreign id still waits for a fill, and no two
-    resting orders share a client id. `seq_room` small makes
-    the levels' 11-bit sequences wrap within the run, so freed ids are taken again."""
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database(Path(tmp) / "bot.db")
-        ex = LateFills(StepPrices(100.0), db=db, balance=100_000.0, max_fill_qty=max_fill, lag=lag)
-        params = dict(lower=95.0, upper=105.0, num=11, quantity=0.5, max_position=3.0, boundary_action="adjust_range")
-        strat = grid(ex, store=db, **params)
-        strat.start()
-        for op, offset in ops:
-            if op == "move":
-                move(ex, ex.source, round(100.0 + offset * 0.25, 2))
-                strat.step()
-            elif op == "range":                 # a live range change: some cells keep their orders
-                lower = round(95.0 + offset * 0.25, 2)
-                strat.adjust_grid_range(lower, round(lower + 10.0, 2))
-            else:                               # killed and started again on the same books
-                strat = grid(ex, store=db, **params)
-                strat.start()
-            for cell in strat.cells:            # the next ids wrap soon: freed ids are reused
-                cell.seq = max(cell.seq, client_ids.MAX_SEQ + 1 - seq_room)
-        for _ in range(lag + 1):                # the history lists the fills of the last moves
-            move(ex, ex.source, ex.source.price)
-            strat.step()
-        listed = ex.fetch_fills(SYMBOL, 0)      # what the books saw (resting orders may fill on)
-        assert strat.totals.fill_count == len(listed)
-        assert strat.owned() == pytest.approx(sum(f.qty if f.side == "buy" else -f.qty for f in listed), abs=1e-9)
-        assert set(strat.book.foreign_left) <= strat.book.foreign
-        assert not strat.book.foreign - set(strat.book.foreign_left)    # every answer here says what it filled
-        mine = [o.client_id for o in ex.fetch_open_orders(SYMBOL)]
-        assert len(mine) == len(set(mine))
-        db.close()
-
-
 def test_an_order_a_restart_found_gone_is_carried_when_its_fill_is_listed_after_a_range_change(tmp_path):
     """The restart finds the buy at 101 gone (it filled; the venue lists the fill 2 steps late),
     then a range change makes every cell short: booked on the cell its client id's level names,
-    the buy would be a short holding, -1 in the books against +1 on the venue (found by the
-    property below)."""
+    the buy would be a short holding, -1 in the books against +1 on the venue
+    (found by tests/bot/test_late_fill_properties.py)."""
     db = Database(tmp_path / "bot.db")
     ex = LateFills(StepPrices(102.4), lag=2)
     strat = grid(ex, store=db)
@@ -167,7 +120,8 @@ def test_a_kept_order_a_restart_found_gone_books_on_the_cell_it_left_not_the_one
     """A range change keeps the buy at 101 under its old level's client id (level 1) on cell 0
     (101..102); cell 1 is now 102..103, short. The buy fills, listed 2 steps late, and a restart
     finds it gone: booked on cell 1 it would be a short holding, -1 in the books against +1 on the
-    venue (found by the property below)."""
+    venue
+    (found by tests/bot/test_late_fill_properties.py)."""
     db = Database(tmp_path / "bot.db")
     ex = LateFills(StepPrices(102.4), lag=2)
     strat = grid(ex, store=db)
@@ -191,8 +145,8 @@ def test_a_kept_order_a_restart_found_gone_books_on_the_cell_it_left_not_the_one
 def test_an_opening_order_cancelled_with_a_piece_unlisted_is_carried_after_a_later_range_change():
     """A new order size cancels the buy at 101 (same layout) after it filled 0.4 that the venue
     lists 2 steps late; a range change follows at once. Its client id (level 1) names the short
-    cell 102..103 of the new layout: the piece is carried, not booked as a short (found by the
-    property below)."""
+    cell 102..103 of the new layout: the piece is carried, not booked as a short
+    (found by tests/bot/test_late_fill_properties.py)."""
     ex = LateFills(StepPrices(102.4), max_fill_qty=0.4, lag=2)
     strat = grid(ex)
     strat.start()
@@ -211,8 +165,8 @@ def test_an_opening_order_cancelled_with_a_piece_unlisted_is_carried_after_a_lat
 
 def test_a_new_order_never_takes_the_client_id_of_a_gone_order_whose_fill_is_not_listed():
     """Two orders under one client id could not be told apart once a range change makes the id
-    foreign: the second one's fill would be booked on the new layout's cell (found by the
-    property below)."""
+    foreign: the second one's fill would be booked on the new layout's cell
+    (found by tests/bot/test_late_fill_properties.py)."""
     db_less = LateFills(StepPrices(102.4), lag=3)
     strat = grid(db_less)
     strat.start()
@@ -254,7 +208,7 @@ def test_a_kept_cells_gone_order_books_its_late_fill_on_that_cell_at_its_new_ind
 
 
 def test_a_fill_is_never_booked_on_a_cell_whose_side_changed_since_its_order_left():
-    """Found by the property: the buy at 97.25 is cancelled by a range change with 0.3 filled and
+    """Found by tests/bot/test_late_fill_properties.py: the buy at 97.25 is cancelled by a range change with 0.3 filled and
     not listed; its cell is kept, but the same change hands it a short lot (the sell at 101, carried)
     and it turns short. The buy's piece, listed later, must not be booked as a short opening:
     a fill whose side is not the one its cell's role trades is carried."""
@@ -277,7 +231,7 @@ def test_a_fill_is_never_booked_on_a_cell_whose_side_changed_since_its_order_lef
 
 
 def test_a_flatten_after_a_range_change_cancelled_an_order_with_a_piece_unlisted_leaves_the_account_flat():
-    """Found by a property over flattens: the range change cancels the sell at 101 after it sold
+    """Found by tests/bot/test_late_fill_properties.py (flattens): the range change cancels the sell at 101 after it sold
     0.3 that the venue lists a step late. The close took that short for the trader's own (neither
     the grid's books nor its orders gone from the book counted it) and left it on the account."""
     ex = LateFills(StepPrices(100.0), max_fill_qty=0.3, lag=1)
