@@ -2,7 +2,8 @@
 
 The CLI creates everything under umask 077 (core/daemon_manager.py), but a build from before that
 left logs/ and database/ at 0755 with files at 0644: every bot's books, fills and logs readable by
-any local user, and an upgrade alone changes nothing. Closing the two folders (0700) makes all
+any local user, and an upgrade alone changes nothing. (A fresh clone's empty folders are 0755 as
+well, made by git: the sentence says what was done, not that anything was exposed.) Closing the two folders (0700) makes all
 that is inside unreachable, whatever the files' own modes, in one chmod each: `start` and
 `start-all` do it before anything starts. Only these two: the home itself may be the repository,
 and config/ is the trader's own.
@@ -38,5 +39,5 @@ def close_open_dirs(home: str | os.PathLike) -> list[str]:
             said.append(f"warning: {path} ({was}) is open to other local users and could not be made private: "
                         f"{exc.strerror}")
             continue
-        said.append(f"{path} was open to other local users ({was}): made private (0700)")
+        said.append(f"{path}: made private (drwx------, was {was}): the fleet's logs and books are yours alone")
     return said

@@ -119,8 +119,8 @@ def test_logs_and_database_an_older_build_left_open_are_made_private_by_start(ho
     assert out.returncode == 0, out.stderr
     for name in ("logs", "database"):
         assert stat.S_IMODE((home / name).stat().st_mode) == 0o700
-        assert f"{home / name} was open to other local users (drwxr-xr-x): made private (0700)" in out.stderr
+        assert f"{home / name}: made private (drwx------, was drwxr-xr-x)" in out.stderr
     assert run_cli(home, "stop", "-i", "priv_02").returncode == 0
     again = run_cli(home, "start-all")
-    assert again.returncode == 0 and "open to other local users" not in again.stderr
+    assert again.returncode == 0 and "made private" not in again.stderr
     assert run_cli(home, "stop-all").returncode == 0
