@@ -18,8 +18,12 @@ def test_every_booked_fill_is_an_event_with_side_price_and_quantity(tmp_path):
         first = wait_for(fill_events, 90, "a fill event")[0]
         assert first["instance"] == "fills_ev_01" and first["payload"]["symbol"] == "SOL_USDC_PERP"
         assert first["payload"]["side"] in ("buy", "sell") and first["payload"]["qty"] > 0
-        booked = {(f["side"], f["price"], f["qty"]) for f in bot.get("/api/fills?limit=500").json()}
-        assert (first["payload"]["side"], first["payload"]["price"], first["payload"]["qty"]) in booked
+        seen = (first["payload"]["side"], first["payload"]["price"], first["payload"]["qty"])
+
+        def booked() -> bool:   # a turn commits its fills when it ends; the event is appended as it books
+            return seen in {(f["side"], f["price"], f["qty"]) for f in bot.get("/api/fills?limit=500").json()}
+
+        wait_for(booked, 30, f"the page to list the fill {seen}")
     finally:
         stop_bot(bot)
         kill_home_processes(home)
