@@ -77,20 +77,20 @@ def test_a_cancelled_orders_fill_listed_later_is_carried_and_then_its_id_is_free
     assert db.load_state(STATE_KEY)["foreign"] == []
 
 
-def test_an_abandoned_orders_id_is_free_once_its_fill_is_listed():
-    ex = LateFills(StepPrices(102.4))
-    strat = grid(ex)
+def restarted_with_the_buy_at_101_gone(tmp_path, back_to: float | None = None) -> tuple[LateFills, PerpGridStrategy]:
+    """The buy at 101 fills (the venue lists it 2 steps late), the price goes `back_to` if given,
+    and the bot is killed and started again: the restart finds the buy gone, its fill unlisted."""
+    db = Database(tmp_path / "bot.db")
+    ex = LateFills(StepPrices(102.4), lag=2)
+    strat = grid(ex, store=db)
     strat.start()
-    move(ex, ex.source, 100.0)                  # the buys at 100 and 101 fill; the venue lists them later
+    move(ex, ex.source, 101.0)
     strat.step()
-    buys = {strat.cells[0].open_order.client_id, strat.cells[1].open_order.client_id}
-    apply_params(strat, strat.params.with_range(101.0, 105.0))
-    assert buys <= strat.book.foreign           # gone unlisted with their cells: foreign until listed
-    move(ex, ex.source, 100.0)                  # listed now
-    strat.step()
-    assert ex.fetch_position(SYMBOL).qty == 2.0 and strat.owned() == 2.0
-    assert not buys & strat.book.foreign
-    assert all(client_ids.decode(c).level < len(strat.cells) for c in buys)
+    if back_to is not None:
+        move(ex, ex.source, back_to)
+    again = grid(ex, store=db)
+    again.start()
+    return ex, again
 
 
 def test_an_order_a_restart_found_gone_is_carried_when_its_fill_is_listed_after_a_range_change(tmp_path):
@@ -98,14 +98,7 @@ def test_an_order_a_restart_found_gone_is_carried_when_its_fill_is_listed_after_
     then a range change makes every cell short: booked on the cell its client id's level names,
     the buy would be a short holding, -1 in the books against +1 on the venue
     (found by tests/bot/test_late_fill_properties.py)."""
-    db = Database(tmp_path / "bot.db")
-    ex = LateFills(StepPrices(102.4), lag=2)
-    strat = grid(ex, store=db)
-    strat.start()
-    move(ex, ex.source, 101.0)                  # the buy at 101 fills, listed 2 steps late
-    strat.step()
-    again = grid(ex, store=db)                  # killed and started again: the buy is gone, unlisted
-    again.start()
+    ex, again = restarted_with_the_buy_at_101_gone(tmp_path)
     apply_params(again, again.params.with_range(100.5, 104.5))
     assert [c.side for c in again.cells] == ["short"] * 4
     for _ in range(2):
@@ -185,15 +178,7 @@ def test_a_kept_cells_gone_order_books_its_late_fill_on_that_cell_at_its_new_ind
     """The restart finds the buy at 101 gone (filled, listed 2 steps late); a range change then
     keeps its cell 101..102 at index 0. The fill books there, so the cell holds it and closes it at
     102, instead of being carried with no closing order while the cell buys again."""
-    db = Database(tmp_path / "bot.db")
-    ex = LateFills(StepPrices(102.4), lag=2)
-    strat = grid(ex, store=db)
-    strat.start()
-    move(ex, ex.source, 101.0)                  # the buy at 101 fills, listed 2 steps late
-    strat.step()
-    move(ex, ex.source, 102.4)
-    again = grid(ex, store=db)
-    again.start()                               # the buy is gone, its fill unlisted
+    ex, again = restarted_with_the_buy_at_101_gone(tmp_path, back_to=102.4)
     cell = again.cells[1]
     apply_params(again, again.params.with_range(101.0, 105.0))
     assert again.cells[0] is cell and cell.side == "long"

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from exchanges import client_ids
 from exchanges.base import ExchangeUnavailable
 from strategies.perp_grid_strategy import AdjustFailed
 from strategies.reconfigure import apply_params
@@ -166,8 +167,13 @@ def test_a_fill_listed_after_its_cell_vanished_is_booked_with_its_true_sign():
     strat.start()
     move(ex, ex.source, 100.0)                  # the buys at 100 and 101 fill; the venue lists them later
     strat.step()
+    buys = {strat.cells[0].open_order.client_id, strat.cells[1].open_order.client_id}
     apply_params(strat, strat.params.with_range(101.0, 105.0))
     # at 100 every cell of 101..105 is short: both long cells vanish with their fills unlisted
+    assert buys <= strat.book.foreign           # gone unlisted with their cells: foreign until listed
     move(ex, ex.source, 100.0)                  # listed now
     strat.step()
     assert ex.fetch_position(SYMBOL).qty == 2.0 and strat.owned() == 2.0     # never booked as shorts
+    # and their ids are free again (tests/bot/test_foreign_ids.py), though they name cells of the new layout
+    assert not buys & strat.book.foreign
+    assert all(client_ids.decode(c).level < len(strat.cells) for c in buys)
