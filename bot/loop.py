@@ -68,6 +68,7 @@ class Bot:
         self.stop_timeout = float(cfg.daemon.get("stop_timeout") or 10)
         self.stop_requested_at: float | None = None     # monotonic: the clock of the supervisor's SIGKILL
         self._stop_seconds_said: int | None = None
+        self.unannounced: list[dict] = []   # fills booked by a transaction not committed yet (on_fill)
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
@@ -174,7 +175,14 @@ class Bot:
         self.say(self.summary_line("START"))
 
     def on_fill(self, fill: dict) -> None:
-        """One dated line per fill in the bot's log, and the fill to the page."""
+        """A fill was booked: it is announced once the transaction that booked it commits
+        (`atomically`). A turn that fails after booking is rolled back and its fills are booked
+        again by the next life, so announcing at once would alert for fills the books then lose,
+        and a second time for the same trade."""
+        self.unannounced.append(fill)
+
+    def announce(self, fill: dict) -> None:
+        """One dated line per fill in the bot's log, the fill to the page, and an event."""
         profit = f", grid profit {fill['profit']:+.4f}" if fill.get("profit") else ""
         self.say_dated(f"FILL {self.cfg.instance_id} {self.strategy.params.symbol}: {fill['side']} {fill['qty']:g} @ "
                         f"{fill['price']:g} (level {fill['level']}, fee {fill['fee']:.4f}{profit}, trade {fill['trade_id']})")
@@ -319,17 +327,27 @@ class Bot:
                 future.set_result({"state": strategy.state, "position": strategy.position, "owned": strategy.owned()})
 
     def atomically(self, action: Callable[[], Any]) -> tuple[Any, Exception | None]:
-        """Run `action` in one transaction that commits even when it fails with an exchange error.
+        """Run `action` in one transaction that commits even when it fails with an exchange error,
+        then announce the fills it booked.
 
         The strategy has already booked (in memory and in the same transaction) whatever happened
         before the error; rolling that back would make it book the same fills again next turn.
-        Anything else (a bug) rolls back and ends the process, which restarts from the database.
+        Anything else (a bug, a full disk) rolls back and ends the process, which restarts from the
+        database and books those fills again: they are announced by that life, not by this one.
         """
-        with self.db.transaction():
-            try:
-                return action(), None
-            except (ExchangeError, ValueError) as exc:
-                return None, exc
+        try:
+            with self.db.transaction():
+                try:
+                    result, error = action(), None
+                except (ExchangeError, ValueError) as exc:
+                    result, error = None, exc
+        except BaseException:
+            self.unannounced.clear()
+            raise
+        fills, self.unannounced = self.unannounced, []
+        for fill in fills:
+            self.announce(fill)
+        return result, error
 
     def turn(self) -> None:
         assert self.strategy is not None
