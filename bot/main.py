@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import gc
 import signal
+import sqlite3
 import traceback
+from typing import TYPE_CHECKING
 
 from bot.args import UsageError, parse_args
 from bot.modes import check_mode, run_backtest_mode
-from bot.output import make_say
+from bot.output import make_say, write_stop_reason
 from bot.wiring import load_config, open_instance, start_page
 from core import heartbeat
 from core.config_manager import ConfigError
@@ -16,12 +18,27 @@ from core.masking import Masker
 from core.paths import project_home
 from exchanges.base import AuthenticationError, ExchangeError
 
+if TYPE_CHECKING:
+    from bot.loop import Bot
+
 
 def collect_from_now() -> None:
     """Start-up is over: the garbage collector (off since run.py) runs again, and what start-up
     made is frozen out of its full passes (it lives as long as the process anyway)."""
     gc.freeze()
     gc.enable()
+
+
+def cancel_without_books(bot: Bot) -> str:
+    """Cancel the instance's resting orders straight on the exchange, for a bot whose books cannot
+    be kept (its database cannot be written, or its own shutdown failed): orders nobody books must
+    not go on trading. Says what it did."""
+    if bot.strategy is None:
+        return "it had placed no order"
+    try:
+        return bot.cancel_unmanaged()
+    except sqlite3.Error as exc:        # the paper exchange keeps its orders in that same database
+        return f"its resting orders could not be cancelled ({exc})"
 
 
 def main(argv: list[str] | None = None, parent: int | None = None) -> int:
@@ -53,7 +70,7 @@ def main(argv: list[str] | None = None, parent: int | None = None) -> int:
     except AuthenticationError as exc:
         tell(f"authentication failed: {exc}")
         return EXIT_AUTH
-    except (ExchangeError, ValueError, OSError) as exc:
+    except (ExchangeError, ValueError, OSError, sqlite3.Error) as exc:
         tell(f"cannot start: {type(exc).__name__}: {exc}")
         return EXIT_FAIL
 
@@ -88,12 +105,19 @@ def main(argv: list[str] | None = None, parent: int | None = None) -> int:
     except ExchangeError as exc:
         tell(f"cannot start trading: {type(exc).__name__}: {exc}")
         return EXIT_FAIL
+    except sqlite3.Error as exc:                # a full disk, a file-size limit, a damaged file
+        reason = (f"cannot write its database {db.path} ({exc}; is the disk full?), so it cannot book what its "
+                  f"orders trade: {cancel_without_books(bot)}")
+        write_stop_reason(paths, reason)
+        tell(f"stopping: {reason}")
+        return EXIT_FAIL
     except Exception:                           # a bug: never leave a grid unmanaged
         crash = traceback.format_exc()
         try:
             bot.shutdown("crashed (traceback on stderr)")
         except Exception:
-            crash += "\nwhile cancelling the orders after the crash:\n" + traceback.format_exc()
+            crash += ("\nwhile cancelling the orders after the crash:\n" + traceback.format_exc()
+                      + f"then, without the books: {cancel_without_books(bot)}")
         tell(crash.rstrip())
         return EXIT_FAIL
     finally:

@@ -13,21 +13,16 @@ import pytest
 from core.paths import InstancePaths
 from tests.conftest import run_cli, wait_for
 from tests.core.util import daemon_log, read_int, registry, start, write_config
+from tests.full_disk import fill, small_tmpfs
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def small_logs(home):
-    """logs/ on its own 4 MB tmpfs (tests run as root in CI), unmounted lazily afterwards."""
-    logs = home / "logs"
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(logs)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-    yield logs
-    subprocess.run(["umount", "-l", str(logs)], capture_output=True)
+    """logs/ on its own 4 MB tmpfs."""
+    with small_tmpfs(home / "logs") as logs:
+        yield logs
 
 
 @contextmanager
@@ -47,16 +42,6 @@ def read_only(directory: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", "-l", str(directory)], capture_output=True)
-
-
-def _fill(directory) -> None:
-    with open(directory / "filler", "wb") as fh:
-        try:
-            while True:
-                fh.write(b"x" * 65536)
-                fh.flush()
-        except OSError:
-            pass
 
 
 def _bots_seen(supervisor: psutil.Process, seen: set[int]) -> int:
@@ -98,7 +83,7 @@ def _record_catches_up(home, iid: str, seen: set[int]) -> None:
 
 def test_a_full_disk_keeps_supervision_alive_and_start_says_why(home, small_logs):
     supervisor = _crash_looping(home, "cramped")
-    _fill(small_logs)
+    fill(small_logs)
     seen: set[int] = set()
     _supervision_survives(home, supervisor, seen, "newcomer", "No space left")
     # space returns: the supervisor writes its record again and says what it lost meanwhile
