@@ -212,6 +212,13 @@ class Exchange(abc.ABC):
     def fetch_open_orders(self, symbol: str) -> list[Order]: ...
 
     @abc.abstractmethod
+    def fetch_order(self, symbol: str, order_id: str) -> Order:
+        """The venue's record of one order, open or done: its status and what it filled
+        (executedQuantity), which tells an order cancelled elsewhere (or whose cancel's answer
+        was lost) from one that filled before its fills are listed. OrderNotFound when the venue
+        has no record of it."""
+
+    @abc.abstractmethod
     def fetch_position(self, symbol: str) -> Position: ...
 
     @abc.abstractmethod

@@ -252,11 +252,11 @@ class CcxtExchange(Exchange):
         self.client.options["timeDifference"] = (before + self.client.milliseconds()) // 2 - server
         return True
 
-    def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _read(self, fn: Callable[..., Any], *args: Any, order_call: bool = False) -> Any:
         """An idempotent read: short backoff retries on transient errors before giving up."""
         for attempt in range(self.read_attempts):
             try:
-                return self._call(fn, *args)
+                return self._call(fn, *args, order_call=order_call)
             except (base.ExchangeUnavailable, base.RateLimited) as err:
                 pause = err.retry_after if isinstance(err, base.RateLimited) else self.backoff * 2 ** attempt
                 if attempt == self.read_attempts - 1 or pause > 2.0:
@@ -505,6 +505,16 @@ class CcxtExchange(Exchange):
         orders = [self._order(o, symbol) for o in self._read(self.client.fetch_open_orders, self._market(symbol)["symbol"])]
         self._remember(orders)
         return orders
+
+    def fetch_order(self, symbol: str, order_id: str) -> Order:
+        """Backpack: ccxt reads the order history (GET /wapi/v1/history/orders, its orderId filter),
+        which keeps orders that are done with their status and executedQuantity."""
+        if not self.client.has.get("fetchOrder"):
+            raise base.OrderNotFound(f"{self.client.id} cannot look up one order")
+        unified = self._market(symbol)["symbol"]
+        order = self._order(self._read(self.client.fetch_order, order_id, unified, order_call=True), symbol)
+        self._remember([order])
+        return order
 
     def fetch_position(self, symbol: str) -> Position:
         """The venue's position, the truth. Backpack answers a flat one with 404 "Position not found"

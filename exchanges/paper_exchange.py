@@ -28,6 +28,7 @@ import bisect
 import copy
 import json
 import math
+from collections import OrderedDict
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ MARGIN_TOLERANCE = 1e-9     # relative: a running-sum answer this close to the l
 SCAN_TICKS = 160        # ticks of a backtest stretch looked at one by one before numpy takes over: numpy
                         # costs ~15 us a stretch (its window and the drawdown), a tick ~0.1 us in Python
 FILL_MODELS = ("touch", "through")
+DONE_KEPT = 4096        # orders done that a paper venue without a database still answers fetch_order for
 PAPER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS paper_account (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT);
 CREATE TABLE IF NOT EXISTS paper_orders (id TEXT PRIMARY KEY, status TEXT, data TEXT);
@@ -105,6 +107,7 @@ class PaperExchange(Exchange):
                                 if self.funding_rate and self.funding_ms else 0)
         self.orders: dict[str, Order] = {}
         self._fills: list[Fill] = []          # memory mode only
+        self._done: OrderedDict[str, Order] = OrderedDict()     # memory mode: the latest DONE_KEPT orders done
         self._fill_ts: list[int] = []
         # the resting orders' prices per side, ascending (the best bid last, the best ask first),
         # and their client ids: every tick asks for the best prices and every placement whether
@@ -316,6 +319,10 @@ class PaperExchange(Exchange):
         if self._remove(order):
             self._rests(order, -order.remaining)
         self._save_order(order)
+        if self.db is None:
+            self._done[order.id] = order
+            if len(self._done) > DONE_KEPT:
+                self._done.popitem(last=False)
 
     def _apply_trade(self, side: str, qty: float, price: float) -> None:
         signed = qty if side == "buy" else -qty
@@ -488,6 +495,17 @@ class PaperExchange(Exchange):
 
     def fetch_open_orders(self, symbol: str) -> list[Order]:
         return [copy.copy(o) for o in self.orders.values()]
+
+    def fetch_order(self, symbol: str, order_id: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None and self.db is not None:
+            rows = self.db.query("SELECT data FROM paper_orders WHERE id = ?", (order_id,))
+            order = Order(**json.loads(rows[0]["data"])) if rows else None
+        elif order is None:
+            order = self._done.get(order_id)
+        if order is None:
+            raise OrderNotFound(f"no order {order_id}")
+        return copy.copy(order)
 
     def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
         if self.db is None:

@@ -531,18 +531,34 @@ class OrderBook:
 
     def _gone(self, cell: Cell, slot: str, unlisted: float | None = None) -> None:
         """An order of ours left the exchange's book: filled (its fills maybe not listed yet) or
-        cancelled elsewhere, or cancelled by us after filling `unlisted` that no listed fill shows
-        yet. What it had left (or `unlisted`) is remembered (`vanished`) until its fills account
-        for it: a close must not take it for the trader's, and a stop waits for it."""
+        cancelled elsewhere (or by a cancel of ours whose answer was lost), or cancelled by us after
+        filling `unlisted` that no listed fill shows yet. What it traded unlisted (None: the venue's
+        record says, `_unlisted_of`) is remembered (`vanished`) until its fills account for it: a
+        close must not take it for the trader's, and a stop waits for it."""
         self.touch(cell)
         ref = getattr(cell, slot)
-        qty = ref.to_book if unlisted is None else unlisted
+        qty = self._unlisted_of(ref) if unlisted is None else unlisted
         if qty > EPS:
             side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
             self.vanished[ref.id] = [qty * (1 if side == "buy" else -1), int(time.time() * 1000)]
             self._remember_gone(cell, ref, qty)
         setattr(cell, slot, None)
         self.refs_changed()
+
+    def _unlisted_of(self, ref: OrderRef) -> float:
+        """What an order gone from the book without our cancel's answer traded that no booked fill
+        shows: by the venue's record of it (executedQuantity), so an order cancelled elsewhere, or
+        by a cancel whose answer was lost, is never taken for filled (a close would then trade the
+        quantity it never did, and leave it on the account). Where the venue cannot say (no
+        record yet, an error), all it had left: taken as filled until its fills are listed or
+        VANISHED_MS passes."""
+        try:
+            order = self.exchange.fetch_order(self.symbol, ref.id)
+        except ExchangeError:
+            return ref.to_book
+        if order.status == "open":      # the open-order list said gone: one of the two lags; assume filled
+            return ref.to_book
+        return max(0.0, round(order.filled_qty - ref.filled, 10))
 
     def _remember_gone(self, cell: Cell, ref: OrderRef, unlisted: float) -> None:
         self.gone_orders[ref.id] = [ref.client_id, cell.index, unlisted]

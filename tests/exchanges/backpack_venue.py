@@ -44,6 +44,7 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/capital/collateral"): "collateralQuery",
     ("GET", "/api/v1/position"): "positionQuery",
     ("GET", "/api/v1/orders"): "orderQueryAll",
+    ("GET", "/api/v1/order"): "orderQuery",   # SPEC 2224
     ("POST", "/api/v1/order"): "orderExecute",
     ("POST", "/api/v1/orders"): "orderExecute",
     ("DELETE", "/api/v1/order"): "orderCancel",
@@ -344,6 +345,19 @@ class BackpackVenue:
                 return self.open.pop(order["id"])
         raise ApiError(404, "RESOURCE_NOT_FOUND", "Order not found")
 
+    def open_order(self, key: str, query: dict) -> dict:
+        """SPEC 2211-2310 get_order: the order only while it rests on the book; one of orderId or
+        clientId (both: 400), else 404 "Order not found" (ccxt's fetch_order asks here when the
+        order history has no such order: CCXT fetch_order, its open-order fallback)."""
+        if query.get("orderId") is not None and query.get("clientId") is not None:
+            raise ApiError(400, "INVALID_CLIENT_REQUEST", "Specify one of orderId or clientId")
+        for order in self.open.values():
+            if order["_key"] == key and order["symbol"] == query.get("symbol") and (
+                    order["id"] == str(query.get("orderId")) or
+                    (query.get("clientId") is not None and str(order["clientId"]) == str(query.get("clientId")))):
+                return order
+        raise ApiError(404, "RESOURCE_NOT_FOUND", "Order not found")
+
     def cancel_all(self, key: str, req: dict) -> list[dict]:
         """SPEC 2732 cancel_open_orders: the cancelled orders, [] when none (REC cancelAllOrders)."""
         gone = [o for o in self.open.values() if o["_key"] == key and o["symbol"] == req.get("symbol")]
@@ -477,6 +491,8 @@ class BackpackVenue:
         if path == "/api/v1/orders" and method == "GET":
             return [o for o in self.open.values() if o["_key"] == key
                     and ("symbol" not in query or o["symbol"] == query["symbol"])]
+        if path == "/api/v1/order" and method == "GET":
+            return self.open_order(key, query)
         if path == "/api/v1/order" and method == "POST":
             return self.execute(key, params)
         if path == "/api/v1/orders" and method == "POST":

@@ -369,3 +369,19 @@ def test_backpack_fills_keep_their_own_client_id_without_asking(exchange, server
     server.set_price(148.0)
     assert [f.client_id for f in other.fetch_fills(SYMBOL, 0)] == [61]
     assert server.hits[HISTORY] == 0
+
+
+def test_fetch_order_reads_the_venues_record_of_an_order_done_cancelled_or_filled(exchange, server):
+    """What tells an order cancelled elsewhere (or whose cancel's answer was lost) from one that
+    filled before its fills are listed: the order history's status and executedQuantity."""
+    resting = exchange.place_order(buy(149.0, client_id=41))
+    assert (exchange.fetch_order(SYMBOL, resting.id).status, exchange.fetch_order(SYMBOL, resting.id).filled_qty) == ("open", 0.0)
+    exchange.cancel_order(SYMBOL, order_id=resting.id)
+    filled = exchange.place_order(buy(148.0, client_id=42))
+    server.set_price(147.0)
+    cancelled, done = exchange.fetch_order(SYMBOL, resting.id), exchange.fetch_order(SYMBOL, filled.id)
+    assert (cancelled.status, cancelled.filled_qty, cancelled.client_id) == ("canceled", 0.0, 41)
+    assert (done.status, done.filled_qty, done.client_id) == ("filled", 0.5, 42)
+    assert server.hits[HISTORY] >= 3
+    with pytest.raises(base.OrderNotFound):
+        exchange.fetch_order(SYMBOL, "112233445566")
