@@ -57,3 +57,18 @@ def grid(exchange: PaperExchange, store=None, adopt_position: bool = False, **ov
 def resting(exchange: PaperExchange) -> list[tuple[str, float, float]]:
     """(side, price, remaining) of every resting order, sorted."""
     return sorted((o.side, o.price, round(o.remaining, 10)) for o in exchange.fetch_open_orders("SOL_USDC_PERP"))
+
+
+def flatten_leaves_the_account_flat(strat: PerpGridStrategy, exchange: PaperExchange) -> None:
+    """The trader's flatten, with up to 20 turns for fills the venue lists late: the grid stops for
+    that reason with nothing resting and the account flat (tests hold no position of their own)."""
+    import pytest
+
+    strat.flatten("trader's flatten")
+    for _ in range(20):
+        if strat.stopped:
+            break
+        move(exchange, exchange.source, exchange.source.price)
+        strat.step()
+    assert strat.stop_reason == "trader's flatten"
+    assert exchange.fetch_open_orders("SOL_USDC_PERP") == [] and exchange.pos_qty == pytest.approx(0.0, abs=1e-9)

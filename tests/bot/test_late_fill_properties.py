@@ -23,7 +23,7 @@ from database.db import Database
 from exchanges import client_ids
 from strategies.perp_grid_strategy import PerpGridStrategy
 from strategies.reconfigure import apply_params
-from tests.bot.helpers import StepPrices, grid, move
+from tests.bot.helpers import StepPrices, flatten_leaves_the_account_flat, grid, move
 from tests.bot.test_money_safety import LateFills
 
 SYMBOL = "SOL_USDC_PERP"
@@ -93,12 +93,5 @@ def test_a_flatten_leaves_the_account_flat_whatever_was_not_listed_yet(ops, lag,
         ex = LateFills(StepPrices(100.0), db=db, balance=100_000.0, max_fill_qty=max_fill, lag=lag)
         strat = drive(ex, db, ops, seq_room)
         if not strat.stopped:
-            strat.flatten("trader's flatten")
-            for _ in range(20):
-                if strat.stopped:
-                    break
-                move(ex, ex.source, ex.source.price)
-                strat.step()
-            assert strat.stop_reason == "trader's flatten"
-            assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == pytest.approx(0.0, abs=1e-9)
+            flatten_leaves_the_account_flat(strat, ex)
         db.close()

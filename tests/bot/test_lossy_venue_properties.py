@@ -13,6 +13,8 @@ same database, and order-size changes.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from database.db import Database
 from exchanges.base import ExchangeError, ExchangeUnavailable
 from strategies.perp_grid_strategy import PerpGridStrategy
 from strategies.reconfigure import AdjustFailed, apply_params
-from tests.bot.helpers import StepPrices, grid, move
+from tests.bot.helpers import StepPrices, flatten_leaves_the_account_flat, grid, move
 from tests.bot.test_money_safety import LateFills
 
 SYMBOL = "SOL_USDC_PERP"
@@ -137,36 +139,33 @@ def drive(ex: LosesAnswers, db: Database, ops: list) -> PerpGridStrategy:
     return strat
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(**RUNS)
-def test_once_the_venue_answers_the_books_name_what_rests_and_own_what_filled(ops, fates, lag, max_fill):
+@contextmanager
+def driven(ops: list, fates: list[int], lag: int, max_fill: float | None) -> Iterator[tuple[LosesAnswers, PerpGridStrategy]]:
+    """The venue and the strategy after `drive`, on a database of their own for the block."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(Path(tmp) / "bot.db")
         ex = LosesAnswers(StepPrices(100.0), db=db, balance=100_000.0, max_fill_qty=max_fill, lag=lag, fates=fates)
-        strat = drive(ex, db, ops)
+        try:
+            yield ex, drive(ex, db, ops)
+        finally:
+            db.close()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**RUNS)
+def test_once_the_venue_answers_the_books_name_what_rests_and_own_what_filled(ops, fates, lag, max_fill):
+    with driven(ops, fates, lag, max_fill) as (ex, strat):
         listed = ex.fetch_fills(SYMBOL, 0)
         assert strat.totals.fill_count == len(listed)
         assert strat.owned() == pytest.approx(sum(f.qty if f.side == "buy" else -f.qty for f in listed), abs=1e-9)
         if not strat.stopped:
             booked = sorted(r["id"] for r in strat.open_orders())
             assert booked == sorted(o.id for o in ex.fetch_open_orders(SYMBOL))
-        db.close()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(**RUNS)
 def test_a_flatten_after_lost_answers_leaves_the_account_flat(ops, fates, lag, max_fill):
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database(Path(tmp) / "bot.db")
-        ex = LosesAnswers(StepPrices(100.0), db=db, balance=100_000.0, max_fill_qty=max_fill, lag=lag, fates=fates)
-        strat = drive(ex, db, ops)
+    with driven(ops, fates, lag, max_fill) as (ex, strat):
         if not strat.stopped:
-            strat.flatten("trader's flatten")
-            for _ in range(20):
-                if strat.stopped:
-                    break
-                move(ex, ex.source, ex.source.price)
-                strat.step()
-            assert strat.stop_reason == "trader's flatten"
-            assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == pytest.approx(0.0, abs=1e-9)
-        db.close()
+            flatten_leaves_the_account_flat(strat, ex)
