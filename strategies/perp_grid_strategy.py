@@ -301,6 +301,13 @@ class PerpGridStrategy:
             try:
                 self.adjust_grid_range(lower, round_to(lower + 2 * half, tick))
             except ValueError as exc:
+                venue = exc.__cause__ if isinstance(exc, AdjustFailed) else None
+                if isinstance(venue, ExchangeError):
+                    # the venue failed midway (down, a rate limit), not the change: the old grid is
+                    # back (or in doubt: reconciled first), and the turn after the loop's backoff
+                    # re-centres; only a change that cannot be (max_position's margin) stops
+                    self.log(f"{where}: re-centring failed ({exc}); trying again next turn")
+                    raise venue from exc
                 self._stop(f"{where}: adjust_range failed ({exc})")
         else:
             self.book.cancel_all()

@@ -459,6 +459,26 @@ def test_a_range_change_that_fails_but_rolls_back_says_so():
     assert resting(ex) == INITIAL
 
 
+def test_a_re_centre_the_venue_cuts_half_way_is_tried_again_next_turn_not_the_end_of_the_grid():
+    """adjust_range: the price leaves the range and the re-centre's second order meets a venue gone
+    down. That ended the grid for good (stopped: "adjust_range failed (... connection refused)"), so
+    a moment's outage stopped a bot that was told to follow the price. Only a change that cannot be
+    (max_position's margin: tests/bot/test_backtest.py) stops it; a venue failure is the loop's
+    to wait out, and the next turn re-centres."""
+    ex = Outage(StepPrices(102.4))
+    strat = grid(ex, boundary_action="adjust_range")
+    strat.start()
+    ex.placements_left = 1
+    move(ex, ex.source, 110.0)
+    with pytest.raises(ExchangeUnavailable):
+        strat.step()
+    assert not strat.stopped and strat.grid_dict()["lower"] == 100.0    # the old grid, in doubt
+    ex.down, ex.placements_left = False, None
+    run(ex, strat, 110.0)
+    assert not strat.stopped and (strat.grid_dict()["lower"], strat.grid_dict()["upper"]) == (108.0, 112.0)
+    assert resting(ex) == [("buy", 108.0, 1.0), ("buy", 109.0, 1.0), ("sell", 111.0, 1.0), ("sell", 112.0, 1.0)]
+
+
 class LateFills(PaperExchange):
     """A venue whose fill history lists every fill `lag` steps late (the order book is up to date)."""
 
