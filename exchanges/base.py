@@ -219,6 +219,12 @@ class Exchange(abc.ABC):
         has no record of it."""
 
     @abc.abstractmethod
+    def fetch_order_by_client_id(self, symbol: str, client_id: int) -> Order:
+        """The venue's latest order under this client id, open or done (as `fetch_order`): what
+        became of a placement whose answer was lost, when it no longer rests. OrderNotFound when
+        the venue has none among its recent orders."""
+
+    @abc.abstractmethod
     def fetch_position(self, symbol: str) -> Position: ...
 
     @abc.abstractmethod

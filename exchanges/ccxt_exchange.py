@@ -47,6 +47,7 @@ CANCEL_WORKERS = 8              # cancels in flight at once when a stop clears t
 FIRST_LATENCY_S = 0.5           # assumed per request until one was timed
 LATENCY_WEIGHT = 0.2            # of the newest request in the moving average
 MAX_LISTED = 60                 # symbols named when the config's symbol is not listed
+RECENT_ORDERS = 1000    # orders of the history read to find a client id (Backpack's page maximum, SPEC 5144)
 ORDER_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled",
                 "expired": "canceled", "rejected": "rejected"}
 
@@ -513,6 +514,21 @@ class CcxtExchange(Exchange):
             raise base.OrderNotFound(f"{self.client.id} cannot look up one order")
         unified = self._market(symbol)["symbol"]
         order = self._order(self._read(self.client.fetch_order, order_id, unified, order_call=True), symbol)
+        self._remember([order])
+        return order
+
+    def fetch_order_by_client_id(self, symbol: str, client_id: int) -> Order:
+        """The open orders first, then the venue's recent order history (Backpack:
+        /wapi/v1/history/orders has no clientId filter, SPEC 5068-5232; its newest RECENT_ORDERS
+        orders of the symbol are read and the latest under the id is taken)."""
+        mine = [o for o in self.fetch_open_orders(symbol) if o.client_id == client_id]
+        if not mine and self.client.has.get("fetchOrders"):
+            unified = self._market(symbol)["symbol"]
+            recent = [self._order(o, symbol) for o in self._read(self.client.fetch_orders, unified, None, RECENT_ORDERS)]
+            mine = [o for o in recent if o.client_id == client_id]
+        if not mine:
+            raise base.OrderNotFound(f"no recent order with client id {client_id}")
+        order = max(mine, key=lambda o: o.timestamp)
         self._remember([order])
         return order
 

@@ -507,6 +507,18 @@ class PaperExchange(Exchange):
             raise OrderNotFound(f"no order {order_id}")
         return copy.copy(order)
 
+    def fetch_order_by_client_id(self, symbol: str, client_id: int) -> Order:
+        order = next((o for o in self.orders.values() if o.client_id == client_id), None)
+        if order is None and self.db is not None:       # INSERT OR REPLACE: the newest row is the latest change
+            rows = self.db.query("SELECT data FROM paper_orders WHERE json_extract(data, '$.client_id') = ? "
+                                 "ORDER BY rowid DESC LIMIT 1", (client_id,))
+            order = Order(**json.loads(rows[0]["data"])) if rows else None
+        elif order is None:
+            order = next((o for o in reversed(self._done.values()) if o.client_id == client_id), None)
+        if order is None:
+            raise OrderNotFound(f"no order with client id {client_id}")
+        return copy.copy(order)
+
     def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
         if self.db is None:
             return self._fills[bisect.bisect_left(self._fill_ts, since_ms):]

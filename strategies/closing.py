@@ -35,10 +35,12 @@ def close_and_stop(strategy: PerpGridStrategy, reason: str) -> None:
     twice nor taken as done; after CLOSE_ATTEMPTS market orders, or below the market minimum,
     the stop reason names what remains. Orders of ours that left the book with their fills not
     listed yet are waited for (CLOSE_WAIT_TURNS), then counted as filled, before the target is
-    fixed. The close's fills (market level, by client id) never become inventory, however late
-    they are listed. Only when the exchange position reaches the target are the cells emptied.
+    fixed; so are placements whose answer was lost and that filled (`resolve_doubts` first). The
+    close's fills (market level, by client id) never become inventory, however late they are
+    listed. Only when the exchange position reaches the target are the cells emptied.
     """
     strategy._closing = reason
+    strategy.book.resolve_doubts()      # a placement whose answer was lost may have filled: counted below
     strategy.book.cancel_all()
     strategy._sync_fills()
     strategy._refresh_position()

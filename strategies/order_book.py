@@ -162,6 +162,7 @@ class OrderBook:
         self._resting: dict[str, float] | None = None
         self._ref_ids: set[int] | None = None
         self.in_doubt: set[int] = set()     # client ids sent without an answer: maybe on the venue
+        self.unsure = False                 # a repair failed midway: the next turn reconciles first
         self.vanished: dict[str, list] = {}     # order id -> [signed qty gone from the book unlisted, when (ms)]
         self.settled: set[str] = set()      # orders a completed close already covered: fills change no holding
         self.foreign: set[int] = set()      # client ids of an abandoned layout (a failed range change)
@@ -629,10 +630,36 @@ class OrderBook:
             if order.id not in known and not self._adopt(order):
                 self.cancel(order.id)
                 self.event("stray_cancelled", f"cancelled stray order {order.id} at {order.price}")
-        self.in_doubt.clear()               # whatever reached the venue is adopted (or booked) now
+        adopted = {ref.client_id for c in self.cells for ref in (c.open_order, c.close_order) if ref is not None}
+        for client_id in sorted(self.in_doubt - adopted):
+            self._gone_unheard(client_id)
+        self.in_doubt.clear()               # whatever reached the venue is adopted, booked or remembered gone now
+        self.unsure = False
         self.refs_changed()
         self.unlisted()                     # forgets orders gone long ago without a fill
         return booked
+
+    def _gone_unheard(self, client_id: int) -> None:
+        """A placement whose answer was lost no longer rests: it never arrived, was cancelled, or
+        filled with its fill not listed yet. The venue's record of it (`fetch_order_by_client_id`)
+        says which. One that executed more than the books booked of it is remembered gone like any
+        order of ours (`vanished`, and `gone_orders` on the cell that sent it), so a close waits
+        for that fill instead of taking the position it made for the trader's. Without a record,
+        or without the store's fill ledger to say what was booked of it, nothing is assumed."""
+        if self.store is None:
+            return
+        try:
+            order = self.exchange.fetch_order_by_client_id(self.symbol, client_id)
+        except ExchangeError:
+            return
+        unlisted = round(order.filled_qty - self.store.booked_qty(order.id), 10)
+        if order.status == "open" or unlisted <= EPS or order.id in self.vanished:
+            return
+        self.vanished[order.id] = [unlisted if order.side == "buy" else -unlisted, int(time.time() * 1000)]
+        cid = client_ids.decode(client_id)
+        if (cid.level < len(self.cells) and client_id not in self.foreign
+                and self.side_price(self.cells[cid.level], cid.role)[0] == order.side):
+            self.gone_orders[order.id] = [client_id, cid.level, unlisted]
 
     def resolve_doubts(self) -> list[Fill] | None:
         """Learn what became of placements without an answer before placing anything again.
@@ -640,9 +667,11 @@ class OrderBook:
         A timed-out order may rest on the venue (or have filled): placing its level again would
         double it. reconcile() books its fills and adopts it by client id; only a level whose
         order is really not there is placed again. If the venue is still unreachable this
-        raises, and nothing is placed this turn. None when nothing was in doubt.
+        raises, and nothing is placed this turn. The same after a repair that failed midway
+        (`unsure`: a cancel's answer may have been lost, so a restored order may be gone). None
+        when nothing was in doubt.
         """
-        if not self.in_doubt:
+        if not self.in_doubt and not self.unsure:
             return None
         doubts = sorted(self.in_doubt)
         booked = self.reconcile()

@@ -220,6 +220,7 @@ def _roll_back(strategy, new: GridParams, old: GridParams, snapshot: tuple | Non
         strategy._ensure_all()
     except ExchangeError as again:
         book.in_doubt |= maybe
+        book.unsure = True                  # a cancel's answer may be lost too: what rests is learnt first
         message = (f"{tried}; restoring {_describe(old)} failed too ({again}): in doubt, up to {len(maybe)} "
                    f"orders of the new grid may still rest and {len(book.open_orders())} of the old grid do; "
                    "the next turns cancel what does not belong to the old grid and place what it lacks")

@@ -8,7 +8,7 @@ refused). Each example drives the real strategy, as the loop does (a turn that r
 error is simply over; the next turn goes on), on a paper venue that lists fills late
 (tests/bot/test_money_safety.py LateFills) and gives each request a fate drawn by hypothesis:
 answered, lost after acting, or refused. Ops are price moves, live range changes, restarts on the
-same database, and order-size changes.
+same database, order-size changes and the trader's flatten.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from tests.bot.test_money_safety import LateFills
 SYMBOL = "SOL_USDC_PERP"
 PARAMS = dict(lower=95.0, upper=105.0, num=11, quantity=0.5, max_position=3.0, boundary_action="adjust_range")
 ANSWERED, LOST, REFUSED = 0, 1, 2
-OPS = st.lists(st.tuples(st.sampled_from(["move", "move", "move", "move", "range", "restart", "size"]),
+OPS = st.lists(st.tuples(st.sampled_from(["move", "move", "move", "move", "range", "restart", "size", "flatten"]),
                          st.integers(-24, 24)), min_size=5, max_size=30)
 RUNS = dict(ops=OPS, fates=st.lists(st.sampled_from([ANSWERED] * 6 + [LOST, REFUSED]), max_size=120),
             lag=st.sampled_from([0, 1, 3]), max_fill=st.sampled_from([None, 0.3]))
@@ -101,6 +101,69 @@ def test_an_order_whose_cancel_answer_was_lost_is_not_taken_for_filled(tmp_path)
     db.close()
 
 
+def test_a_placement_whose_answer_was_lost_and_that_filled_unlisted_is_closed_by_a_flatten(tmp_path):
+    """The start's second order (the sell at 101) rests unheard, and fills before the start is
+    tried again; the venue lists that fill a step later. The start's reconcile found it no longer
+    resting and forgot it, so the trader's flatten took the short 0.5 it made for the trader's own
+    and left it on the account. The venue's record of the order under that client id says it filled."""
+    db = Database(tmp_path / "bot.db")
+    ex = LosesAnswers(StepPrices(100.0), db=db, balance=100_000.0, lag=1, fates=[ANSWERED] * 5 + [LOST])
+    strat = grid(ex, store=db, **PARAMS)
+    with pytest.raises(ExchangeUnavailable):
+        strat.start()               # nearest first: the buy at 99 answered, the sell at 101 sent unheard
+    move(ex, ex.source, 101.0)      # it fills; listed a step later
+    strat.start()                   # tried again, as the loop does (Bot.start_trading)
+    assert ex.pos_qty == -0.5 and strat.book.unlisted() == -0.5
+    strat.flatten("trader's flatten")
+    for _ in range(5):
+        if strat.stopped:
+            break
+        move(ex, ex.source, 101.0)
+        strat.step()
+    assert strat.stopped and strat.stop_reason == "trader's flatten"
+    assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == 0.0
+    db.close()
+
+
+def test_a_flatten_first_learns_what_became_of_a_placement_whose_answer_was_lost(tmp_path):
+    """As above, but the flatten comes before any turn could reconcile: the close fixed its target
+    with the unheard sell's fill unknown to it, and stopped with the account short 0.5."""
+    db = Database(tmp_path / "bot.db")
+    ex = LosesAnswers(StepPrices(100.0), db=db, balance=100_000.0, lag=1, fates=[ANSWERED] * 5 + [LOST])
+    strat = grid(ex, store=db, **PARAMS)
+    with pytest.raises(ExchangeUnavailable):
+        strat.start()
+    move(ex, ex.source, 101.0)
+    strat.flatten("trader's flatten")
+    for _ in range(5):
+        if strat.stopped:
+            break
+        move(ex, ex.source, 101.0)
+        strat.step()
+    assert strat.stopped and strat.stop_reason == "trader's flatten"
+    assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == 0.0
+    db.close()
+
+
+def test_a_change_whose_repair_fails_too_is_reconciled_by_the_next_turn(tmp_path):
+    """A size change's first cancel goes through unheard, and the venue is down for the rollback's
+    reconcile: the change answers "in doubt", and the books hold the old grid's snapshot, with the
+    order the venue did cancel. The next turn must learn what rests before anything else (the
+    answer promises it), not wait for the loop's periodic reconcile with a level left empty."""
+    db = Database(tmp_path / "bot.db")
+    ex = LosesAnswers(StepPrices(100.0), db=db, balance=100_000.0, lag=0, fates=[])
+    strat = grid(ex, store=db, **PARAMS)
+    strat.start()
+    ex.fates = [LOST, REFUSED]
+    with pytest.raises(AdjustFailed, match="in doubt"):
+        apply_params(strat, replace(strat.params, quantity=0.7))
+    move(ex, ex.source, 100.0)
+    strat.step()
+    assert sorted(r["id"] for r in strat.open_orders()) == sorted(o.id for o in ex.fetch_open_orders(SYMBOL))
+    assert len(ex.fetch_open_orders(SYMBOL)) == 10         # the cancelled level placed again
+    db.close()
+
+
 def turn(action) -> None:
     """One turn as the loop takes it: an exchange error (or a change that failed) ends it."""
     try:
@@ -123,8 +186,10 @@ def drive(ex: LosesAnswers, db: Database, ops: list) -> PerpGridStrategy:
         elif op == "restart":                   # killed and started again on the same books
             strat = grid(ex, store=db, **PARAMS)
             turn(strat.start)
-        else:
+        elif op == "size":
             turn(lambda: apply_params(strat, replace(strat.params, quantity=0.5 if offset % 2 else 0.7)))
+        else:                                   # the trader's flatten, amid lost answers too
+            turn(lambda: strat.flatten("trader's flatten"))
         if strat.stopped:
             break
     ex.fates = []                               # the venue answers again
@@ -155,17 +220,21 @@ def driven(ops: list, fates: list[int], lag: int, max_fill: float | None) -> Ite
 @given(**RUNS)
 def test_once_the_venue_answers_the_books_name_what_rests_and_own_what_filled(ops, fates, lag, max_fill):
     with driven(ops, fates, lag, max_fill) as (ex, strat):
+        if strat.stopped or strat._closing is not None:     # a flatten's: the next property's business
+            return
         listed = ex.fetch_fills(SYMBOL, 0)
         assert strat.totals.fill_count == len(listed)
         assert strat.owned() == pytest.approx(sum(f.qty if f.side == "buy" else -f.qty for f in listed), abs=1e-9)
-        if not strat.stopped:
-            booked = sorted(r["id"] for r in strat.open_orders())
-            assert booked == sorted(o.id for o in ex.fetch_open_orders(SYMBOL))
+        booked = sorted(r["id"] for r in strat.open_orders())
+        assert booked == sorted(o.id for o in ex.fetch_open_orders(SYMBOL))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(**RUNS)
 def test_a_flatten_after_lost_answers_leaves_the_account_flat(ops, fates, lag, max_fill):
     with driven(ops, fates, lag, max_fill) as (ex, strat):
-        if not strat.stopped:
+        if not strat.stopped:                   # a flatten among the ops may still be closing: it goes on
             flatten_leaves_the_account_flat(strat, ex)
+        else:                                   # the flatten among the ops, finished once the venue answered
+            assert strat.stop_reason == "trader's flatten"
+            assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == pytest.approx(0.0, abs=1e-9)

@@ -249,15 +249,19 @@ def test_an_unknown_fill_model_is_refused():
 
 
 @pytest.mark.parametrize("with_db", [False, True])
-def test_fetch_order_answers_for_orders_open_cancelled_and_filled(tmp_path, with_db):
+def test_fetch_order_answers_for_orders_open_cancelled_and_filled_by_id_and_by_client_id(tmp_path, with_db):
     """As a venue's order history does: what tells a cancelled order from a filled one whose fill
     is not listed yet (strategies/order_book.py, `_unlisted_of`)."""
     db = Database(tmp_path / "paper.db") if with_db else None
     ex, src = paper(100.0, db=db)
-    kept, cancelled, filled = (ex.place_order(limit("buy", 1.0, p)) for p in (97.0, 98.0, 99.0))
+    kept, cancelled, filled = (ex.place_order(limit("buy", 1.0, p, client_id=int(p))) for p in (97.0, 98.0, 99.0))
     ex.cancel_order("SOL_USDC_PERP", order_id=cancelled.id)
     move(ex, src, 98.5)
     answers = [ex.fetch_order("SOL_USDC_PERP", o.id) for o in (kept, cancelled, filled)]
     assert [(o.status, o.filled_qty) for o in answers] == [("open", 0.0), ("canceled", 0.0), ("filled", 1.0)]
+    by_client_id = [ex.fetch_order_by_client_id("SOL_USDC_PERP", cid) for cid in (97, 98, 99)]
+    assert [(o.id, o.status) for o in by_client_id] == [(o.id, o.status) for o in answers]
     with pytest.raises(OrderNotFound):
         ex.fetch_order("SOL_USDC_PERP", "O999")
+    with pytest.raises(OrderNotFound):
+        ex.fetch_order_by_client_id("SOL_USDC_PERP", 96)

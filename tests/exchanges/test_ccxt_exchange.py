@@ -385,3 +385,18 @@ def test_fetch_order_reads_the_venues_record_of_an_order_done_cancelled_or_fille
     assert server.hits[HISTORY] >= 3
     with pytest.raises(base.OrderNotFound):
         exchange.fetch_order(SYMBOL, "112233445566")
+
+
+def test_fetch_order_by_client_id_finds_an_order_resting_or_done_in_the_recent_history(exchange, server):
+    """What became of a placement whose answer was lost: the history has no clientId filter (SPEC
+    5068-5232), so the adapter reads its newest page and takes the latest order under the id."""
+    exchange.place_order(buy(149.0, client_id=51))
+    cancelled = exchange.place_order(buy(148.0, client_id=52))
+    exchange.cancel_order(SYMBOL, order_id=cancelled.id)
+    server.set_price(148.5)                                   # the buy at 149 fills
+    resting = exchange.place_order(buy(147.0, client_id=53))
+    found = {cid: exchange.fetch_order_by_client_id(SYMBOL, cid) for cid in (51, 52, 53)}
+    assert [(o.status, o.filled_qty) for o in found.values()] == [("filled", 0.5), ("canceled", 0.0), ("open", 0.0)]
+    assert found[53].id == resting.id and found[52].id == cancelled.id
+    with pytest.raises(base.OrderNotFound):
+        exchange.fetch_order_by_client_id(SYMBOL, 54)
