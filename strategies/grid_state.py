@@ -99,7 +99,7 @@ def book_state(book: OrderBook) -> dict:
             "settled": sorted(book.settled), "foreign": sorted(book.foreign),
             # a build before it ignores this key and keeps these ids foreign for good: safe
             "foreign_left": {str(cid): qty for cid, qty in sorted(book.foreign_left.items())},
-            "gone_orders": dict(book.gone_orders)}
+            "gone_orders": dict(book.gone_orders), "in_doubt": sorted(book.in_doubt)}
 
 
 def restore_book(book: OrderBook, saved: dict, fallback_entry: Callable[[], float]) -> None:
@@ -114,6 +114,8 @@ def restore_book(book: OrderBook, saved: dict, fallback_entry: Callable[[], floa
         book.vanished = dict(saved.get("vanished", {}))
         book.settled = set(saved.get("settled", []))
         book.foreign = set(saved.get("foreign", []))
+        # placements sent unheard (kept by a start tried again too): the start's reconcile learns their fate
+        book.in_doubt |= {int(cid) for cid in saved.get("in_doubt", [])}
         book.foreign_left = {int(cid): float(qty) for cid, qty in saved.get("foreign_left", {}).items()}
         book.gone_orders = {str(oid): [cid, int(index), float(left)]
                             for oid, (cid, index, left) in saved.get("gone_orders", {}).items()}

@@ -257,10 +257,15 @@ class PerpGridStrategy:
 
     # ---- reconciliation and fills ----------------------------------------------------------
     def reconcile(self) -> None:
-        """Make our view of resting orders equal the exchange's: adopt ours, cancel strays."""
-        self._booked(self.book.reconcile())
-        self._refresh_position()
-        self._save()
+        """Make our view of resting orders equal the exchange's: adopt ours, cancel strays.
+
+        Saved even when the venue fails midway (as a turn is): the fills it booked are in the
+        store's ledger already, and books saved without them would never book them again."""
+        try:
+            self._booked(self.book.reconcile())
+            self._refresh_position()
+        finally:
+            self._save()
 
     def _sync_fills(self) -> int:
         """Book every fill we have not booked yet; returns how many."""

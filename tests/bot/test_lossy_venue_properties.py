@@ -164,6 +164,24 @@ def test_a_change_whose_repair_fails_too_is_reconciled_by_the_next_turn(tmp_path
     db.close()
 
 
+def test_fills_a_failed_start_booked_stay_booked_after_the_next_restart(tmp_path):
+    """A restart's reconcile books a fill (into the store's fill ledger), then the venue fails on
+    the open orders: the start is over. Its books were not saved, so the next start found the
+    fill in the ledger as booked and never booked it on its cell: the grid owned 0 of the 0.5 the
+    account held, and a flatten would leave it."""
+    db = Database(tmp_path / "bot.db")
+    ex = LosesAnswers(StepPrices(100.0), db=db, balance=100_000.0, lag=0, fates=[])
+    grid(ex, store=db, **PARAMS).start()
+    move(ex, ex.source, 99.0)               # the buy at 99 fills while the bot is down
+    ex.fates = [ANSWERED, REFUSED]          # the restart's reconcile: the fills read, the open orders not
+    with pytest.raises(ExchangeUnavailable):
+        grid(ex, store=db, **PARAMS).start()
+    again = grid(ex, store=db, **PARAMS)
+    again.start()
+    assert ex.pos_qty == 0.5 and again.owned() == 0.5 and again.totals.fill_count == 1
+    db.close()
+
+
 def turn(action) -> None:
     """One turn as the loop takes it: an exchange error (or a change that failed) ends it."""
     try:
@@ -179,7 +197,7 @@ def drive(ex: LosesAnswers, db: Database, ops: list) -> PerpGridStrategy:
     for op, offset in ops:
         if op == "move":
             move(ex, ex.source, round(100.0 + offset * 0.25, 2))
-            turn(strat.step)
+            turn(strat.start if strat.state == "starting" else strat.step)    # as the loop does
         elif op == "range":
             lower = round(95.0 + offset * 0.25, 2)
             turn(lambda: strat.adjust_grid_range(lower, round(lower + 10.0, 2)))
