@@ -35,7 +35,9 @@ def close_and_stop(strategy: PerpGridStrategy, reason: str) -> None:
     twice nor taken as done; after CLOSE_ATTEMPTS market orders, or below the market minimum,
     the stop reason names what remains. Orders of ours that left the book with their fills not
     listed yet are waited for (CLOSE_WAIT_TURNS), then counted as filled, before the target is
-    fixed; so are placements whose answer was lost and that filled (`resolve_doubts` first). The
+    fixed, each for what the venue's record says it executed (`confirm_vanished`: a lookup that
+    failed when it left the book is asked again, and an error here ends the turn rather than
+    guess); so are placements whose answer was lost and that filled (`resolve_doubts` first). The
     close's fills (market level, by client id) never become inventory, however late they are
     listed. Only when the exchange position reaches the target are the cells emptied.
     """
@@ -45,6 +47,8 @@ def close_and_stop(strategy: PerpGridStrategy, reason: str) -> None:
     strategy._sync_fills()
     strategy._refresh_position()
     if strategy._close_target is None:
+        if abs(strategy.book.unlisted()) > EPS:
+            strategy.book.confirm_vanished()    # what each such order really executed, asked again
         if abs(strategy.book.unlisted()) > EPS and strategy._close_waits < CLOSE_WAIT_TURNS:
             strategy._close_waits += 1      # orders of ours filled, their fills not listed yet:
             strategy.log(f"close: waiting for the fills of {len(strategy.book.vanished)} orders gone from the book")

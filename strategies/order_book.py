@@ -561,6 +561,32 @@ class OrderBook:
             return ref.to_book
         return max(0.0, round(order.filled_qty - ref.filled, 10))
 
+    def confirm_vanished(self) -> None:
+        """Before a close counts the orders gone from the book unlisted (`vanished`) as filled, the
+        venue's record of each is asked again: a lookup that failed when the order left the book
+        fell back to "filled", and a close must not trade a quantity the order never did. What the
+        record shows executed beyond the fills booked of it (the store's ledger) is what stays. A
+        venue error is raised (the close's turn ends and asks again next turn); an order the venue
+        has no record of stays counted as filled."""
+        if self.store is None:
+            return
+        for order_id, (signed, since) in list(self.vanished.items()):
+            try:
+                order = self.exchange.fetch_order(self.symbol, order_id)
+            except OrderNotFound:
+                continue
+            if order.status == "open":
+                continue
+            left = round(order.filled_qty - self.store.booked_qty(order_id), 10)
+            gone = self.gone_orders.get(order_id)
+            if left <= EPS:
+                del self.vanished[order_id]
+                self.gone_orders.pop(order_id, None)
+            else:
+                self.vanished[order_id] = [left if signed > 0 else -left, since]
+                if gone is not None:
+                    gone[2] = left
+
     def _remember_gone(self, cell: Cell, ref: OrderRef, unlisted: float) -> None:
         self.gone_orders[ref.id] = [ref.client_id, cell.index, unlisted]
 

@@ -101,6 +101,24 @@ def test_an_order_whose_cancel_answer_was_lost_is_not_taken_for_filled(tmp_path)
     db.close()
 
 
+def test_a_close_asks_again_what_an_order_gone_from_the_book_executed(tmp_path):
+    """As above, but the venue also refuses the lookup of that order's record when it is found gone:
+    the books fall back to "filled" (unlisted). The flatten then counted it as filled after its
+    wait and sold 0.5; it must ask the record again first."""
+    db = Database(tmp_path / "bot.db")
+    ex = LosesAnswers(StepPrices(100.0), db=db, balance=100_000.0, lag=0, fates=[])
+    strat = grid(ex, store=db, **PARAMS)
+    strat.start()
+    ex.fates = [LOST, ANSWERED, ANSWERED, REFUSED]     # the cancel; the rollback's fills, orders, lookup
+    with pytest.raises(AdjustFailed, match="rolled back"):
+        apply_params(strat, replace(strat.params, quantity=0.7))
+    assert strat.book.unlisted() == 0.5
+    strat.flatten("trader's flatten")
+    assert strat.stopped and strat.stop_reason == "trader's flatten"
+    assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == 0.0
+    db.close()
+
+
 def test_a_placement_whose_answer_was_lost_and_that_filled_unlisted_is_closed_by_a_flatten(tmp_path):
     """The start's second order (the sell at 101) rests unheard, and fills before the start is
     tried again; the venue lists that fill a step later. The start's reconcile found it no longer
