@@ -326,3 +326,33 @@ def test_a_range_change_frees_the_ids_of_orders_it_cancelled_once_their_pieces_a
     assert strat.carried == pytest.approx(executed)
     assert strat.owned() == pytest.approx(server.accounts[TEST_PUBLIC_B64].qty[SYMBOL]) == pytest.approx(executed)
     killed(ex, db)
+
+
+def test_a_placement_whose_answer_was_lost_and_that_filled_unlisted_is_closed_by_a_flatten(
+        home, monkeypatch, server):
+    """The start's batch of orders is placed but its answer is lost (a read timeout); the buy at
+    149 fills before the start is tried again, and the history does not list the fill yet. The
+    retried start finds that buy no longer resting: the venue's order history (ccxt's fetch_orders,
+    newest first; it has no clientId filter) says it filled. The trader's flatten then sells the
+    grid's 0.1 instead of taking it for the trader's own and leaving it on the account."""
+    db = Database(home / "database" / f"{IID}.db")
+    ex = connect(server, home, monkeypatch, db=db)
+    strat = PerpGridStrategy(ex, GridParams(SYMBOL, 140.0, 160.0, 21, 0.1), IID, store=db, log=lambda _m: None)
+    server.lose_order_answers(1, 3.0)
+    with pytest.raises(ExchangeUnavailable):
+        strat.start()
+    wait_for(lambda: ("Bid", "149") in placed_at(server), timeout=10, what="the batch resting unheard")
+    server.fill_listing_delay = UNLISTED
+    server.set_price(148.99)                    # the buy at 149 fills, listed later
+    strat.start()                               # tried again, as the loop does
+    assert server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] == pytest.approx(0.1)
+    assert strat.book.unlisted() == pytest.approx(0.1)
+    strat.flatten("trader's flatten")
+    for _ in range(8):                          # the close waits its turns for the fill, then counts it
+        if strat.stopped:
+            break
+        strat.step()
+    assert strat.stopped and strat.stop_reason == "trader's flatten"
+    assert server.accounts[TEST_PUBLIC_B64].qty[SYMBOL] == pytest.approx(0.0)
+    assert [o for o in server.open.values() if o["_key"] == TEST_PUBLIC_B64] == []
+    killed(ex, db)
