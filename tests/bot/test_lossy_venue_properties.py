@@ -132,14 +132,7 @@ def test_a_placement_whose_answer_was_lost_and_that_filled_unlisted_is_closed_by
     move(ex, ex.source, 101.0)      # it fills; listed a step later
     strat.start()                   # tried again, as the loop does (Bot.start_trading)
     assert ex.pos_qty == -0.5 and strat.book.unlisted() == -0.5
-    strat.flatten("trader's flatten")
-    for _ in range(5):
-        if strat.stopped:
-            break
-        move(ex, ex.source, 101.0)
-        strat.step()
-    assert strat.stopped and strat.stop_reason == "trader's flatten"
-    assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == 0.0
+    flatten_leaves_the_account_flat(strat, ex)     # turns at 101 while the close waits for the fill
     db.close()
 
 
@@ -152,14 +145,7 @@ def test_a_flatten_first_learns_what_became_of_a_placement_whose_answer_was_lost
     with pytest.raises(ExchangeUnavailable):
         strat.start()
     move(ex, ex.source, 101.0)
-    strat.flatten("trader's flatten")
-    for _ in range(5):
-        if strat.stopped:
-            break
-        move(ex, ex.source, 101.0)
-        strat.step()
-    assert strat.stopped and strat.stop_reason == "trader's flatten"
-    assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == 0.0
+    flatten_leaves_the_account_flat(strat, ex)     # turns at 101 while the close waits for the fill
     db.close()
 
 
