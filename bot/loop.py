@@ -467,7 +467,7 @@ class Bot:
         late, waiting at most LATE_FILLS_WAIT_S within the stop's time: the books (and `list`'s
         PnL) must equal the exchange between this stop and the next start. What is still unlisted
         then (an order cancelled elsewhere looks the same) is said, and the next start books it."""
-        from strategies.order_book import EPS
+        from strategies.book_records import EPS
 
         assert self.strategy is not None
         strategy = self.strategy

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from exchanges import client_ids
 from exchanges.base import OrderRequest
 from strategies.grid_math import floor_to
-from strategies.order_book import EPS, MARKET_LEVEL
+from strategies.book_records import EPS, MARKET_LEVEL
 
 if TYPE_CHECKING:
     from strategies.perp_grid_strategy import PerpGridStrategy

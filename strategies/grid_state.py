@@ -15,7 +15,8 @@ import copy
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Callable
 
-from strategies.order_book import Cell, OrderBook, OrderRef, Totals
+from strategies.book_records import Cell, OrderRef, Totals
+from strategies.order_book import OrderBook
 
 if TYPE_CHECKING:
     from strategies.perp_grid_strategy import PerpGridStrategy

@@ -9,7 +9,8 @@ price alone: the grid's decisions per turn stay in strategies/perp_grid_strategy
 """
 from __future__ import annotations
 
-from strategies.order_book import EPS, Cell, OrderBook
+from strategies.book_records import EPS, Cell
+from strategies.order_book import OrderBook
 
 Lot = tuple[float, float]       # (signed qty, cost)
 

@@ -12,130 +12,26 @@ venue does, and decides nothing about the grid:
   (close - open) x qty less both fees as grid profit, and the close-and-stop's market fills never
   become inventory, however late they are listed;
 - the grid's own position (`owned`) and its own average entry, which the risk rules use instead
-  of the account's (a manual position on the same account is not the grid's).
+  of the account's (a manual position on the same account is not the grid's);
+- orders gone from the book whose fills may still be listed: strategies/departed_orders.py, mixed
+  in. The records themselves (cells, order refs, totals) are strategies/book_records.py.
 It talks to the exchange and the optional store (database.db.Database) only.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from exchanges import client_ids
 from exchanges.base import (Exchange, ExchangeError, ExchangeUnavailable, Fill, Order, OrderNotFound,
                             OrderRequest)
-
-EPS = 1e-9
-MARKET_LEVEL = client_ids.MAX_LEVEL     # level of market orders that close the whole position
-FILL_LOOKBACK_MS = 60_000               # late fills of a real venue still get read once
-VANISHED_MS = 120_000                   # an order gone from the book this long without a fill was not filled
-
-
-@dataclass
-class OrderRef:
-    """One order of ours on a cell, with two filled amounts never mixed: `filled` is what the books
-    booked of it (its listed fills, each once: what moved the cell's holding), `executed` what the
-    venue last said it filled (executedQuantity, at placement or a reconcile), which counts pieces
-    its fill history may list only later. A piece in both is one piece, so neither is added to the
-    other: the order traded the larger of the two."""
-
-    id: str
-    client_id: int | None
-    price: float
-    qty: float
-    filled: float = 0.0
-    executed: float = 0.0
-
-    @property
-    def traded(self) -> float:
-        """What the order filled as far as we know (the page's and the store's filled_qty)."""
-        return max(self.filled, self.executed)
-
-    @property
-    def remaining(self) -> float:
-        """What can still fill on the venue: what rests, for max_position."""
-        return max(0.0, self.qty - self.traded)
-
-    @property
-    def to_book(self) -> float:
-        """What this order will still add to the books: its rest and its pieces not listed yet. A
-        closing order fits its cell when this equals the cell's `to_close`."""
-        return max(0.0, self.qty - self.filled)
-
-
-@dataclass
-class Cell:
-    index: int
-    side: str                   # 'long' | 'short'
-    held: float = 0.0           # position opened by this cell and not yet closed
-    open_fees: float = 0.0      # fees paid opening `held`, booked pro rata when it closes
-    seq: int = 0
-    blocked: str | None = None  # 'invalid' / 'band' until retry_at, 'margin' / 'exposure' until a fill
-    rejections: int = 0         # refusals in a row (InvalidOrder): the backoff doubles with each
-    retry_at: int = 0           # exchange time (ms) before which a refused level is not sent again
-    reject_price: float = 0.0   # the price at a price-band refusal: retried only once it moved
-    cost: float | None = None   # open price of an adopted holding (None: the cell's own opening level)
-    unbooked: dict[str, float] = field(default_factory=dict)    # cancelled close id -> filled, fill not listed yet
-    open_order: OrderRef | None = None
-    close_order: OrderRef | None = None
-
-    @property
-    def direction(self) -> int:
-        return 1 if self.side == "long" else -1
-
-    def snapshot(self) -> "Cell":
-        """An independent copy (its order refs and unbooked closes too), for a snapshot to go back to.
-        (Field by field: copy.copy of a dataclass goes through pickling's protocol, and every
-        range change snapshots every cell.)"""
-        twin = _clone(self)
-        twin.unbooked, twin.open_order, twin.close_order = (dict(self.unbooked), _clone(self.open_order),
-                                                            _clone(self.close_order))
-        return twin
-
-    @property
-    def to_close(self) -> float:
-        """What the closing order must hold: the holding less what cancelled closes already sold."""
-        if not self.unbooked:
-            return self.held
-        return max(0.0, round(self.held - sum(self.unbooked.values()), 10))
-
-
-def _clone(obj):
-    """A shallow copy of a plain dataclass instance (None stays None)."""
-    if obj is None:
-        return None
-    twin = object.__new__(type(obj))
-    twin.__dict__.update(obj.__dict__)
-    return twin
-
-
-@dataclass
-class Totals:
-    grid_profit: float = 0.0
-    fees: float = 0.0
-    volume: float = 0.0
-    fill_count: int = 0
-    cycles: int = 0
-
+from strategies.book_records import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderRef, Totals, average_entry
+from strategies.departed_orders import DepartedOrders
 
 Planned = tuple[Cell, int, OrderRequest]     # (cell, role, request) of an order about to be sent
 Refusal = Callable[[Cell, int, OrderRequest, ExchangeError], bool]   # the grid's reaction; False: not handled
 
 
-def average_entry(qty: float, entry: float, signed: float, price: float) -> float:
-    """The average entry after a trade of `signed` at `price` on a position `qty` at `entry`, as a
-    perpetual account keeps it: growing averages, shrinking keeps it, flipping starts at the price."""
-    after = qty + signed
-    if abs(after) <= EPS:
-        return 0.0
-    if abs(qty) <= EPS or (qty > 0) != (after > 0):
-        return price
-    if abs(after) > abs(qty):
-        return (abs(qty) * entry + abs(signed) * price) / abs(after)
-    return entry
-
-
-class OrderBook:
+class OrderBook(DepartedOrders):
     """The cells' holdings and orders of one grid instance, kept equal to what the exchange did."""
 
     def __init__(self, exchange: Exchange, symbol: str, instance_id: str, grid_type: str, store: Any = None,
@@ -337,30 +233,6 @@ class OrderBook:
                           "fee": fill.fee, "timestamp": fill.timestamp, "level": cid.level, "profit": profit})
         return owned_after
 
-    def _listed(self, fill: Fill) -> None:
-        """A foreign id's order whose every fill is now booked frees the id (`foreign_left`)."""
-        left = self.foreign_left.get(fill.client_id)
-        if left is None:
-            return
-        left = round(left - fill.qty, 10)
-        if left > EPS:
-            self.foreign_left[fill.client_id] = left
-        else:
-            del self.foreign_left[fill.client_id]
-            self.foreign.discard(fill.client_id)
-
-    def make_foreign(self, client_id: int, unlisted: float | None) -> None:
-        """No cell of the coming layout may take this order's fills: they are carried. `unlisted`:
-        what the order, known gone, filled that no booked fill shows yet (None: unknown, or it may
-        still rest); the id stays foreign until fills listed later account for it, for good when
-        unknown. A gone order with nothing unlisted can trade no more: its id stays free."""
-        if unlisted is None:
-            self.foreign.add(client_id)
-            self.foreign_left.pop(client_id, None)
-        elif unlisted > EPS:
-            self.foreign.add(client_id)
-            self.foreign_left[client_id] = unlisted
-
     def cell_of(self, order_id: str, level: int) -> Cell | None:
         """The cell that holds this order (resting, or a cancelled close whose fill is unlisted),
         or the one it left the book from (`gone_orders`), else the one its client id names. The
@@ -530,104 +402,6 @@ class OrderBook:
             raise next(iter(failed.values()))
         return len(cancelled)
 
-    def _gone(self, cell: Cell, slot: str, unlisted: float | None = None) -> None:
-        """An order of ours left the exchange's book: filled (its fills maybe not listed yet) or
-        cancelled elsewhere (or by a cancel of ours whose answer was lost), or cancelled by us after
-        filling `unlisted` that no listed fill shows yet. What it traded unlisted (None: the venue's
-        record says, `_unlisted_of`) is remembered (`vanished`) until its fills account for it: a
-        close must not take it for the trader's, and a stop waits for it."""
-        self.touch(cell)
-        ref = getattr(cell, slot)
-        qty = self._unlisted_of(ref) if unlisted is None else unlisted
-        if qty > EPS:
-            side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
-            self.vanished[ref.id] = [qty * (1 if side == "buy" else -1), int(time.time() * 1000)]
-            self._remember_gone(cell, ref, qty)
-        setattr(cell, slot, None)
-        self.refs_changed()
-
-    def _unlisted_of(self, ref: OrderRef) -> float:
-        """What an order gone from the book without our cancel's answer traded that no booked fill
-        shows: by the venue's record of it (executedQuantity), so an order cancelled elsewhere, or
-        by a cancel whose answer was lost, is never taken for filled (a close would then trade the
-        quantity it never did, and leave it on the account). Where the venue cannot say (no
-        record yet, an error), all it had left: taken as filled until its fills are listed or
-        VANISHED_MS passes."""
-        try:
-            order = self.exchange.fetch_order(self.symbol, ref.id)
-        except ExchangeError:
-            return ref.to_book
-        if order.status == "open":      # the open-order list said gone: one of the two lags; assume filled
-            return ref.to_book
-        return max(0.0, round(order.filled_qty - ref.filled, 10))
-
-    def confirm_vanished(self) -> None:
-        """Before a close counts the orders gone from the book unlisted (`vanished`) as filled, the
-        venue's record of each is asked again: a lookup that failed when the order left the book
-        fell back to "filled", and a close must not trade a quantity the order never did. What the
-        record shows executed beyond the fills booked of it (the store's ledger) is what stays. A
-        venue error is raised (the close's turn ends and asks again next turn); an order the venue
-        has no record of stays counted as filled."""
-        if self.store is None:
-            return
-        for order_id, (signed, since) in list(self.vanished.items()):
-            try:
-                order = self.exchange.fetch_order(self.symbol, order_id)
-            except OrderNotFound:
-                continue
-            if order.status == "open":
-                continue
-            left = round(order.filled_qty - self.store.booked_qty(order_id), 10)
-            gone = self.gone_orders.get(order_id)
-            if left <= EPS:
-                del self.vanished[order_id]
-                self.gone_orders.pop(order_id, None)
-            else:
-                self.vanished[order_id] = [left if signed > 0 else -left, since]
-                if gone is not None:
-                    gone[2] = left
-
-    def _remember_gone(self, cell: Cell, ref: OrderRef, unlisted: float) -> None:
-        self.gone_orders[ref.id] = [ref.client_id, cell.index, unlisted]
-
-    def _gone_listed(self, fill: Fill) -> None:
-        """A fill of a gone order is listed: it is forgotten once all it had left is."""
-        gone = self.gone_orders.get(fill.order_id)
-        if gone is not None:
-            gone[2] = round(gone[2] - fill.qty, 10)
-            if gone[2] <= EPS:
-                del self.gone_orders[fill.order_id]
-
-    def abandon(self, cells: list[Cell], moved: dict[int, int] | None = None) -> None:
-        """Cells a layout change drops (all of them, for a rebuild); `moved`: old index -> new
-        index of the cells it keeps. An order of a dropped cell still referenced left the book
-        without our cancel (it filled): it is gone. A gone order whose fills are not all listed
-        (`gone_orders`) books them on the cell it left, so one of a kept cell follows it to its new
-        index; one of a dropped cell would be booked on the new layout's cell its client id's
-        level names, which may be of the other side: its id is foreign until its fills are listed,
-        and they are carried with their true sign."""
-        self.touch_all()
-        for cell in cells:
-            for slot in ("open_order", "close_order"):
-                if getattr(cell, slot) is not None:
-                    self._gone(cell, slot)
-        for order_id, gone in list(self.gone_orders.items()):
-            if moved is not None and gone[1] in moved:
-                gone[1] = moved[gone[1]]
-                continue
-            del self.gone_orders[order_id]
-            if gone[0] is not None:
-                self.make_foreign(gone[0], gone[2])
-
-    def unlisted(self) -> float:
-        """Signed quantity of our orders that left the book and whose fills are not listed: recent
-        ones only (VANISHED_MS), an older one was cancelled elsewhere, not filled."""
-        recent = int(time.time() * 1000) - VANISHED_MS
-        for order_id in [k for k, (_, since) in self.vanished.items() if since < recent]:
-            del self.vanished[order_id]
-            self.gone_orders.pop(order_id, None)
-        return round(sum(qty for qty, _ in self.vanished.values()), 10)
-
     def our_open_orders(self) -> list[Order]:
         """The exchange's open orders of this instance (by client id): never the trader's own."""
         return [o for o in self.exchange.fetch_open_orders(self.symbol)
@@ -664,28 +438,6 @@ class OrderBook:
         self.refs_changed()
         self.unlisted()                     # forgets orders gone long ago without a fill
         return booked
-
-    def _gone_unheard(self, client_id: int) -> None:
-        """A placement whose answer was lost no longer rests: it never arrived, was cancelled, or
-        filled with its fill not listed yet. The venue's record of it (`fetch_order_by_client_id`)
-        says which. One that executed more than the books booked of it is remembered gone like any
-        order of ours (`vanished`, and `gone_orders` on the cell that sent it), so a close waits
-        for that fill instead of taking the position it made for the trader's. Without a record,
-        or without the store's fill ledger to say what was booked of it, nothing is assumed."""
-        if self.store is None:
-            return
-        try:
-            order = self.exchange.fetch_order_by_client_id(self.symbol, client_id)
-        except ExchangeError:
-            return
-        unlisted = round(order.filled_qty - self.store.booked_qty(order.id), 10)
-        if order.status == "open" or unlisted <= EPS or order.id in self.vanished:
-            return
-        self.vanished[order.id] = [unlisted if order.side == "buy" else -unlisted, int(time.time() * 1000)]
-        cid = client_ids.decode(client_id)
-        if (cid.level < len(self.cells) and client_id not in self.foreign
-                and self.side_price(self.cells[cid.level], cid.role)[0] == order.side):
-            self.gone_orders[order.id] = [client_id, cid.level, unlisted]
 
     def resolve_doubts(self) -> list[Fill] | None:
         """Learn what became of placements without an answer before placing anything again.

@@ -45,7 +45,8 @@ from strategies.closing import close_and_stop
 from strategies.grid_math import floor_to, grid_levels, round_to
 from strategies.grid_params import GridParams
 from strategies.inventory import adopt_inventory, cell_sides, take_lots
-from strategies.order_book import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, OrderBook, Planned, Totals
+from strategies.book_records import EPS, FILL_LOOKBACK_MS, MARKET_LEVEL, Cell, Totals
+from strategies.order_book import OrderBook, Planned
 from strategies.reconfigure import AdjustFailed, apply_params
 
 __all__ = ["MARKET_LEVEL", "AdjustFailed", "PerpGridStrategy", "PositionNotOwned"]

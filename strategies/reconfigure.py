@@ -28,7 +28,8 @@ from exchanges.base import ExchangeError
 from strategies.grid_math import grid_levels
 from strategies.grid_params import GridParams, check_params
 from strategies.inventory import adopt_inventory, cell_sides, take_lots
-from strategies.order_book import EPS, Cell, OrderBook
+from strategies.book_records import EPS, Cell
+from strategies.order_book import OrderBook
 
 
 class AdjustFailed(ValueError):
