@@ -251,7 +251,7 @@ def test_an_unknown_fill_model_is_refused():
 @pytest.mark.parametrize("with_db", [False, True])
 def test_fetch_order_answers_for_orders_open_cancelled_and_filled_by_id_and_by_client_id(tmp_path, with_db):
     """As a venue's order history does: what tells a cancelled order from a filled one whose fill
-    is not listed yet (strategies/order_book.py, `_unlisted_of`)."""
+    is not listed yet (strategies/departed_orders.py, `_unlisted_of`)."""
     db = Database(tmp_path / "paper.db") if with_db else None
     ex, src = paper(100.0, db=db)
     kept, cancelled, filled = (ex.place_order(limit("buy", 1.0, p, client_id=int(p))) for p in (97.0, 98.0, 99.0))
