@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from exchanges import client_ids
-from exchanges.base import Exchange, ExchangeError, Fill, OrderNotFound
+from exchanges.base import Exchange, ExchangeError, Fill, Order, OrderNotFound
 from strategies.book_records import EPS, VANISHED_MS
 
 if TYPE_CHECKING:
@@ -79,8 +79,7 @@ class DepartedOrders:
         qty = self._unlisted_of(ref) if unlisted is None else unlisted
         if qty > EPS:
             side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
-            self.vanished[ref.id] = [qty * (1 if side == "buy" else -1), int(time.time() * 1000)]
-            self._remember_gone(cell, ref, qty)
+            self._remember_gone(ref.id, ref.client_id, side, qty, cell.index)
         setattr(cell, slot, None)
         self.refs_changed()
 
@@ -95,9 +94,8 @@ class DepartedOrders:
             order = self.exchange.fetch_order(self.symbol, ref.id)
         except ExchangeError:
             return ref.to_book
-        if order.status == "open":      # the open-order list said gone: one of the two lags; assume filled
-            return ref.to_book
-        return max(0.0, round(order.filled_qty - ref.filled, 10))
+        beyond = _executed_beyond(order, ref.filled)
+        return ref.to_book if beyond is None else beyond   # still open: one of the two lists lags; filled
 
     def confirm_vanished(self) -> None:
         """Before a close counts the orders gone from the book unlisted (`vanished`) as filled, the
@@ -113,9 +111,9 @@ class DepartedOrders:
                 order = self.exchange.fetch_order(self.symbol, order_id)
             except OrderNotFound:
                 continue
-            if order.status == "open":
+            left = _executed_beyond(order, self.store.booked_qty(order_id))
+            if left is None:
                 continue
-            left = round(order.filled_qty - self.store.booked_qty(order_id), 10)
             gone = self.gone_orders.get(order_id)
             if left <= EPS:
                 del self.vanished[order_id]
@@ -125,8 +123,13 @@ class DepartedOrders:
                 if gone is not None:
                     gone[2] = left
 
-    def _remember_gone(self, cell: Cell, ref: OrderRef, unlisted: float) -> None:
-        self.gone_orders[ref.id] = [ref.client_id, cell.index, unlisted]
+    def _remember_gone(self, order_id: str, client_id: int | None, side: str, unlisted: float,
+                       cell_index: int | None) -> None:
+        """An order of ours gone from the book with `unlisted` of it not listed yet: a close waits
+        for it (`vanished`), and its fills book on the cell it left (`gone_orders`; None: on none)."""
+        self.vanished[order_id] = [unlisted if side == "buy" else -unlisted, int(time.time() * 1000)]
+        if cell_index is not None:
+            self.gone_orders[order_id] = [client_id, cell_index, unlisted]
 
     def _gone_listed(self, fill: Fill) -> None:
         """A fill of a gone order is listed: it is forgotten once all it had left is."""
@@ -179,11 +182,16 @@ class DepartedOrders:
             order = self.exchange.fetch_order_by_client_id(self.symbol, client_id)
         except ExchangeError:
             return
-        unlisted = round(order.filled_qty - self.store.booked_qty(order.id), 10)
-        if order.status == "open" or unlisted <= EPS or order.id in self.vanished:
+        unlisted = _executed_beyond(order, self.store.booked_qty(order.id))
+        if unlisted is None or unlisted <= EPS or order.id in self.vanished:
             return
-        self.vanished[order.id] = [unlisted if order.side == "buy" else -unlisted, int(time.time() * 1000)]
         cid = client_ids.decode(client_id)
-        if (cid.level < len(self.cells) and client_id not in self.foreign
-                and self.side_price(self.cells[cid.level], cid.role)[0] == order.side):
-            self.gone_orders[order.id] = [client_id, cid.level, unlisted]
+        sent_by_a_cell = (cid.level < len(self.cells) and client_id not in self.foreign
+                          and self.side_price(self.cells[cid.level], cid.role)[0] == order.side)
+        self._remember_gone(order.id, client_id, order.side, unlisted, cid.level if sent_by_a_cell else None)
+
+
+def _executed_beyond(order: Order, booked: float) -> float | None:
+    """What the venue's record of an order says it executed beyond `booked` (never below 0), or
+    None while the order still rests."""
+    return None if order.status == "open" else max(0.0, round(order.filled_qty - booked, 10))
