@@ -270,10 +270,14 @@ class OrderBook(DepartedOrders):
             return True
         if any(gone[0] == client_id for gone in self.gone_orders.values()):
             return True
+        return client_id in self.ref_client_ids()
+
+    def ref_client_ids(self) -> set[int]:
+        """The client ids of the cells' orders (summed once after the refs change: `refs_changed`)."""
         if self._ref_ids is None:
             self._ref_ids = {ref.client_id for cell in self.cells for ref in (cell.open_order, cell.close_order)
                              if ref is not None}
-        return client_id in self._ref_ids
+        return self._ref_ids
 
     def submit(self, planned: list[Planned], refused: Refusal) -> bool:
         """Send the batch and book each result; True when every order was placed.
@@ -430,12 +434,11 @@ class OrderBook(DepartedOrders):
             if order.id not in known and not self._adopt(order):
                 self.cancel(order.id)
                 self.event("stray_cancelled", f"cancelled stray order {order.id} at {order.price}")
-        adopted = {ref.client_id for c in self.cells for ref in (c.open_order, c.close_order) if ref is not None}
-        for client_id in sorted(self.in_doubt - adopted):
+        self.refs_changed()                 # adopted orders are refs now
+        for client_id in sorted(self.in_doubt - self.ref_client_ids()):
             self._gone_unheard(client_id)
         self.in_doubt.clear()               # whatever reached the venue is adopted, booked or remembered gone now
         self.unsure = False
-        self.refs_changed()
         self.unlisted()                     # forgets orders gone long ago without a fill
         return booked
 
@@ -453,7 +456,7 @@ class OrderBook(DepartedOrders):
             return None
         doubts = sorted(self.in_doubt)
         booked = self.reconcile()
-        adopted = {ref.client_id for c in self.cells for ref in (c.open_order, c.close_order) if ref is not None}
+        adopted = self.ref_client_ids()
         for cid in doubts:
             found = "found resting: adopted" if cid in adopted else "not resting (never arrived, or filled and booked)"
             self.event("order_in_doubt", f"level {client_ids.decode(cid).level}: order {cid} sent without "
