@@ -58,7 +58,7 @@ class Cell:
     retry_at: int = 0           # exchange time (ms) before which a refused level is not sent again
     reject_price: float = 0.0   # the price at a price-band refusal: retried only once it moved
     cost: float | None = None   # open price of an adopted holding (None: the cell's own opening level)
-    unbooked: dict[str, float] = field(default_factory=dict)    # cancelled close id -> filled, fill not listed yet
+    unbooked: dict[str, float] = field(default_factory=dict)    # gone close id -> filled, fill not listed yet
     open_order: OrderRef | None = None
     close_order: OrderRef | None = None
 

@@ -114,22 +114,50 @@ class DepartedOrders:
             left = _executed_beyond(order, self.store.booked_qty(order_id))
             if left is None:
                 continue
-            gone = self.gone_orders.get(order_id)
             if left <= EPS:
                 del self.vanished[order_id]
-                self.gone_orders.pop(order_id, None)
+                self._forget_gone(order_id)
             else:
                 self.vanished[order_id] = [left if signed > 0 else -left, since]
+                gone = self.gone_orders.get(order_id)
                 if gone is not None:
                     gone[2] = left
+                    cell = self._gone_cell(gone)
+                    if cell is not None and order_id in cell.unbooked:
+                        cell.unbooked[order_id] = left
 
     def _remember_gone(self, order_id: str, client_id: int | None, side: str, unlisted: float,
                        cell_index: int | None) -> None:
         """An order of ours gone from the book with `unlisted` of it not listed yet: a close waits
-        for it (`vanished`), and its fills book on the cell it left (`gone_orders`; None: on none)."""
+        for it (`vanished`), and its fills book on the cell it left (`gone_orders`; None: on none).
+        That cell does not send it again meanwhile: a closing order's quantity is left out of what
+        the cell still has to close (`Cell.unbooked`), and an opening order's cell opens nothing
+        until its fills are listed (`opening_unlisted`). Sent again, it would trade the same
+        quantity twice once the price came back."""
         self.vanished[order_id] = [unlisted if side == "buy" else -unlisted, int(time.time() * 1000)]
         if cell_index is not None:
             self.gone_orders[order_id] = [client_id, cell_index, unlisted]
+            cell = self.cells[cell_index]
+            if side == self.side_price(cell, client_ids.ROLE_CLOSE)[0]:
+                cell.unbooked[order_id] = unlisted
+
+    def _gone_cell(self, gone: list) -> Cell | None:
+        return self.cells[gone[1]] if gone[1] < len(self.cells) else None
+
+    def _forget_gone(self, order_id: str) -> None:
+        """A gone order is known to trade no more unlisted: its cell may send its order again."""
+        gone = self.gone_orders.pop(order_id, None)
+        cell = self._gone_cell(gone) if gone is not None else None
+        if cell is not None:
+            self.touch(cell)
+            cell.unbooked.pop(order_id, None)
+
+    def opening_unlisted(self, cell: Cell) -> bool:
+        """The cell's opening order left the book having traded what no listed fill shows yet: the
+        cell holds it on the venue, not yet in the books, and must not open again."""
+        return any(index == cell.index and client_id is not None
+                   and client_ids.decode(client_id).role == client_ids.ROLE_OPEN
+                   for client_id, index, _ in self.gone_orders.values())
 
     def _gone_listed(self, fill: Fill) -> None:
         """A fill of a gone order is listed: it is forgotten once all it had left is."""
@@ -166,7 +194,7 @@ class DepartedOrders:
         recent = int(time.time() * 1000) - VANISHED_MS
         for order_id in [k for k, (_, since) in self.vanished.items() if since < recent]:
             del self.vanished[order_id]
-            self.gone_orders.pop(order_id, None)
+            self._forget_gone(order_id)
         return round(sum(qty for qty, _ in self.vanished.values()), 10)
 
     def _gone_unheard(self, client_id: int) -> None:

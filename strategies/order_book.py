@@ -209,7 +209,7 @@ class OrderBook(DepartedOrders):
             self._fill_ref(cell, "open_order", fill)
         else:
             self.touch(cell)
-            if fill.order_id in cell.unbooked:      # a cancelled close's fill, listed after the cancel
+            if fill.order_id in cell.unbooked:      # a gone close's fill, listed after it left the book
                 left = round(cell.unbooked.pop(fill.order_id) - fill.qty, 10)
                 if left > EPS:
                     cell.unbooked[fill.order_id] = left
@@ -348,8 +348,6 @@ class OrderBook(DepartedOrders):
             self._gone(cell, slot, 0.0)
             return None
         unlisted = max(0.0, round(answer.filled_qty - ref.filled, 10))
-        if slot == "close_order" and unlisted > EPS:
-            cell.unbooked[ref.id] = unlisted
         self._gone(cell, slot, unlisted)    # a piece not listed yet is waited for by a close (`vanished`)
         return unlisted
 
@@ -389,9 +387,7 @@ class OrderBook(DepartedOrders):
                 if ref.id in cancelled:
                     answer = cancelled[ref.id]
                     unlisted = round(answer.filled_qty - ref.filled, 10) if isinstance(answer, Order) else 0.0
-                    if unlisted > EPS:
-                        if slot == "close_order":       # as cancel_close: not closed a second time
-                            cell.unbooked[ref.id] = unlisted
+                    if unlisted > EPS:              # as cancel_close: not closed a second time
                         self._gone(cell, slot, unlisted)
                     else:
                         setattr(cell, slot, None)

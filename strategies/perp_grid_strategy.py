@@ -426,7 +426,8 @@ class PerpGridStrategy:
         elif cell.close_order is not None:
             self.book.cancel(cell.close_order.id)
             cell.close_order = None
-        if cell.open_order is None and (cell.held <= EPS or small) and cell.blocked is None:
+        if (cell.open_order is None and (cell.held <= EPS or small) and cell.blocked is None
+                and not self.book.opening_unlisted(cell)):
             qty = floor_to(self.params.quantity - cell.held, self.market.step_size) if small else self.params.quantity
             max_pos = self.params.max_position
             if max_pos is not None and self._exposure(cell.direction) + qty > max_pos + EPS:

@@ -156,10 +156,11 @@ def test_an_opening_order_cancelled_with_a_piece_unlisted_is_carried_after_a_lat
     assert strat.carried == 0.4 and strat.book.foreign == set() and strat.book.gone_orders == {}
 
 
-def test_a_new_order_never_takes_the_client_id_of_a_gone_order_whose_fill_is_not_listed():
+def test_a_gone_buy_whose_fill_is_not_listed_is_not_bought_again_nor_its_id_taken():
     """Two orders under one client id could not be told apart once a range change makes the id
-    foreign: the second one's fill would be booked on the new layout's cell
-    (found by tests/bot/test_late_fill_properties.py)."""
+    foreign: the second one's fill would be booked on the new layout's cell (found by
+    tests/bot/test_late_fill_properties.py). Its level does not buy again at all until the fill is
+    listed (tests/exchanges/test_gone_unlisted_on_backpack.py): it would buy the level twice."""
     db_less = LateFills(StepPrices(102.4), lag=3)
     strat = grid(db_less)
     strat.start()
@@ -169,9 +170,15 @@ def test_a_new_order_never_takes_the_client_id_of_a_gone_order_whose_fill_is_not
     gone_id = next(iter(strat.book.gone_orders.values()))[0]
     cell = strat.cells[1]
     cell.seq = client_ids.decode(gone_id).seq - 1   # stands in for 2,047 more orders on the level
-    move(db_less, db_less.source, 101.5)        # the level re-arms its buy at 101
+    move(db_less, db_less.source, 101.5)        # below the level's line: a buy at 101 could rest
     strat.step()
-    assert cell.open_order is not None and cell.open_order.client_id != gone_id
+    assert cell.open_order is None and strat.book.taken(gone_id)
+    assert ("buy", 101.0, 1.0) not in resting(db_less)
+    for _ in range(3):                          # the fill is listed: the cell holds it and closes it
+        move(db_less, db_less.source, 101.5)
+        strat.step()
+    assert cell.held == 1.0 and ("sell", 102.0, 1.0) in resting(db_less)
+    assert ("buy", 101.0, 1.0) not in resting(db_less)
 
 
 def test_a_kept_cells_gone_order_books_its_late_fill_on_that_cell_at_its_new_index(tmp_path):
