@@ -9,6 +9,7 @@ Other components (the paper exchange) add their own tables through `ensure_schem
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -49,6 +50,9 @@ class Database:
         self._depth = 0
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self.sending_path = self.path.with_name(self.path.name + "-sending")
+        self._sending_noted = False         # the journal names placements no committed state does yet
+        self._sending_saved = False         # a state saved since, in the open transaction
         self.ensure_schema(SCHEMA)
 
     # ---- connections and transactions ------------------------------------------------------
@@ -82,9 +86,12 @@ class Database:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
+            self._sending_saved = False
             raise
         else:
             conn.execute("COMMIT")
+            if self._sending_saved:
+                self._clear_sending()
         finally:
             self._depth = 0
 
@@ -161,10 +168,63 @@ class Database:
 
     # ---- grid state ------------------------------------------------------------------------
     def save_state(self, key: str, value: Any) -> None:
+        """Write a state; once committed it supersedes the placements journal (see `note_sending`)."""
         with self.transaction() as conn:
             conn.execute("INSERT INTO grid_state VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET "
                          "value=excluded.value, updated_ms=excluded.updated_ms",
                          (key, json.dumps(value), now_ms()))
+            self._sending_saved = self._sending_noted
+
+    # ---- placements in flight --------------------------------------------------------------
+    def note_sending(self, client_ids: list[int]) -> None:
+        """Record, durably and before they leave, the client ids of orders about to be sent.
+
+        A turn's bookkeeping commits when the turn ends. A process killed after sending and before
+        that commit leaves no trace of the orders in the database, although the venue may have
+        taken (and filled) them; the next process reads them back from this file
+        (`sent_unrecorded`) and asks the venue what became of them. The file sits beside the
+        database (`<db>-sending`) and is emptied by the first commit that saved a state after it
+        was written: that state names each order, placed or in doubt. An OSError (a full disk) is
+        raised as sqlite3.OperationalError, so the bot stops as on any database it cannot write,
+        before sending anything.
+        """
+        if not client_ids:
+            return
+        try:
+            fd = os.open(self.sending_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, (" ".join(str(int(cid)) for cid in client_ids) + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"cannot write {self.sending_path}: {exc.strerror or exc}") from None
+        self._sending_noted, self._sending_saved = True, False
+
+    def sent_unrecorded(self) -> set[int]:
+        """Client ids the journal names: orders a killed process sent without recording their
+        outcome. A damaged line is skipped, so the ids on the others still count."""
+        try:
+            text = self.sending_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return set()
+        ids: set[int] = set()
+        for word in text.split():
+            try:
+                ids.add(int(word))
+            except ValueError:
+                continue
+        self._sending_noted = bool(ids)
+        return ids
+
+    def _clear_sending(self) -> None:
+        try:
+            os.truncate(self.sending_path, 0)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return                          # tried again at the next commit; extra ids only cost a lookup
+        self._sending_noted = self._sending_saved = False
 
     def load_state(self, key: str) -> Any:
         rows = self.query("SELECT value FROM grid_state WHERE key=?", (key,))

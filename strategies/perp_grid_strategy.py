@@ -151,6 +151,8 @@ class PerpGridStrategy:
                 adopt_inventory(self.book, self.params.quantity, self.price,
                                 [(inherited.qty, inherited.entry_price)])
                 self.book.grid_entry = inherited.entry_price
+        if self.store is not None:      # sent by a process killed before it recorded them: reconciled now
+            self.book.in_doubt |= self.store.sent_unrecorded()
         self.reconcile()
         self.state = "running"
         self._event("start", f"grid {self.params.lower}..{self.params.upper} x{len(self.levels)} "

@@ -118,3 +118,35 @@ def test_no_index_on_order_status_since_no_query_filters_on_it(tmp_path):
     names = {name for name, in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     conn.close()
     assert "orders_status" not in names and "fills_ts" in names
+
+
+def test_placements_sent_are_journaled_until_a_committed_state_names_them(tmp_path):
+    """The journal beside the database keeps the client ids of a batch from before it is sent
+    until a state saved after it commits; a process killed in between leaves them to the next."""
+    db = Database(tmp_path / "x.db")
+    assert db.sent_unrecorded() == set()
+    with db.transaction():
+        db.note_sending([7, 8])
+        db.save_state("k", {"in_doubt": [7, 8]})
+        assert Database(tmp_path / "x.db").sent_unrecorded() == {7, 8}    # not committed yet
+    assert Database(tmp_path / "x.db").sent_unrecorded() == set()
+    try:
+        with db.transaction():
+            db.note_sending([9])
+            db.save_state("k", {"in_doubt": [9]})
+            raise RuntimeError("killed before the commit")
+    except RuntimeError:
+        pass
+    with db.transaction():
+        db.add_event("tick", "a commit without a state")
+    again = Database(tmp_path / "x.db")
+    assert again.sent_unrecorded() == {9}
+    with again.transaction():
+        again.save_state("k", {"in_doubt": [9]})    # the next process saved what it learnt
+    assert Database(tmp_path / "x.db").sent_unrecorded() == set()
+
+
+def test_a_damaged_journal_still_gives_the_ids_it_can_read(tmp_path):
+    db = Database(tmp_path / "x.db")
+    db.sending_path.write_bytes(b"12 13\n1\xff4 x\n15")    # a line cut short by a crash
+    assert db.sent_unrecorded() == {12, 13, 15}

@@ -8,24 +8,73 @@ the grid never meant to sell), an opening order buys its level twice.
 
 - In one process: the bot's reconcile finds the order gone (its venue record says Filled) and
   the cell waits for the fill instead of sending the order again.
+- Across a SIGKILL: a turn books its fills and places its orders in one database transaction,
+  committed when the turn ends. A bot killed while the venue holds its answer to a placement left
+  no trace of that order, so the next process sent the same closing order again (under the same
+  client id). A real supervised run.py bot: the venue takes the order and sits on its answer
+  (`lose_order_answers`: recorded before the wait), the test fills it, holds its fill out of the
+  history, and SIGKILLs the bot by its recorded pid; the supervisor starts a new one.
 
 The in-process cases run the strategy on the ccxt adapter against the same server, with a real
 SQLite file (as tests/exchanges/test_late_listed_pieces.py).
 """
 from __future__ import annotations
 
+import json
+import math
+import os
+import signal
+import time
+
 import pytest
 
+from core.bot_status import read_bot_status
+from core.paths import InstancePaths
+from tests.conftest import run_cli, wait_for
+from tests.core.util import read_int
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, BackpackServer
+from tests.exchanges.test_backpack_daemon import KEYS, write_config
 from tests.exchanges.test_late_listed_pieces import UNLISTED, killed, our_order, run
 from tests.exchanges.test_strategy_on_backpack import placed_at
 
+IID = "bp_sent"
 SYMBOL = "SOL_USDC_PERP"
+HELD_S = 30.0           # the venue sits on the close's answer this long; the bot's timeout is longer
+FILL_READS = 8          # fill-history reads the new bot makes before the test looks (several turns)
+
+
+def ours(server: BackpackServer, side: str, price: str) -> list[dict]:
+    with server.lock:
+        return [o for o in server.open.values() if o["_key"] == TEST_PUBLIC_B64 and (o["side"], o["price"]) == (side, price)]
 
 
 def position(server: BackpackServer) -> float:
     with server.lock:
         return server.accounts[TEST_PUBLIC_B64].qty.get(SYMBOL, 0.0)
+
+
+def bot_pid(paths: InstancePaths) -> int | None:
+    try:
+        return read_int(paths.bot_pid)
+    except (OSError, ValueError, IndexError):  # between two bots
+        return None
+
+
+def trading_since(paths: InstancePaths, at: float) -> bool:
+    status = read_bot_status(paths.bot_status) or {}
+    return status.get("state") == "trading" and status.get("updated_at", 0) > at
+
+
+def fill_reads(server: BackpackServer) -> int:
+    return server.hits["GET /wapi/v1/history/fills"]
+
+
+def hold_listing(server: BackpackServer, order_id: str, until: float = math.inf) -> None:
+    """The venue lists this order's fills only at `until` (seconds since the epoch; 0: now)."""
+    with server.lock:
+        for fill in server.fills:
+            if fill["orderId"] == order_id:
+                fill["_listed"] = until * 1000
 
 
 def test_a_close_gone_filled_before_its_fill_is_listed_is_not_sent_again(home, monkeypatch):
@@ -70,3 +119,47 @@ def test_an_opening_order_gone_filled_before_its_fill_is_listed_is_not_sent_agai
         assert strat.cells[9].held == pytest.approx(0.1) and position(server) == pytest.approx(0.1)
         assert placed_at(server)[("Bid", "149")] == 1 and placed_at(server)[("Ask", "150")] == 1
         killed(ex, db)
+
+
+@pytest.mark.slow
+def test_a_close_sent_before_a_sigkill_and_filled_unlisted_is_not_sent_again(home):
+    paths = InstancePaths(IID, home / "logs" / IID)
+    with BackpackServer(price=150.0) as server:
+        cfg = write_config(home, IID, server.url, timeout_ms=int(HELD_S * 2000))
+        doc = json.loads(cfg.read_text())
+        doc["daemon_config"].update({"restart_delay": 0.1, "max_restart_attempts": 5})
+        doc["strategy_config"].update({"grid_lower_price": 140, "grid_upper_price": 160, "grid_num": 21})
+        cfg.write_text(json.dumps(doc, indent=2))
+        started = run_cli(home, "start", "-c", str(cfg), "-d", env=KEYS)
+        assert started.returncode == 0, started.stderr + started.stdout
+        try:
+            wait_for(lambda: ours(server, "Bid", "149"), timeout=40, what="the grid's buy at 149")
+            server.lose_order_answers(1, HELD_S)
+            server.set_price(148.99)                # the buy at 149 fills: the cell closes at 150
+            server.set_price(149.5)
+            [close] = wait_for(lambda: ours(server, "Ask", "150"), timeout=30,
+                               what="the closing order at 150 (its answer held by the venue)")
+            with server.lock:
+                server.set_price(150.0)             # the close fills whole; its fill is not listed yet
+                server.set_price(149.5)
+                hold_listing(server, close["id"])
+            assert close["status"] == "Filled" and position(server) == pytest.approx(0.0)
+            killed = read_int(paths.bot_pid)
+            os.kill(killed, signal.SIGKILL)         # still waiting for the close's answer
+
+            at = time.time()
+            wait_for(lambda: bot_pid(paths) not in (None, killed), timeout=30, what="a new bot process")
+            wait_for(lambda: trading_since(paths, at), timeout=40, what="the new bot trading")
+            reads = fill_reads(server)
+            wait_for(lambda: fill_reads(server) >= reads + FILL_READS, timeout=40, what="the new bot's turns")
+            assert placed_at(server)[("Ask", "150")] == 1, "the close was sent again: the holding sold twice"
+            assert position(server) == pytest.approx(0.0)
+
+            hold_listing(server, close["id"], until=0)  # the fill is listed at last: the books agree
+            wait_for(lambda: (read_bot_status(paths.bot_status) or {}).get("fill_count") == 2, timeout=30,
+                     what="the bot booking the close's fill")
+            assert position(server) == pytest.approx(0.0)
+            assert (read_bot_status(paths.bot_status) or {}).get("position") == pytest.approx(0.0)
+        finally:
+            stopped = run_cli(home, "stop", "-c", str(cfg), env=KEYS)
+        assert stopped.returncode == 0, stopped.stderr + stopped.stdout
