@@ -176,24 +176,26 @@ class Database:
             self._sending_saved = self._sending_noted
 
     # ---- placements in flight --------------------------------------------------------------
-    def note_sending(self, client_ids: list[int]) -> None:
+    def note_sending(self, client_ids: list[int], **context: Any) -> None:
         """Record, durably and before they leave, the client ids of orders about to be sent.
 
         A turn's bookkeeping commits when the turn ends. A process killed after sending and before
         that commit leaves no trace of the orders in the database, although the venue may have
-        taken (and filled) them; the next process reads them back from this file
-        (`sent_unrecorded`) and asks the venue what became of them. The file sits beside the
-        database (`<db>-sending`) and is emptied by the first commit that saved a state after it
-        was written: that state names each order, placed or in doubt. An OSError (a full disk) is
-        raised as sqlite3.OperationalError, so the bot stops as on any database it cannot write,
-        before sending anything.
+        taken (and filled) them; the next process reads them back (`sent_unrecorded`) and asks the
+        venue what became of them. `context`: what else that process needs to go on where this
+        one stopped (JSON values; a close-and-stop's reason and target). One JSON line per batch,
+        in a file beside the database (`<db>-sending`), emptied by the first commit that saved a
+        state after it was written: that state names each order, placed or in doubt. An OSError
+        (a full disk) is raised as sqlite3.OperationalError, so the bot stops as on any database
+        it cannot write, before sending anything.
         """
         if not client_ids:
             return
+        line = json.dumps({"ids": [int(cid) for cid in client_ids], **context}) + "\n"
         try:
             fd = os.open(self.sending_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, (" ".join(str(int(cid)) for cid in client_ids) + "\n").encode())
+                os.write(fd, line.encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -201,21 +203,23 @@ class Database:
             raise sqlite3.OperationalError(f"cannot write {self.sending_path}: {exc.strerror or exc}") from None
         self._sending_noted, self._sending_saved = True, False
 
-    def sent_unrecorded(self) -> set[int]:
-        """Client ids the journal names: orders a killed process sent without recording their
-        outcome. A damaged line is skipped, so the ids on the others still count."""
+    def sent_unrecorded(self) -> list[dict]:
+        """The journal's batches, oldest first: orders a killed process sent without recording
+        their outcome. A damaged line (cut short by the kill) is skipped; the others still count."""
         try:
-            text = self.sending_path.read_text(errors="replace")
+            lines = self.sending_path.read_text(errors="replace").splitlines()
         except FileNotFoundError:
-            return set()
-        ids: set[int] = set()
-        for word in text.split():
+            return []
+        batches: list[dict] = []
+        for line in lines:
             try:
-                ids.add(int(word))
-            except ValueError:
+                batch = json.loads(line)
+                batch["ids"] = [int(cid) for cid in batch["ids"]]
+            except (ValueError, TypeError, KeyError):
                 continue
-        self._sending_noted = bool(ids)
-        return ids
+            batches.append(batch)
+        self._sending_noted = bool(batches)
+        return batches
 
     def _clear_sending(self) -> None:
         try:

@@ -5,7 +5,8 @@ here. It is the grid's one path that sends market orders, and the one where a lo
 late-listed fill could close twice or leave a position behind, so it reads the exchange's position
 at every step rather than the books. The strategy (strategies/perp_grid_strategy.py) keeps the
 close's state (`_closing`, `_close_target`, `_close_waits`) and saves it, so a turn or a restart
-after an error carries the same close on.
+after an error carries the same close on; each market order is journaled with it before it is sent
+(`Database.note_sending`), so a restart after a kill that lost the turn carries it on too.
 """
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ def close_and_stop(strategy: PerpGridStrategy, reason: str) -> None:
         # beside a bigger manual long is closed by a buy that the venue sees as growing the long
         reduces = remains * strategy.position > 0 and qty <= abs(strategy.position) + EPS
         cid = client_ids.encode(strategy.instance_id, MARKET_LEVEL, client_ids.ROLE_CLOSE, int(time.time()))
+        if strategy.store is not None:      # killed before this turn commits, the next start goes on from here
+            strategy.store.note_sending([cid], closing=strategy._closing, close_target=strategy._close_target)
         order = strategy.exchange.place_order(OrderRequest(strategy.params.symbol, side, qty, type="market",
                                                            post_only=False, reduce_only=reduces, client_id=cid))
         if order.filled_qty < qty - EPS:

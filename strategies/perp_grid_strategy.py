@@ -151,8 +151,8 @@ class PerpGridStrategy:
                 adopt_inventory(self.book, self.params.quantity, self.price,
                                 [(inherited.qty, inherited.entry_price)])
                 self.book.grid_entry = inherited.entry_price
-        if self.store is not None:      # sent by a process killed before it recorded them: reconciled now
-            self.book.in_doubt |= self.store.sent_unrecorded()
+        if saved:                       # a first start begins from the present (`_first_start`)
+            self._unrecorded_sends()
         self.reconcile()
         self.state = "running"
         self._event("start", f"grid {self.params.lower}..{self.params.upper} x{len(self.levels)} "
@@ -164,6 +164,20 @@ class PerpGridStrategy:
         if not self.stopped:
             self._ensure_all()
         self._save()
+
+    def _unrecorded_sends(self) -> None:
+        """Orders the last process sent and was killed before recording (the store's journal): in
+        doubt, so the start's reconcile asks the venue about each. A market order of a close that
+        the kill cut short carries the close on, with the target it was sent for: its fill, listed
+        later, must not be taken for the trader's."""
+        if self.store is None:
+            return
+        for batch in self.store.sent_unrecorded():
+            self.book.in_doubt.update(batch["ids"])
+            if batch.get("closing") is not None:
+                self._closing = self._closing or str(batch["closing"])
+                if self._close_target is None and batch.get("close_target") is not None:
+                    self._close_target = float(batch["close_target"])
 
     def step(self) -> None:
         """One turn of the loop: fills, risk rules, orders."""
@@ -220,13 +234,18 @@ class PerpGridStrategy:
         ours = [f.timestamp + 1 for f in self.exchange.fetch_fills(self.params.symbol, max(0, now - FILL_LOOKBACK_MS))
                 if client_ids.belongs_to(f.client_id, self.instance_id)]
         self.book.fills_from_ms = self.book.last_fill_ts = max([now, *ours])
+        # orders a start killed before it saved anything had sent: cancelled above, their fills
+        # never booked, like any earlier life's (the journal is emptied by this start's first commit)
+        killed_start = self.store is not None and bool(self.store.sent_unrecorded())
         pos = self.exchange.fetch_position(self.params.symbol)
         if abs(pos.qty) <= EPS:
             return None
         held = f"{self.params.symbol} already holds a position of {pos.qty:g} (entry {pos.entry_price:g}) on this account"
         if not self.adopt_position:
-            raise PositionNotOwned(f"{held}; close it first, or set strategy_config.adopt_position to true "
-                                   "to trade it as the grid's inventory")
+            maybe_ours = (" (it may be this instance's own: an earlier start was killed after sending orders and "
+                          "before saving anything)") if killed_start else ""
+            raise PositionNotOwned(f"{held}{maybe_ours}; close it first, or set strategy_config.adopt_position to "
+                                   "true to trade it as the grid's inventory")
         max_pos = self.params.max_position
         if max_pos is not None and abs(pos.qty) > max_pos + EPS:
             raise PositionNotOwned(f"{held}, more than max_position {max_pos:g}: it cannot be adopted")

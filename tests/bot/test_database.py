@@ -124,15 +124,15 @@ def test_placements_sent_are_journaled_until_a_committed_state_names_them(tmp_pa
     """The journal beside the database keeps the client ids of a batch from before it is sent
     until a state saved after it commits; a process killed in between leaves them to the next."""
     db = Database(tmp_path / "x.db")
-    assert db.sent_unrecorded() == set()
+    assert db.sent_unrecorded() == []
     with db.transaction():
         db.note_sending([7, 8])
         db.save_state("k", {"in_doubt": [7, 8]})
-        assert Database(tmp_path / "x.db").sent_unrecorded() == {7, 8}    # not committed yet
-    assert Database(tmp_path / "x.db").sent_unrecorded() == set()
+        assert Database(tmp_path / "x.db").sent_unrecorded() == [{"ids": [7, 8]}]   # not committed yet
+    assert Database(tmp_path / "x.db").sent_unrecorded() == []
     try:
         with db.transaction():
-            db.note_sending([9])
+            db.note_sending([9], closing="trader's flatten", close_target=0.0)
             db.save_state("k", {"in_doubt": [9]})
             raise RuntimeError("killed before the commit")
     except RuntimeError:
@@ -140,13 +140,13 @@ def test_placements_sent_are_journaled_until_a_committed_state_names_them(tmp_pa
     with db.transaction():
         db.add_event("tick", "a commit without a state")
     again = Database(tmp_path / "x.db")
-    assert again.sent_unrecorded() == {9}
+    assert again.sent_unrecorded() == [{"ids": [9], "closing": "trader's flatten", "close_target": 0.0}]
     with again.transaction():
         again.save_state("k", {"in_doubt": [9]})    # the next process saved what it learnt
-    assert Database(tmp_path / "x.db").sent_unrecorded() == set()
+    assert Database(tmp_path / "x.db").sent_unrecorded() == []
 
 
-def test_a_damaged_journal_still_gives_the_ids_it_can_read(tmp_path):
+def test_a_damaged_journal_still_gives_the_batches_it_can_read(tmp_path):
     db = Database(tmp_path / "x.db")
-    db.sending_path.write_bytes(b"12 13\n1\xff4 x\n15")    # a line cut short by a crash
-    assert db.sent_unrecorded() == {12, 13, 15}
+    db.sending_path.write_bytes(b'{"ids": [12, 13]}\n{"ids": [1\xff4]}\n[]\n{"ids": [15]}\n{"ids": [1')   # cut short
+    assert db.sent_unrecorded() == [{"ids": [12, 13]}, {"ids": [15]}]

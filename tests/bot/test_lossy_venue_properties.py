@@ -8,7 +8,8 @@ refused). Each example drives the real strategy, as the loop does (a turn that r
 error is simply over; the next turn goes on), on a paper venue that lists fills late
 (tests/bot/test_money_safety.py LateFills) and gives each request a fate drawn by hypothesis:
 answered, lost after acting, or refused. Ops are price moves, live range changes, restarts on the
-same database, order-size changes and the trader's flatten.
+same database (between turns, or killed at the end of a turn before its books commit: the venue,
+on a database of its own, keeps what it took), order-size changes and the trader's flatten.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from hypothesis import strategies as st
 
 from database.db import Database
 from exchanges.base import ExchangeError, ExchangeUnavailable
-from strategies.perp_grid_strategy import PerpGridStrategy
+from strategies.grid_state import STATE_KEY
+from strategies.perp_grid_strategy import PerpGridStrategy, PositionNotOwned
 from strategies.reconfigure import AdjustFailed, apply_params
 from tests.bot.helpers import StepPrices, flatten_leaves_the_account_flat, grid, move
 from tests.bot.test_money_safety import LateFills
@@ -32,7 +34,8 @@ from tests.bot.test_money_safety import LateFills
 SYMBOL = "SOL_USDC_PERP"
 PARAMS = dict(lower=95.0, upper=105.0, num=11, quantity=0.5, max_position=3.0, boundary_action="adjust_range")
 ANSWERED, LOST, REFUSED = 0, 1, 2
-OPS = st.lists(st.tuples(st.sampled_from(["move", "move", "move", "move", "range", "restart", "size", "flatten"]),
+OPS = st.lists(st.tuples(st.sampled_from(["move", "move", "move", "move", "range", "restart", "kill", "size",
+                                          "flatten"]),
                          st.integers(-24, 24)), min_size=5, max_size=30)
 RUNS = dict(ops=OPS, fates=st.lists(st.sampled_from([ANSWERED] * 6 + [LOST, REFUSED]), max_size=120),
             lag=st.sampled_from([0, 1, 3]), max_fill=st.sampled_from([None, 0.3]))
@@ -186,11 +189,71 @@ def test_fills_a_failed_start_booked_stay_booked_after_the_next_restart(tmp_path
     db.close()
 
 
+def test_a_close_killed_after_its_market_order_left_does_not_send_it_again():
+    """The sell at 101 fills (listed 3 steps late) and the trader flattens: the close waits for that
+    fill, then fixes its target and buys 0.5 at market, and the bot is killed before the turn
+    commits. The new process found no trace of that order, took the sell's fill for the grid's
+    and the flat account for a trader's long beside it, and bought 0.5 more: long 0.5 after a
+    flatten. The journal names the market order (`in_doubt`) with the close's target."""
+    with driven([("move", 4), ("flatten", 0), ("move", 0), ("move", 0), ("kill", 0)], [], 3, None) as (ex, strat):
+        assert strat.stopped and strat.stop_reason == "trader's flatten"
+        assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == 0.0
+
+
+def test_a_flatten_killed_after_its_market_order_left_is_finished_by_the_next_process(tmp_path):
+    """The flatten's own turn sends the market order and is killed before it commits: nothing in
+    the database says a close began. The new process took the cells' short 0.5 for still held
+    while the account was flat (the books no longer agreed with the exchange) and went on trading.
+    The journal carries the close on: the next start finishes it and stops."""
+    db = Database(tmp_path / "bot.db")
+    ex = LosesAnswers(StepPrices(100.0), db=Database(tmp_path / "venue.db"), balance=100_000.0, lag=0, fates=[])
+    strat = grid(ex, store=db, **PARAMS)
+    strat.start()
+    move(ex, ex.source, 101.0)                  # the sell at 101 fills: short 0.5
+    strat.step()
+    killed_in(db, lambda: strat.flatten("trader's flatten"))
+    assert ex.pos_qty == 0.0                    # the market buy went through
+    again = grid(ex, store=db, **PARAMS)
+    again.start()
+    assert again.stopped and again.stop_reason == "trader's flatten"
+    assert ex.fetch_open_orders(SYMBOL) == [] and ex.pos_qty == 0.0 and again.owned() == 0.0
+    db.close()
+
+
+def test_a_first_start_killed_after_sending_says_the_position_may_be_its_own(tmp_path):
+    """A first start sends its orders and is killed before it saves anything; the buy at 99 fills.
+    The next start begins from the present, as after a lost database: that order is cancelled if it
+    rests, its fill is never booked, and the position it made is refused like a trader's, but the
+    message says it may be the instance's own."""
+    db = Database(tmp_path / "bot.db")
+    ex = LosesAnswers(StepPrices(100.0), db=Database(tmp_path / "venue.db"), balance=100_000.0, lag=0, fates=[])
+    killed_in(db, grid(ex, store=db, **PARAMS).start)
+    move(ex, ex.source, 99.0)
+    with pytest.raises(PositionNotOwned, match="may be this instance's own"):
+        grid(ex, store=db, **PARAMS).start()
+    assert ex.fetch_open_orders(SYMBOL) == []
+    db.close()
+
+
 def turn(action) -> None:
     """One turn as the loop takes it: an exchange error (or a change that failed) ends it."""
     try:
         action()
     except (ExchangeError, ValueError):
+        pass
+
+
+class Killed(Exception):
+    """The process dies: the open transaction is lost with it."""
+
+
+def killed_in(db: Database, action) -> None:
+    """A turn whose every request took effect on the venue, then a SIGKILL before it commits."""
+    try:
+        with db.transaction():
+            turn(action)
+            raise Killed
+    except Killed:
         pass
 
 
@@ -205,9 +268,18 @@ def drive(ex: LosesAnswers, db: Database, ops: list) -> PerpGridStrategy:
         elif op == "range":
             lower = round(95.0 + offset * 0.25, 2)
             turn(lambda: strat.adjust_grid_range(lower, round(lower + 10.0, 2)))
-        elif op == "restart":                   # killed and started again on the same books
+        elif op == "restart":                   # killed between turns and started again on the same books
             strat = grid(ex, store=db, **PARAMS)
             turn(strat.start)
+        elif op == "kill":                      # killed at the end of a turn, before its books commit
+            move(ex, ex.source, round(100.0 + offset * 0.25, 2))
+            action = strat.start if strat.state == "starting" else strat.step
+            if db.load_state(STATE_KEY) is None:    # a first start killed so has its own test
+                turn(action)
+            else:
+                killed_in(db, action)
+                strat = grid(ex, store=db, **PARAMS)
+                turn(strat.start)
         elif op == "size":
             turn(lambda: apply_params(strat, replace(strat.params, quantity=0.5 if offset % 2 else 0.7)))
         else:                                   # the trader's flatten, amid lost answers too
@@ -231,11 +303,14 @@ def driven(ops: list, fates: list[int], lag: int, max_fill: float | None) -> Ite
     """The venue and the strategy after `drive`, on a database of their own for the block."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(Path(tmp) / "bot.db")
-        ex = LosesAnswers(StepPrices(100.0), db=db, balance=100_000.0, max_fill_qty=max_fill, lag=lag, fates=fates)
+        venue = Database(Path(tmp) / "venue.db")      # the venue's own: a bot's lost turn leaves it as it is
+        ex = LosesAnswers(StepPrices(100.0), db=venue, balance=100_000.0, max_fill_qty=max_fill, lag=lag,
+                          fates=fates)
         try:
             yield ex, drive(ex, db, ops)
         finally:
             db.close()
+            venue.close()
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -249,6 +324,10 @@ def test_once_the_venue_answers_the_books_name_what_rests_and_own_what_filled(op
         assert strat.owned() == pytest.approx(sum(f.qty if f.side == "buy" else -f.qty for f in listed), abs=1e-9)
         booked = sorted(r["id"] for r in strat.open_orders())
         assert booked == sorted(o.id for o in ex.fetch_open_orders(SYMBOL))
+        # no opening order was traded twice: a cell holds at most one order's size (0.5 or 0.7), unless
+        # a range change handed it inventory (`cost` set: the last free cell takes all that is left)
+        opened = [(c.index, c.held) for c in strat.cells if c.cost is None and c.held > 0.7 + 1e-9]
+        assert opened == []
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
