@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 import psutil
 
+from exchanges import client_ids
 from tests.bot.proc import scalar
 from tests.conftest import wait_for
 from tests.core.util import list_json
@@ -85,6 +86,21 @@ def kill_loop(home: Path, iid: str, kills: int, rng: random.Random, sample: Call
         watch(sample, 0.5, seen)                            # the restart's reconcile
     wait_for(lambda: running_bot_pid(home, iid), wait, "the bot running at the end")
     return killed, seen
+
+
+def traded_twice(fills: Iterable[tuple[int, float]], quantity: float) -> list[tuple[int, float]]:
+    """(level, holding) wherever a level's holding left 0..quantity, over (client id, qty) fills
+    in the order they happened: an opening fill adds to its level's holding, a closing fill takes
+    from it. A close sent twice takes it below 0, an opening order sent twice above `quantity`
+    (for a grid that never changes its range, on the venue's own record)."""
+    held: dict[int, float] = {}
+    out: list[tuple[int, float]] = []
+    for cid, qty in fills:
+        _, level, role, _ = client_ids.decode(cid)
+        held[level] = round(held.get(level, 0.0) + (qty if role == client_ids.ROLE_OPEN else -qty), 10)
+        if not -1e-9 <= held[level] <= quantity + 1e-9:
+            out.append((level, held[level]))
+    return out
 
 
 def grid_holdings(db: Path) -> tuple[float, int]:

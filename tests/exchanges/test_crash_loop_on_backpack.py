@@ -7,8 +7,9 @@ orders fill in pieces, and which now and then takes an order but answers after t
 up (`lose_order_answers`). The bot and its supervisor
 are SIGKILLed at random moments (the instance is started again after a supervisor kill) while
 the venue's book is sampled: no (level, role) of the instance ever rests twice. At the end the
-venue's fills of the instance's client ids are the database's fills, once each, and the grid's
-holdings are the venue's position.
+venue's fills of the instance's client ids are the database's fills, once each, no level's fills
+ever held more than one order's size or less than nothing (an order sent again after it filled
+unlisted), and the grid's holdings are the venue's position.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pytest
 from core.bot_status import read_bot_status
 from core.paths import InstancePaths
 from exchanges import client_ids
-from tests.bot.crash_loop import grid_holdings, kill_loop, repeated
+from tests.bot.crash_loop import grid_holdings, kill_loop, repeated, traded_twice
 from tests.bot.proc import SYMBOL, query
 from tests.conftest import run_cli, wait_for
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, BackpackServer
@@ -92,6 +93,10 @@ def test_random_sigkills_on_backpack_with_late_fills_and_lost_answers_double_not
         assert stopped.returncode == 0, stopped.stderr + stopped.stdout
         assert {kind for kind, _ in killed} == {"bot", "supervisor"}   # the seed kills both kinds
         assert seen == [] and server.duplicates == []                       # 0 duplicate orders
+        with server.lock:                                                   # none sent again after it filled
+            ours = [(f["clientId"], float(f["quantity"])) for f in sorted(server.fills, key=lambda f: f["tradeId"])
+                    if f["_key"] == TEST_PUBLIC_B64 and client_ids.belongs_to(f["clientId"], IID)]
+        assert traded_twice(ours, 0.1) == []
         fills = venue_fills(server)
         assert len(fills) >= 4 and booked_fills(db) == fills                # 0 lost fills, none twice
         held, fill_count = grid_holdings(db)
