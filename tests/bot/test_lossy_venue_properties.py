@@ -8,13 +8,14 @@ refused). Each example drives the real strategy, as the loop does (a turn that r
 error is simply over; the next turn goes on), on a paper venue that lists fills late
 (tests/bot/test_money_safety.py LateFills) and gives each request a fate drawn by hypothesis:
 answered, lost after acting, or refused. Ops are price moves, live range changes, restarts on the
-same database (between turns, or killed at the end of a turn before its books commit: the venue,
-on a database of its own, keeps what it took), order-size changes and the trader's flatten.
+same database (between turns, or killed at the end of a turn before its books commit: a plain
+turn, a range change, a size change or a flatten; the venue, on a database of its own, keeps what
+it took), order-size changes and the trader's flatten.
 """
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -257,6 +258,15 @@ def killed_in(db: Database, action) -> None:
         pass
 
 
+def killable(strat: PerpGridStrategy, offset: int) -> Callable[[], object]:
+    """The turn a kill cuts short, by `offset`: a plain turn, a live range change, a size change or
+    the trader's flatten."""
+    lower = round(95.0 + offset * 0.25, 2)
+    return [strat.step, lambda: strat.adjust_grid_range(lower, round(lower + 10.0, 2)),
+            lambda: apply_params(strat, replace(strat.params, quantity=0.5 if offset % 8 < 4 else 0.7)),
+            lambda: strat.flatten("trader's flatten")][offset % 4]
+
+
 def drive(ex: LosesAnswers, db: Database, ops: list) -> PerpGridStrategy:
     """The strategy after `ops` and enough turns on an answering venue for the history to catch up."""
     strat = grid(ex, store=db, **PARAMS)
@@ -273,7 +283,7 @@ def drive(ex: LosesAnswers, db: Database, ops: list) -> PerpGridStrategy:
             turn(strat.start)
         elif op == "kill":                      # killed at the end of a turn, before its books commit
             move(ex, ex.source, round(100.0 + offset * 0.25, 2))
-            action = strat.start if strat.state == "starting" else strat.step
+            action = strat.start if strat.state == "starting" else killable(strat, offset)
             if db.load_state(STATE_KEY) is None:    # a first start killed so has its own test
                 turn(action)
             else:
