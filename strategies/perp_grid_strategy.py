@@ -38,8 +38,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from exchanges import client_ids
-from exchanges.base import (Exchange, ExchangeError, InsufficientMargin, InvalidOrder, OrderRequest, Position,
-                            PostOnlyRejected, PriceOutOfBand)
+from exchanges.base import (Exchange, ExchangeError, InsufficientMargin, InvalidOrder, OrderNotFound, OrderRequest,
+                            Position, PostOnlyRejected, PriceOutOfBand)
 from strategies import grid_state
 from strategies.closing import close_and_stop
 from strategies.grid_math import floor_to, grid_levels, round_to
@@ -224,7 +224,9 @@ class PerpGridStrategy:
         fills older than now are never booked: replaying them would hand the new grid positions
         an earlier close already flattened. A position already on the account and symbol is the
         trader's unless the config opts in (`adopt_position`): then it is returned, to become the
-        grid's inventory with closing orders; otherwise PositionNotOwned (exit 2) names it.
+        grid's inventory with closing orders; otherwise PositionNotOwned (exit 2) names it. One
+        exception: a position that orders of a start killed before it saved anything (the store's
+        journal) made, all of it by the venue's record of each, is the grid's own and is returned.
         """
         for order in self.book.our_open_orders():
             self.book.cancel(order.id)
@@ -234,16 +236,20 @@ class PerpGridStrategy:
         ours = [f.timestamp + 1 for f in self.exchange.fetch_fills(self.params.symbol, max(0, now - FILL_LOOKBACK_MS))
                 if client_ids.belongs_to(f.client_id, self.instance_id)]
         self.book.fills_from_ms = self.book.last_fill_ts = max([now, *ours])
-        # orders a start killed before it saved anything had sent: cancelled above, their fills
-        # never booked, like any earlier life's (the journal is emptied by this start's first commit)
-        killed_start = self.store is not None and bool(self.store.sent_unrecorded())
+        # the journal is emptied by this start's first commit: its orders were cancelled above
+        killed_start = [cid for batch in self.store.sent_unrecorded() for cid in batch["ids"]] if self.store else []
         pos = self.exchange.fetch_position(self.params.symbol)
         if abs(pos.qty) <= EPS:
             return None
         held = f"{self.params.symbol} already holds a position of {pos.qty:g} (entry {pos.entry_price:g}) on this account"
+        made = self._executed_by(killed_start)
+        if made is not None and abs(made - pos.qty) <= EPS:
+            self._event("position_adopted", f"{held}: made by this instance's orders, sent by a start killed before "
+                                            "it saved anything: adopted as the grid's inventory")
+            return pos
         if not self.adopt_position:
-            maybe_ours = (" (it may be this instance's own: an earlier start was killed after sending orders and "
-                          "before saving anything)") if killed_start else ""
+            maybe_ours = (" (orders of an earlier start of this instance, killed before it saved anything, "
+                          "made part of it at most)") if killed_start else ""
             raise PositionNotOwned(f"{held}{maybe_ours}; close it first, or set strategy_config.adopt_position to "
                                    "true to trade it as the grid's inventory")
         max_pos = self.params.max_position
@@ -251,6 +257,22 @@ class PerpGridStrategy:
             raise PositionNotOwned(f"{held}, more than max_position {max_pos:g}: it cannot be adopted")
         self._event("position_adopted", f"{held}: adopted as the grid's inventory (adopt_position)")
         return pos
+
+    def _executed_by(self, cids: list[int]) -> float | None:
+        """The signed quantity orders under these client ids executed, by the venue's record of
+        each; None when there are none, or the venue cannot say for one of them."""
+        if not cids:
+            return None
+        total = 0.0
+        for cid in sorted(set(cids)):
+            try:
+                order = self.exchange.fetch_order_by_client_id(self.params.symbol, cid)
+            except OrderNotFound:
+                continue                    # never reached the venue
+            except ExchangeError:
+                return None
+            total += order.filled_qty if order.side == "buy" else -order.filled_qty
+        return round(total, 10)
 
     # ---- grid building ---------------------------------------------------------------------
     def _build(self) -> None:

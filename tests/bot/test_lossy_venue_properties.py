@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from database.db import Database
-from exchanges.base import ExchangeError, ExchangeUnavailable
+from exchanges.base import ExchangeError, ExchangeUnavailable, OrderRequest
 from strategies.grid_state import STATE_KEY
 from strategies.perp_grid_strategy import PerpGridStrategy, PositionNotOwned
 from strategies.reconfigure import AdjustFailed, apply_params
-from tests.bot.helpers import StepPrices, flatten_leaves_the_account_flat, grid, move
+from tests.bot.helpers import StepPrices, flatten_leaves_the_account_flat, grid, move, resting
 from tests.bot.test_money_safety import LateFills
 
 SYMBOL = "SOL_USDC_PERP"
@@ -221,16 +221,34 @@ def test_a_flatten_killed_after_its_market_order_left_is_finished_by_the_next_pr
     db.close()
 
 
-def test_a_first_start_killed_after_sending_says_the_position_may_be_its_own(tmp_path):
+def test_a_first_start_killed_after_sending_adopts_the_position_its_orders_made(tmp_path):
     """A first start sends its orders and is killed before it saves anything; the buy at 99 fills.
-    The next start begins from the present, as after a lost database: that order is cancelled if it
-    rests, its fill is never booked, and the position it made is refused like a trader's, but the
-    message says it may be the instance's own."""
+    The next start is a first start again: it began from the present, cancelled that life's
+    orders, and refused the 0.5 long as a trader's position (exit 2: the bot did not come back).
+    The journal names those orders and the venue's records say they made all of it: it is the
+    grid's own, adopted as inventory with its closing order."""
     db = Database(tmp_path / "bot.db")
     ex = LosesAnswers(StepPrices(100.0), db=Database(tmp_path / "venue.db"), balance=100_000.0, lag=0, fates=[])
     killed_in(db, grid(ex, store=db, **PARAMS).start)
     move(ex, ex.source, 99.0)
-    with pytest.raises(PositionNotOwned, match="may be this instance's own"):
+    again = grid(ex, store=db, **PARAMS)
+    again.start()
+    assert ex.pos_qty == 0.5 and again.owned() == 0.5
+    assert ("sell", 100.0, 0.5) in resting(ex) and again.totals.fill_count == 0     # its fill is history
+    move(ex, ex.source, 100.0)                  # the sell closes it: flat, books and account alike
+    again.step()
+    assert ex.pos_qty == 0.0 and again.owned() == 0.0
+    db.close()
+
+
+def test_a_first_start_killed_after_sending_still_refuses_a_position_its_orders_did_not_all_make(tmp_path):
+    """As above, and the trader also bought 0.2 on the account: not all of it is the grid's."""
+    db = Database(tmp_path / "bot.db")
+    ex = LosesAnswers(StepPrices(100.0), db=Database(tmp_path / "venue.db"), balance=100_000.0, lag=0, fates=[])
+    killed_in(db, grid(ex, store=db, **PARAMS).start)
+    move(ex, ex.source, 99.0)
+    ex.place_order(OrderRequest(SYMBOL, "buy", 0.2, type="market", post_only=False))
+    with pytest.raises(PositionNotOwned, match="earlier start of this instance"):
         grid(ex, store=db, **PARAMS).start()
     assert ex.fetch_open_orders(SYMBOL) == []
     db.close()
