@@ -34,11 +34,24 @@ def fit(chunks: list[Lot], slots: int) -> list[Lot]:
 def take_lots(book: OrderBook, lost: list[Cell], price: float) -> list[Lot]:
     """(signed qty, cost) of what the `lost` cells hold and of the inventory carried, which is
     handed over: the new layout gives them closing orders (`adopt_inventory`), so no unit the
-    grid holds is left without one. Called while the old levels still price them."""
-    lots = [(c.held * c.direction, book.open_price(c)) for c in lost if c.held > EPS]
+    grid holds is left without one. Called while the old levels still price them.
+
+    A cell's closing orders that left the book filled, their fills not listed yet
+    (`Cell.unbooked`), already sold that part: it is not handed over (a new closing order would
+    sell it twice) but carried, and their fills take it away when listed (the layout change makes
+    their ids foreign: `OrderBook.abandon`)."""
+    lots: list[Lot] = []
+    sold = 0.0
+    for c in lost:
+        if c.held <= EPS:
+            continue
+        pending = min(c.held, sum(c.unbooked.values()))
+        if c.held - pending > EPS:
+            lots.append((round(c.held - pending, 10) * c.direction, book.open_price(c)))
+        sold += pending * c.direction
     if abs(book.carried) > EPS:
         lots.append((book.carried, book.grid_entry or price))
-    book.carried = 0.0
+    book.carried = round(sold, 10)
     return lots
 
 

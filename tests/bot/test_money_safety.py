@@ -553,3 +553,28 @@ def test_a_fill_of_the_abandoned_range_is_booked_as_what_it_was_not_on_the_old_g
     strat.step()
     assert position(ex) == -1.0
     assert strat.owned() == -1.0            # a short, as the exchange says, not a long of old cell 1
+
+
+def test_a_range_change_does_not_hand_over_a_holding_whose_close_filled_unlisted(tmp_path):
+    """The cell 99..100 holds 0.5 and its close at 100 fills, listed 3 steps late; a range change
+    drops that cell before the fill is listed. The change handed the 0.5 over to the new layout
+    with a new closing order, which sold it a second time: the account went short 0.5 that no cell
+    held (carried, with no order to close it). What the close already sold is carried until its
+    fill is listed, and nothing sells it again."""
+    db = Database(tmp_path / "bot.db")
+    ex = LateFills(StepPrices(100.0), lag=0)
+    strat = grid(ex, store=db, lower=95.0, upper=105.0, num=11, quantity=0.5)
+    strat.start()
+    run(ex, strat, 99.0, 99.5)                  # the buy at 99 fills and is booked; its close rests at 100
+    assert ("sell", 100.0, 0.5) in resting(ex)
+    ex.lag = 3
+    move(ex, ex.source, 100.0)                  # the close fills; not listed for 3 steps
+    strat.adjust_grid_range(94.5, 104.5)        # no level shared: every cell is dropped
+    assert strat.owned() == 0.5 and strat.carried == 0.5    # sold already: carried, no closing order
+    assert ("sell", 100.5, 0.5) in resting(ex)  # the short cell 99.5..100.5 opening, as a neutral grid does
+    run(ex, strat, *[100.2] * 4)                # the close's fill is listed: it takes the carried 0.5 away
+    assert strat.carried == 0.0 and strat.owned() == position(ex) == 0.0
+    run(ex, strat, *[100.6] * 4)                # the short cell opens: every unit held is a cell's
+    assert position(ex) == -0.5 and strat.owned() == -0.5 and strat.carried == 0.0
+    assert ("buy", 99.5, 0.5) in resting(ex)
+    db.close()
