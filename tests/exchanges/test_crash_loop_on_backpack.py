@@ -46,11 +46,16 @@ def resting_twice(server: BackpackServer) -> list[tuple]:
     return repeated(client_ids.decode(c)[1:3] for c in cids if client_ids.belongs_to(c, IID))
 
 
-def venue_fills(server: BackpackServer) -> set[str]:
-    """Trade ids of the venue's fills of this instance's orders (its client ids)."""
+def our_venue_fills(server: BackpackServer) -> list[dict]:
+    """The venue's fills of this instance's orders (its client ids), in the order they happened."""
     with server.lock:
-        return {str(f["tradeId"]) for f in server.fills
-                if f["_key"] == TEST_PUBLIC_B64 and client_ids.belongs_to(f["clientId"], IID)}
+        return sorted((f for f in server.fills if f["_key"] == TEST_PUBLIC_B64 and client_ids.belongs_to(f["clientId"], IID)),
+                      key=lambda f: f["tradeId"])
+
+
+def venue_fills(server: BackpackServer) -> set[str]:
+    """Trade ids of the venue's fills of this instance's orders."""
+    return {str(f["tradeId"]) for f in our_venue_fills(server)}
 
 
 def booked_fills(db) -> set[str]:
@@ -93,10 +98,8 @@ def test_random_sigkills_on_backpack_with_late_fills_and_lost_answers_double_not
         assert stopped.returncode == 0, stopped.stderr + stopped.stdout
         assert {kind for kind, _ in killed} == {"bot", "supervisor"}   # the seed kills both kinds
         assert seen == [] and server.duplicates == []                       # 0 duplicate orders
-        with server.lock:                                                   # none sent again after it filled
-            ours = [(f["clientId"], float(f["quantity"])) for f in sorted(server.fills, key=lambda f: f["tradeId"])
-                    if f["_key"] == TEST_PUBLIC_B64 and client_ids.belongs_to(f["clientId"], IID)]
-        assert traded_twice(ours, 0.1) == []
+        # none sent again after it filled
+        assert traded_twice([(f["clientId"], float(f["quantity"])) for f in our_venue_fills(server)], 0.1) == []
         fills = venue_fills(server)
         assert len(fills) >= 4 and booked_fills(db) == fills                # 0 lost fills, none twice
         held, fill_count = grid_holdings(db)

@@ -30,8 +30,8 @@ import pytest
 
 from core.bot_status import read_bot_status
 from core.paths import InstancePaths
+from tests.bot.crash_loop import running_bot_pid
 from tests.conftest import run_cli, wait_for
-from tests.core.util import read_int
 from tests.exchanges.backpack_server import TEST_PUBLIC_B64, BackpackServer
 from tests.exchanges.test_backpack_daemon import KEYS, write_config
 from tests.exchanges.test_late_listed_pieces import UNLISTED, killed, our_order, run
@@ -51,13 +51,6 @@ def ours(server: BackpackServer, side: str, price: str) -> list[dict]:
 def position(server: BackpackServer) -> float:
     with server.lock:
         return server.accounts[TEST_PUBLIC_B64].qty.get(SYMBOL, 0.0)
-
-
-def bot_pid(paths: InstancePaths) -> int | None:
-    try:
-        return read_int(paths.bot_pid)
-    except (OSError, ValueError, IndexError):  # between two bots
-        return None
 
 
 def trading_since(paths: InstancePaths, at: float) -> bool:
@@ -144,11 +137,11 @@ def test_a_close_sent_before_a_sigkill_and_filled_unlisted_is_not_sent_again(hom
                 server.set_price(149.5)
                 hold_listing(server, close["id"])
             assert close["status"] == "Filled" and position(server) == pytest.approx(0.0)
-            killed = read_int(paths.bot_pid)
-            os.kill(killed, signal.SIGKILL)         # still waiting for the close's answer
+            old_bot = wait_for(lambda: running_bot_pid(home, IID), timeout=10, what="the bot's pid")
+            os.kill(old_bot, signal.SIGKILL)        # still waiting for the close's answer
 
             at = time.time()
-            wait_for(lambda: bot_pid(paths) not in (None, killed), timeout=30, what="a new bot process")
+            wait_for(lambda: running_bot_pid(home, IID) not in (None, old_bot), timeout=30, what="a new bot process")
             wait_for(lambda: trading_since(paths, at), timeout=40, what="the new bot trading")
             reads = fill_reads(server)
             wait_for(lambda: fill_reads(server) >= reads + FILL_READS, timeout=40, what="the new bot's turns")
