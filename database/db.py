@@ -205,7 +205,8 @@ class Database:
 
     def sent_unrecorded(self) -> list[dict]:
         """The journal's batches, oldest first: orders a killed process sent without recording
-        their outcome. A damaged line (cut short by the kill) is skipped; the others still count."""
+        their outcome. A damaged line (cut short by the kill) is skipped; the others still count.
+        Once read, the next committed state save empties the journal, as after `note_sending`."""
         try:
             lines = self.sending_path.read_text(errors="replace").splitlines()
         except FileNotFoundError:
