@@ -9,8 +9,10 @@ This part of `OrderBook` (strategies/order_book.py, which mixes it in) remembers
 
 - `vanished`: order id -> [signed quantity gone unlisted, when]; a close waits for these and
   counts them, and a stop waits for their fills (`unlisted`);
-- `gone_orders`: order id -> [client id, cell index, quantity not listed]; their fills book on
-  the cell they left, and a layout change makes the id foreign (`abandon`);
+- `gone_orders`: order id -> [client id, cell index, quantity not listed, opened]; their fills
+  book on the cell they left, and a layout change makes the id foreign (`abandon`). `opened` is
+  [side, price] for an opening order whose execution the venue confirmed (None otherwise): a
+  layout change that drops its cell hands what it opened to the new cells (`abandon`);
 - `foreign` / `foreign_left`: client ids whose fills no cell of this layout may take; one known
   gone is freed once its fills are listed.
 
@@ -76,26 +78,29 @@ class DepartedOrders:
         close must not take it for the trader's, and a stop waits for it."""
         self.touch(cell)
         ref = getattr(cell, slot)
-        qty = self._unlisted_of(ref) if unlisted is None else unlisted
+        qty, sure = self._unlisted_of(ref) if unlisted is None else (unlisted, True)
         if qty > EPS:
-            side = self.side_price(cell, client_ids.ROLE_OPEN if slot == "open_order" else client_ids.ROLE_CLOSE)[0]
-            self._remember_gone(ref.id, ref.client_id, side, qty, cell.index)
+            opening = slot == "open_order"
+            side = self.side_price(cell, client_ids.ROLE_OPEN if opening else client_ids.ROLE_CLOSE)[0]
+            self._remember_gone(ref.id, ref.client_id, side, qty, cell.index, [side, ref.price] if opening and sure else None)
         setattr(cell, slot, None)
         self.refs_changed()
 
-    def _unlisted_of(self, ref: OrderRef) -> float:
+    def _unlisted_of(self, ref: OrderRef) -> tuple[float, bool]:
         """What an order gone from the book without our cancel's answer traded that no booked fill
-        shows: by the venue's record of it (executedQuantity), so an order cancelled elsewhere, or
-        by a cancel whose answer was lost, is never taken for filled (a close would then trade the
-        quantity it never did, and leave it on the account). Where the venue cannot say (no
-        record yet, an error), all it had left: taken as filled until its fills are listed or
-        VANISHED_MS passes."""
+        shows, and whether the venue said so: by the venue's record of it (executedQuantity), so an
+        order cancelled elsewhere, or by a cancel whose answer was lost, is never taken for filled
+        (a close would then trade the quantity it never did, and leave it on the account). Where
+        the venue cannot say (no record yet, an error), all it had left, not sure: taken as filled
+        until its fills are listed or VANISHED_MS passes, but never handed to a new layout."""
         try:
             order = self.exchange.fetch_order(self.symbol, ref.id)
         except ExchangeError:
-            return ref.to_book
+            return ref.to_book, False
         beyond = _executed_beyond(order, ref.filled)
-        return ref.to_book if beyond is None else beyond   # still open: one of the two lists lags; filled
+        if beyond is None:          # still open: one of the two lists lags
+            return ref.to_book, False
+        return beyond, True
 
     def confirm_vanished(self) -> None:
         """Before a close counts the orders gone from the book unlisted (`vanished`) as filled, the
@@ -127,16 +132,17 @@ class DepartedOrders:
                         cell.unbooked[order_id] = left
 
     def _remember_gone(self, order_id: str, client_id: int | None, side: str, unlisted: float,
-                       cell_index: int | None) -> None:
+                       cell_index: int | None, opened: list | None = None) -> None:
         """An order of ours gone from the book with `unlisted` of it not listed yet: a close waits
         for it (`vanished`), and its fills book on the cell it left (`gone_orders`; None: on none).
         That cell does not send it again meanwhile: a closing order's quantity is left out of what
         the cell still has to close (`Cell.unbooked`), and an opening order's cell opens nothing
         until its fills are listed (`opening_unlisted`). Sent again, it would trade the same
-        quantity twice once the price came back."""
+        quantity twice once the price came back. `opened`: [side, price] of an opening order whose
+        execution the venue confirmed (see `abandon`)."""
         self.vanished[order_id] = [unlisted if side == "buy" else -unlisted, int(time.time() * 1000)]
         if cell_index is not None:
-            self.gone_orders[order_id] = [client_id, cell_index, unlisted]
+            self.gone_orders[order_id] = [client_id, cell_index, unlisted, opened]
             cell = self.cells[cell_index]
             if side == self.side_price(cell, client_ids.ROLE_CLOSE)[0]:
                 cell.unbooked[order_id] = unlisted
@@ -157,7 +163,7 @@ class DepartedOrders:
         cell holds it on the venue, not yet in the books, and must not open again."""
         return any(index == cell.index and client_id is not None
                    and client_ids.decode(client_id).role == client_ids.ROLE_OPEN
-                   for client_id, index, _ in self.gone_orders.values())
+                   for client_id, index, *_ in self.gone_orders.values())
 
     def _gone_listed(self, fill: Fill) -> None:
         """A fill of a gone order is listed: it is forgotten once all it had left is."""
@@ -167,19 +173,25 @@ class DepartedOrders:
             if gone[2] <= EPS:
                 del self.gone_orders[fill.order_id]
 
-    def abandon(self, cells: list[Cell], moved: dict[int, int] | None = None) -> None:
+    def abandon(self, cells: list[Cell], moved: dict[int, int] | None = None) -> list[tuple[float, float]]:
         """Cells a layout change drops (all of them, for a rebuild); `moved`: old index -> new
         index of the cells it keeps. An order of a dropped cell still referenced left the book
         without our cancel (it filled): it is gone. A gone order whose fills are not all listed
         (`gone_orders`) books them on the cell it left, so one of a kept cell follows it to its new
         index; one of a dropped cell would be booked on the new layout's cell its client id's
         level names, which may be of the other side: its id is foreign until its fills are listed,
-        and they are carried with their true sign."""
+        and they are carried with their true sign.
+
+        Returns (signed qty, price) of what the dropped cells' opening orders opened, by the
+        venue's record of each, with its fills still unlisted: the grid holds it on the venue
+        already, so the new layout must give it a closing order (`inventory.take_lots`); left to
+        the listed fills, it would be carried with none."""
         self.touch_all()
         for cell in cells:
             for slot in ("open_order", "close_order"):
                 if getattr(cell, slot) is not None:
                     self._gone(cell, slot)
+        opened: list[tuple[float, float]] = []
         for order_id, gone in list(self.gone_orders.items()):
             if moved is not None and gone[1] in moved:
                 gone[1] = moved[gone[1]]
@@ -187,6 +199,10 @@ class DepartedOrders:
             del self.gone_orders[order_id]
             if gone[0] is not None:
                 self.make_foreign(gone[0], gone[2])
+                if gone[3] is not None and gone[2] > EPS:     # its fills, carried when listed, offset it
+                    side, price = gone[3]
+                    opened.append((gone[2] if side == "buy" else -gone[2], price))
+        return opened
 
     def unlisted(self) -> float:
         """Signed quantity of our orders that left the book and whose fills are not listed: recent
@@ -216,7 +232,8 @@ class DepartedOrders:
         cid = client_ids.decode(client_id)
         sent_by_a_cell = (cid.level < len(self.cells) and client_id not in self.foreign
                           and self.side_price(self.cells[cid.level], cid.role)[0] == order.side)
-        self._remember_gone(order.id, client_id, order.side, unlisted, cid.level if sent_by_a_cell else None)
+        opened = [order.side, order.price] if cid.role == client_ids.ROLE_OPEN else None
+        self._remember_gone(order.id, client_id, order.side, unlisted, cid.level if sent_by_a_cell else None, opened)
 
 
 def _executed_beyond(order: Order, booked: float) -> float | None:

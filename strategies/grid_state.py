@@ -103,6 +103,17 @@ def book_state(book: OrderBook) -> dict:
             "gone_orders": dict(book.gone_orders), "in_doubt": sorted(book.in_doubt)}
 
 
+def _gone_order(cid: int | None, index: int, left: float, opened: list | None = None) -> list:
+    """A saved `gone_orders` entry, checked. One saved before entries said what an opening order
+    opened has none: it is not handed to a new layout, as then."""
+    if opened is not None:
+        side, price = opened
+        if side not in ("buy", "sell"):
+            raise ValueError(f"gone order side {side!r}")
+        opened = [side, float(price)]
+    return [None if cid is None else int(cid), int(index), float(left), opened]
+
+
 def restore_book(book: OrderBook, saved: dict, fallback_entry: Callable[[], float]) -> None:
     """The books as saved; `fallback_entry` (the account's entry) for a state saved before the
     grid kept its own. StateUnreadable when they cannot be read (the caller saves nothing then)."""
@@ -118,8 +129,7 @@ def restore_book(book: OrderBook, saved: dict, fallback_entry: Callable[[], floa
         # placements sent unheard (kept by a start tried again too): the start's reconcile learns their fate
         book.in_doubt |= {int(cid) for cid in saved.get("in_doubt", [])}
         book.foreign_left = {int(cid): float(qty) for cid, qty in saved.get("foreign_left", {}).items()}
-        book.gone_orders = {str(oid): [cid, int(index), float(left)]
-                            for oid, (cid, index, left) in saved.get("gone_orders", {}).items()}
+        book.gone_orders = {str(oid): _gone_order(*gone) for oid, gone in saved.get("gone_orders", {}).items()}
         book.totals = Totals(**_known(Totals, saved["totals"], "totals"))
         book.refs_changed()
         book.cells = []

@@ -31,7 +31,7 @@ def fit(chunks: list[Lot], slots: int) -> list[Lot]:
     return chunks[:slots - 1] + [(qty, sum(q * c for q, c in rest) / qty)]
 
 
-def take_lots(book: OrderBook, lost: list[Cell], price: float) -> list[Lot]:
+def take_lots(book: OrderBook, lost: list[Cell], price: float, opened: list[Lot] = ()) -> list[Lot]:
     """(signed qty, cost) of what the `lost` cells hold and of the inventory carried, which is
     handed over: the new layout gives them closing orders (`adopt_inventory`), so no unit the
     grid holds is left without one. Called while the old levels still price them.
@@ -39,7 +39,10 @@ def take_lots(book: OrderBook, lost: list[Cell], price: float) -> list[Lot]:
     A cell's closing orders that left the book filled, their fills not listed yet
     (`Cell.unbooked`), already sold that part: it is not handed over (a new closing order would
     sell it twice) but carried, and their fills take it away when listed (the layout change makes
-    their ids foreign: `OrderBook.abandon`)."""
+    their ids foreign: `OrderBook.abandon`). The other way round for `opened`: what the lost
+    cells' opening orders bought or sold with their fills unlisted (`OrderBook.abandon` returns
+    it). The grid holds it on the venue, so it is handed over like a holding, and carried with the
+    opposite sign until those fills, foreign by then, are listed and offset it."""
     lots: list[Lot] = []
     sold = 0.0
     for c in lost:
@@ -51,7 +54,8 @@ def take_lots(book: OrderBook, lost: list[Cell], price: float) -> list[Lot]:
         sold += pending * c.direction
     if abs(book.carried) > EPS:
         lots.append((book.carried, book.grid_entry or price))
-    book.carried = round(sold, 10)
+    lots.extend(opened)
+    book.carried = round(sold - sum(q for q, _ in opened), 10)
     return lots
 
 

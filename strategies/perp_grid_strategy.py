@@ -283,8 +283,8 @@ class PerpGridStrategy:
             raise ValueError(f"grid_num: at most {client_ids.MAX_LEVEL} levels")
         book = self.book
         book.foreign &= set(book.foreign_left)  # the layout's own cells start afresh, but for ids
-        book.abandon(book.cells)                # whose fills are still to be listed
-        lots = take_lots(book, book.cells, self.price)  # after: an order found gone filled is not handed over
+        opened = book.abandon(book.cells)       # whose fills are still to be listed
+        lots = take_lots(book, book.cells, self.price, opened)  # after: an order found gone filled is not handed over
         book.levels = levels
         book.cells = [Cell(i, side) for i, side in enumerate(cell_sides(levels, self.price, self.params.grid_type))]
         book.refs_changed()

@@ -162,8 +162,8 @@ def _relayout(strategy, levels: list[float], new: GridParams, plan: dict[int, in
     used = {c.index: c.seq for c in book.cells}     # client ids the old layout spent per level
     cells = [Cell(j, side) for j, side in enumerate(cell_sides(levels, strategy.price, new.grid_type))]
     lost = [c for c in book.cells if c.index not in plan]
-    book.abandon(lost, plan)                # first: an order it finds gone filled is not handed over
-    lots = take_lots(book, lost, strategy.price)
+    opened = book.abandon(lost, plan)       # first: an order it finds gone filled is not handed over
+    lots = take_lots(book, lost, strategy.price, opened)
     for cell in book.cells:
         j = plan.get(cell.index)
         if j is None:

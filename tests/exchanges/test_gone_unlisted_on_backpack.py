@@ -7,7 +7,9 @@ second time once the price returns: a close sells the holding twice (the account
 the grid never meant to sell), an opening order buys its level twice.
 
 - In one process: the bot's reconcile finds the order gone (its venue record says Filled) and
-  the cell waits for the fill instead of sending the order again.
+  the cell waits for the fill instead of sending the order again. A range change that drops such
+  an opening order's level hands what it bought to the new range, with a closing order, instead of
+  leaving it for the fill to turn up as inventory nothing closes.
 - Across a SIGKILL: a turn books its fills and places its orders in one database transaction,
   committed when the turn ends. A bot killed while the venue holds its answer to a placement left
   no trace of that order, so the next process sent the same closing order again (under the same
@@ -111,6 +113,38 @@ def test_an_opening_order_gone_filled_before_its_fill_is_listed_is_not_sent_agai
         strat.step()
         assert strat.cells[9].held == pytest.approx(0.1) and position(server) == pytest.approx(0.1)
         assert placed_at(server)[("Bid", "149")] == 1 and placed_at(server)[("Ask", "150")] == 1
+        killed(ex, db)
+
+
+def test_a_dropped_levels_buy_gone_filled_unlisted_is_handed_to_the_new_range_with_a_closing_order(home, monkeypatch):
+    """adjust_range re-centres right after the price crossed levels: a level the change drops had
+    its buy filled, with the fill not listed yet, and the venue's record of the order says Filled.
+    What it bought is the grid's, so the new layout gives it a closing order, as it does to what a
+    dropped cell holds. Left out, the fill turned up later as carried inventory with no order to
+    close it, until some later layout change."""
+    with BackpackServer(price=150.0) as server:
+        strat, ex, db = run(server, home, monkeypatch)
+        buy = our_order(server, "Bid", "149")
+        server.fill_listing_delay = UNLISTED
+        server.set_price(148.99)                # the buy fills; the history does not list it yet
+        server.set_price(149.5)
+        assert buy["status"] == "Filled"
+        strat.adjust_grid_range(140.5, 160.5)   # no cell keeps its edges: the level of 149 is dropped
+        holders = [c for c in strat.cells if c.held > 0]
+        assert [(c.side, c.held, c.cost) for c in holders] == [("long", pytest.approx(0.1), 149.0)], \
+            "what the dropped level bought was not handed over"
+        [holder] = holders
+        assert holder.close_order is not None and float(our_order(server, "Ask", "150.5")["quantity"]) == 0.1
+        assert strat.owned() == pytest.approx(0.0)      # the books lag the account by the unlisted fill
+        server.fill_listing_delay = 0.0         # listed: it is what the hand-over anticipated
+        strat.step()
+        assert strat.carried == pytest.approx(0.0), "the listed fill became inventory no order closes"
+        assert strat.owned() == pytest.approx(position(server)) == pytest.approx(0.1)
+        server.set_price(150.5)                 # the new closing order sells it
+        server.set_price(150.0)
+        strat.step()
+        assert position(server) == pytest.approx(0.0) and strat.owned() == pytest.approx(0.0)
+        assert holder.held == 0.0 and strat.totals.cycles == 1
         killed(ex, db)
 
 

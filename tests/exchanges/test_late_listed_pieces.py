@@ -320,10 +320,13 @@ def test_a_range_change_frees_the_ids_of_orders_it_cancelled_once_their_pieces_a
     assert buy["status"] == "Cancelled" and buy["id"] not in server.open
     assert strat.book.foreign == {buy["clientId"]}
     assert strat.book.foreign_left == {buy["clientId"]: pytest.approx(executed)}
+    [holder] = [c for c in strat.cells if c.held > 0]   # what the pieces bought is handed over ...
+    assert holder.held == pytest.approx(executed) and holder.close_order is not None
+    assert strat.carried == pytest.approx(-executed)    # ... ahead of the fills that make it
     server.fill_listing_delay = 0.0             # the pieces are listed: carried, then the id is free
     strat.step()
     assert strat.book.foreign == set() and strat.book.foreign_left == {}
-    assert strat.carried == pytest.approx(executed)
+    assert strat.carried == pytest.approx(0.0) and holder.held == pytest.approx(executed)
     assert strat.owned() == pytest.approx(server.accounts[TEST_PUBLIC_B64].qty[SYMBOL]) == pytest.approx(executed)
     killed(ex, db)
 
