@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from exchanges.ticks import is_multiple  # noqa: F401  (exact multiples of a tick: part of the interface)
 
@@ -234,6 +234,13 @@ class Exchange(abc.ABC):
     @abc.abstractmethod
     def fetch_fills(self, symbol: str, since_ms: int) -> list[Fill]:
         """Fills at or after `since_ms`, oldest first."""
+
+    def commits_with(self, store: Any) -> bool:
+        """Whether this venue keeps its own records in `store`'s transactions (the paper exchange
+        on the bot's database). An order placed in a turn then rolls back with the turn's books if
+        the bot is killed before the turn commits, so it needs no placements journal
+        (`Database.note_sending`, one fsync per placing turn). A real venue never does."""
+        return False
 
     def close(self) -> None:
         """Release connections and files."""

@@ -525,6 +525,9 @@ class PaperExchange(Exchange):
         rows = self.db.query("SELECT data FROM paper_fills WHERE timestamp >= ? ORDER BY rowid", (since_ms,))
         return [Fill(**json.loads(r["data"])) for r in rows]
 
+    def commits_with(self, store: Any) -> bool:
+        return store is not None and self.db is store
+
     def close(self) -> None:
         closer = getattr(self.source, "close", None)
         if closer is not None:

@@ -288,7 +288,8 @@ class OrderBook(DepartedOrders):
         is also in doubt and raised to the loop once the others are booked.
         """
         requests = [req for _, _, req in planned]
-        if self.store is not None:          # a kill before this turn commits must not lose them
+        if self.store is not None and not self.exchange.commits_with(self.store):
+            # a kill before this turn commits must not lose them (a venue in the same database loses them too)
             self.store.note_sending([req.client_id for req in requests if req.client_id is not None])
         try:
             results: list[Order | ExchangeError] = self.exchange.place_orders(requests)

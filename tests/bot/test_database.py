@@ -2,6 +2,8 @@
 import sqlite3
 import threading
 
+import pytest
+
 from database.db import Database
 from exchanges.base import Fill, Order
 
@@ -150,3 +152,19 @@ def test_a_damaged_journal_still_gives_the_batches_it_can_read(tmp_path):
     db = Database(tmp_path / "x.db")
     db.sending_path.write_bytes(b'{"ids": [12, 13]}\n{"ids": [1\xff4]}\n[]\n{"ids": [15]}\n{"ids": [1')   # cut short
     assert db.sent_unrecorded() == [{"ids": [12, 13]}, {"ids": [15]}]
+
+
+@pytest.mark.parametrize("venue_db", ["the bot's", "its own"])
+def test_only_a_venue_outside_the_bots_database_needs_the_placements_journal(tmp_path, venue_db):
+    """The paper exchange on the bot's database places its orders in the turn's transaction, so a
+    kill before the commit rolls them back with the books: the journal's fsync per placing turn
+    would buy nothing. A venue that keeps its own records (every real one; here a paper exchange on
+    another database) gets its placements journaled."""
+    from tests.bot.helpers import grid, paper
+
+    db = Database(tmp_path / "bot.db")
+    ex, _ = paper(102.4, db=db if venue_db == "the bot's" else Database(tmp_path / "venue.db"))
+    strat = grid(ex, store=db)
+    strat.start()
+    assert len(ex.fetch_open_orders("SOL_USDC_PERP")) == 4
+    assert db.sending_path.exists() == (venue_db == "its own")
