@@ -7,11 +7,18 @@ DM     := $(BIN)/python core/daemon_manager.py
 DEMO_CONFIGS := config/active/paper_sol_01.json config/active/paper_eth_02.json
 
 .PHONY: setup test test-fast demo stop list bench chromium clean lock
+KERNEL := strategies/_grid_kernel.so
 
 # Byte-compile the checkout (pip does it for what it installs, not for an editable repo): where
 # PYTHONDONTWRITEBYTECODE is set, every `list` would otherwise recompile core/ (13 ms of ~50).
-setup: $(STAMP)
+setup: $(STAMP) $(KERNEL)
 	@$(BIN)/python -m compileall -q core bot exchanges strategies database web dashboard run.py
+
+# The backtest kernel (strategies/backtest_kernel.py): without a C compiler backtests run on the
+# general path. The flags must match backtest_kernel.CFLAGS (no fused multiply-adds: Python has none).
+$(KERNEL): strategies/grid_kernel.c
+	@cc -O2 -fPIC -shared -ffp-contract=off -fno-fast-math -o $@ $< -lm \
+		|| echo "no C compiler: backtests run without the compiled kernel"
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
@@ -66,4 +73,4 @@ bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(KERNEL)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from exchanges.paper_exchange import PaperExchange
+from strategies.backtest_kernel import RC_END, RC_ENSURE, RC_STEP, Kernel, not_plain
 from strategies.perp_grid_strategy import PerpGridStrategy
 
 
@@ -22,6 +23,11 @@ FILL_MODEL_TEXT = {
              "no queue ahead of it)",
     "through": "a resting order fills only when the price trades one tick through its limit, at "
                "the limit (conservative)",
+}
+
+ENGINE_TEXT = {
+    "kernel": "compiled kernel for the grid's plain turns, the live code for the rest (equal fill by fill)",
+    "general": "the live code on every turn",
 }
 
 
@@ -46,6 +52,9 @@ class BacktestReport:
     stop_reason: str
     fill_model: str = "touch"
     tick_size: float = 0.0
+    engine: str = "general"     # "kernel": strategies/backtest_kernel.py ran the turns it models ...
+    turns: int = 0              # turns taken in all ...
+    kernel_turns: int = 0       # ... and those the kernel took
 
     @property
     def ticks_per_second(self) -> float:
@@ -69,27 +78,74 @@ class BacktestReport:
             f"max drawdown   {self.max_drawdown:.4f}",
             f"final position {self.final_position:g}",
             f"state          {self.state}{' (' + self.stop_reason + ')' if self.stop_reason else ''}",
+            f"engine         {self.engine}: {ENGINE_TEXT[self.engine]}"
+            + (f" ({self.kernel_turns:,} of {self.turns:,} turns in the kernel)" if self.engine == "kernel" else ""),
         ])
 
 
-def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks: int) -> BacktestReport:
-    """Run until `max_ticks` ticks are consumed, the prices run out, or the strategy stops."""
-    import numpy as np
+def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks: int,
+                 kernel: bool = True) -> BacktestReport:
+    """Run until `max_ticks` ticks are consumed, the prices run out, or the strategy stops.
 
+    The compiled kernel (strategies/backtest_kernel.py) runs every stretch it models when `kernel`
+    allows it (the tests run both ways); the loop below runs the rest, one turn at a time."""
     start_equity = exchange.equity()
     start_price = exchange.price
-    peak, max_dd = start_equity, 0.0
     t0 = time.perf_counter()
     strategy.incremental = True     # turns visit only the cells that may want something
     strategy.start()
-    ticks = 0
-    while ticks < max_ticks and not strategy.stopped:
+    loop = _Loop(exchange, strategy, start_equity)
+    fast = Kernel.for_run(exchange, strategy) if kernel else None
+    engine = "kernel" if fast is not None else "general"
+    while loop.ticks < max_ticks and not strategy.stopped:
+        if fast is not None and not_plain(exchange, strategy) is None:
+            why, loop.ticks, loop.peak, loop.max_dd = fast.run(loop.ticks, max_ticks, loop.peak, loop.max_dd)
+            if why == RC_END:
+                break
+            if why == RC_STEP:          # the turn is the general path's (a range change, say)
+                strategy.step()
+            elif why == RC_ENSURE:      # fills booked, risk checked: its orders are the general path's
+                try:
+                    strategy._ensure_all()
+                finally:
+                    strategy._save()
+            if why in (RC_STEP, RC_ENSURE):
+                loop.turned()
+                if exchange.exhausted:
+                    break
+                continue
+        if not loop.iteration(max_ticks):
+            break
+    seconds = time.perf_counter() - t0
+    s = strategy.summary()
+    return BacktestReport(loop.ticks, seconds, start_price, exchange.price, s["grid_profit"], exchange.realized,
+                          exchange.unrealized(), exchange.equity() - start_equity, s["fees"], exchange.funding, s["volume"],
+                          s["fill_count"], s["cycles"], loop.max_dd, exchange.pos_qty, s["state"], s["stop_reason"],
+                          exchange.fill_model, exchange.tick_size, engine,
+                          loop.turns + (fast.turns if fast is not None else 0), fast.turns if fast is not None else 0)
+
+
+class _Loop:
+    """The backtest's turns one at a time (the general path), and the drawdown over every tick."""
+
+    def __init__(self, exchange: PaperExchange, strategy: PerpGridStrategy, start_equity: float) -> None:
+        self.exchange, self.strategy = exchange, strategy
+        self.ticks = 0
+        self.turns = 0              # turns taken here (the kernel counts its own)
+        self.peak, self.max_dd = start_equity, 0.0
+
+    def iteration(self, max_ticks: int) -> bool:
+        """One turn on the next tick that can change something; False once the prices ran out."""
+        import numpy as np
+
+        exchange, strategy = self.exchange, self.strategy
         low, high = strategy.wake_prices()
         cash, qty, entry = exchange.balance, exchange.pos_qty, exchange.entry
-        prices = exchange.advance(low, high, max_ticks - ticks, strategy.wake_ms())
+        prices = exchange.advance(low, high, max_ticks - self.ticks, strategy.wake_ms())
         if prices is None or len(prices) == 0:
-            break
-        ticks += len(prices)
+            return False
+        self.ticks += len(prices)
+        peak, max_dd = self.peak, self.max_dd
         if isinstance(prices, list):              # a short stretch: numpy's overhead is more than its ticks
             for price in prices[:-1]:             # ticks skipped with the position unchanged
                 equity = cash + qty * (price - entry)
@@ -102,15 +158,14 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
             running = np.maximum.accumulate(np.maximum(equity, peak))
             max_dd = max(max_dd, float((running - equity).max()))
             peak = float(running[-1])
+        self.peak, self.max_dd = peak, max_dd
         strategy.step()
-        equity_now = exchange.equity()
-        peak = max(peak, equity_now)
-        max_dd = max(max_dd, peak - equity_now)
-        if exchange.exhausted:
-            break
-    seconds = time.perf_counter() - t0
-    s = strategy.summary()
-    return BacktestReport(ticks, seconds, start_price, exchange.price, s["grid_profit"], exchange.realized,
-                          exchange.unrealized(), exchange.equity() - start_equity, s["fees"], exchange.funding, s["volume"],
-                          s["fill_count"], s["cycles"], max_dd, exchange.pos_qty, s["state"], s["stop_reason"],
-                          exchange.fill_model, exchange.tick_size)
+        self.turned()
+        return not exchange.exhausted
+
+    def turned(self) -> None:
+        """A turn ended: the equity after it counts too."""
+        self.turns += 1
+        equity_now = self.exchange.equity()
+        self.peak = max(self.peak, equity_now)
+        self.max_dd = max(self.max_dd, self.peak - equity_now)
