@@ -74,7 +74,8 @@ def timed(run: Callable[[], BacktestReport]) -> tuple[BacktestReport, float]:
 def medians(name: str, runs: list[tuple[BacktestReport, float]]) -> float:
     """Print each run and the medians; returns the median ticks per CPU second."""
     for r, cpu in runs:
-        engine = f"{r.engine}, {r.kernel_turns:,} of {r.turns:,} turns in the kernel" if r.engine == "kernel" else r.engine
+        engine = (f"{r.engine}: {r.kernel_turns:,} of {r.turns:,} turns, {r.kernel_range_changes} range changes in it"
+                  if r.engine == "kernel" else r.engine)
         print(f"  {name}: {r.ticks:,} ticks in {r.seconds:.3f} s = {r.ticks_per_second:,.0f} ticks/s ({r.ticks / cpu:,.0f} "
               f"per CPU second); fills {r.fills} (a fill every {r.ticks / max(r.fills, 1):,.0f} ticks), grid profit "
               f"{r.grid_profit:.2f}, total PnL {r.total_pnl:.2f}, {r.state} {r.stop_reason} [{engine}]".rstrip())

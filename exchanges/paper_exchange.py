@@ -595,10 +595,11 @@ class PaperExchange(Exchange):
             return parts[0]
         return np.concatenate(parts) if parts else np.empty(0)
 
-    def _block(self) -> "tuple | None":
+    def _block(self, lists: bool = True) -> "tuple | None":
         """The buffered block of the source (refilled 65,536 ticks at a time), with each price
-        rounded to the tick and Python lists of both for the one-by-one scan; None once the source
-        has run out."""
+        rounded to the tick and, for the one-by-one scan (`lists`), Python lists of both (made
+        when first asked for: the backtest kernel reads the arrays only); None once the source has
+        run out."""
         import numpy as np
 
         buf = getattr(self, "_buf", None)
@@ -607,5 +608,7 @@ class PaperExchange(Exchange):
             if px.size == 0:
                 return None
             rounded = np.round(px / self.tick_size) * self.tick_size
-            buf = self._buf = [ts, px, rounded, ts.tolist(), rounded.tolist(), 0]
+            buf = self._buf = [ts, px, rounded, None, None, 0]
+        if lists and buf[3] is None:
+            buf[3], buf[4] = buf[0].tolist(), buf[2].tolist()
         return tuple(buf)

@@ -26,7 +26,7 @@ FILL_MODEL_TEXT = {
 }
 
 ENGINE_TEXT = {
-    "kernel": "compiled kernel for the grid's plain turns, the live code for the rest (equal fill by fill)",
+    "kernel": "compiled, for the grid's turns and re-centring; the live code for the rest (equal fill by fill)",
     "general": "the live code on every turn",
 }
 
@@ -54,7 +54,8 @@ class BacktestReport:
     tick_size: float = 0.0
     engine: str = "general"     # "kernel": strategies/backtest_kernel.py ran the turns it models ...
     turns: int = 0              # turns taken in all ...
-    kernel_turns: int = 0       # ... and those the kernel took
+    kernel_turns: int = 0       # ... and those the kernel took, with this many range changes
+    kernel_range_changes: int = 0
 
     @property
     def ticks_per_second(self) -> float:
@@ -78,8 +79,9 @@ class BacktestReport:
             f"max drawdown   {self.max_drawdown:.4f}",
             f"final position {self.final_position:g}",
             f"state          {self.state}{' (' + self.stop_reason + ')' if self.stop_reason else ''}",
-            f"engine         {self.engine}: {ENGINE_TEXT[self.engine]}"
-            + (f" ({self.kernel_turns:,} of {self.turns:,} turns in the kernel)" if self.engine == "kernel" else ""),
+            f"engine         {self.engine}"
+            + (f" ({self.kernel_turns:,} of {self.turns:,} turns, {self.kernel_range_changes:,} range changes)"
+               if self.engine == "kernel" else "") + f": {ENGINE_TEXT[self.engine]}",
         ])
 
 
@@ -89,6 +91,8 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
 
     The compiled kernel (strategies/backtest_kernel.py) runs every stretch it models when `kernel`
     allows it (the tests run both ways); the loop below runs the rest, one turn at a time."""
+    import numpy  # noqa: F401  (the price blocks need it: imported before the clock starts)
+
     start_equity = exchange.equity()
     start_price = exchange.price
     t0 = time.perf_counter()
@@ -122,7 +126,8 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
                           exchange.unrealized(), exchange.equity() - start_equity, s["fees"], exchange.funding, s["volume"],
                           s["fill_count"], s["cycles"], loop.max_dd, exchange.pos_qty, s["state"], s["stop_reason"],
                           exchange.fill_model, exchange.tick_size, engine,
-                          loop.turns + (fast.turns if fast is not None else 0), fast.turns if fast is not None else 0)
+                          loop.turns + (fast.turns if fast is not None else 0), fast.turns if fast is not None else 0,
+                          fast.range_changes if fast is not None else 0)
 
 
 class _Loop:

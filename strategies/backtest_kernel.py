@@ -3,13 +3,14 @@
 
 Why: the general path costs 150-300 us of Python per fill, spread over the strategy's turn, the
 books and the matching engine, so a grid that trades backtested at 50-700k ticks/s (issue 12 asks
-for 1-3M). The kernel runs the same rules on plain structs. It runs only what it mirrors: the
-grid's plain turns (fills booked, orders placed, margin refusals) on the paper exchange without a
-database. A range change, a stop, a refused level's backoff, a cancel a turn needs, or a state it
-does not model (a store, stop levels, partial fills, orders gone unlisted, ...) is the general
-path's: the kernel returns at a point where the Python code goes on, with every object as if the
-Python code had run the kernel's stretch itself (`_write_back`). tests/bot/test_backtest_kernel.py
-holds runs with and without it equal, fill by fill and field by field.
+for 1-3M). The kernel runs the same rules on plain structs. It runs only what it mirrors, on the
+paper exchange without a database: the grid's turns (fills booked, orders placed, margin and
+minimum-size refusals) and adjust_range's re-centring. A stop, any other boundary action, a range
+change that fails, a refused level's backoff, a cancel a turn needs, or a state it does not model
+(a store, stop levels, partial fills, orders gone unlisted, ...) is the general path's: the kernel
+returns at a point where the Python code goes on, with every object as if the Python code had run
+the kernel's stretch itself (`_write_back`), log lines included. tests/bot/test_backtest_kernel.py
+holds runs with and without it equal, fill by fill, field by field and line by line.
 
 The shared library is built from the C file by `make` (its install step) or, where it is missing
 or older than its source, on first use with the machine's C compiler; without one, backtests run
@@ -18,6 +19,7 @@ on the general path (the report says which engine ran).
 from __future__ import annotations
 
 import ctypes
+import gc
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -26,17 +28,18 @@ from typing import Any
 from exchanges import client_ids
 from exchanges.base import Fill, Order
 from exchanges.paper_exchange import DONE_KEPT, PaperExchange
-from strategies.book_records import EPS, OrderRef
+from strategies.book_records import Cell, OrderRef
 from strategies.perp_grid_strategy import PerpGridStrategy
 
 SOURCE = Path(__file__).with_name("grid_kernel.c")
 LIBRARY = Path(__file__).with_name("_grid_kernel.so")
 CFLAGS = ["-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math"]
 MAX_CELLS, MAX_ORDERS = 1023, 2100          # as in the C file
-CAP_FILLS, CAP_DONE, CAP_EVENTS = 1 << 16, 1 << 16, 1 << 14
+CAP_FILLS, CAP_DONE, CAP_EVENTS = 1 << 14, 1 << 14, 1 << 13     # flushed to Python objects when nearly full
 
 RC_END, RC_NEED_BLOCK, RC_STEP, RC_ENSURE, RC_FLUSH, RC_LOOP, RC_BROKEN = 0, 1, 2, 3, 4, 5, -1
-EV_MARGIN, EV_INVALID, EV_CLOSE_REFUSED = 1, 2, 3
+EV_MARGIN, EV_INVALID, EV_CLOSE_REFUSED, EV_RECENTRE, EV_RECONFIGURED, EV_ADJUSTED = 1, 2, 3, 4, 5, 6
+MODES = ("arithmetic", "geometric")
 BLOCKS = {None: 0, "margin": 1, "exposure": 2, "invalid": 3, "band": 4}
 BLOCK_NAMES = {v: k for k, v in BLOCKS.items()}
 SIDES = ("buy", "sell")
@@ -94,6 +97,8 @@ class State(ctypes.Structure):
         ("lower", c_dbl), ("upper", c_dbl), ("tol", c_dbl), ("quantity", c_dbl), ("max_pos", c_dbl),
         ("resting", c_dbl * 2), ("planned_qty", c_dbl * 2),
         ("peak", c_dbl), ("max_dd", c_dbl), ("ticks", c_i64), ("max_ticks", c_i64), ("booked_upto", c_i64), ("turns", c_i64),
+        ("num", c_i32), ("mode", c_i32), ("allow_unprofitable", c_i32), ("adjust_range", c_i32),
+        ("layout_changed", c_i32), ("pad2", c_i32), ("range_changes", c_i64),
         ("adv_active", c_i32), ("adv_pending", c_i32), ("no_more", c_i32), ("pad1", c_i32),
         ("adv_consumed", c_i64), ("adv_cash", c_dbl), ("adv_qty", c_dbl), ("adv_entry", c_dbl), ("adv_last", c_dbl),
         ("adv_low", c_dbl), ("adv_high", c_dbl), ("adv_wake_at", c_i64),
@@ -106,24 +111,27 @@ class State(ctypes.Structure):
 
 
 _lib: Any = None
+build_error = ""            # why the kernel could not be built or loaded (empty when it was)
 
 
 def library() -> Any:
     """The compiled kernel, built first where it is missing or stale; None when it cannot be."""
-    global _lib
+    global _lib, build_error
     if _lib is not None:
         return _lib or None
     try:
         if not LIBRARY.exists() or LIBRARY.stat().st_mtime < SOURCE.stat().st_mtime:
-            subprocess.run(["cc", *CFLAGS, "-o", str(LIBRARY), str(SOURCE), "-lm"], check=True,
-                           capture_output=True, timeout=120)
+            built = subprocess.run(["cc", *CFLAGS, "-o", str(LIBRARY), str(SOURCE), "-lm"],
+                                   capture_output=True, text=True, timeout=120)
+            if built.returncode != 0:
+                raise OSError(f"cc failed: {built.stderr.strip()[-2000:]}")
         lib = ctypes.CDLL(str(LIBRARY))
         lib.gk_run.argtypes, lib.gk_run.restype = [ctypes.POINTER(State)], ctypes.c_int
         lib.gk_state_size.restype = ctypes.c_size_t
         if lib.gk_state_size() != ctypes.sizeof(State):
             raise OSError("the kernel's State layout differs from this module's")
-    except (OSError, subprocess.SubprocessError):
-        _lib = False
+    except (OSError, subprocess.SubprocessError) as exc:
+        _lib, build_error = False, str(exc)
         return None
     _lib = lib
     return lib
@@ -153,6 +161,8 @@ def not_plain(exchange: PaperExchange, strategy: PerpGridStrategy) -> str | None
     p = strategy.params
     if p.stop_loss is not None or p.take_profit is not None:
         return "stop loss or take profit"
+    if p.mode not in MODES or p.grid_type not in ("neutral", "long", "short"):
+        return "a grid mode or type the kernel does not know"
     if strategy.state != "running" or strategy._closing is not None or not strategy.incremental:
         return "the grid is not trading its plain turns"
     book = strategy.book
@@ -194,6 +204,7 @@ class Kernel:
         self.events = (CEvent * CAP_EVENTS)()
         self.block: tuple | None = None         # the arrays the C side reads (kept alive here)
         self.turns = 0                          # turns the kernel took whole, over the run
+        self.range_changes = 0                  # range changes it made
         s = self.s
         s.fills, s.cap_fills = ctypes.cast(self.fills, ctypes.POINTER(CFill)), CAP_FILLS
         s.done, s.cap_done = ctypes.cast(self.done, ctypes.POINTER(CDone)), CAP_DONE
@@ -212,7 +223,7 @@ class Kernel:
         Python objects written back."""
         s = self.s
         self._load()
-        s.ticks, s.max_ticks, s.peak, s.max_dd, s.turns = ticks, max_ticks, peak, max_dd, 0
+        s.ticks, s.max_ticks, s.peak, s.max_dd, s.turns, s.range_changes = ticks, max_ticks, peak, max_dd, 0, 0
         self._attach_block()
         try:
             while True:
@@ -226,6 +237,7 @@ class Kernel:
         finally:
             self._write_back()
             self.turns += s.turns
+            self.range_changes += s.range_changes
         if rc == RC_BROKEN:
             raise RuntimeError("backtest kernel: a turn needed the general path after sending orders")
         return rc, s.ticks, s.peak, s.max_dd
@@ -255,7 +267,7 @@ class Kernel:
         ex.ts, ex.price = int(s.ts), float(s.price)     # the next block's clock starts here
         if getattr(ex, "_buf", None) is not None:
             ex._buf[5] = int(s.blk_pos)
-        if ex._block() is None:
+        if ex._block(lists=False) is None:
             ex.exhausted = True
             s.no_more = 1
             return
@@ -311,24 +323,49 @@ class Kernel:
         s.grid_profit, s.t_fees, s.volume, s.fill_count, s.cycles = t.grid_profit, t.fees, t.volume, t.fill_count, t.cycles
         s.lower, s.upper, s.tol, s.quantity = p.lower, p.upper, p.boundary_tolerance, p.quantity
         s.planned_qty[0], s.planned_qty[1] = strat._planned["buy"], strat._planned["sell"]
+        s.num, s.mode, s.allow_unprofitable = p.num, MODES.index(p.mode), p.allow_unprofitable_step
+        s.adjust_range, s.layout_changed = p.boundary_action == "adjust_range", 0
         s.adv_active = s.adv_pending = 0
         s.n_fills = s.n_done = s.n_events = s.booked_upto = 0
 
     def _flush(self) -> None:
-        """The fills, finished orders and log lines the kernel made, as the Python objects hold them."""
+        """The fills, finished orders and log lines the kernel made, as the Python objects hold them.
+
+        Read column by column through numpy (a ctypes field read per value would cost more than the
+        kernel's whole turn), and Fill objects made without their __init__ (which only stores the
+        fields), with the collector paused over tens of thousands of new objects."""
+        import numpy as np
+
         ex, strat, s = self.exchange, self.strategy, self.s
         symbol = strat.params.symbol
-        seen = strat.book._seen
-        fills, fill_ts = ex._fills, ex._fill_ts
-        for k in range(s.n_fills):
-            f = self.fills[k]
-            fill = Fill(f"P{f.trade}", f"O{f.order_num}", symbol, SIDES[f.side], f.price, f.qty, f.fee, True, f.ts, f.cid)
-            fills.append(fill)
-            fill_ts.append(f.ts)
-            if k < s.booked_upto:
-                seen.add(fill.trade_id)
+        n = s.n_fills
+        if n:
+            f = np.ctypeslib.as_array(self.fills)[:n]
+            trade_ids = [f"P{t}" for t in f["trade"].tolist()]
+            order_ids = [f"O{o}" for o in f["order_num"].tolist()]
+            sides = [SIDES[k] for k in f["side"].tolist()]
+            times = f["ts"].tolist()
+            new, setattr_ = object.__new__, object.__setattr__     # Fill is frozen
+            made = []
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                for trade_id, order_id, side, price, qty, fee, ts, cid in zip(
+                        trade_ids, order_ids, sides, f["price"].tolist(), f["qty"].tolist(), f["fee"].tolist(), times,
+                        f["cid"].tolist()):
+                    fill = new(Fill)
+                    setattr_(fill, "__dict__", {"trade_id": trade_id, "order_id": order_id, "symbol": symbol, "side": side,
+                                                "price": price, "qty": qty, "fee": fee, "is_maker": True, "timestamp": ts,
+                                                "client_id": cid, "system_order": None})
+                    made.append(fill)
+            finally:
+                if collecting:
+                    gc.enable()
+            ex._fills.extend(made)
+            ex._fill_ts.extend(times)
+            strat.book._seen.update(trade_ids[:s.booked_upto])  # the books booked these (the rest: Python's turn)
         done = ex._done
-        for k in range(s.n_done):
+        for k in range(max(0, s.n_done - DONE_KEPT), s.n_done):    # older ones would leave `_done` at once
             d = self.done[k]
             order = ex.orders.get(f"O{d.num}") or Order(f"O{d.num}", symbol, SIDES[d.side], "limit", d.price, d.qty,
                                                         client_id=d.cid, post_only=True, timestamp=d.ts)
@@ -341,8 +378,19 @@ class Kernel:
         s.n_fills = s.n_done = s.n_events = s.booked_upto = 0
 
     def _say(self, e: CEvent) -> None:
-        """The log line PerpGridStrategy._refused writes for a refusal the kernel met."""
+        """The log line the Python code writes where the kernel did what it does."""
         strat = self.strategy
+        p = strat.params
+        if e.kind == EV_RECENTRE:       # PerpGridStrategy._check_risk
+            strat.log(f"price {e.a} left the range {e.b}..{e.c}: re-centring the grid")
+            return
+        if e.kind == EV_RECONFIGURED:   # reconfigure.apply_params (_describe)
+            strat._event("reconfigured", f"now grid {e.a}..{e.b} x{p.num} {p.mode}, quantity {p.quantity}: kept "
+                                         f"{int(e.c)} orders, cancelled {int(e.d)}, placed {e.rejections}")
+            return
+        if e.kind == EV_ADJUSTED:       # PerpGridStrategy.adjust_grid_range
+            strat._event("grid_adjusted", f"range now {e.a}..{e.b}")
+            return
         if e.kind == EV_MARGIN:
             free = e.b if e.b > 0 else 0
             strat._event("skip_level", f"level {e.cell} skipped until the next fill: order needs {e.a:.2f} margin, "
@@ -360,6 +408,12 @@ class Kernel:
         self._resting_orders()
         ex, strat, s = self.exchange, self.strategy, self.s
         book = strat.book
+        if s.layout_changed:            # a range change: new cells (kept ones move), levels, range
+            n = s.n_cells
+            book.cells = [Cell(i, "long") for i in range(n)]
+            book.levels = [s.levels[i] for i in range(n + 1)]
+            strat.params = strat.params.with_range(s.lower, s.upper)
+            s.layout_changed = 0
         ex.ts, ex.trade_seq, ex.order_seq, ex.next_funding_ts = int(s.ts), int(s.trade_seq), int(s.order_seq), int(s.next_funding_ts)
         ex._sums_changes = int(s.sums_changes)
         ex.price, ex.balance, ex.pos_qty, ex.entry = s.price, s.balance, s.pos_qty, s.entry
@@ -376,6 +430,7 @@ class Kernel:
             cell.cost = c.cost if c.has_cost else None
             cell.retry_at, cell.reject_price = int(c.retry_at), c.reject_price
             cell.held, cell.open_fees = c.held, c.open_fees
+            cell.unbooked = {}
             cell.open_order = _ref_back(c.open, cell.open_order)
             cell.close_order = _ref_back(c.close, cell.close_order)
         book.refs_changed()

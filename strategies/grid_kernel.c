@@ -5,14 +5,16 @@
  * the matching engine; no one place is slow. This file does the same arithmetic, in the same
  * order, on plain structs: run_backtest's loop (strategies/backtest.py), PaperExchange.advance,
  * _tick, _match, _execute, place_order and its margin checks (exchanges/paper_exchange.py),
- * PerpGridStrategy.step, _ensure_all, _ensure, _plan, _fresh_id, wake_prices, and the books'
- * fill booking (strategies/order_book.py). Each function names the Python it mirrors; a change
- * there must be made here too, and tests/bot/test_backtest_kernel.py holds every run equal to
- * the general path, fill by fill and field by field.
+ * PerpGridStrategy.step, _ensure_all, _ensure, _plan, _fresh_id, wake_prices, the books' fill
+ * booking (strategies/order_book.py), and adjust_range's re-centring (_check_risk,
+ * reconfigure.apply_params, inventory.take_lots and adopt_inventory, grid_math.grid_levels).
+ * Each function names the Python it mirrors; a change there must be made here too, and
+ * tests/bot/test_backtest_kernel.py holds every run equal to the general path, fill by fill,
+ * field by field and log line by log line.
  *
- * Anything else (a range change, a stop, a refused level's backoff) is the Python code's: the
- * kernel returns at a point where the general path can go on (strategies/backtest_kernel.py
- * hands the state over both ways). Floats are IEEE doubles as in Python; Python's round(x, 10)
+ * Anything else (a stop, another boundary action, a range change that fails, a refused level's
+ * backoff) is the Python code's: the kernel returns at a point where the general path can go on
+ * (strategies/backtest_kernel.py hands the state over both ways). Floats are IEEE doubles as in Python; Python's round(x, 10)
  * and the exact decimal rounding of exchanges/ticks.py are written out below, and the build
  * turns off contraction into fused multiply-adds (-ffp-contract=off), which Python never does.
  * No CPython API: the caller (ctypes) owns every buffer.
@@ -47,7 +49,7 @@ enum {
 };
 
 /* event kinds for the caller's log */
-enum { EV_MARGIN = 1, EV_INVALID = 2, EV_CLOSE_REFUSED = 3 };
+enum { EV_MARGIN = 1, EV_INVALID = 2, EV_CLOSE_REFUSED = 3, EV_RECENTRE = 4, EV_RECONFIGURED = 5, EV_ADJUSTED = 6 };
 
 typedef struct {
     int32_t present;
@@ -117,6 +119,9 @@ typedef struct {
     int64_t ticks, max_ticks;
     int64_t booked_upto;        /* fills of the output buffer the books have booked */
     int64_t turns;              /* turns the kernel took whole */
+    int32_t num, mode, allow_unprofitable, adjust_range;  /* the grid's parameters besides its range */
+    int32_t layout_changed, pad2;   /* the cells were laid out afresh (a range change) */
+    int64_t range_changes;
     /* an advance in progress across blocks */
     int32_t adv_active, adv_pending, no_more, pad1;
     int64_t adv_consumed;
@@ -732,6 +737,287 @@ static int ensure_all(State *s) {
     return rc;
 }
 
+
+/* ---------------------------------------------------------------- range changes */
+
+/* v's shortest repr (Python's repr) as digits x 10^exp10; v >= 0 */
+static void shortest(double v, int64_t *digits, int *exp10) {
+    char buf[48];
+    int lo = 1, hi = 17;                    /* p digits read back as v: true from some p on */
+    while (lo < hi) {
+        int p = (lo + hi) / 2;
+        snprintf(buf, sizeof buf, "%.*e", p - 1, v);
+        if (strtod(buf, NULL) == v) hi = p; else lo = p + 1;
+    }
+    snprintf(buf, sizeof buf, "%.*e", lo - 1, v);
+    int64_t d = 0;
+    int nd = 0;
+    const char *c = buf;
+    for (; *c && *c != 'e'; c++) if (*c >= '0' && *c <= '9') { d = d * 10 + (*c - '0'); nd++; }
+    *digits = d;
+    *exp10 = atoi(c + 1) - (nd - 1);
+}
+
+/* exchanges/ticks.py round_to: the multiple of the tick nearest the decimal v was written as
+   (half to even); NAN where the numbers are too large to count exactly here */
+static double round_to_tick(double v, int64_t m, int64_t k) {
+    if (!(v >= 0)) return NAN;
+    double step = from_steps(1, m, k), q = v / step, near = nearbyint(q);
+    if (fabs(from_steps((int64_t)near, m, k) - v) <= NOISE_ULPS * ulp(v)) return from_steps((int64_t)near, m, k);
+    if (fabs(q) < 1e9 && fabs(fabs(q - near) - 0.5) > 1e-6) return from_steps((int64_t)near, m, k);  /* far from a tie */
+    int64_t d;
+    int e;
+    shortest(v, &d, &e);
+    int sh = e + (int)k;
+    if (sh > 18 || sh < -30) return NAN;
+    __int128 num = d, den = m;
+    for (int i = 0; i < sh; i++) num *= 10;
+    for (int i = 0; i < -sh; i++) den *= 10;
+    __int128 n = num / den, r = num % den;
+    if (2 * r > den || (2 * r == den && (n & 1))) n++;
+    return from_steps((int64_t)n, m, k);
+}
+
+/* strategies/grid_math.py grid_levels; returns how many, or -1 (NAN: not countable here) */
+static int grid_levels(const State *s, double lower, double upper, double *out) {
+    int n = 0, num = s->num;
+    double step = (upper - lower) / (num - 1), ratio = pow(upper / lower, 1.0 / (num - 1));
+    for (int i = 0; i < num; i++) {
+        double raw = i == num - 1 ? upper : (s->mode == 0 ? lower + i * step : lower * pow(ratio, (double)i));
+        double r = round_to_tick(raw, s->tick_m, s->tick_k);
+        if (r != r) return -1;
+        if (r > 0 && (n == 0 || r > out[n - 1])) {
+            if (n > MAX_CELLS) return -1;
+            out[n++] = r;
+        }
+    }
+    return n;
+}
+
+static void cancel_ref(State *s, Ref *r) {              /* OrderBook.cancel_ref, on the paper exchange */
+    for (int i = 0; i < s->n_orders; i++) {
+        if (s->orders[i].num != r->num) continue;
+        Order gone = s->orders[i];
+        remove_order(s, i);
+        rests(s, gone.side, gone.price, -remaining(&gone));
+        done_out(s, &gone, 1);
+        break;
+    }
+    r->present = 0;
+    s->resting_valid = 0;
+}
+
+typedef struct { double qty, cost, key; int at; } Lot;
+
+static int by_key(const void *a, const void *b) {       /* sorted(key=...), stable by `at` */
+    const Lot *x = a, *y = b;
+    if (x->key < y->key) return -1;
+    if (x->key > y->key) return 1;
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+static double dist_price;
+static const State *dist_state;
+static int by_far(const void *a, const void *b) {        /* _trim_exposure: farthest first, stable */
+    int i = *(const int *)a, j = *(const int *)b;
+    double di = fabs(dist_state->cells[i].open.price - dist_price), dj = fabs(dist_state->cells[j].open.price - dist_price);
+    if (di > dj) return -1;
+    if (di < dj) return 1;
+    return (i > j) - (i < j);
+}
+
+/* PerpGridStrategy._check_risk's adjust_range, through adjust_grid_range and
+   reconfigure.apply_params. 0 done; 1 the change is the Python code's (it fails, or a case not
+   modelled here), nothing changed then. */
+static int recentre(State *s) {
+    static double levels[MAX_CELLS + 2];
+    static Cell old[MAX_CELLS];
+    static int plan[MAX_CELLS], used[MAX_CELLS + 1], order[MAX_CELLS];
+    static int64_t before[2 * MAX_CELLS];
+    static Lot lots[MAX_CELLS + 1], chunks[4 * MAX_CELLS];
+    double half = (s->upper - s->lower) / 2, tick = s->tick_size;
+    double lower = round_to_tick(py_max(tick, s->s_price - half), s->tick_m, s->tick_k);
+    double upper = round_to_tick(lower + 2 * half, s->tick_m, s->tick_k);
+    if (lower != lower || upper != upper || !(lower > 0) || lower >= upper) return 1;
+    if (lower == s->lower && upper == s->upper) return 1;   /* the same layout: apply_params' other path */
+    /* grid_params.check_params: the rest of its checks cannot fail on a new range, but here */
+    if (s->has_max_pos && s->max_pos < s->quantity) return 1;
+    int multiple;
+    snapped(s->quantity, s->step_m, s->step_k, s->step_size, &multiple);
+    if (s->quantity < s->min_qty || !multiple) return 1;
+    if (s->tol < 0) return 1;
+    double eq = equity(s);
+    if (s->has_max_pos && s->max_pos >= s->quantity && s->max_pos * upper / s->leverage > eq) return 1;
+    int n_levels = grid_levels(s, lower, upper, levels);
+    if (n_levels < 2) return 1;
+    if (!s->allow_unprofitable)
+        for (int i = 0; i + 1 < n_levels; i++)
+            if ((levels[i + 1] - levels[i]) - s->maker_fee * (levels[i] + levels[i + 1]) <= 0) return 1;
+    int n_new = n_levels - 1;
+    /* the change begins: what a Python log would say first */
+    event(s, EV_RECENTRE, 0, 0, 0, s->s_price, s->lower, s->upper, 0);
+    int n_before = 0;
+    for (int i = 0; i < s->n_cells; i++) {
+        if (s->cells[i].open.present) before[n_before++] = s->cells[i].open.num;
+        if (s->cells[i].close.present) before[n_before++] = s->cells[i].close.num;
+    }
+    s->touched_all = 1;
+    /* _plan: the old cells the new layout keeps (same edges; same side unless holding) */
+    for (int i = 0; i < s->n_cells; i++) {
+        plan[i] = -1;
+        for (int j = 0; j < n_new; j++) {
+            if (levels[j] == s->levels[i] && levels[j + 1] == s->levels[i + 1]) {
+                int side = s->grid_type != 0 ? s->grid_type : ((levels[j] + levels[j + 1]) / 2 < s->s_price ? 1 : -1);
+                if (s->cells[i].held > EPS || s->cells[i].side == side) plan[i] = j;
+                break;
+            }
+        }
+    }
+    /* _cancel_misfits: the vanishing cells' orders; a lower max_position is not possible here */
+    for (int i = 0; i < s->n_cells; i++) {
+        Cell *c = &s->cells[i];
+        if (plan[i] < 0) {
+            if (c->open.present) cancel_ref(s, &c->open);
+            if (c->close.present) cancel_ref(s, &c->close);
+        } else if (c->open.present && fabs(c->open.qty - s->quantity) > EPS) {
+            cancel_ref(s, &c->open);                         /* a smaller opening order of a small holding */
+        }
+    }
+    if (s->has_max_pos) {                                   /* _trim_exposure */
+        for (int d = 0; d < 2; d++) {
+            int direction = d == 0 ? 1 : -1, side = d == 0 ? BUY : SELL, n = 0;
+            for (int i = 0; i < s->n_cells; i++)
+                if (s->cells[i].open.present && open_side(&s->cells[i]) == side) order[n++] = i;
+            dist_state = s; dist_price = s->s_price;
+            qsort(order, (size_t)n, sizeof(int), by_far);
+            s->planned_qty[0] = s->planned_qty[1] = 0.0;
+            for (int k = 0; k < n; k++) {
+                if (exposure(s, direction) <= s->max_pos + EPS) break;
+                cancel_ref(s, &s->cells[order[k]].open);
+            }
+        }
+    }
+    /* _refresh_position (no fill came since the turn's) */
+    s->position = s->pos_qty; s->s_entry = s->entry; s->unrealized = unrealized(s); s->s_realized = s->realized;
+    /* _relayout */
+    for (int i = 0; i <= MAX_CELLS; i++) used[i] = -1;
+    for (int i = 0; i < s->n_cells; i++) used[i] = s->cells[i].seq;
+    int n_lots = 0;
+    for (int i = 0; i < s->n_cells; i++) {                 /* take_lots */
+        const Cell *c = &s->cells[i];
+        if (plan[i] >= 0 || c->held <= EPS) continue;
+        lots[n_lots].qty = round10(c->held) * c->side;
+        lots[n_lots].cost = open_price(s, i);
+        n_lots++;
+    }
+    if (fabs(s->carried) > EPS) {
+        lots[n_lots].qty = s->carried;
+        lots[n_lots].cost = s->grid_entry != 0.0 ? s->grid_entry : s->s_price;
+        n_lots++;
+    }
+    s->carried = 0.0;
+    memcpy(old, s->cells, sizeof(Cell) * (size_t)s->n_cells);
+    int n_old = s->n_cells;
+    for (int j = 0; j < n_new; j++) {
+        Cell *c = &s->cells[j];
+        memset(c, 0, sizeof *c);
+        c->side = s->grid_type != 0 ? s->grid_type : ((levels[j] + levels[j + 1]) / 2 < s->s_price ? 1 : -1);
+    }
+    for (int i = 0; i < n_old; i++) if (plan[i] >= 0) s->cells[plan[i]] = old[i];
+    for (int j = 0; j < n_new; j++) {
+        const Ref *refs[2] = {&s->cells[j].open, &s->cells[j].close};
+        for (int r = 0; r < 2; r++) {
+            if (!refs[r]->present) continue;
+            int level = (int)((refs[r]->cid >> 12) & 1023), seq = (int)(refs[r]->cid & MAX_SEQ);
+            if (used[level] < seq) used[level] = seq;
+        }
+    }
+    for (int j = 0; j < n_new; j++) if (used[j] > s->cells[j].seq) s->cells[j].seq = used[j];
+    memcpy(s->levels, levels, sizeof(double) * (size_t)n_levels);
+    s->n_cells = n_new;
+    s->resting_valid = 0;
+    s->lower = lower; s->upper = upper;
+    s->layout_changed = 1;
+    for (int d = 0; d < 2; d++) {                            /* adopt_inventory */
+        int direction = d == 0 ? 1 : -1, n = 0, nc = 0;
+        for (int k = 0; k < n_lots; k++) {
+            if (!(lots[k].qty * direction > EPS)) continue;
+            order[n] = k;
+            n++;
+        }
+        static Lot sorted_lots[MAX_CELLS + 1];
+        for (int k = 0; k < n; k++) {
+            sorted_lots[k] = lots[order[k]];
+            sorted_lots[k].qty = fabs(sorted_lots[k].qty);
+            sorted_lots[k].key = sorted_lots[k].cost * direction;
+            sorted_lots[k].at = k;
+        }
+        qsort(sorted_lots, (size_t)n, sizeof(Lot), by_key);
+        for (int k = 0; k < n; k++) {
+            double qty = sorted_lots[k].qty;
+            while (qty > EPS) {
+                chunks[nc].qty = py_min(qty, s->quantity);
+                chunks[nc].cost = sorted_lots[k].cost;
+                nc++;
+                qty = round10(qty - s->quantity);
+            }
+        }
+        int cands[MAX_CELLS], m = 0;
+        for (int j = 0; j < s->n_cells; j++) {
+            const Cell *c = &s->cells[j];
+            if (c->held <= EPS && !c->open.present && !c->close.present &&
+                (direction > 0 ? s->levels[j + 1] > s->s_price : s->levels[j] < s->s_price))
+                cands[m++] = j;
+        }
+        if (direction < 0)
+            for (int a = 0, b = m - 1; a < b; a++, b--) { int t = cands[a]; cands[a] = cands[b]; cands[b] = t; }
+        if (!m) {
+            double sum = 0.0;
+            for (int k = 0; k < nc; k++) sum += chunks[k].qty;
+            s->carried = round10(s->carried + direction * sum);
+            continue;
+        }
+        if (nc > m) {                                       /* fit: the last cell takes the rest */
+            double qty = 0.0, notional = 0.0;
+            for (int k = m - 1; k < nc; k++) qty += chunks[k].qty;
+            for (int k = m - 1; k < nc; k++) notional += chunks[k].qty * chunks[k].cost;
+            chunks[m - 1].qty = qty;
+            chunks[m - 1].cost = notional / qty;
+            nc = m;
+        }
+        for (int k = 0; k < nc && k < m; k++) {
+            Cell *c = &s->cells[cands[k]];
+            c->side = direction;
+            c->held = round10(chunks[k].qty);
+            c->cost = chunks[k].cost;
+            c->has_cost = 1;
+            c->open_fees = 0.0;
+        }
+    }
+    for (int j = 0; j < s->n_cells; j++)                   /* reconfigure._unblock */
+        if (s->cells[j].blocked == INVALID || s->cells[j].blocked == EXPOSURE) s->cells[j].blocked = FREE;
+    s->touched_all = 1;
+    if (ensure_all(s) < 0) return -1;
+    s->touched_all = 1;                                     /* apply_params' finally: touch_all */
+    int kept = 0, placed = 0, n_after = 0;
+    for (int j = 0; j < s->n_cells; j++) {
+        const Ref *refs[2] = {&s->cells[j].open, &s->cells[j].close};
+        for (int r = 0; r < 2; r++) {
+            if (!refs[r]->present) continue;
+            n_after++;
+            int found = 0;
+            for (int k = 0; k < n_before; k++) if (before[k] == refs[r]->num) { found = 1; break; }
+            if (found) kept++; else placed++;
+        }
+    }
+    (void)n_after;
+    event(s, EV_RECONFIGURED, 0, 0, 0, lower, upper, (double)kept, (double)(n_before - kept));
+    s->events[s->n_events - 1].rejections = placed;
+    event(s, EV_ADJUSTED, 0, 0, 0, lower, upper, 0, 0);
+    s->range_changes += 1;
+    return 0;
+}
+
 /* PerpGridStrategy.wake_prices */
 static void wake_prices(State *s, double *low, double *high) {
     double half = s->tick_size / 2;
@@ -858,10 +1144,15 @@ int gk_run(State *s) {
         s->ticks += s->adv_consumed;
         /* the turn: PerpGridStrategy.step */
         step_head(s);
-        if (!(s->lower * (1 - s->tol) <= s->price && s->price <= s->upper * (1 + s->tol))) {
-            return RC_STEP;     /* the range's action is the Python code's: its fills are booked there too */
-        }
         sync_fills(s);
+        if (!(s->lower * (1 - s->tol) <= s->s_price && s->s_price <= s->upper * (1 + s->tol))) {
+            /* _check_risk: adjust_range re-centres here; anything else (or a change that fails) is
+               the Python code's turn, which finds these fills booked already */
+            if (!s->adjust_range) return RC_STEP;
+            int changed = recentre(s);
+            if (changed > 0) return RC_STEP;
+            if (changed < 0) return RC_BROKEN;
+        }
         int rc = ensure_all(s);
         if (rc == -1) return RC_ENSURE;
         if (rc == -2) return RC_BROKEN;
