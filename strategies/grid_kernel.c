@@ -613,7 +613,10 @@ static int plan(State *s, int i, int role, double qty, Planned *planned, int *n_
     return -1;
 }
 
-/* PerpGridStrategy._ensure for one cell; -1: it needs what only the Python code does (a cancel) */
+/* PerpGridStrategy._ensure for one cell; -1: it needs what only the Python code does (a cancel:
+   a holding whose closing order no longer fits, which takes partial fills or a hand-over the
+   kernel does not make; no grid it runs is known to reach it, but if one did the turn would be
+   the Python code's rather than wrong) */
 static int ensure(State *s, int i, Planned *planned, int *n_planned, int *held_back, int *n_held_back) {
     Cell *c = &s->cells[i];
     int small = 0;
@@ -1095,8 +1098,10 @@ int gk_run(State *s) {
         if (!s->adv_active) {
             if (s->ticks >= s->max_ticks || s->stopped) return RC_END;
             if (any_refused(s)) return RC_LOOP;
-            if (s->n_fills + MAX_ORDERS + 8 > s->cap_fills || s->n_done + MAX_ORDERS + 8 > s->cap_done ||
-                s->n_events + MAX_CELLS + 8 > s->cap_events)
+            /* room for one iteration's worst case: every order filled by its tick, or cancelled by a
+               re-centre; every cell refused in each of the turn's two placements, three log lines */
+            if (s->n_fills + MAX_ORDERS + 8 > s->cap_fills || s->n_done + 2 * MAX_ORDERS + 8 > s->cap_done ||
+                s->n_events + 2 * MAX_CELLS + 8 > s->cap_events)
                 return RC_FLUSH;
             double low, high;
             wake_prices(s, &low, &high);
