@@ -42,21 +42,30 @@ SPARSE_VOLATILITY = 0.0005      # per tick: a fill every few hundred ticks on th
 DEMO_TEMPLATE = REPO / "config" / "templates" / "paper_perp_grid.json"
 
 
-def sparse(ticks: int, seed: int, kernel: bool = True) -> BacktestReport:
-    exchange = PaperExchange(RandomWalk(150.0, SPARSE_VOLATILITY, seed), balance=10000, leverage=10)
+def sparse_grid(seed: int) -> tuple[PaperExchange, PerpGridStrategy]:
+    exchange = PaperExchange(RandomWalk(150.0, SPARSE_VOLATILITY, seed), balance=10000, leverage=10, start_ms=0)
     params = GridParams(SYMBOL, lower=120.0, upper=180.0, num=50, quantity=0.5, max_position=20,
                         boundary_action="adjust_range")
-    return run_backtest(exchange, PerpGridStrategy(exchange, params, "bench", log=lambda _m: None), ticks, kernel)
+    return exchange, PerpGridStrategy(exchange, params, "bench", log=lambda _m: None)
 
 
-def demo(ticks: int, seed: int, kernel: bool = True) -> BacktestReport:
+def demo_grid(seed: int) -> tuple[PaperExchange, PerpGridStrategy]:
+    """The demo template with adjust_range (tests/bot/test_backtest_kernel.py runs it too)."""
     doc = json.loads(DEMO_TEMPLATE.read_text())
     config = {**doc["exchange_config"], "seed": seed}
     config.pop("price_source", None)
     exchange = PaperExchange.from_config(config, instance_id="bench", start_ms=0)
     params = GridParams.from_strategy_config({**doc["strategy_config"], "boundary_action": "adjust_range"},
                                              doc["metadata"]["symbol"])
-    return run_backtest(exchange, PerpGridStrategy(exchange, params, "bench", log=lambda _m: None), ticks, kernel)
+    return exchange, PerpGridStrategy(exchange, params, "bench", log=lambda _m: None)
+
+
+def sparse(ticks: int, seed: int, kernel: bool = True) -> BacktestReport:
+    return run_backtest(*sparse_grid(seed), ticks, kernel)
+
+
+def demo(ticks: int, seed: int, kernel: bool = True) -> BacktestReport:
+    return run_backtest(*demo_grid(seed), ticks, kernel)
 
 
 SPARSE_GOAL = 3_000_000         # ticks/s, issue 12 goal 5

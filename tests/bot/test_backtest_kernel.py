@@ -11,14 +11,13 @@ held to that too.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.bench_backtest import demo_grid, sparse_grid
 from exchanges.paper_exchange import PaperExchange
 from exchanges.paper_prices import RandomWalk
 from strategies import backtest_kernel
@@ -28,7 +27,6 @@ from strategies.grid_state import book_state
 from strategies.perp_grid_strategy import PerpGridStrategy
 
 SYMBOL = "SOL_USDC_PERP"
-TEMPLATE = Path(__file__).resolve().parents[2] / "config" / "templates" / "paper_perp_grid.json"
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler to build the kernel")
 
@@ -78,24 +76,22 @@ def assert_same(build) -> tuple[str, int]:
     return engine
 
 
-def demo(seed: int, ticks: int):
-    def build():
-        doc = json.loads(TEMPLATE.read_text())
-        config = {**doc["exchange_config"], "seed": seed}
-        config.pop("price_source", None)
-        exchange = PaperExchange.from_config(config, instance_id="bt", start_ms=0)
-        params = GridParams.from_strategy_config({**doc["strategy_config"], "boundary_action": "adjust_range"},
-                                                 doc["metadata"]["symbol"])
-        return exchange, PerpGridStrategy(exchange, params, "bt"), ticks
-    return build
+def bench_grid(grid, seed: int, ticks: int):
+    """One of bench/bench_backtest.py's grids, as it measures them."""
+    return lambda: (*grid(seed), ticks)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_demo_grid_with_adjust_range_trades_alike_and_mostly_in_the_kernel(seed):
     """The demo template re-centres its range hundreds of times, refuses levels for margin, and
     stops (the live code's turn) when it can no longer margin a new range."""
-    engine, (in_kernel, turns, range_changes) = assert_same(demo(seed, 200_000))
+    engine, (in_kernel, turns, range_changes) = assert_same(bench_grid(demo_grid, seed, 200_000))
     assert engine == "kernel" and in_kernel > 0.9 * turns and range_changes > 50
+
+
+def test_the_benchs_sparse_grid_trades_alike():
+    engine, (in_kernel, turns, range_changes) = assert_same(bench_grid(sparse_grid, 1, 300_000))
+    assert engine == "kernel" and in_kernel == turns
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
