@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -88,7 +89,7 @@ class State(ctypes.Structure):
         ("sums", (c_dbl * 2) * 2), ("sums_peak", c_dbl),
         ("n_orders", c_i32), ("pad0", c_i32), ("orders", COrder * MAX_ORDERS),
         ("n_cells", c_i32), ("grid_type", c_i32), ("has_max_pos", c_i32), ("tag", c_i32), ("stopped", c_i32),
-        ("touched_all", c_i32), ("resting_valid", c_i32), ("planned_n", c_i32),
+        ("touched_all", c_i32), ("resting_valid", c_i32), ("pad3", c_i32),
         ("levels", c_dbl * (MAX_CELLS + 1)), ("cells", CCell * MAX_CELLS),
         ("unsettled", c_u8 * (MAX_CELLS + 1)), ("touched", c_u8 * (MAX_CELLS + 1)),
         ("s_price", c_dbl), ("position", c_dbl), ("s_entry", c_dbl), ("unrealized", c_dbl), ("s_realized", c_dbl),
@@ -121,10 +122,13 @@ def library() -> Any:
         return _lib or None
     try:
         if not LIBRARY.exists() or LIBRARY.stat().st_mtime < SOURCE.stat().st_mtime:
-            built = subprocess.run(["cc", *CFLAGS, "-o", str(LIBRARY), str(SOURCE), "-lm"],
+            partial = LIBRARY.with_name(f"{LIBRARY.name}.{os.getpid()}.tmp")     # two builders never mix
+            built = subprocess.run(["cc", *CFLAGS, "-o", str(partial), str(SOURCE), "-lm"],
                                    capture_output=True, text=True, timeout=120)
             if built.returncode != 0:
+                partial.unlink(missing_ok=True)
                 raise OSError(f"cc failed: {built.stderr.strip()[-2000:]}")
+            os.replace(partial, LIBRARY)
         lib = ctypes.CDLL(str(LIBRARY))
         lib.gk_run.argtypes, lib.gk_run.restype = [ctypes.POINTER(State)], ctypes.c_int
         lib.gk_state_size.restype = ctypes.c_size_t

@@ -102,7 +102,7 @@ typedef struct {
     int32_t n_orders, pad0;
     Order orders[MAX_ORDERS];   /* resting, in placement order (the dict's order) */
     /* ---- the strategy and its books ---- */
-    int32_t n_cells, grid_type, has_max_pos, tag, stopped, touched_all, resting_valid, planned_n;
+    int32_t n_cells, grid_type, has_max_pos, tag, stopped, touched_all, resting_valid, pad3;
     double levels[MAX_CELLS + 1];
     Cell cells[MAX_CELLS];
     uint8_t unsettled[MAX_CELLS + 1];
@@ -708,7 +708,6 @@ static int ensure_all(State *s) {
     static Cell saved[MAX_CELLS];
     memset(attempted, 0, sizeof attempted);
     int first = 1;
-    int rc = 0;
     for (;;) {
         s->planned_qty[0] = s->planned_qty[1] = 0.0;
         int n_planned = 0, n_held_back = 0, n = 0;
@@ -737,7 +736,7 @@ static int ensure_all(State *s) {
     visit(s);
     for (int i = 0; i < s->n_cells; i++)
         if (s->unsettled[i] && settled(s, &s->cells[i])) s->unsettled[i] = 0;
-    return rc;
+    return 0;
 }
 
 
@@ -1055,14 +1054,15 @@ static void drawdown(State *s, double price) {           /* run_backtest, a tick
     else if (s->peak - eq > s->max_dd) s->max_dd = s->peak - eq;
 }
 
-/* PerpGridStrategy.step up to its orders: market, fills, position, risk. 1: in range. */
-static int step_head(State *s) {
+/* PerpGridStrategy._refresh_market, the turn's first step */
+static void refresh_market(State *s) {
     s->s_price = s->price;
     s->now_ms = s->ts;
     if (s->s_entry != 0.0 && s->position != 0.0) s->unrealized = s->position * (s->s_price - s->s_entry);
-    return 1;
 }
 
+/* OrderBook.sync_fills and _book for the fills since the last turn, then PerpGridStrategy._booked
+   and _refresh_position */
 static void sync_fills(State *s) {
     if (s->booked_upto >= s->n_fills) return;
     double o = owned(s);
@@ -1148,7 +1148,7 @@ int gk_run(State *s) {
         }
         s->ticks += s->adv_consumed;
         /* the turn: PerpGridStrategy.step */
-        step_head(s);
+        refresh_market(s);
         sync_fills(s);
         if (!(s->lower * (1 - s->tol) <= s->s_price && s->s_price <= s->upper * (1 + s->tol))) {
             /* _check_risk: adjust_range re-centres here; anything else (or a change that fails) is
