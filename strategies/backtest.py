@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from exchanges.paper_exchange import PaperExchange
-from strategies.backtest_kernel import RC_END, RC_ENSURE, RC_STEP, Kernel, not_plain
+from strategies.backtest_kernel import RC_END, RC_ENSURE, RC_STEP, Kernel, not_plain, why_no_kernel
 from strategies.perp_grid_strategy import PerpGridStrategy
 
 
@@ -56,6 +56,7 @@ class BacktestReport:
     turns: int = 0              # turns taken in all ...
     kernel_turns: int = 0       # ... and those the kernel took, with this many range changes
     kernel_range_changes: int = 0
+    engine_note: str = ""       # why the kernel did not run, when it did not
 
     @property
     def ticks_per_second(self) -> float:
@@ -81,7 +82,8 @@ class BacktestReport:
             f"state          {self.state}{' (' + self.stop_reason + ')' if self.stop_reason else ''}",
             f"engine         {self.engine}"
             + (f" ({self.kernel_turns:,} of {self.turns:,} turns, {self.kernel_range_changes:,} range changes)"
-               if self.engine == "kernel" else "") + f": {ENGINE_TEXT[self.engine]}",
+               if self.engine == "kernel" else "") + f": {ENGINE_TEXT[self.engine]}"
+            + (f" (no kernel: {self.engine_note})" if self.engine_note else ""),
         ])
 
 
@@ -95,6 +97,7 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
 
     fast = Kernel.for_run(exchange, strategy) if kernel else None    # built first where it is stale: untimed
     engine = "kernel" if fast is not None else "general"
+    note = "" if fast is not None or not kernel else why_no_kernel(exchange, strategy)
     start_equity = exchange.equity()
     start_price = exchange.price
     t0 = time.perf_counter()
@@ -127,7 +130,7 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
                           s["fill_count"], s["cycles"], loop.max_dd, exchange.pos_qty, s["state"], s["stop_reason"],
                           exchange.fill_model, exchange.tick_size, engine,
                           loop.turns + (fast.turns if fast is not None else 0), fast.turns if fast is not None else 0,
-                          fast.range_changes if fast is not None else 0)
+                          fast.range_changes if fast is not None else 0, note)
 
 
 class _Loop:

@@ -141,6 +141,14 @@ def library() -> Any:
     return lib
 
 
+def why_no_kernel(exchange: Any, strategy: Any) -> str:
+    """The reason `Kernel.for_run` gave none, in one line: the build's first error, or the run's kind."""
+    if library() is None:
+        lines = [line for line in build_error.splitlines() if line.strip()]
+        return (next((line for line in lines if "error" in line), lines[0] if lines else "unknown"))[:200]
+    return "not the paper exchange and the grid strategy"
+
+
 def _decimal_step(size: float) -> tuple[int, int] | None:
     """(m, k) with size == m x 10^-k exactly as a decimal (exchanges/ticks.py reads it so)."""
     d = Decimal(repr(float(size)))

@@ -122,3 +122,14 @@ def test_any_grid_trades_alike_with_and_without_the_kernel(num, lower, width, qu
         return                              # parameters no grid could start with: nothing to compare
     engine, _ = assert_same(build)
     assert engine == "kernel"
+
+
+def test_a_backtest_without_its_kernel_runs_the_general_path_and_says_why(monkeypatch):
+    """A checkout whose kernel cannot be built (no compiler, a read-only install, a C error) still
+    backtests, on the general path, and the report names the build's error."""
+    monkeypatch.setattr(backtest_kernel, "_lib", False)
+    monkeypatch.setattr(backtest_kernel, "build_error", "cc failed: grid_kernel.c:1:1: error: no compiler here")
+    exchange, strategy = demo_grid(1)
+    report = run_backtest(exchange, strategy, 5_000)
+    assert (report.engine, report.kernel_turns) == ("general", 0) and report.fills > 100
+    assert "(no kernel: cc failed: grid_kernel.c:1:1: error: no compiler here)" in report.text()
