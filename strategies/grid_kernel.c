@@ -836,7 +836,9 @@ static int recentre(State *s) {
     static Cell old[MAX_CELLS];
     static int plan[MAX_CELLS], used[MAX_CELLS + 1], order[MAX_CELLS];
     static int64_t before[2 * MAX_CELLS];
-    static Lot lots[MAX_CELLS + 1], chunks[4 * MAX_CELLS];
+    static Lot lots[MAX_CELLS + 1];
+    static Lot *chunks = NULL;                  /* adopt_inventory's quantity-sized pieces */
+    static size_t chunks_room = 0;
     double half = (s->upper - s->lower) / 2, tick = s->tick_size;
     double lower = round_to_tick(py_max(tick, s->s_price - half), s->tick_m, s->tick_k);
     double upper = round_to_tick(lower + 2 * half, s->tick_m, s->tick_k);
@@ -856,6 +858,18 @@ static int recentre(State *s) {
         for (int i = 0; i + 1 < n_levels; i++)
             if ((levels[i + 1] - levels[i]) - s->maker_fee * (levels[i] + levels[i + 1]) <= 0) return 1;
     int n_new = n_levels - 1;
+    /* room for adopt_inventory's pieces: every holding and the carried inventory, cut in quantities
+       (a cell that took "the rest" at an earlier change may hold many) */
+    double total = fabs(s->carried);
+    for (int i = 0; i < s->n_cells; i++) total += s->cells[i].held;
+    double pieces = total / s->quantity + s->n_cells + 4;
+    if (!(pieces < 1e7)) return 1;
+    if ((size_t)pieces > chunks_room) {
+        Lot *grown = realloc(chunks, sizeof(Lot) * (size_t)pieces);
+        if (!grown) return 1;
+        chunks = grown;
+        chunks_room = (size_t)pieces;
+    }
     /* the change begins: what a Python log would say first */
     event(s, EV_RECENTRE, 0, 0, 0, s->s_price, s->lower, s->upper, 0);
     int n_before = 0;
