@@ -300,15 +300,16 @@ static void apply_trade(State *s, int side, double qty, double price) {   /* Pap
     if (fabs(s->pos_qty) <= EPS) { s->pos_qty = 0.0; s->entry = 0.0; }
 }
 
-static void remove_order(State *s, int i) {
+/* PaperExchange._finish: the order leaves the book (status 0 filled, 1 canceled), the margin sums
+   lose what it had left, and the caller learns of it (`_done`) */
+static void finish(State *s, int i, int status) {
+    Order gone = s->orders[i];
     memmove(&s->orders[i], &s->orders[i + 1], sizeof(Order) * (size_t)(s->n_orders - i - 1));
     s->n_orders--;
-}
-
-static void done_out(State *s, const Order *o, int status) {
+    rests(s, gone.side, gone.price, -remaining(&gone));
     DoneOut *d = &s->done[s->n_done++];
-    d->num = o->num; d->cid = o->cid; d->ts = o->ts; d->side = o->side; d->status = status;
-    d->price = o->price; d->qty = o->qty; d->filled = o->filled;
+    d->num = gone.num; d->cid = gone.cid; d->ts = gone.ts; d->side = gone.side; d->status = status;
+    d->price = gone.price; d->qty = gone.qty; d->filled = gone.filled;
 }
 
 /* PaperExchange._execute of a resting order (maker), then _finish when it is done */
@@ -327,12 +328,7 @@ static void execute(State *s, int i, double qty) {
     double before = remaining(o);
     o->filled = round10(o->filled + qty);
     rests(s, o->side, o->price, remaining(o) - before);
-    if (remaining(o) <= EPS) {
-        Order gone = *o;
-        remove_order(s, i);
-        rests(s, gone.side, gone.price, -remaining(&gone));
-        done_out(s, &gone, 0);
-    }
+    if (remaining(o) <= EPS) finish(s, i, 0);
 }
 
 /* PaperExchange._tick and _match */
@@ -449,6 +445,13 @@ static double side_price(const State *s, int i, int role, int *side) {   /* Orde
 }
 
 static void touch(State *s, int i) { if (!s->touched_all) s->touched[i] = 1; }
+
+static void refresh_position(State *s) {               /* PerpGridStrategy._refresh_position */
+    s->position = s->pos_qty;
+    s->s_entry = s->entry;
+    s->unrealized = unrealized(s);
+    s->s_realized = s->realized;
+}
 
 static double ref_traded(const Ref *r) { return py_max(r->filled, r->executed); }
 static double ref_remaining(const Ref *r) { return py_max(0.0, r->qty - ref_traded(r)); }
@@ -799,10 +802,7 @@ static int grid_levels(const State *s, double lower, double upper, double *out) 
 static void cancel_ref(State *s, Ref *r) {              /* OrderBook.cancel_ref, on the paper exchange */
     for (int i = 0; i < s->n_orders; i++) {
         if (s->orders[i].num != r->num) continue;
-        Order gone = s->orders[i];
-        remove_order(s, i);
-        rests(s, gone.side, gone.price, -remaining(&gone));
-        done_out(s, &gone, 1);
+        finish(s, i, 1);
         break;
     }
     r->present = 0;
@@ -913,8 +913,7 @@ static int recentre(State *s) {
             }
         }
     }
-    /* _refresh_position (no fill came since the turn's) */
-    s->position = s->pos_qty; s->s_entry = s->entry; s->unrealized = unrealized(s); s->s_realized = s->realized;
+    refresh_position(s);                                    /* no fill came since the turn's */
     /* _relayout */
     for (int i = 0; i <= MAX_CELLS; i++) used[i] = -1;
     for (int i = 0; i < s->n_cells; i++) used[i] = s->cells[i].seq;
@@ -1092,11 +1091,7 @@ static void sync_fills(State *s) {
         }
     }
     s->booked_upto = s->n_fills;
-    /* _refresh_position */
-    s->position = s->pos_qty;
-    s->s_entry = s->entry;
-    s->unrealized = unrealized(s);
-    s->s_realized = s->realized;
+    refresh_position(s);
 }
 
 static void after_step(State *s) {
