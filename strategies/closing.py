@@ -66,9 +66,8 @@ def close_and_stop(strategy: PerpGridStrategy, reason: str) -> None:
         # beside a bigger manual long is closed by a buy that the venue sees as growing the long
         reduces = remains * strategy.position > 0 and qty <= abs(strategy.position) + EPS
         cid = client_ids.encode(strategy.instance_id, MARKET_LEVEL, client_ids.ROLE_CLOSE, int(time.time()))
-        if strategy.store is not None and not strategy.exchange.commits_with(strategy.store):
-            # killed before this turn commits, the next start goes on from here
-            strategy.store.note_sending([cid], closing=strategy._closing, close_target=strategy._close_target)
+        # killed before this turn commits, the next start goes on from here
+        strategy.book.note_sending([cid], closing=strategy._closing, close_target=strategy._close_target)
         order = strategy.exchange.place_order(OrderRequest(strategy.params.symbol, side, qty, type="market",
                                                            post_only=False, reduce_only=reduces, client_id=cid))
         if order.filled_qty < qty - EPS:

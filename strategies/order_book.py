@@ -288,9 +288,7 @@ class OrderBook(DepartedOrders):
         is also in doubt and raised to the loop once the others are booked.
         """
         requests = [req for _, _, req in planned]
-        if self.store is not None and not self.exchange.commits_with(self.store):
-            # a kill before this turn commits must not lose them (a venue in the same database loses them too)
-            self.store.note_sending([req.client_id for req in requests if req.client_id is not None])
+        self.note_sending([req.client_id for req in requests if req.client_id is not None])
         try:
             results: list[Order | ExchangeError] = self.exchange.place_orders(requests)
         except ExchangeError:
@@ -311,6 +309,13 @@ class OrderBook(DepartedOrders):
         if len(results) < len(requests):
             raise ExchangeUnavailable(f"the exchange answered {len(results)} of {len(requests)} orders")
         return all(isinstance(r, Order) for r in results)
+
+    def note_sending(self, ids: list[int], **context: Any) -> None:
+        """Journal orders about to be sent (`Database.note_sending`): a kill before this turn
+        commits must not lose them. Not where the venue keeps its records in the same database
+        (`Exchange.commits_with`): the kill rolls them back with the books."""
+        if self.store is not None and not self.exchange.commits_with(self.store):
+            self.store.note_sending(ids, **context)
 
     def _doubt(self, requests: list[OrderRequest]) -> None:
         """These requests may have reached the venue unheard: reconcile before placing again."""
