@@ -125,12 +125,12 @@ def run_backtest(exchange: PaperExchange, strategy: PerpGridStrategy, max_ticks:
             break
     seconds = time.perf_counter() - t0
     s = strategy.summary()
+    in_kernel, kernel_changes = (fast.turns, fast.range_changes) if fast is not None else (0, 0)
     return BacktestReport(loop.ticks, seconds, start_price, exchange.price, s["grid_profit"], exchange.realized,
                           exchange.unrealized(), exchange.equity() - start_equity, s["fees"], exchange.funding, s["volume"],
                           s["fill_count"], s["cycles"], loop.max_dd, exchange.pos_qty, s["state"], s["stop_reason"],
-                          exchange.fill_model, exchange.tick_size, engine,
-                          loop.turns + (fast.turns if fast is not None else 0), fast.turns if fast is not None else 0,
-                          fast.range_changes if fast is not None else 0, note)
+                          exchange.fill_model, exchange.tick_size, engine, loop.turns + in_kernel, in_kernel,
+                          kernel_changes, note)
 
 
 class _Loop:

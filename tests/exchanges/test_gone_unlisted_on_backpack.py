@@ -72,6 +72,17 @@ def hold_listing(server: BackpackServer, order_id: str, until: float = math.inf)
                 fill["_listed"] = until * 1000
 
 
+def bought_unlisted(server: BackpackServer, home, monkeypatch):
+    """A started bot whose buy at 149 has filled, its fill not listed yet (the price back at 149.5)."""
+    strat, ex, db = run(server, home, monkeypatch)
+    buy = our_order(server, "Bid", "149")
+    server.fill_listing_delay = UNLISTED
+    server.set_price(148.99)                    # the buy fills; the history does not list it yet
+    server.set_price(149.5)
+    assert buy["status"] == "Filled"
+    return strat, ex, db
+
+
 def test_a_close_gone_filled_before_its_fill_is_listed_is_not_sent_again(home, monkeypatch):
     with BackpackServer(price=150.0) as server:
         strat, ex, db = run(server, home, monkeypatch)
@@ -98,12 +109,7 @@ def test_a_close_gone_filled_before_its_fill_is_listed_is_not_sent_again(home, m
 
 def test_an_opening_order_gone_filled_before_its_fill_is_listed_is_not_sent_again(home, monkeypatch):
     with BackpackServer(price=150.0) as server:
-        strat, ex, db = run(server, home, monkeypatch)
-        buy = our_order(server, "Bid", "149")
-        server.fill_listing_delay = UNLISTED
-        server.set_price(148.99)                # the buy fills; the history does not list it yet
-        server.set_price(149.5)
-        assert buy["status"] == "Filled"
+        strat, ex, db = bought_unlisted(server, home, monkeypatch)
         strat.reconcile()
         for _ in range(3):
             strat.step()
@@ -123,12 +129,7 @@ def test_a_dropped_levels_buy_gone_filled_unlisted_is_handed_to_the_new_range_wi
     dropped cell holds. Left out, the fill turned up later as carried inventory with no order to
     close it, until some later layout change."""
     with BackpackServer(price=150.0) as server:
-        strat, ex, db = run(server, home, monkeypatch)
-        buy = our_order(server, "Bid", "149")
-        server.fill_listing_delay = UNLISTED
-        server.set_price(148.99)                # the buy fills; the history does not list it yet
-        server.set_price(149.5)
-        assert buy["status"] == "Filled"
+        strat, ex, db = bought_unlisted(server, home, monkeypatch)
         strat.adjust_grid_range(140.5, 160.5)   # no cell keeps its edges: the level of 149 is dropped
         holders = [c for c in strat.cells if c.held > 0]
         assert [(c.side, c.held, c.cost) for c in holders] == [("long", pytest.approx(0.1), 149.0)], \
